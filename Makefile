@@ -1,0 +1,143 @@
+# Switchyard - one non-recursive make. Each folder adds its own module.mk.
+#
+# Two builds that never overwrite each other:
+#   release   objects in build/rel/,  binaries in bin/            (make, make run, make bench)
+#   sanitizer objects in build/asan/, binaries in build/asan/bin/ (make test)
+# A change of flags rebuilds: objects depend on a stamp file holding the flags.
+
+VERSION := 0.1.0
+CC      ?= gcc
+AR      ?= ar
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wvla -Wimplicit-fallthrough
+CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -DSWITCHYARD_VERSION='"$(VERSION)"' \
+        $(shell pkg-config --cflags libzmq msgpack libcares)
+CFLAGS_ALL := -std=gnu11 -g $(WARN)
+CFLAGS_REL := $(CFLAGS_ALL) -O2
+CFLAGS_ASAN := $(CFLAGS_ALL) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+        -fno-omit-frame-pointer
+LDFLAGS_REL :=
+LDFLAGS_ASAN := -fsanitize=address,undefined
+LIBS := -lev $(shell pkg-config --libs libzmq msgpack libcares) -lm
+
+REL  := build/rel
+ASAN := build/asan
+
+# Filled by the module.mk files.
+PROTO_SRCS :=
+PROGRAMS :=
+UNIT_TESTS :=
+IT_TESTS :=
+TEST_LIB_SRCS :=
+
+include protocol/module.mk
+include gateway/module.mk
+include router/module.mk
+include balancer/module.mk
+include healthd/module.mk
+include statsd/module.mk
+include chatd/module.mk
+include apid/module.mk
+include tools/module.mk
+include tests/module.mk
+
+ALL_SRCS := $(PROTO_SRCS) $(foreach p,$(PROGRAMS),$($(p)_SRCS)) $(TEST_LIB_SRCS) \
+        $(foreach t,$(UNIT_TESTS) $(IT_TESTS),$(t).c) $(PROTO_SPEC_SRCS)
+
+.PHONY: all deps test test-unit test-it spec spec-check format format-check lint clean asan run bench
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build-rel
+
+deps:
+	@scripts/deps.sh build
+
+.PHONY: build-rel build-asan
+build-rel: $(addprefix bin/,$(PROGRAMS))
+build-asan: $(addprefix $(ASAN)/bin/,$(PROGRAMS)) $(addprefix $(ASAN)/,$(UNIT_TESTS) $(IT_TESTS)) \
+        $(ASAN)/bin/proto_spec
+
+# Flag stamps: rewritten only when the flags change.
+$(REL)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_REL) $(LDFLAGS_REL)' | cmp -s - $@ \
+		|| echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_REL) $(LDFLAGS_REL)' > $@
+$(ASAN)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) $(LDFLAGS_ASAN)' | cmp -s - $@ \
+		|| echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) $(LDFLAGS_ASAN)' > $@
+FORCE:
+
+$(REL)/obj/%.o: %.c $(REL)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_REL) -MMD -MP -c $< -o $@
+$(ASAN)/obj/%.o: %.c $(ASAN)/.flags
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) -MMD -MP -c $< -o $@
+
+$(REL)/libproto.a: $(patsubst %.c,$(REL)/obj/%.o,$(PROTO_SRCS))
+	$(AR) rcs $@ $^
+$(ASAN)/libproto.a: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SRCS))
+	$(AR) rcs $@ $^
+
+# One link rule per program and build.
+define PROGRAM_RULES
+bin/$(1): $$(patsubst %.c,$(REL)/obj/%.o,$$($(1)_SRCS)) $(REL)/libproto.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_REL) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
+$(ASAN)/bin/$(1): $$(patsubst %.c,$(ASAN)/obj/%.o,$$($(1)_SRCS)) $(ASAN)/libproto.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
+
+# Tests are built only with sanitizers.
+define TEST_RULES
+$(ASAN)/$(1): $(ASAN)/obj/$(1).o $$(patsubst %.c,$(ASAN)/obj/%.o,$$($(1)_SRCS)) $(ASAN)/libproto.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) -lcmocka $$(LIBS)
+endef
+$(foreach t,$(UNIT_TESTS) $(IT_TESTS),$(eval $(call TEST_RULES,$(t))))
+
+$(ASAN)/bin/proto_spec: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SPEC_SRCS)) $(ASAN)/libproto.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(LIBS)
+
+test: 
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build-asan
+	@$(MAKE) --no-print-directory spec-check lint format-check
+	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) -- $(addprefix $(ASAN)/,$(IT_TESTS))
+
+test-unit: build-asan
+	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS))
+
+test-it: build-asan
+	@tests/run.sh -- $(addprefix $(ASAN)/,$(IT_TESTS))
+
+# protocol/PROTOCOL.md's message table is generated from messages.def.
+spec: $(ASAN)/bin/proto_spec
+	@scripts/spec.sh update $(ASAN)/bin/proto_spec protocol/PROTOCOL.md
+
+spec-check: $(ASAN)/bin/proto_spec
+	@scripts/spec.sh check $(ASAN)/bin/proto_spec protocol/PROTOCOL.md
+
+FORMAT_FILES = $(sort $(filter %.c %.h,$(ALL_SRCS) $(wildcard */*.h protocol/*.h tests/*/*.h)))
+
+format:
+	@clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format-check: ok"
+
+lint:
+	@if grep -nE '\b(strcpy|strcat|sprintf|gets|strtok|atoi)\s*\(' $(FORMAT_FILES); then \
+		echo "lint: forbidden call (use snprintf, strtok_r, strtol, proto_strlcpy)"; exit 1; \
+	else echo "lint: ok"; fi
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,4 @@
+# chatd/ - the chatd actor.
+PROGRAMS += chatd
+chatd_SRCS := chatd/main.c chatd/chat_actor.c
+chatd_LIBS :=

@@ -1,0 +1,920 @@
+/*  proto_bus - ROUTER + XPUB bound, DEALER + SUB per peer kind, on one libev loop.
+
+    Receive path: a proto_zwatch per socket calls s_on_<socket>, which takes at
+    most PROTO_BUS_BATCH messages with ZMQ_DONTWAIT, checks the frame count,
+    decodes (proto_decode validates everything), mirrors to taps, and
+    dispatches: replies to their pending request by id, ping to the built-in
+    pong, anything else to the handler registered for its type.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <zmq.h>
+
+#include "proto_bus.h"
+#include "proto_disc.h"
+#include "proto_log.h"
+#include "proto_proc.h"
+#include "proto_util.h"
+#include "proto_zwatch.h"
+
+#define S_PENDING_BUCKETS 4096
+#define S_MAX_TOPICS      16
+#define S_MAXMSGSIZE      (16 * 1024 * 1024) // far above PROTO_MSG_MAX: libzmq drops the link
+
+static const char *s_kind_names[PROTO_KIND_COUNT] = {
+#define PROTO_KIND_NAME(C, name) #name,
+    PROTO_KINDS(PROTO_KIND_NAME)
+#undef PROTO_KIND_NAME
+};
+
+const char *
+proto_kind_name(int kind)
+{
+    return kind >= 0 && kind < PROTO_KIND_COUNT ? s_kind_names[kind] : NULL;
+}
+
+int
+proto_kind_by_name(const char *name)
+{
+    for (int k = 0; k < PROTO_KIND_COUNT; k++)
+        if (strcmp(s_kind_names[k], name) == 0)
+            return k;
+    return -1;
+}
+
+typedef struct s_pending {
+    uint64_t id;              // request message id
+    ev_tstamp deadline;       // ev_now-based
+    proto_reply_fn *fn;       // callback
+    void *arg;                // its argument
+    struct s_pending *hnext;  // hash chain
+    struct s_pending *prev;   // deadline order
+    struct s_pending *next;   // deadline order
+} s_pending_t;
+
+typedef struct {
+    void *dealer;              // requests out, NULL if unused
+    void *sub;                 // events in, NULL if unused
+    proto_zwatch_t *dealer_w;  // watcher of dealer
+    proto_zwatch_t *sub_w;     // watcher of sub
+    bool used;                 // proto_bus_use was called
+} s_peer_t;
+
+typedef struct {
+    proto_bus_fn *fn; // handler
+    void *arg;        // its argument
+} s_handler_t;
+
+struct proto_bus {
+    struct ev_loop *loop;                      // the actor's loop
+    void *ctx;                                 // ZeroMQ context
+    void *router;                              // requests in
+    void *xpub;                                // events out, subscriptions in
+    proto_zwatch_t *router_w;                  // watcher of router
+    proto_zwatch_t *xpub_w;                    // watcher of xpub
+    s_peer_t peers[PROTO_KIND_COUNT];          // per peer kind
+    proto_disc_t *disc;                        // finds peer instances
+    s_handler_t handlers[PROTO_TYPE_COUNT];    // per message type
+    char *kind;                                // our kind
+    char *instance;                            // INSTANCE_ID
+    char *region;                              // REGION
+    char *bus_dir;                             // BUS_DIR
+    char *bus_bind;                            // BUS_BIND or NULL
+    char *peer_specs[PROTO_KIND_COUNT];        // BUS_PEERS_<KIND>
+    char src[PROTO_SRC_MAX + 1];               // "kind/instance"
+    char req_path[256];                        // ipc file of router ("" for tcp)
+    char pub_path[256];                        // ipc file of xpub ("" for tcp)
+    int64_t stats_interval_ms;                 // proc.stats period
+    ev_timer stats_timer;                      // publishes proc.stats
+    ev_timer pending_timer;                    // fires at the earliest deadline
+    s_pending_t *buckets[S_PENDING_BUCKETS];   // pending requests by id
+    s_pending_t *oldest;                       // pending requests by deadline
+    s_pending_t *newest;                       // ...
+    size_t npending;                           // how many
+    uint64_t next_id;                          // message ids
+    uint64_t start_ms;                         // wall clock at start
+    uint64_t start_us;                         // monotonic at start
+    uint64_t msgs_in;                          // received
+    uint64_t msgs_out;                         // sent
+    uint64_t dropped[PROTO_ERR_COUNT];         // dropped by reason
+    uint64_t send_failed;                      // sends that could not be queued
+    uint64_t late_replies;                     // replies with no pending request
+    int taps;                                  // tap subscriptions
+    bool started;                              // proto_bus_start succeeded
+    proto_buf_t buf;                           // encoding buffer
+    proto_in_t *in;                            // receive slot
+};
+
+// --------------------------------------------------------------------------
+// Socket helpers
+
+static void
+s_setint(void *sock, int option, int value)
+{
+    if (zmq_setsockopt(sock, option, &value, sizeof value) != 0)
+        log_warn("zmq_setsockopt failed", LOG_I("option", option),
+            LOG_S("error", zmq_strerror(zmq_errno())));
+}
+
+static void *
+s_socket(proto_bus_t *self, int type)
+{
+    void *sock = zmq_socket(self->ctx, type);
+    if (sock == NULL)
+        return NULL;
+    bool pubsub = type == ZMQ_XPUB || type == ZMQ_SUB;
+    s_setint(sock, ZMQ_SNDHWM, pubsub ? PROTO_BUS_PUB_HWM : PROTO_BUS_HWM);
+    s_setint(sock, ZMQ_RCVHWM, pubsub ? PROTO_BUS_PUB_HWM : PROTO_BUS_HWM);
+    s_setint(sock, ZMQ_LINGER, 0);
+    s_setint(sock, ZMQ_IPV6, 1);
+    s_setint(sock, ZMQ_HEARTBEAT_IVL, PROTO_BUS_HEARTBEAT);
+    s_setint(sock, ZMQ_HEARTBEAT_TIMEOUT, PROTO_BUS_HB_TIMEOUT);
+    s_setint(sock, ZMQ_HEARTBEAT_TTL, PROTO_BUS_HB_TIMEOUT);
+    s_setint(sock, ZMQ_RECONNECT_IVL, 100);
+    s_setint(sock, ZMQ_RECONNECT_IVL_MAX, 2000);
+    int64_t maxmsg = S_MAXMSGSIZE;
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (type == ZMQ_DEALER)
+        s_setint(sock, ZMQ_IMMEDIATE, 1);
+    if (type == ZMQ_ROUTER)
+        s_setint(sock, ZMQ_ROUTER_MANDATORY, 1);
+    if (type == ZMQ_XPUB)
+        s_setint(sock, ZMQ_XPUB_VERBOSER, 1);
+    return sock;
+}
+
+//  Send one or two frames without blocking. Returns 0 or -1.
+static int
+s_send(void *sock, const void *f1, size_t l1, const void *f2, size_t l2)
+{
+    if (f1 != NULL && zmq_send(sock, f1, l1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    // ZeroMQ sends multi-part messages atomically: once the first part is
+    // queued, the rest is accepted too
+    if (zmq_send(sock, f2, l2, ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
+//  Mirror a message to the taps, if any are attached.
+static void
+s_tap(proto_bus_t *self, const char *dir, proto_type_t type, const void *body, size_t len)
+{
+    if (self->taps <= 0 || self->xpub == NULL)
+        return;
+    char topic[96];
+    const char *name = proto_type_name(type);
+    int n = snprintf(topic, sizeof topic, "tap.%s.%s.%s", self->kind, dir, name ? name : "invalid");
+    if (n <= 0 || (size_t) n >= sizeof topic)
+        return;
+    (void) s_send(self->xpub, topic, (size_t) n, body, len);
+}
+
+//  Fill the envelope and encode into self->buf.
+static int
+s_encode(proto_bus_t *self, proto_msg_t *msg, bool new_id)
+{
+    if (new_id)
+        msg->id = ++self->next_id;
+    msg->src = self->src;
+    msg->ts = proto_now_ms();
+    if (msg->rid == NULL)
+        msg->rid = "";
+    if (proto_encode(msg, &self->buf) != 0) {
+        log_error("bus message not encodable", LOG_S("type", proto_type_name(msg->type)),
+            LOG_ERRNO(errno));
+        self->send_failed++;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_sent(proto_bus_t *self, int rc, const proto_msg_t *msg)
+{
+    if (rc == 0) {
+        self->msgs_out++;
+        s_tap(self, "out", msg->type, self->buf.data, self->buf.size);
+    } else {
+        self->send_failed++;
+        log_debug("bus send failed", LOG_S("type", proto_type_name(msg->type)),
+            LOG_S("error", zmq_strerror(zmq_errno())));
+    }
+}
+
+// --------------------------------------------------------------------------
+// Pending requests
+
+static size_t
+s_bucket(uint64_t id)
+{
+    return (size_t) ((id * 0x9E3779B97F4A7C15ull) >> 52) & (S_PENDING_BUCKETS - 1);
+}
+
+static void
+s_pending_rearm(proto_bus_t *self)
+{
+    ev_timer_stop(self->loop, &self->pending_timer);
+    if (self->oldest == NULL)
+        return;
+    ev_tstamp after = self->oldest->deadline - ev_now(self->loop);
+    ev_timer_set(&self->pending_timer, after > 0 ? after : 0., 0.);
+    ev_timer_start(self->loop, &self->pending_timer);
+}
+
+static void
+s_pending_unlink(proto_bus_t *self, s_pending_t *p)
+{
+    s_pending_t **pp = &self->buckets[s_bucket(p->id)];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        self->oldest = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        self->newest = p->prev;
+    self->npending--;
+}
+
+static s_pending_t *
+s_pending_take(proto_bus_t *self, uint64_t id)
+{
+    for (s_pending_t *p = self->buckets[s_bucket(id)]; p; p = p->hnext) {
+        if (p->id != id)
+            continue;
+        bool was_oldest = p == self->oldest;
+        s_pending_unlink(self, p);
+        if (was_oldest)
+            s_pending_rearm(self);
+        return p;
+    }
+    return NULL;
+}
+
+static void
+s_pending_add(proto_bus_t *self, s_pending_t *p)
+{
+    size_t b = s_bucket(p->id);
+    p->hnext = self->buckets[b];
+    self->buckets[b] = p;
+    // keep deadline order; mostly an append, since timeouts are mostly equal
+    s_pending_t *after = self->newest;
+    while (after && after->deadline > p->deadline)
+        after = after->prev;
+    p->prev = after;
+    p->next = after ? after->next : self->oldest;
+    if (p->next)
+        p->next->prev = p;
+    else
+        self->newest = p;
+    if (after)
+        after->next = p;
+    else
+        self->oldest = p;
+    self->npending++;
+    if (p == self->oldest)
+        s_pending_rearm(self);
+}
+
+static void
+s_on_pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) revents;
+    proto_bus_t *self = t->data;
+    ev_tstamp now = ev_now(loop);
+    while (self->oldest && self->oldest->deadline <= now) {
+        s_pending_t *p = self->oldest;
+        s_pending_unlink(self, p);
+        p->fn(self, NULL, p->arg); // may add new requests
+        free(p);
+    }
+    s_pending_rearm(self);
+}
+
+// --------------------------------------------------------------------------
+// Built-in messages
+
+static void
+s_counter(proto_counter_t *c, size_t *n, size_t cap, const char *name, uint64_t value)
+{
+    if (*n >= cap)
+        return;
+    c[*n].name = name;
+    c[*n].value = value;
+    (*n)++;
+}
+
+static void
+s_answer_ping(proto_bus_t *self, proto_in_t *in)
+{
+    static const char *drop_names[PROTO_ERR_COUNT] = {
+        NULL,
+        "dropped.oversize",
+        "dropped.malformed",
+        "dropped.version",
+        "dropped.unknown",
+        "dropped.missing",
+        "dropped.type",
+        "dropped.bound",
+        "dropped.duplicate",
+        "dropped.frames",
+        "dropped.unexpected",
+    };
+    static const char *peer_names[PROTO_KIND_COUNT] = {
+#define PROTO_KIND_PEER(C, name) "peers." #name,
+        PROTO_KINDS(PROTO_KIND_PEER)
+#undef PROTO_KIND_PEER
+    };
+    proto_counter_t counters[64];
+    size_t n = 0, cap = PROTO_ARRAY_SIZE(counters);
+    for (int r = 1; r < PROTO_ERR_COUNT; r++)
+        s_counter(counters, &n, cap, drop_names[r], self->dropped[r]);
+    s_counter(counters, &n, cap, "dropped.send", self->send_failed);
+    s_counter(counters, &n, cap, "replies.late", self->late_replies);
+    s_counter(counters, &n, cap, "requests.pending", self->npending);
+    s_counter(counters, &n, cap, "log.dropped", proto_log_dropped());
+    s_counter(counters, &n, cap, "taps", (uint64_t) (self->taps > 0 ? self->taps : 0));
+    for (int k = 0; k < PROTO_KIND_COUNT; k++)
+        if (self->peers[k].used)
+            s_counter(counters, &n, cap, peer_names[k], proto_bus_peers(self, k));
+
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_PONG);
+    pong.pong.kind = self->kind;
+    pong.pong.instance = self->instance;
+    pong.pong.pid = (uint32_t) getpid();
+    pong.pong.version = SWITCHYARD_VERSION;
+    pong.pong.region = self->region;
+    pong.pong.uptime_ms = (proto_mono_us() - self->start_us) / 1000;
+    pong.pong.sent_us = in->msg.ping.sent_us;
+    pong.pong.msgs_in = self->msgs_in;
+    pong.pong.msgs_out = self->msgs_out;
+    pong.pong.counters = counters;
+    pong.pong.counters_count = (uint32_t) n;
+    proto_bus_reply(self, &in->ret, &pong);
+}
+
+static void
+s_publish_stats(proto_bus_t *self)
+{
+    proto_proc_sample_t s;
+    (void) proto_proc_sample(&s);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_PROC_STATS);
+    msg.proc_stats.kind = self->kind;
+    msg.proc_stats.instance = self->instance;
+    msg.proc_stats.pid = (uint32_t) getpid();
+    msg.proc_stats.cpu_seconds = s.cpu_seconds;
+    msg.proc_stats.rss_bytes = s.rss_bytes;
+    msg.proc_stats.open_fds = s.open_fds;
+    msg.proc_stats.start_time = (double) self->start_ms / 1000.0;
+    msg.proc_stats.uptime_ms = (proto_mono_us() - self->start_us) / 1000;
+    proto_bus_publish(self, &msg);
+}
+
+static void
+s_on_stats_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) loop;
+    (void) revents;
+    s_publish_stats(t->data);
+}
+
+// --------------------------------------------------------------------------
+// Receive
+
+//  Read one whole message (all its frames) into parts[0..max). Returns the
+//  number of frames (more than max if there were more), 0 if none waiting.
+static int
+s_recv_parts(void *sock, zmq_msg_t *parts, int max)
+{
+    int n = 0;
+    int more;
+    do {
+        zmq_msg_t scratch;
+        zmq_msg_t *part = n < max ? &parts[n] : &scratch;
+        zmq_msg_init(part);
+        if (zmq_msg_recv(part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(part);
+            for (int i = 0; i < n && i < max; i++)
+                zmq_msg_close(&parts[i]);
+            return 0;
+        }
+        more = zmq_msg_more(part);
+        if (part == &scratch)
+            zmq_msg_close(&scratch);
+        n++;
+    } while (more);
+    return n;
+}
+
+static void
+s_close_parts(zmq_msg_t *parts, int n, int max)
+{
+    for (int i = 0; i < n && i < max; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static void
+s_drop(proto_bus_t *self, proto_in_t *in, const char *socket)
+{
+    self->dropped[in->msg.err]++;
+    log_debug("bus message dropped", LOG_S("socket", socket),
+        LOG_S("reason", proto_err_name(in->msg.err)), LOG_S("field", in->msg.err_field));
+}
+
+//  Decode body into self->in and dispatch it.
+static void
+s_dispatch(proto_bus_t *self, const void *body, size_t len, const char *socket)
+{
+    proto_in_t *in = self->in;
+    self->msgs_in++;
+    int rc = proto_decode(body, len, &in->msg);
+    s_tap(self, "in", rc == 0 ? in->msg.type : PROTO_NONE, body, len);
+    if (rc != 0) {
+        s_drop(self, in, socket);
+        return;
+    }
+    if (in->from == PROTO_FROM_REQUEST) {
+        in->ret.id = in->msg.id;
+        proto_strlcpy(in->ret.rid, in->msg.rid, sizeof in->ret.rid);
+    }
+    if (in->from == PROTO_FROM_REPLY) {
+        s_pending_t *p = s_pending_take(self, in->msg.id);
+        if (p) {
+            p->fn(self, in, p->arg);
+            free(p);
+            return;
+        }
+        if (self->handlers[in->msg.type].fn == NULL) {
+            self->late_replies++;
+            return;
+        }
+    }
+    if (in->msg.type == PROTO_PING && in->from == PROTO_FROM_REQUEST) {
+        s_answer_ping(self, in);
+        return;
+    }
+    s_handler_t *h = &self->handlers[in->msg.type];
+    if (h->fn == NULL) {
+        in->msg.err = PROTO_ERR_UNEXPECTED;
+        in->msg.err_field = proto_type_name(in->msg.type);
+        s_drop(self, in, socket);
+        return;
+    }
+    h->fn(self, in, h->arg);
+}
+
+static void
+s_on_router(proto_zwatch_t *w, void *sock, int revents, void *arg)
+{
+    (void) w;
+    (void) revents;
+    proto_bus_t *self = arg;
+    for (int i = 0; i < PROTO_BUS_BATCH; i++) {
+        zmq_msg_t parts[2];
+        int n = s_recv_parts(sock, parts, 2);
+        if (n == 0)
+            break;
+        if (n != 2) {
+            self->msgs_in++;
+            self->dropped[PROTO_ERR_FRAMES]++;
+            s_close_parts(parts, n, 2);
+            continue;
+        }
+        proto_in_t *in = self->in;
+        in->from = PROTO_FROM_REQUEST;
+        in->kind = -1;
+        size_t idlen = zmq_msg_size(&parts[0]);
+        if (idlen > PROTO_BUS_IDENTITY)
+            idlen = PROTO_BUS_IDENTITY;
+        memcpy(in->ret.identity, zmq_msg_data(&parts[0]), idlen);
+        in->ret.identity_len = (uint8_t) idlen;
+        s_dispatch(self, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), "router");
+        s_close_parts(parts, n, 2);
+    }
+}
+
+//  Subscription messages: count taps, answer a new proc.stats subscriber.
+static void
+s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
+{
+    (void) w;
+    (void) revents;
+    proto_bus_t *self = arg;
+    for (int i = 0; i < PROTO_BUS_BATCH; i++) {
+        zmq_msg_t parts[1];
+        int n = s_recv_parts(sock, parts, 1);
+        if (n == 0)
+            break;
+        const uint8_t *data = zmq_msg_data(&parts[0]);
+        size_t size = zmq_msg_size(&parts[0]);
+        if (n == 1 && size >= 1 && (data[0] == 0 || data[0] == 1)) {
+            const char *topic = (const char *) data + 1;
+            size_t tlen = size - 1;
+            bool tap = (tlen <= 4 && memcmp(topic, "tap.", tlen) == 0)
+                       || (tlen > 4 && memcmp(topic, "tap.", 4) == 0);
+            if (tap) {
+                self->taps += data[0] == 1 ? 1 : -1;
+                if (self->taps < 0)
+                    self->taps = 0;
+                log_info(data[0] == 1 ? "tap attached" : "tap detached", LOG_I("taps", self->taps));
+            }
+            bool stats = tlen <= strlen("proc.stats") && memcmp(topic, "proc.stats", tlen) == 0;
+            if (data[0] == 1 && stats && self->started)
+                s_publish_stats(self);
+        }
+        s_close_parts(parts, n, 1);
+    }
+}
+
+static void
+s_on_peer_socket(proto_bus_t *self, void *sock, bool is_sub)
+{
+    int kind = -1;
+    for (int k = 0; k < PROTO_KIND_COUNT && kind < 0; k++)
+        if (self->peers[k].dealer == sock || self->peers[k].sub == sock)
+            kind = k;
+    for (int i = 0; i < PROTO_BUS_BATCH; i++) {
+        zmq_msg_t parts[2];
+        int n = s_recv_parts(sock, parts, 2);
+        if (n == 0)
+            break;
+        int want = is_sub ? 2 : 1;
+        if (n != want) {
+            self->msgs_in++;
+            self->dropped[PROTO_ERR_FRAMES]++;
+            s_close_parts(parts, n, 2);
+            continue;
+        }
+        proto_in_t *in = self->in;
+        in->from = is_sub ? PROTO_FROM_EVENT : PROTO_FROM_REPLY;
+        in->kind = kind;
+        in->ret.identity_len = 0;
+        zmq_msg_t *body = &parts[want - 1];
+        s_dispatch(self, zmq_msg_data(body), zmq_msg_size(body), is_sub ? "sub" : "dealer");
+        s_close_parts(parts, n, 2);
+    }
+}
+
+static void
+s_on_dealer(proto_zwatch_t *w, void *sock, int revents, void *arg)
+{
+    (void) w;
+    (void) revents;
+    s_on_peer_socket(arg, sock, false);
+}
+
+static void
+s_on_sub(proto_zwatch_t *w, void *sock, int revents, void *arg)
+{
+    (void) w;
+    (void) revents;
+    s_on_peer_socket(arg, sock, true);
+}
+
+// --------------------------------------------------------------------------
+// Discovery
+
+static void
+s_on_instance(void *arg, const char *kind_name, const char *req, const char *pub, bool added)
+{
+    proto_bus_t *self = arg;
+    int kind = proto_kind_by_name(kind_name);
+    if (kind < 0)
+        return;
+    s_peer_t *peer = &self->peers[kind];
+    int (*op)(void *, const char *) = added ? zmq_connect : zmq_disconnect;
+    if (peer->dealer && op(peer->dealer, req) != 0)
+        log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", req),
+            LOG_S("error", zmq_strerror(zmq_errno())));
+    if (peer->sub && op(peer->sub, pub) != 0)
+        log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", pub),
+            LOG_S("error", zmq_strerror(zmq_errno())));
+}
+
+// --------------------------------------------------------------------------
+// Lifecycle
+
+proto_bus_t *
+proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, size_t errlen)
+{
+    proto_bus_t *self = proto_xcalloc(1, sizeof *self);
+    self->loop = loop;
+    self->kind = proto_xstrdup(cfg->kind);
+    self->instance = proto_xstrdup(cfg->instance);
+    self->region = proto_xstrdup(cfg->region ? cfg->region : "");
+    self->bus_dir = proto_xstrdup(cfg->bus_dir);
+    self->bus_bind = cfg->bus_bind && *cfg->bus_bind ? proto_xstrdup(cfg->bus_bind) : NULL;
+    for (int k = 0; k < PROTO_KIND_COUNT; k++)
+        self->peer_specs[k] = cfg->peers[k] ? proto_xstrdup(cfg->peers[k]) : NULL;
+    self->stats_interval_ms = cfg->stats_interval_ms > 0 ? cfg->stats_interval_ms : 5000;
+    int n = snprintf(self->src, sizeof self->src, "%s/%s", self->kind, self->instance);
+    if (n <= 0 || (size_t) n >= sizeof self->src) {
+        snprintf(err, errlen, "kind/instance longer than %d bytes", PROTO_SRC_MAX);
+        goto fail;
+    }
+    self->start_ms = proto_now_ms();
+    self->start_us = proto_mono_us();
+    self->next_id = self->start_us << 16; // distinct across restarts
+    self->in = proto_xcalloc(1, sizeof *self->in);
+    ev_timer_init(&self->stats_timer, s_on_stats_timer, 0., (double) self->stats_interval_ms / 1000.);
+    self->stats_timer.data = self;
+    ev_timer_init(&self->pending_timer, s_on_pending_timer, 0., 0.);
+    self->pending_timer.data = self;
+    self->ctx = zmq_ctx_new();
+    if (self->ctx == NULL) {
+        snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    self->disc = proto_disc_new(loop, self->bus_dir, getpid(), s_on_instance, self);
+    return self;
+fail:
+    proto_bus_destroy(&self);
+    return NULL;
+}
+
+static int
+s_mkdirs(const char *dir)
+{
+    char path[256];
+    if (!proto_strlcpy(path, dir, sizeof path))
+        return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int
+proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
+{
+    char req_ep[PROTO_DISC_ENDPOINT_MAX], pub_ep[PROTO_DISC_ENDPOINT_MAX];
+    if (self->bus_bind) {
+        proto_strlcpy(req_ep, self->bus_bind, sizeof req_ep);
+        if (proto_disc_pub_of(req_ep, pub_ep, sizeof pub_ep) != 0) {
+            snprintf(err, errlen, "bad value for BUS_BIND: '%s' (expected tcp://HOST:PORT)",
+                self->bus_bind);
+            return -1;
+        }
+    } else {
+        if (s_mkdirs(self->bus_dir) != 0) {
+            snprintf(err, errlen, "cannot create BUS_DIR '%s': %s", self->bus_dir, strerror(errno));
+            return -1;
+        }
+        int a = snprintf(self->req_path, sizeof self->req_path, "%s/%s.%d.req", self->bus_dir,
+            self->kind, (int) getpid());
+        int b = snprintf(self->pub_path, sizeof self->pub_path, "%s/%s.%d.pub", self->bus_dir,
+            self->kind, (int) getpid());
+        if (a <= 0 || b <= 0 || a > 107 || b > 107) {
+            snprintf(err, errlen, "BUS_DIR '%s' is too long for a unix socket path (108 bytes)",
+                self->bus_dir);
+            self->req_path[0] = self->pub_path[0] = '\0';
+            return -1;
+        }
+        snprintf(req_ep, sizeof req_ep, "ipc://%s", self->req_path);
+        snprintf(pub_ep, sizeof pub_ep, "ipc://%s", self->pub_path);
+    }
+    self->router = s_socket(self, ZMQ_ROUTER);
+    self->xpub = s_socket(self, ZMQ_XPUB);
+    if (self->router == NULL || self->xpub == NULL) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (zmq_bind(self->router, req_ep) != 0 || zmq_bind(self->xpub, pub_ep) != 0) {
+        snprintf(err, errlen, "cannot bind %s / %s: %s", req_ep, pub_ep,
+            zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    self->router_w = proto_zwatch_new(self->loop, self->router, ZMQ_POLLIN, s_on_router, self);
+    self->xpub_w = proto_zwatch_new(self->loop, self->xpub, ZMQ_POLLIN, s_on_xpub, self);
+    if (self->router_w == NULL || self->xpub_w == NULL) {
+        snprintf(err, errlen, "cannot watch bus sockets: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    proto_zwatch_start(self->router_w);
+    proto_zwatch_start(self->xpub_w);
+    for (int k = 0; k < PROTO_KIND_COUNT; k++) {
+        if (self->peers[k].dealer_w)
+            proto_zwatch_start(self->peers[k].dealer_w);
+        if (self->peers[k].sub_w)
+            proto_zwatch_start(self->peers[k].sub_w);
+    }
+    ev_timer_again(self->loop, &self->stats_timer);
+    self->started = true;
+    log_info("bus bound", LOG_S("requests", req_ep), LOG_S("events", pub_ep));
+    return 0;
+}
+
+int
+proto_bus_use(proto_bus_t *self, int kind, bool requests, const char *const *topics, char *err,
+    size_t errlen)
+{
+    if (kind < 0 || kind >= PROTO_KIND_COUNT || self->peers[kind].used) {
+        snprintf(err, errlen, "peer kind %d used twice or unknown", kind);
+        return -1;
+    }
+    s_peer_t *peer = &self->peers[kind];
+    peer->used = true;
+    if (requests) {
+        peer->dealer = s_socket(self, ZMQ_DEALER);
+        if (peer->dealer == NULL) {
+            snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        peer->dealer_w = proto_zwatch_new(self->loop, peer->dealer, ZMQ_POLLIN, s_on_dealer, self);
+    }
+    if (topics && topics[0]) {
+        peer->sub = s_socket(self, ZMQ_SUB);
+        if (peer->sub == NULL) {
+            snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        for (size_t i = 0; topics[i] && i < S_MAX_TOPICS; i++)
+            zmq_setsockopt(peer->sub, ZMQ_SUBSCRIBE, topics[i], strlen(topics[i]));
+        peer->sub_w = proto_zwatch_new(self->loop, peer->sub, ZMQ_POLLIN, s_on_sub, self);
+    }
+    if ((requests && peer->dealer_w == NULL) || (peer->sub && peer->sub_w == NULL)) {
+        snprintf(err, errlen, "cannot watch peer sockets: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (self->started) {
+        if (peer->dealer_w)
+            proto_zwatch_start(peer->dealer_w);
+        if (peer->sub_w)
+            proto_zwatch_start(peer->sub_w);
+    }
+    return proto_disc_watch(self->disc, proto_kind_name(kind), self->peer_specs[kind], err,
+        errlen);
+}
+
+void
+proto_bus_on(proto_bus_t *self, proto_type_t type, proto_bus_fn *fn, void *arg)
+{
+    if (type <= PROTO_NONE || type >= PROTO_TYPE_COUNT)
+        return;
+    self->handlers[type].fn = fn;
+    self->handlers[type].arg = arg;
+}
+
+int
+proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg)
+{
+    if (kind < 0 || kind >= PROTO_KIND_COUNT || self->peers[kind].dealer == NULL) {
+        self->send_failed++;
+        return -1;
+    }
+    if (s_encode(self, msg, true) != 0)
+        return -1;
+    int rc = s_send(self->peers[kind].dealer, NULL, 0, self->buf.data, self->buf.size);
+    s_sent(self, rc, msg);
+    return rc;
+}
+
+int
+proto_bus_request(proto_bus_t *self, int kind, proto_msg_t *msg, int64_t timeout_ms,
+    proto_reply_fn *fn, void *arg)
+{
+    if (self->npending >= PROTO_BUS_PENDING) {
+        self->send_failed++;
+        return -1;
+    }
+    if (proto_bus_send(self, kind, msg) != 0)
+        return -1;
+    s_pending_t *p = proto_xcalloc(1, sizeof *p);
+    p->id = msg->id;
+    p->deadline = ev_now(self->loop) + (double) timeout_ms / 1000.0;
+    p->fn = fn;
+    p->arg = arg;
+    s_pending_add(self, p);
+    return 0;
+}
+
+int
+proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg)
+{
+    if (self->router == NULL)
+        return -1;
+    msg->id = to->id;
+    msg->rid = to->rid;
+    if (s_encode(self, msg, false) != 0)
+        return -1;
+    int rc = s_send(self->router, to->identity, to->identity_len, self->buf.data, self->buf.size);
+    s_sent(self, rc, msg);
+    return rc;
+}
+
+int
+proto_bus_publish(proto_bus_t *self, proto_msg_t *msg)
+{
+    if (self->xpub == NULL)
+        return -1;
+    if (s_encode(self, msg, true) != 0)
+        return -1;
+    const char *topic = proto_type_name(msg->type);
+    int rc = s_send(self->xpub, topic, strlen(topic), self->buf.data, self->buf.size);
+    s_sent(self, rc, msg);
+    return rc;
+}
+
+size_t
+proto_bus_peers(proto_bus_t *self, int kind)
+{
+    if (kind < 0 || kind >= PROTO_KIND_COUNT || self->disc == NULL)
+        return 0;
+    return proto_disc_count(self->disc, proto_kind_name(kind));
+}
+
+int
+proto_bus_taps(proto_bus_t *self)
+{
+    return self->taps;
+}
+
+void
+proto_bus_count_drop(proto_bus_t *self, proto_err_t reason)
+{
+    if (reason > PROTO_OK && reason < PROTO_ERR_COUNT)
+        self->dropped[reason]++;
+}
+
+static void
+s_close(void **sock)
+{
+    if (*sock == NULL)
+        return;
+    zmq_close(*sock);
+    *sock = NULL;
+}
+
+void
+proto_bus_destroy(proto_bus_t **self_p)
+{
+    proto_bus_t *self = *self_p;
+    if (self == NULL)
+        return;
+    ev_timer_stop(self->loop, &self->stats_timer);
+    ev_timer_stop(self->loop, &self->pending_timer);
+    while (self->oldest) {
+        s_pending_t *p = self->oldest;
+        s_pending_unlink(self, p);
+        free(p);
+    }
+    proto_disc_destroy(&self->disc);
+    for (int k = 0; k < PROTO_KIND_COUNT; k++) {
+        proto_zwatch_destroy(&self->peers[k].dealer_w);
+        proto_zwatch_destroy(&self->peers[k].sub_w);
+        s_close(&self->peers[k].dealer);
+        s_close(&self->peers[k].sub);
+    }
+    proto_zwatch_destroy(&self->router_w);
+    proto_zwatch_destroy(&self->xpub_w);
+    s_close(&self->router);
+    s_close(&self->xpub);
+    if (self->ctx) {
+        zmq_ctx_term(self->ctx);
+        self->ctx = NULL;
+    }
+    // libzmq removes the files it bound; make sure, without caring if it did
+    if (self->req_path[0])
+        unlink(self->req_path);
+    if (self->pub_path[0])
+        unlink(self->pub_path);
+    if (self->in) {
+        proto_msg_clear(&self->in->msg);
+        free(self->in);
+        self->in = NULL;
+    }
+    proto_buf_free(&self->buf);
+    for (int k = 0; k < PROTO_KIND_COUNT; k++) {
+        free(self->peer_specs[k]);
+        self->peer_specs[k] = NULL;
+    }
+    free(self->bus_bind);
+    self->bus_bind = NULL;
+    free(self->bus_dir);
+    self->bus_dir = NULL;
+    free(self->region);
+    self->region = NULL;
+    free(self->instance);
+    self->instance = NULL;
+    free(self->kind);
+    self->kind = NULL;
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,153 @@
+/*  proto_bus - an actor's place on the Switchyard bus.
+
+    Binds one ROUTER (requests to this actor) and one XPUB (its events): ipc
+    files <kind>.<pid>.req/.pub in BUS_DIR, or tcp BUS_BIND and the next port.
+    For each peer kind the actor uses it keeps one DEALER (requests out, spread
+    by ZeroMQ over every instance) and/or one SUB (events in), connected and
+    disconnected per instance as proto_disc finds them.
+
+    Every message in or out is counted; a malformed, oversized, unknown or
+    unexpected one is dropped and counted by reason, never fatal. Requests
+    carry an id and a deadline: a late or duplicate reply is dropped by id.
+    ping is answered with pong, proc.stats is published every interval and
+    when a subscriber arrives, and every message is mirrored on the XPUB under
+    tap.<kind>.<in|out>.<type> while (and only while) a tap is subscribed.
+*/
+#ifndef PROTO_BUS_H
+#define PROTO_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "proto.h"
+
+//  The actor kinds. PROTO_KIND_CLI is the operator CLI (never bound).
+#define PROTO_KINDS(X)                                                                           \
+    X(GATEWAY, gateway)                                                                          \
+    X(ROUTER, router)                                                                            \
+    X(BALANCER, balancer)                                                                        \
+    X(HEALTHD, healthd)                                                                          \
+    X(STATSD, statsd)                                                                            \
+    X(CHATD, chatd)                                                                              \
+    X(APID, apid)
+
+typedef enum {
+#define PROTO_KIND_ENUM(C, name) PROTO_KIND_##C,
+    PROTO_KINDS(PROTO_KIND_ENUM)
+#undef PROTO_KIND_ENUM
+        PROTO_KIND_COUNT
+} proto_kind_t;
+
+//  Name of a kind ("router"), or NULL. Kind by name, or -1.
+const char *proto_kind_name(int kind);
+int proto_kind_by_name(const char *name);
+
+#define PROTO_BUS_HWM        10000  // ROUTER/DEALER queue bound, messages
+#define PROTO_BUS_PUB_HWM    100000 // XPUB/SUB queue bound, messages
+#define PROTO_BUS_BATCH      64     // messages handled per wake-up per socket
+#define PROTO_BUS_IDENTITY   255    // routing id bytes
+#define PROTO_BUS_PENDING    65536  // requests awaiting replies
+#define PROTO_BUS_HEARTBEAT  1000   // ZMTP heartbeat interval, ms
+#define PROTO_BUS_HB_TIMEOUT 3000   // ZMTP heartbeat timeout, ms
+
+typedef struct proto_bus proto_bus_t;
+
+typedef enum {
+    PROTO_FROM_REQUEST, // on our ROUTER: a request to answer
+    PROTO_FROM_REPLY,   // on a DEALER: an answer to us
+    PROTO_FROM_EVENT,   // on a SUB: an event
+} proto_from_t;
+
+//  Where to send a reply; copy it to answer later.
+typedef struct {
+    uint8_t identity[PROTO_BUS_IDENTITY]; // ROUTER routing id
+    uint8_t identity_len;                 // its length
+    uint64_t id;                          // the request's message id
+    char rid[PROTO_RID_MAX + 1];          // the request's rid
+} proto_return_t;
+
+//  A received message (borrowed by handlers; valid during the call).
+typedef struct {
+    proto_msg_t msg;    // decoded
+    proto_from_t from;  // which kind of socket
+    int kind;           // REPLY/EVENT: peer kind of the socket; REQUEST: -1
+    proto_return_t ret; // REQUEST: where the reply goes
+} proto_in_t;
+
+typedef void(proto_bus_fn)(proto_bus_t *bus, proto_in_t *in, void *arg);
+//  Answer to proto_bus_request: in is the reply, or NULL when the deadline
+//  passed or the request could not be sent.
+typedef void(proto_reply_fn)(proto_bus_t *bus, proto_in_t *in, void *arg);
+
+typedef struct {
+    const char *kind;                    // our kind ("router")
+    const char *instance;                // INSTANCE_ID
+    const char *region;                  // REGION (reported in pong)
+    const char *bus_dir;                 // BUS_DIR
+    const char *bus_bind;                // BUS_BIND or NULL for ipc in bus_dir
+    const char *peers[PROTO_KIND_COUNT]; // BUS_PEERS_<KIND> or NULL
+    int64_t stats_interval_ms;           // proc.stats period
+} proto_bus_config_t;
+
+//  Create the bus for an actor (sockets are bound by proto_bus_start).
+//  Strings in cfg are copied. Returns NULL with a reason in err.
+proto_bus_t *proto_bus_new(struct ev_loop *loop,
+    const proto_bus_config_t *cfg,
+    char *err,
+    size_t errlen);
+
+//  Bind and start watching. Returns 0, or -1 with a reason in err.
+int proto_bus_start(proto_bus_t *self, char *err, size_t errlen);
+
+//  Use a peer kind: requests (a DEALER) and/or events (a SUB subscribed to
+//  each wire type name in topics, NULL-terminated). Call before or after
+//  start. Returns 0, or -1 with a reason in err.
+int proto_bus_use(proto_bus_t *self,
+    int kind,
+    bool requests,
+    const char *const *topics,
+    char *err,
+    size_t errlen);
+
+//  Handle messages of a type, whatever socket they arrive on (replies to
+//  proto_bus_request go to its callback instead). ping has a built-in handler.
+void proto_bus_on(proto_bus_t *self, proto_type_t type, proto_bus_fn *fn, void *arg);
+
+//  Send a request to one instance of kind (ZeroMQ picks which). Fills the
+//  envelope (id, src, ts; rid stays as set). Returns 0, or -1 (no instance,
+//  queue full) counted as dropped.send.
+int proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg);
+
+//  Send a request and wait for its reply up to timeout_ms: fn is called
+//  exactly once, with the reply or with NULL. Returns 0, or -1 if it could
+//  not be sent (fn is then not called).
+int proto_bus_request(proto_bus_t *self,
+    int kind,
+    proto_msg_t *msg,
+    int64_t timeout_ms,
+    proto_reply_fn *fn,
+    void *arg);
+
+//  Reply through our ROUTER. msg takes the request's id and rid.
+int proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg);
+
+//  Publish an event on our XPUB under its wire type name.
+int proto_bus_publish(proto_bus_t *self, proto_msg_t *msg);
+
+//  Live instances of a kind currently connected.
+size_t proto_bus_peers(proto_bus_t *self, int kind);
+
+//  Number of taps attached (subscribed to tap.*).
+int proto_bus_taps(proto_bus_t *self);
+
+//  Count a drop for a reason (for messages a handler rejects).
+void proto_bus_count_drop(proto_bus_t *self, proto_err_t reason);
+
+//  Stop watching, close every socket (linger 0), remove our ipc files, free.
+//  Sets *self_p to NULL. Safe to call twice.
+void proto_bus_destroy(proto_bus_t **self_p);
+
+#endif

@@ -1,0 +1,555 @@
+/*  proto_disc - find every live instance of a peer kind (ipc dir, DNS, list).
+
+    The set of instances of each watched kind is recomputed from its source
+    (a directory scan, a DNS answer, a fixed list) and compared with the
+    previous set; the callback hears only the differences.
+*/
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ares.h>
+#include <ev.h>
+
+#include "proto_disc.h"
+#include "proto_log.h"
+#include "proto_util.h"
+
+#define S_MAX_WATCHES 16
+#define S_MAX_ARES_FDS 16
+
+typedef enum { S_IPC, S_DNS, S_LIST } s_mode_t;
+
+typedef struct {
+    char req[PROTO_DISC_ENDPOINT_MAX]; // ROUTER endpoint
+    char pub[PROTO_DISC_ENDPOINT_MAX]; // XPUB endpoint
+} s_inst_t;
+
+typedef struct {
+    proto_disc_t *owner;                     // back pointer for c-ares callbacks
+    char kind[32];                           // peer kind
+    s_mode_t mode;                           // where instances come from
+    char dns_name[256];                      // S_DNS: name to resolve
+    unsigned port;                           // S_DNS: ROUTER port
+    s_inst_t inst[PROTO_DISC_MAX_INSTANCES]; // current set
+    size_t count;                            // entries in inst
+    bool dns_busy;                           // a query is in flight
+} s_watch_t;
+
+typedef struct {
+    ev_io io;       // readiness of one c-ares socket
+    bool used;      // slot in use
+} s_ares_fd_t;
+
+struct proto_disc {
+    struct ev_loop *loop;                      // our loop
+    char *bus_dir;                             // directory of ipc files
+    pid_t skip_pid;                            // our own pid
+    proto_disc_fn *fn;                         // change callback
+    void *arg;                                 // its argument
+    s_watch_t *watches[S_MAX_WATCHES];         // watched kinds
+    size_t nwatches;                           // how many
+    ev_timer scan_timer;                       // periodic ipc rescan and dns re-resolve
+    ev_stat dir_stat;                          // directory change (inotify where available)
+    bool dir_stat_on;                          // dir_stat started
+    ares_channel channel;                      // c-ares, created on first dns watch
+    bool ares_on;                              // channel initialised
+    s_ares_fd_t ares_fds[S_MAX_ARES_FDS];      // c-ares sockets
+    ev_timer ares_timer;                       // drives c-ares timeouts while queries run
+    int ares_pending;                          // queries in flight
+    uint64_t dns_due_ms;                       // next re-resolve (ev_now based)
+};
+
+// --------------------------------------------------------------------------
+// Names and endpoints
+
+int
+proto_disc_parse_name(const char *name, char *kind, size_t kind_cap, pid_t *pid, bool *is_req)
+{
+    const char *dot1 = strchr(name, '.');
+    if (dot1 == NULL || dot1 == name)
+        return -1;
+    size_t klen = (size_t) (dot1 - name);
+    if (klen >= kind_cap)
+        return -1;
+    for (size_t i = 0; i < klen; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || name[i] == '_' || name[i] == '-'))
+            return -1;
+    const char *p = dot1 + 1;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || *end != '.' || errno != 0 || v <= 0 || v > 4194304 || *p == '+' || *p == '-')
+        return -1;
+    if (strcmp(end, ".req") == 0)
+        *is_req = true;
+    else if (strcmp(end, ".pub") == 0)
+        *is_req = false;
+    else
+        return -1;
+    memcpy(kind, name, klen);
+    kind[klen] = '\0';
+    *pid = (pid_t) v;
+    return 0;
+}
+
+bool
+proto_disc_pid_alive(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+int
+proto_disc_pub_of(const char *req, char *out, size_t cap)
+{
+    if (strncmp(req, "tcp://", 6) != 0)
+        return -1;
+    const char *colon = strrchr(req, ':');
+    if (colon == NULL || colon < req + 6)
+        return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || port < 1 || port > 65534 || end == colon + 1)
+        return -1;
+    int n = snprintf(out, cap, "%.*s:%ld", (int) (colon - req), req, port + 1);
+    return n > 0 && (size_t) n < cap ? 0 : -1;
+}
+
+//  Check one tcp://host:port endpoint of a list.
+static int
+s_check_endpoint(const char *ep, size_t len)
+{
+    char buf[PROTO_DISC_ENDPOINT_MAX], pub[PROTO_DISC_ENDPOINT_MAX];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, ep, len);
+    buf[len] = '\0';
+    if (strncmp(buf, "tcp://", 6) != 0 || buf[6] == ':' || buf[6] == '\0')
+        return -1;
+    return proto_disc_pub_of(buf, pub, sizeof pub);
+}
+
+int
+proto_disc_check_spec(const char *spec, char *err, size_t errlen)
+{
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    if (strncmp(spec, "dns:", 4) == 0) {
+        const char *name = spec + 4;
+        const char *colon = strrchr(name, ':');
+        char *end;
+        if (colon == NULL || colon == name || (size_t) (colon - name) > 253) {
+            snprintf(err, errlen, "expected dns:NAME:PORT");
+            return -1;
+        }
+        errno = 0;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end != '\0' || end == colon + 1 || errno || port < 1 || port > 65534) {
+            snprintf(err, errlen, "expected dns:NAME:PORT with port 1-65534");
+            return -1;
+        }
+        return 0;
+    }
+    const char *p = spec;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t) (comma - p) : strlen(p);
+        if (s_check_endpoint(p, len) != 0) {
+            snprintf(err, errlen, "expected dns:NAME:PORT or tcp://HOST:PORT[,tcp://HOST:PORT...]");
+            return -1;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+// Set differences
+
+//  Replace w's instance set by next (n entries), reporting the changes.
+static void
+s_apply(proto_disc_t *self, s_watch_t *w, const s_inst_t *next, size_t n)
+{
+    // removals first, so that a changed address is disconnected before its replacement
+    for (size_t i = 0; i < w->count;) {
+        bool keep = false;
+        for (size_t j = 0; j < n && !keep; j++)
+            keep = strcmp(w->inst[i].req, next[j].req) == 0;
+        if (keep) {
+            i++;
+            continue;
+        }
+        s_inst_t gone = w->inst[i];
+        w->inst[i] = w->inst[--w->count];
+        log_info("peer gone", LOG_S("kind", w->kind), LOG_S("endpoint", gone.req));
+        self->fn(self->arg, w->kind, gone.req, gone.pub, false);
+    }
+    for (size_t j = 0; j < n; j++) {
+        bool known = false;
+        for (size_t i = 0; i < w->count && !known; i++)
+            known = strcmp(w->inst[i].req, next[j].req) == 0;
+        if (known || w->count >= PROTO_DISC_MAX_INSTANCES)
+            continue;
+        w->inst[w->count++] = next[j];
+        log_info("peer found", LOG_S("kind", w->kind), LOG_S("endpoint", next[j].req));
+        self->fn(self->arg, w->kind, next[j].req, next[j].pub, true);
+    }
+}
+
+// --------------------------------------------------------------------------
+// ipc directory scan
+
+static s_watch_t *
+s_find(proto_disc_t *self, const char *kind)
+{
+    for (size_t i = 0; i < self->nwatches; i++)
+        if (strcmp(self->watches[i]->kind, kind) == 0)
+            return self->watches[i];
+    return NULL;
+}
+
+static void
+s_scan_dir(proto_disc_t *self)
+{
+    // one pass over the directory collects the live instances of every ipc kind
+    s_inst_t *found[S_MAX_WATCHES] = {0};
+    size_t nfound[S_MAX_WATCHES] = {0};
+    bool any = false;
+    for (size_t i = 0; i < self->nwatches; i++)
+        if (self->watches[i]->mode == S_IPC) {
+            found[i] = proto_xcalloc(PROTO_DISC_MAX_INSTANCES, sizeof(s_inst_t));
+            any = true;
+        }
+    if (!any)
+        return;
+    DIR *dir = opendir(self->bus_dir);
+    struct dirent *de;
+    while (dir && (de = readdir(dir)) != NULL) {
+        char kind[32];
+        pid_t pid;
+        bool is_req;
+        if (proto_disc_parse_name(de->d_name, kind, sizeof kind, &pid, &is_req) != 0)
+            continue;
+        if (!proto_disc_pid_alive(pid)) {
+            // stale: its process is gone; a later bind of that pid would reuse the path
+            char path[PROTO_DISC_ENDPOINT_MAX];
+            int n = snprintf(path, sizeof path, "%s/%s", self->bus_dir, de->d_name);
+            if (n > 0 && (size_t) n < sizeof path && unlink(path) == 0)
+                log_debug("stale bus file removed", LOG_S("path", path));
+            continue;
+        }
+        if (!is_req || pid == self->skip_pid)
+            continue;
+        for (size_t i = 0; i < self->nwatches; i++) {
+            s_watch_t *w = self->watches[i];
+            if (w->mode != S_IPC || strcmp(w->kind, kind) != 0
+                || nfound[i] >= PROTO_DISC_MAX_INSTANCES)
+                continue;
+            s_inst_t *inst = &found[i][nfound[i]];
+            int a = snprintf(inst->req, sizeof inst->req, "ipc://%s/%s.%d.req", self->bus_dir, kind,
+                (int) pid);
+            int b = snprintf(inst->pub, sizeof inst->pub, "ipc://%s/%s.%d.pub", self->bus_dir, kind,
+                (int) pid);
+            if (a > 0 && (size_t) a < sizeof inst->req && b > 0 && (size_t) b < sizeof inst->pub)
+                nfound[i]++;
+        }
+    }
+    if (dir)
+        closedir(dir);
+    for (size_t i = 0; i < self->nwatches; i++) {
+        if (found[i] == NULL)
+            continue;
+        s_apply(self, self->watches[i], found[i], nfound[i]);
+        free(found[i]);
+        found[i] = NULL;
+    }
+}
+
+// --------------------------------------------------------------------------
+// DNS through c-ares
+
+static void
+s_on_ares_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    proto_disc_t *self = w->data;
+    ares_process_fd(self->channel, (revents & EV_READ) ? w->fd : ARES_SOCKET_BAD,
+        (revents & EV_WRITE) ? w->fd : ARES_SOCKET_BAD);
+}
+
+static void
+s_on_ares_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    proto_disc_t *self = w->data;
+    ares_process_fd(self->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+}
+
+//  c-ares tells us which sockets to watch.
+static void
+s_on_ares_sock(void *data, ares_socket_t fd, int readable, int writable)
+{
+    proto_disc_t *self = data;
+    int events = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+    s_ares_fd_t *slot = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < S_MAX_ARES_FDS; i++) {
+        if (self->ares_fds[i].used && self->ares_fds[i].io.fd == fd)
+            slot = &self->ares_fds[i];
+        else if (!self->ares_fds[i].used && free_slot == NULL)
+            free_slot = &self->ares_fds[i];
+    }
+    if (slot) {
+        ev_io_stop(self->loop, &slot->io);
+        slot->used = false;
+    }
+    if (events == 0)
+        return;
+    slot = slot ? slot : free_slot;
+    if (slot == NULL) {
+        log_warn("too many DNS sockets", LOG_I("fd", fd));
+        return;
+    }
+    ev_io_init(&slot->io, s_on_ares_io, fd, events);
+    slot->io.data = self;
+    slot->used = true;
+    ev_io_start(self->loop, &slot->io);
+}
+
+static void
+s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+    (void) timeouts;
+    s_watch_t *w = arg;
+    if (status == ARES_EDESTRUCTION)
+        return; // the channel is being destroyed with us
+    proto_disc_t *self = w->owner;
+    w->dns_busy = false;
+    if (--self->ares_pending == 0)
+        ev_timer_stop(self->loop, &self->ares_timer);
+    if (status != ARES_SUCCESS) {
+        if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
+            s_apply(self, w, NULL, 0); // the name is gone: so are its instances
+        else
+            log_warn("dns lookup failed", LOG_S("kind", w->kind), LOG_S("name", w->dns_name),
+                LOG_S("error", ares_strerror(status)));
+        if (res)
+            ares_freeaddrinfo(res);
+        return;
+    }
+    s_inst_t *next = proto_xcalloc(PROTO_DISC_MAX_INSTANCES, sizeof *next);
+    size_t n = 0;
+    for (struct ares_addrinfo_node *node = res->nodes; node && n < PROTO_DISC_MAX_INSTANCES;
+         node = node->ai_next) {
+        char addr[INET6_ADDRSTRLEN];
+        const void *src;
+        if (node->ai_family == AF_INET)
+            src = &((const struct sockaddr_in *) (const void *) node->ai_addr)->sin_addr;
+        else if (node->ai_family == AF_INET6)
+            src = &((const struct sockaddr_in6 *) (const void *) node->ai_addr)->sin6_addr;
+        else
+            continue;
+        if (inet_ntop(node->ai_family, src, addr, sizeof addr) == NULL)
+            continue;
+        const char *fmt_open = node->ai_family == AF_INET6 ? "[" : "";
+        const char *fmt_close = node->ai_family == AF_INET6 ? "]" : "";
+        snprintf(next[n].req, sizeof next[n].req, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
+            w->port);
+        snprintf(next[n].pub, sizeof next[n].pub, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
+            w->port + 1);
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = strcmp(next[i].req, next[n].req) == 0;
+        if (!dup)
+            n++;
+    }
+    ares_freeaddrinfo(res);
+    s_apply(self, w, next, n);
+    free(next);
+}
+
+static void
+s_resolve(proto_disc_t *self, s_watch_t *w)
+{
+    if (w->dns_busy)
+        return;
+    struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    w->dns_busy = true;
+    if (self->ares_pending++ == 0)
+        ev_timer_again(self->loop, &self->ares_timer);
+    ares_getaddrinfo(self->channel, w->dns_name, NULL, &hints, s_on_addrinfo, w);
+}
+
+static int
+s_ares_start(proto_disc_t *self, char *err, size_t errlen)
+{
+    if (self->ares_on)
+        return 0;
+    struct ares_options opts = {
+        .sock_state_cb = s_on_ares_sock, .sock_state_cb_data = self, .timeout = 1000, .tries = 2};
+    int rc = ares_init_options(&self->channel, &opts,
+        ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+        return -1;
+    }
+    self->ares_on = true;
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+// Timers and lifecycle
+
+static void
+s_on_scan_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) revents;
+    proto_disc_t *self = t->data;
+    s_scan_dir(self);
+    uint64_t now = (uint64_t) (ev_now(loop) * 1000);
+    if (self->ares_on && now >= self->dns_due_ms) {
+        self->dns_due_ms = now + PROTO_DISC_DNS_MS;
+        for (size_t i = 0; i < self->nwatches; i++)
+            if (self->watches[i]->mode == S_DNS)
+                s_resolve(self, self->watches[i]);
+    }
+}
+
+static void
+s_on_dir_change(struct ev_loop *loop, ev_stat *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    s_scan_dir(w->data);
+}
+
+proto_disc_t *
+proto_disc_new(struct ev_loop *loop, const char *bus_dir, pid_t skip_pid, proto_disc_fn *fn,
+    void *arg)
+{
+    proto_disc_t *self = proto_xcalloc(1, sizeof *self);
+    self->loop = loop;
+    self->bus_dir = proto_xstrdup(bus_dir);
+    self->skip_pid = skip_pid;
+    self->fn = fn;
+    self->arg = arg;
+    ev_timer_init(&self->scan_timer, s_on_scan_timer, 0., PROTO_DISC_SCAN_MS / 1000.);
+    self->scan_timer.data = self;
+    ev_timer_init(&self->ares_timer, s_on_ares_timer, 0., 0.1);
+    self->ares_timer.data = self;
+    ev_stat_init(&self->dir_stat, s_on_dir_change, self->bus_dir, PROTO_DISC_SCAN_MS / 1000.);
+    self->dir_stat.data = self;
+    return self;
+}
+
+int
+proto_disc_watch(proto_disc_t *self, const char *kind, const char *spec, char *err, size_t errlen)
+{
+    if (self->nwatches >= S_MAX_WATCHES || strlen(kind) >= sizeof(((s_watch_t *) 0)->kind)) {
+        snprintf(err, errlen, "too many peer kinds");
+        return -1;
+    }
+    if (proto_disc_check_spec(spec, err, errlen) != 0)
+        return -1;
+    if (s_find(self, kind) != NULL)
+        return 0;
+    s_watch_t *w = proto_xcalloc(1, sizeof *w);
+    w->owner = self;
+    proto_strlcpy(w->kind, kind, sizeof w->kind);
+    if (spec == NULL || *spec == '\0') {
+        w->mode = S_IPC;
+        if (!self->dir_stat_on) {
+            ev_stat_start(self->loop, &self->dir_stat);
+            self->dir_stat_on = true;
+        }
+    } else if (strncmp(spec, "dns:", 4) == 0) {
+        const char *colon = strrchr(spec + 4, ':');
+        w->mode = S_DNS;
+        snprintf(w->dns_name, sizeof w->dns_name, "%.*s", (int) (colon - (spec + 4)), spec + 4);
+        w->port = (unsigned) strtoul(colon + 1, NULL, 10);
+        if (s_ares_start(self, err, errlen) != 0) {
+            free(w);
+            return -1;
+        }
+    } else {
+        w->mode = S_LIST;
+    }
+    self->watches[self->nwatches++] = w;
+    if (!ev_is_active(&self->scan_timer))
+        ev_timer_again(self->loop, &self->scan_timer);
+
+    // first answer now rather than at the first tick
+    if (w->mode == S_IPC) {
+        s_scan_dir(self);
+    } else if (w->mode == S_DNS) {
+        s_resolve(self, w);
+    } else {
+        s_inst_t *next = proto_xcalloc(PROTO_DISC_MAX_INSTANCES, sizeof *next);
+        size_t n = 0;
+        const char *p = spec;
+        while (*p && n < PROTO_DISC_MAX_INSTANCES) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t) (comma - p) : strlen(p);
+            snprintf(next[n].req, sizeof next[n].req, "%.*s", (int) len, p);
+            proto_disc_pub_of(next[n].req, next[n].pub, sizeof next[n].pub);
+            n++;
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+        s_apply(self, w, next, n);
+        free(next);
+    }
+    return 0;
+}
+
+void
+proto_disc_rescan(proto_disc_t *self)
+{
+    s_scan_dir(self);
+}
+
+size_t
+proto_disc_count(proto_disc_t *self, const char *kind)
+{
+    s_watch_t *w = s_find(self, kind);
+    return w ? w->count : 0;
+}
+
+void
+proto_disc_destroy(proto_disc_t **self_p)
+{
+    proto_disc_t *self = *self_p;
+    if (self == NULL)
+        return;
+    ev_timer_stop(self->loop, &self->scan_timer);
+    ev_timer_stop(self->loop, &self->ares_timer);
+    if (self->dir_stat_on)
+        ev_stat_stop(self->loop, &self->dir_stat);
+    if (self->ares_on) {
+        ares_destroy(self->channel); // callbacks see ARES_EDESTRUCTION
+        for (size_t i = 0; i < S_MAX_ARES_FDS; i++)
+            if (self->ares_fds[i].used)
+                ev_io_stop(self->loop, &self->ares_fds[i].io);
+    }
+    for (size_t i = 0; i < self->nwatches; i++) {
+        free(self->watches[i]);
+        self->watches[i] = NULL;
+    }
+    free(self->bus_dir);
+    self->bus_dir = NULL;
+    free(self);
+    *self_p = NULL;
+}

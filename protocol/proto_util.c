@@ -1,0 +1,67 @@
+/*  proto_util - allocation that aborts on out-of-memory, bounded copies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto_util.h"
+
+static void
+s_oom(size_t size)
+{
+    fprintf(stderr, "switchyard: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *
+proto_xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        s_oom(size);
+    return p;
+}
+
+void *
+proto_xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (p == NULL)
+        s_oom(count * size);
+    return p;
+}
+
+void *
+proto_xrealloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (p == NULL)
+        s_oom(size);
+    return p;
+}
+
+char *
+proto_xstrdup(const char *s)
+{
+    size_t len = strlen(s);
+    char *copy = proto_xmalloc(len + 1);
+    memcpy(copy, s, len + 1);
+    return copy;
+}
+
+bool
+proto_strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t len = strlen(src);
+    if (cap == 0)
+        return false;
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n == len;
+}
+
+bool
+proto_starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}

@@ -1,0 +1,35 @@
+/*  proto_zwatch - a libev watcher for a ZeroMQ socket.
+
+    ZMQ_FD is edge-triggered and only a hint: any send, receive or ZMQ_EVENTS
+    read can consume the edge, so a plain ev_io on it stalls. This bundle (after
+    flux-core's ev_zmq.c) uses an ev_prepare that checks ZMQ_EVENTS and starts
+    an ev_idle when work is pending (so the loop does not block) or an ev_io on
+    ZMQ_FD otherwise, and an ev_check that stops both, re-reads ZMQ_EVENTS and
+    calls the callback when the wanted events are set. The callback handles a
+    bounded batch with ZMQ_DONTWAIT and returns; the next prepare sees the rest.
+*/
+#ifndef PROTO_ZWATCH_H
+#define PROTO_ZWATCH_H
+
+#include <ev.h>
+
+typedef struct proto_zwatch proto_zwatch_t;
+
+//  Called with the ZMQ_EVENTS bits that are set among those wanted.
+typedef void(proto_zwatch_fn)(proto_zwatch_t *watch, void *socket, int revents, void *arg);
+
+//  Create a watcher for socket (borrowed) calling fn when any of events
+//  (ZMQ_POLLIN, ZMQ_POLLOUT) is ready. Returns NULL if ZMQ_FD cannot be read.
+proto_zwatch_t *proto_zwatch_new(struct ev_loop *loop,
+    void *socket,
+    int events,
+    proto_zwatch_fn *fn,
+    void *arg);
+
+void proto_zwatch_start(proto_zwatch_t *self);
+void proto_zwatch_stop(proto_zwatch_t *self);
+
+//  Stop and free. Sets *self_p to NULL. Safe to call twice.
+void proto_zwatch_destroy(proto_zwatch_t **self_p);
+
+#endif

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# deps.sh - make sure every Debian package Switchyard needs is installed.
+#
+# Usage: scripts/deps.sh [build|test|run|bench]...   (default: build)
+# Checks with one dpkg-query call, so it is quick when nothing is missing.
+# As root it installs what is missing with apt-get; otherwise it prints the one
+# command to run and exits 1. Called by `make`, `make test`, `make run`, `make bench`.
+set -euo pipefail
+
+build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
+    libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev)
+test_pkgs=(libcmocka-dev clang-format redis-server curl python3-requests procps)
+run_pkgs=(redis-server curl)
+bench_pkgs=(wrk nginx-light haproxy curl)
+
+want=()
+[ $# -eq 0 ] && set -- build
+for group in "$@"; do
+    case "$group" in
+        build) want+=("${build_pkgs[@]}") ;;
+        test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+        run) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+        bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown group '$group' (build, test, run, bench)" >&2; exit 2 ;;
+    esac
+done
+
+mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
+missing=()
+while read -r pkg status; do
+    [ "$status" = "installed" ] || missing+=("$pkg")
+done < <(for p in "${want[@]}"; do
+    s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    echo "$p ${s:-none}"
+done)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+    echo "deps.sh: run: sudo apt-get update && sudo $cmd" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

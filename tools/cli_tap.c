@@ -1,0 +1,176 @@
+/*  cli_tap - `switchyard tap [--actor NAME] [--type GLOB]`: live bus
+    messages as JSON lines.
+
+    Subscribes a SUB to "tap." (or "tap.<actor>.") on every instance found,
+    following instances as they come and go, and prints each mirrored
+    message as {"actor","dir","type","msg"} with secrets redacted. Actors
+    mirror only while a tap is subscribed, so an idle tap costs nothing.
+*/
+#include <fnmatch.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "cli_json.h"
+#include "proto_log.h"
+#include "proto_util.h"
+#include "proto_zwatch.h"
+
+typedef struct {
+    cli_bus_config_t bus; // where the bus is
+    char *actor;          // only this kind, or NULL
+    char *type;           // glob on the message type, or NULL
+    int64_t count;        // stop after this many lines (0: never)
+} s_config_t;
+
+static const proto_cfg_opt_t s_opts[] = {
+    {"SWITCHYARD_TAP_ACTOR", "actor", PROTO_CFG_STR, NULL, "only this actor kind",
+        offsetof(s_config_t, actor), 0, 0, NULL, 0},
+    {"SWITCHYARD_TAP_TYPE", "type", PROTO_CFG_STR, NULL, "only message types matching this glob",
+        offsetof(s_config_t, type), 0, 0, NULL, 0},
+    {"SWITCHYARD_TAP_COUNT", "count", PROTO_CFG_INT, "0", "exit after this many messages (0: run until Ctrl-C)",
+        offsetof(s_config_t, count), 0, 1000000000, NULL, 0},
+};
+
+typedef struct {
+    s_config_t *cfg;    // settings
+    struct ev_loop *loop; // our loop
+    void *sub;          // SUB to every tapped instance
+    int64_t printed;    // lines printed
+    cli_json_t json;    // conversion buffer
+} s_tap_t;
+
+static void
+s_on_instance(void *arg, const char *kind, const char *req, const char *pub, bool added)
+{
+    (void) kind;
+    (void) req;
+    s_tap_t *tap = arg;
+    if (added)
+        zmq_connect(tap->sub, pub);
+    else
+        zmq_disconnect(tap->sub, pub);
+}
+
+//  Topic "tap.<kind>.<dir>.<type>" into its parts; false if not a tap topic.
+static bool
+s_split(char *topic, char **kind, char **dir, char **type)
+{
+    char *save = NULL;
+    char *tap = strtok_r(topic, ".", &save);
+    *kind = strtok_r(NULL, ".", &save);
+    *dir = strtok_r(NULL, ".", &save);
+    *type = save; // the rest: types contain dots
+    return tap && strcmp(tap, "tap") == 0 && *kind && *dir && *type && **type;
+}
+
+static void
+s_on_message(proto_zwatch_t *w, void *sock, int revents, void *arg)
+{
+    (void) w;
+    (void) revents;
+    s_tap_t *tap = arg;
+    for (int i = 0; i < 64; i++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&topic);
+            zmq_msg_close(&body);
+            return;
+        }
+        bool two = zmq_msg_more(&topic) && zmq_msg_recv(&body, sock, ZMQ_DONTWAIT) >= 0;
+        char name[128], *kind, *dir, *type;
+        size_t tlen = zmq_msg_size(&topic) < sizeof name - 1 ? zmq_msg_size(&topic) : sizeof name - 1;
+        memcpy(name, zmq_msg_data(&topic), tlen);
+        name[tlen] = '\0';
+        if (two && s_split(name, &kind, &dir, &type)
+            && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)) {
+            int rc = cli_json_from_msgpack(zmq_msg_data(&body), zmq_msg_size(&body), &tap->json);
+            printf("{\"actor\":\"%s\",\"dir\":\"%s\",\"type\":\"%s\",\"msg\":%s}\n", kind, dir, type,
+                rc == 0 ? tap->json.data : "null");
+            fflush(stdout);
+            tap->printed++;
+        }
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+        if (tap->cfg->count > 0 && tap->printed >= tap->cfg->count) {
+            ev_break(tap->loop, EVBREAK_ALL);
+            return;
+        }
+    }
+}
+
+static void
+s_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void) w;
+    (void) revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int
+cli_tap(int argc, char **argv)
+{
+    s_config_t cfg = {0};
+    proto_cfg_table_t tables[] = {
+        {cli_bus_opts, cli_bus_opts_count, &cfg.bus},
+        {s_opts, PROTO_ARRAY_SIZE(s_opts), &cfg},
+    };
+    int rc = cli_config("tap", tables, PROTO_ARRAY_SIZE(tables), argc, argv);
+    int kind = -1;
+    if (rc == 0 && cfg.actor && (kind = proto_kind_by_name(cfg.actor)) < 0) {
+        fprintf(stderr, "switchyard tap: bad value for --actor: '%s' (expected an actor kind)\n",
+            cfg.actor);
+        rc = 2;
+    }
+    if (rc != 0) {
+        proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
+        return rc == 1 ? 0 : 2;
+    }
+    s_tap_t tap = {.cfg = &cfg};
+    tap.loop = ev_loop_new(EVFLAG_AUTO);
+    void *ctx = zmq_ctx_new();
+    tap.sub = zmq_socket(ctx, ZMQ_SUB);
+    int zero = 0, ipv6 = 1;
+    zmq_setsockopt(tap.sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(tap.sub, ZMQ_IPV6, &ipv6, sizeof ipv6);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "tap.%s", kind >= 0 ? proto_kind_name(kind) : "");
+    if (kind >= 0) {
+        size_t len = strlen(prefix);
+        prefix[len] = '.';
+        prefix[len + 1] = '\0';
+    }
+    zmq_setsockopt(tap.sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+    proto_zwatch_t *watch = proto_zwatch_new(tap.loop, tap.sub, ZMQ_POLLIN, s_on_message, &tap);
+    proto_zwatch_start(watch);
+    proto_disc_t *disc = proto_disc_new(tap.loop, cfg.bus.bus_dir, getpid(), s_on_instance, &tap);
+    char err[256];
+    for (int k = 0; k < PROTO_KIND_COUNT; k++)
+        if ((kind < 0 || k == kind)
+            && proto_disc_watch(disc, proto_kind_name(k), cfg.bus.peers[k], err, sizeof err) != 0)
+            fprintf(stderr, "switchyard tap: %s: %s\n", proto_kind_name(k), err);
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, s_on_signal, SIGINT);
+    ev_signal_init(&sigterm, s_on_signal, SIGTERM);
+    ev_signal_start(tap.loop, &sigint);
+    ev_signal_start(tap.loop, &sigterm);
+    ev_run(tap.loop, 0);
+    ev_signal_stop(tap.loop, &sigint);
+    ev_signal_stop(tap.loop, &sigterm);
+    proto_disc_destroy(&disc);
+    proto_zwatch_destroy(&watch);
+    zmq_close(tap.sub);
+    zmq_ctx_term(ctx);
+    ev_loop_destroy(tap.loop);
+    cli_json_free(&tap.json);
+    proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*  switchyard - the operator CLI: `switchyard COMMAND [flags]`.
+
+    ping  every live actor instance with its round-trip time (-v: counters)
+    tap   live bus messages as JSON lines
+*/
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "proto_log.h"
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out, "usage: switchyard COMMAND [--flag value]...\n\n"
+                 "commands:\n"
+                 "  ping [-v] [--timeout 2s]            list every live actor instance with its\n"
+                 "                                      round-trip time (-v: message counters)\n"
+                 "  tap [--actor NAME] [--type GLOB]    print live bus messages as JSON lines\n"
+                 "      [--count N]                     (secrets redacted); Ctrl-C stops\n\n"
+                 "Every command reads BUS_DIR (default run/bus) and BUS_PEERS_<KIND> from flags,\n"
+                 "the environment or .env, like the actors. `switchyard COMMAND --help` lists them.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    proto_log_setup("switchyard", "cli", PROTO_LOG_WARN, PROTO_LOG_PRETTY, STDERR_FILENO);
+    int rc;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
+        || strcmp(argv[1], "help") == 0) {
+        s_usage(stdout);
+        rc = argc < 2 ? 2 : 0;
+    } else if (strcmp(argv[1], "ping") == 0) {
+        rc = cli_ping(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "tap") == 0) {
+        rc = cli_tap(argc - 1, argv + 1);
+    } else {
+        fprintf(stderr, "switchyard: unknown command '%s'\n", argv[1]);
+        s_usage(stderr);
+        rc = 2;
+    }
+    proto_log_shutdown();
+    return rc;
+}
