@@ -11,7 +11,7 @@ AR      ?= ar
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wvla -Wimplicit-fallthrough
-CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -DSWITCHYARD_VERSION='"$(VERSION)"' \
+CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib -DSWITCHYARD_VERSION='"$(VERSION)"' \
         $(shell pkg-config --cflags libzmq msgpack libcares)
 CFLAGS_ALL := -std=gnu11 -g $(WARN)
 CFLAGS_REL := $(CFLAGS_ALL) -O2
@@ -70,26 +70,33 @@ $(ASAN)/.flags: FORCE
 		|| echo '$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) $(LDFLAGS_ASAN)' > $@
 FORCE:
 
+# Quiet by default; `make V=1` shows every command.
+Q := $(if $(V),,@)
+
 $(REL)/obj/%.o: %.c $(REL)/.flags
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_REL) -MMD -MP -c $< -o $@
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_REL) -MMD -MP -c $< -o $@
 $(ASAN)/obj/%.o: %.c $(ASAN)/.flags
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) -MMD -MP -c $< -o $@
+	@$(if $(V),,echo "  CC asan $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ASAN) -MMD -MP -c $< -o $@
 
 $(REL)/libproto.a: $(patsubst %.c,$(REL)/obj/%.o,$(PROTO_SRCS))
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 $(ASAN)/libproto.a: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SRCS))
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 # One link rule per program and build.
 define PROGRAM_RULES
 bin/$(1): $$(patsubst %.c,$(REL)/obj/%.o,$$($(1)_SRCS)) $(REL)/libproto.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_REL) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
+	@$(if $(V),,echo "  LD      $$@")
+	$(Q)$$(CC) $$(LDFLAGS_REL) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
 $(ASAN)/bin/$(1): $$(patsubst %.c,$(ASAN)/obj/%.o,$$($(1)_SRCS)) $(ASAN)/libproto.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
+	@$(if $(V),,echo "  LD asan $$@")
+	$(Q)$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
 
@@ -97,13 +104,14 @@ $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$(p))))
 define TEST_RULES
 $(ASAN)/$(1): $(ASAN)/obj/$(1).o $$(patsubst %.c,$(ASAN)/obj/%.o,$$($(1)_SRCS)) $(ASAN)/libproto.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) -lcmocka $$(LIBS)
+	@$(if $(V),,echo "  LD asan $$@")
+	$(Q)$$(CC) $$(LDFLAGS_ASAN) -o $$@ $$^ $$($(1)_LIBS) -lcmocka $$(LIBS)
 endef
 $(foreach t,$(UNIT_TESTS) $(IT_TESTS),$(eval $(call TEST_RULES,$(t))))
 
 $(ASAN)/bin/proto_spec: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SPEC_SRCS)) $(ASAN)/libproto.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(LIBS)
 
 test: 
 	@scripts/deps.sh test

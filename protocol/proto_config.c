@@ -496,7 +496,15 @@ s_apply_argument(proto_cfg_slot_t *slots,
     if (equals) {
         value = equals + 1;
     } else if (is_bool) {
-        value = "true"; // a bare boolean flag (--verbose) switches it on
+        //  A boolean flag takes the next argument only when it is a boolean
+        //  word (--verbose false); a bare one (--verbose) switches it on.
+        bool ignored;
+        if (*index_p + 1 < argc && s_parse_bool(argv[*index_p + 1], &ignored) == 0) {
+            *index_p += 1;
+            value = argv[*index_p];
+        } else {
+            value = "true";
+        }
     } else if (*index_p + 1 < argc && strncmp(argv[*index_p + 1], "--", 2) != 0) {
         //  A next argument starting with "--" is taken as the next flag, not
         //  a value; one starting with a single '-' (a negative number) is a value.

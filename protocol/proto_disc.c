@@ -84,6 +84,8 @@ proto_disc_parse_name(const char *name, char *kind, size_t kind_cap, pid_t *pid,
             return -1;
     const char *p = dot1 + 1;
     char *end;
+    if (*p < '1' || *p > '9')
+        return -1; // digits only, no sign, space or leading zero
     errno = 0;
     long v = strtol(p, &end, 10);
     if (end == p || *end != '.' || errno != 0 || v <= 0 || v > 4194304 || *p == '+' || *p == '-')
@@ -117,6 +119,8 @@ proto_disc_pub_of(const char *req, char *out, size_t cap)
     if (colon == NULL || colon < req + 6)
         return -1;
     char *end;
+    if (colon[1] < '0' || colon[1] > '9')
+        return -1;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
     if (*end != '\0' || errno != 0 || port < 1 || port > 65534 || end == colon + 1)
@@ -153,8 +157,8 @@ proto_disc_check_spec(const char *spec, char *err, size_t errlen)
             return -1;
         }
         errno = 0;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || end == colon + 1 || errno || port < 1 || port > 65534) {
+        long port = colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : 0;
+        if (port == 0 || *end != '\0' || end == colon + 1 || errno || port > 65534) {
             snprintf(err, errlen, "expected dns:NAME:PORT with port 1-65534");
             return -1;
         }
@@ -169,8 +173,10 @@ proto_disc_check_spec(const char *spec, char *err, size_t errlen)
             return -1;
         }
         p += len;
-        if (*p == ',')
-            p++;
+        if (*p == ',' && *++p == '\0') {
+            snprintf(err, errlen, "expected dns:NAME:PORT or tcp://HOST:PORT[,tcp://HOST:PORT...]");
+            return -1; // a trailing comma: an empty last entry
+        }
     }
     return 0;
 }

@@ -36,13 +36,13 @@
 
 //  Per-test state: the fixture creates and destroys all of it.
 typedef struct {
-    void *ctx;                      // this test's zmq context
-    struct ev_loop *loop;           // this test's loop
-    ev_timer deadline;              // fails the run when it fires
-    bool timed_out;                 // the deadline fired
-    void *socks[MAX_SOCKS];         // closed in teardown
-    size_t nsocks;                  // entries in socks
-    proto_zwatch_t *watch[2];       // destroyed in teardown
+    void *ctx;                // this test's zmq context
+    struct ev_loop *loop;     // this test's loop
+    ev_timer deadline;        // fails the run when it fires
+    bool timed_out;           // the deadline fired
+    void *socks[MAX_SOCKS];   // closed in teardown
+    size_t nsocks;            // entries in socks
+    proto_zwatch_t *watch[2]; // destroyed in teardown
 } fixture_t;
 
 //  What a receiving callback saw.
@@ -66,12 +66,12 @@ typedef struct {
 
 //  One side of the ROUTER/DEALER ping-pong.
 typedef struct {
-    fixture_t *fx;    // for the loop
-    int rounds;       // DEALER: replies received; ROUTER: requests echoed
-    int target;       // DEALER: round trips wanted
-    int calls;        // callback invocations
-    bool in_order;    // DEALER: replies carried 0, 1, 2, ...
-    int send_errors;  // sends that failed inside a callback
+    fixture_t *fx;   // for the loop
+    int rounds;      // DEALER: replies received; ROUTER: requests echoed
+    int target;      // DEALER: round trips wanted
+    int calls;       // callback invocations
+    bool in_order;   // DEALER: replies carried 0, 1, 2, ...
+    int send_errors; // sends that failed inside a callback
 } pingpong_t;
 
 //  --------------------------------------------------------------------------
