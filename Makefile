@@ -40,7 +40,11 @@ include statsd/module.mk
 include chatd/module.mk
 include apid/module.mk
 include tools/module.mk
+include $(sort $(filter-out tools/module.mk,$(wildcard tools/*.mk)))
 include tests/module.mk
+# per-folder test lists (tests/<actor>/module.mk), and the generic rules after them
+include $(sort $(wildcard tests/*/module.mk))
+$(foreach t,$(IT_TESTS),$(eval $(t)_SRCS += $(TEST_LIB_SRCS)))
 
 ALL_SRCS := $(PROTO_SRCS) $(foreach p,$(PROGRAMS),$($(p)_SRCS)) $(TEST_LIB_SRCS) \
         $(foreach t,$(UNIT_TESTS) $(IT_TESTS),$(t).c) $(PROTO_SPEC_SRCS)

@@ -1,28 +1,240 @@
-/*  gw_actor - the gateway actor's context and lifetime.
+/*  gw_actor - the gateway actor's settings, context and lifetime.
 
-    Sockets: the bus ROUTER and XPUB of proto_bus (gateway.<pid>.req/.pub in
-    BUS_DIR, or BUS_BIND). See gateway/README.md for its messages.
+    Sockets: the public listener (GATEWAY_HTTP_ADDR) and the admin listener
+    (GATEWAY_ADMIN_ADDR), both TCP; on the bus its ROUTER and XPUB, a DEALER
+    to router (decide), apid (admin.request), statsd (/metrics) and balancer
+    (/ready), and a SUB to router's config.changed. On SIGTERM it stops
+    accepting, lets in-flight requests finish for GATEWAY_DRAIN_TIMEOUT,
+    then closes everything and exits 0.
 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "gw_actor.h"
+#include "gw_conn.h"
+#include "gw_proxy.h"
 #include "proto_log.h"
 #include "proto_util.h"
-#include "gw_actor.h"
 
-struct gw_actor {
-    proto_actor_t *actor; // loop, bus, signals
+#define S_OPT(env, flag, type, def, help, field, min, max, choices, flags)                       \
+    {env, flag, type, def, help, offsetof(gw_config_t, field), min, max, choices, flags}
+
+static const proto_cfg_opt_t s_opts[] = {
+    S_OPT("GATEWAY_HTTP_ADDR", "http-addr", PROTO_CFG_ADDR, "0.0.0.0:8080", "public HTTP listener",
+        http_addr, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_ADMIN_ADDR", "admin-addr", PROTO_CFG_ADDR, "127.0.0.1:9000",
+        "admin listener: control API, health, metrics", admin_addr, 0, 0, NULL, 0),
+    S_OPT("ADMIN_TOKEN", "admin-token", PROTO_CFG_STR, NULL,
+        "when set, /api/... needs Authorization: Bearer <token>", admin_token, 0, 0, NULL,
+        PROTO_CFG_SECRET),
+    S_OPT("GATEWAY_TRUSTED_PROXIES", "trusted-proxies", PROTO_CFG_STR, NULL,
+        "CIDR list of peers whose X-Forwarded-*, X-Real-IP and X-Switchyard-Hop are believed",
+        trusted_proxies, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_LEASE_TTL", "lease-ttl", PROTO_CFG_DURATION0, "1s",
+        "how long a routing decision is reused; 0 asks on every request", lease_ttl_ms, 0, 0,
+        NULL, 0),
+    S_OPT("GATEWAY_DECISION_TIMEOUT", "decision-timeout", PROTO_CFG_DURATION, "200ms",
+        "how long a request waits for a decision from router+balancer", decision_timeout_ms, 0,
+        0, NULL, 0),
+    S_OPT("GATEWAY_CONNECT_TIMEOUT", "connect-timeout", PROTO_CFG_DURATION, "2s",
+        "upstream connect timeout", connect_timeout_ms, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_HEADER_TIMEOUT", "header-timeout", PROTO_CFG_DURATION, "10s",
+        "request headers must be complete within this, else 408", header_timeout_ms, 0, 0, NULL,
+        0),
+    S_OPT("GATEWAY_IDLE_TIMEOUT", "idle-timeout", PROTO_CFG_DURATION, "65s",
+        "an idle keep-alive client connection is closed after this", idle_timeout_ms, 0, 0, NULL,
+        0),
+    S_OPT("GATEWAY_DRAIN_TIMEOUT", "drain-timeout", PROTO_CFG_DURATION0, "10s",
+        "on SIGTERM, how long in-flight requests may finish", drain_timeout_ms, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_MAX_CONNECTIONS", "max-connections", PROTO_CFG_INT, "100000",
+        "client connections beyond this are accepted and closed at once", max_connections, 1,
+        10000000, NULL, 0),
+    S_OPT("GATEWAY_PUBLIC_HEALTH_PATH", "public-health-path", PROTO_CFG_STR, "/health",
+        "public-listener path answered by the gateway itself; empty disables",
+        public_health_path, 0, 0, NULL, PROTO_CFG_EMPTY_OK),
+    S_OPT("GATEWAY_ADMIN_TIMEOUT", "admin-timeout", PROTO_CFG_DURATION, "5s",
+        "how long an admin request waits for apid or statsd", admin_timeout_ms, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_ACCESS_LOG", "access-log", PROTO_CFG_BOOL, "true",
+        "write an access line per request", access_log, 0, 0, NULL, 0),
 };
+
+static bool
+s_loopback_host(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0
+           || strcmp(host, "::1") == 0;
+}
 
 int
 gw_config_load(gw_config_t *cfg, int argc, char **argv)
 {
-    return proto_actor_config("gateway", &cfg->common, NULL, 0, argc, argv);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    int rc = proto_actor_config("gateway", &cfg->common, &extra, 1, argc, argv);
+    if (rc != 0)
+        return rc;
+    char err[256];
+    gw_cidr_list_t list;
+    if (gw_cidr_parse(cfg->trusted_proxies, &list, err, sizeof err) != 0) {
+        fprintf(stderr, "gateway: bad value for GATEWAY_TRUSTED_PROXIES: '%s' (%s)\n",
+            cfg->trusted_proxies, err);
+        return 2;
+    }
+    const char *hp = cfg->public_health_path;
+    if (hp && *hp && (hp[0] != '/' || strpbrk(hp, " ?#\r\n"))) {
+        fprintf(stderr,
+            "gateway: bad value for GATEWAY_PUBLIC_HEALTH_PATH: '%s' (expected a path starting "
+            "with / or empty)\n",
+            hp);
+        return 2;
+    }
+    if ((cfg->admin_token == NULL || *cfg->admin_token == '\0')
+        && !s_loopback_host(cfg->admin_addr.host)) {
+        fprintf(stderr,
+            "gateway: bad value for GATEWAY_ADMIN_ADDR: '%s:%u' (an admin listener on a "
+            "non-loopback address needs ADMIN_TOKEN)\n",
+            cfg->admin_addr.host, cfg->admin_addr.port);
+        return 2;
+    }
+    return 0;
 }
 
 void
 gw_config_free(gw_config_t *cfg)
 {
-    proto_actor_config_free(&cfg->common, NULL, 0);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    proto_actor_config_free(&cfg->common, &extra, 1);
+}
+
+uint64_t
+gw_actor_random(gw_actor_t *self)
+{
+    // xorshift128+: fast, fine for request ids and random picks (not secrets)
+    uint64_t s1 = self->rng[0];
+    const uint64_t s0 = self->rng[1];
+    self->rng[0] = s0;
+    s1 ^= s1 << 23;
+    self->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return self->rng[1] + s0;
+}
+
+static int
+s_listen(const proto_addr_t *addr, const char *name)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", addr->port);
+    const char *host = addr->host[0] ? addr->host : NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        log_error("cannot resolve listener address", LOG_S("listener", name),
+            LOG_S("host", addr->host), LOG_S("error", gai_strerror(rc)));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+            log_error("cannot listen", LOG_S("listener", name), LOG_S("host", addr->host),
+                LOG_I("port", addr->port), LOG_ERRNO(errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd >= 0)
+        log_info("listening", LOG_S("listener", name), LOG_S("host", addr->host),
+            LOG_I("port", addr->port));
+    return fd;
+}
+
+static void
+s_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    gw_actor_t *self = w->data;
+    gw_conn_accept(self, w->fd, w == &self->admin_io);
+}
+
+static void
+s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    gw_actor_t *self = arg;
+    gw_leases_on_config(self->leases, in->msg.config_changed.version);
+    log_debug("configuration changed", LOG_U("version", in->msg.config_changed.version));
+}
+
+static void
+s_finish_drain(gw_actor_t *self)
+{
+    ev_timer_stop(self->loop, &self->drain_timer);
+    ev_timer_stop(self->loop, &self->drain_check);
+    gw_conn_close_all(self);
+    proto_actor_stop(self->actor);
+}
+
+static void
+s_on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    gw_actor_t *self = w->data;
+    if (self->nconns > 0)
+        log_warn("drain timeout: closing connections", LOG_U("connections", self->nconns));
+    s_finish_drain(self);
+}
+
+static void
+s_on_drain_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    gw_actor_t *self = w->data;
+    gw_conn_close_idle(self); // connections that finished their request since
+    if (self->nconns == 0)
+        s_finish_drain(self);
+}
+
+//  SIGTERM/SIGINT: stop accepting, let in-flight requests finish.
+static void
+s_on_signal(proto_actor_t *actor, int signum, void *arg)
+{
+    (void) actor;
+    (void) signum;
+    gw_actor_t *self = arg;
+    if (self->draining) {
+        s_finish_drain(self); // a second signal: stop now
+        return;
+    }
+    self->draining = true;
+    ev_io_stop(self->loop, &self->http_io);
+    ev_io_stop(self->loop, &self->admin_io);
+    gw_conn_close_idle(self);
+    if (self->nconns == 0 || self->cfg->drain_timeout_ms == 0) {
+        s_finish_drain(self);
+        return;
+    }
+    log_info("draining", LOG_U("connections", self->nconns),
+        LOG_I("timeout_ms", self->cfg->drain_timeout_ms));
+    ev_timer_set(&self->drain_timer, (double) self->cfg->drain_timeout_ms / 1000.0, 0.);
+    ev_timer_start(self->loop, &self->drain_timer);
+    ev_timer_start(self->loop, &self->drain_check);
 }
 
 gw_actor_t *
@@ -30,19 +242,53 @@ gw_actor_new(const gw_config_t *cfg)
 {
     char err[512];
     gw_actor_t *self = proto_xcalloc(1, sizeof *self);
+    self->cfg = cfg;
+    self->http_fd = self->admin_fd = -1;
+    self->start_us = proto_mono_us();
+    if (getrandom(self->rng, sizeof self->rng, 0) != sizeof self->rng || self->rng[0] == 0) {
+        self->rng[0] = proto_mono_us() ^ ((uint64_t) getpid() << 32);
+        self->rng[1] = proto_now_ms() * 0x9E3779B97F4A7C15ull;
+    }
+    gw_cidr_parse(cfg->trusted_proxies, &self->trusted, err, sizeof err); // checked at load
     self->actor = proto_actor_new("gateway", &cfg->common, err, sizeof err);
     if (self->actor == NULL) {
         log_error("cannot create the actor", LOG_S("error", err));
         goto fail;
     }
-    if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, NULL) != 0)
+    self->loop = proto_actor_loop(self->actor);
+    self->bus = proto_actor_bus(self->actor);
+    static const char *const router_topics[] = {"config.changed", NULL};
+    if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, router_topics) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_APID, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
         goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_APID, true, NULL) != 0)
+    proto_bus_on(self->bus, PROTO_CONFIG_CHANGED, s_on_config_changed, self);
+    proto_actor_on_signal(self->actor, s_on_signal, self);
+
+    gw_lease_config_t lc = {
+        .ttl_ms = cfg->lease_ttl_ms,
+        .timeout_ms = cfg->decision_timeout_ms,
+        .gw_region = cfg->common.region,
+        .max_entries = 10000,
+    };
+    self->leases = gw_leases_new(self->loop, self->bus, &lc, gw_conn_on_lease, self);
+    self->report = gw_report_new(self->loop, self->bus);
+    self->pool = gw_pool_new(self);
+
+    self->http_fd = s_listen(&cfg->http_addr, "http");
+    self->admin_fd = s_listen(&cfg->admin_addr, "admin");
+    if (self->http_fd < 0 || self->admin_fd < 0)
         goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0)
-        goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
-        goto fail;
+    ev_io_init(&self->http_io, s_on_accept, self->http_fd, EV_READ);
+    ev_io_init(&self->admin_io, s_on_accept, self->admin_fd, EV_READ);
+    self->http_io.data = self->admin_io.data = self;
+    ev_io_start(self->loop, &self->http_io);
+    ev_io_start(self->loop, &self->admin_io);
+    ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);
+    ev_timer_init(&self->drain_check, s_on_drain_check, 0.05, 0.05);
+    self->drain_timer.data = self->drain_check.data = self;
     return self;
 fail:
     gw_actor_destroy(&self);
@@ -61,7 +307,21 @@ gw_actor_destroy(gw_actor_t **self_p)
     gw_actor_t *self = *self_p;
     if (self == NULL)
         return;
-    proto_actor_destroy(&self->actor);
+    if (self->loop) {
+        ev_io_stop(self->loop, &self->http_io);
+        ev_io_stop(self->loop, &self->admin_io);
+        ev_timer_stop(self->loop, &self->drain_timer);
+        ev_timer_stop(self->loop, &self->drain_check);
+        gw_conn_close_all(self);
+    }
+    gw_pool_destroy(&self->pool);
+    gw_report_destroy(&self->report); // publishes what is left
+    if (self->http_fd >= 0)
+        close(self->http_fd);
+    if (self->admin_fd >= 0)
+        close(self->admin_fd);
+    proto_actor_destroy(&self->actor); // bus first: pending asks are dropped uncalled
+    gw_leases_destroy(&self->leases);
     free(self);
     *self_p = NULL;
 }

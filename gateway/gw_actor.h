@@ -1,32 +1,82 @@
-/*  gw_actor - the gateway actor: its settings, its context, its lifetime.
+/*  gw_actor - the gateway actor: settings, context, lifetime.
 
-    The gateway terminates HTTP/HTTPS/WebSocket clients and proxies them to backends, asking router (and through it balancer) for routing decisions.
+    The gateway terminates HTTP clients on GATEWAY_HTTP_ADDR and the admin
+    listener on GATEWAY_ADMIN_ADDR, asks the router for routing decisions
+    (leases), proxies each request to a backend chosen inside its lease, and
+    publishes every request's metadata as batched request.done. Its context
+    is shared by the gateway's modules (gw_conn, gw_proxy, gw_admin).
 */
 #ifndef GW_ACTOR_H
 #define GW_ACTOR_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "gw_cidr.h"
+#include "gw_lease.h"
+#include "gw_report.h"
+#include "gw_types.h"
 #include "proto_actor.h"
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    proto_addr_t http_addr;       // GATEWAY_HTTP_ADDR
+    proto_addr_t admin_addr;      // GATEWAY_ADMIN_ADDR
+    char *admin_token;            // ADMIN_TOKEN (secret) or NULL
+    char *trusted_proxies;        // GATEWAY_TRUSTED_PROXIES
+    int64_t lease_ttl_ms;         // GATEWAY_LEASE_TTL (0: no reuse)
+    int64_t decision_timeout_ms;  // GATEWAY_DECISION_TIMEOUT
+    int64_t connect_timeout_ms;   // GATEWAY_CONNECT_TIMEOUT
+    int64_t header_timeout_ms;    // GATEWAY_HEADER_TIMEOUT
+    int64_t idle_timeout_ms;      // GATEWAY_IDLE_TIMEOUT
+    int64_t drain_timeout_ms;     // GATEWAY_DRAIN_TIMEOUT
+    int64_t max_connections;      // GATEWAY_MAX_CONNECTIONS
+    char *public_health_path;     // GATEWAY_PUBLIC_HEALTH_PATH ("" disables)
+    int64_t admin_timeout_ms;     // GATEWAY_ADMIN_TIMEOUT (handler deadline)
+    bool access_log;              // GATEWAY_ACCESS_LOG
 } gw_config_t;
 
-//  Load settings from flags, environment, .env and defaults. Returns 0 to run,
-//  1 when --help was printed, 2 after printing a bad value.
+//  Load settings. Returns 0 to run, 1 after --help, 2 after a bad value.
 int gw_config_load(gw_config_t *cfg, int argc, char **argv);
-
-//  Free what gw_config_load allocated. Safe to call twice.
 void gw_config_free(gw_config_t *cfg);
+
+typedef struct gw_pool gw_pool_t;
+
+//  The context every gateway module reaches through conn->gw.
+struct gw_actor {
+    const gw_config_t *cfg;  // settings (borrowed)
+    proto_actor_t *actor;    // loop, bus, signals
+    struct ev_loop *loop;    // the loop
+    proto_bus_t *bus;        // the bus
+    int http_fd;             // public listener
+    int admin_fd;            // admin listener
+    ev_io http_io;           // accept on the public listener
+    ev_io admin_io;          // accept on the admin listener
+    gw_cidr_list_t trusted;  // GATEWAY_TRUSTED_PROXIES
+    gw_leases_t *leases;     // routing decisions
+    gw_report_t *report;     // request.done batches
+    gw_pool_t *pool;         // idle upstream connections
+    gw_conn_t *conns;        // every client connection
+    uint64_t nconns;         // how many
+    bool draining;           // SIGTERM received
+    ev_timer drain_timer;    // drain deadline
+    ev_timer drain_check;    // polls for the end of in-flight requests
+    uint64_t rng[2];         // xorshift128+ state (request ids, random strategy)
+    uint64_t start_us;       // monotonic start
+    uint64_t requests;       // requests answered
+    uint64_t rejected;       // connections over the limit
+    uint64_t upstream_fail;  // failed attempts
+};
 
 typedef struct gw_actor gw_actor_t;
 
-//  Create the actor (nothing bound yet). Returns NULL after logging why.
 gw_actor_t *gw_actor_new(const gw_config_t *cfg);
-
-//  Bind, find peers and serve until SIGTERM/SIGINT. Returns the exit code.
 int gw_actor_run(gw_actor_t *self);
-
-//  Stop everything and free. Sets *self_p to NULL. Safe to call twice.
 void gw_actor_destroy(gw_actor_t **self_p);
+
+//  A 64-bit pseudo-random number (not for secrets).
+uint64_t gw_actor_random(gw_actor_t *self);
 
 #endif

@@ -188,7 +188,7 @@ s_present(const proto_field_t *f, const uint8_t *base)
         case PROTO_FT_STR:
             return *(const char *const *) p != NULL;
         case PROTO_FT_BIN:
-            return ((const proto_bin_t *) p)->data != NULL;
+            return ((const proto_bin_t *) p)->data != NULL || ((const proto_bin_t *) p)->size;
         case PROTO_FT_U8:
             return *(const uint8_t *) p != 0;
         case PROTO_FT_U16:
@@ -254,6 +254,10 @@ s_encode_field(msgpack_packer *pk, const proto_field_t *f, const uint8_t *base)
                 errno = EMSGSIZE;
                 return -1;
             }
+            if (b->size && b->data == NULL) {
+                errno = EINVAL;
+                return -1;
+            }
             msgpack_pack_bin(pk, b->size);
             msgpack_pack_bin_body(pk, b->data, b->size);
             return 0;
@@ -305,6 +309,10 @@ s_encode_field(msgpack_packer *pk, const proto_field_t *f, const uint8_t *base)
             const proto_kv_t *kv = *(const proto_kv_t *const *) p;
             if (n > f->bound) {
                 errno = EMSGSIZE;
+                return -1;
+            }
+            if (n && kv == NULL) {
+                errno = EINVAL;
                 return -1;
             }
             msgpack_pack_map(pk, n);
@@ -623,7 +631,7 @@ s_scan_type(const void *buf, size_t len, proto_msg_t *msg)
     uint32_t n;
     const char *type_name = NULL;
     uint32_t type_len = 0;
-    bool have_type = false;
+    bool have_type = false, bad_type = false, wrong_version = false;
     proto_mp_init(&mp, buf, len);
     if (proto_mp_map(&mp, &n) != 0)
         return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
@@ -632,18 +640,35 @@ s_scan_type(const void *buf, size_t len, proto_msg_t *msg)
         uint32_t klen;
         if (proto_mp_str(&mp, &key, &klen) != 0)
             return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
-        if (s_key_is(key, klen, "t") && proto_mp_peek(&mp) == PROTO_MP_STR) {
+        if (s_key_is(key, klen, "t")) {
+            if (proto_mp_peek(&mp) != PROTO_MP_STR) {
+                if (proto_mp_skip(&mp) != 0)
+                    return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
+                bad_type = true;
+                continue;
+            }
             if (proto_mp_str(&mp, &type_name, &type_len) != 0)
                 return s_fail(msg, PROTO_ERR_MALFORMED, "t");
             if (have_type)
                 return s_fail(msg, PROTO_ERR_DUPLICATE, "t");
             have_type = true;
+        } else if (s_key_is(key, klen, "v") && proto_mp_peek(&mp) == PROTO_MP_UINT) {
+            // the version decides how the rest is read: checked before all else
+            uint64_t v;
+            if (proto_mp_uint(&mp, &v) != 0)
+                return s_fail(msg, PROTO_ERR_MALFORMED, "v");
+            if (v != PROTO_VERSION)
+                wrong_version = true;
         } else if (proto_mp_skip(&mp) != 0) {
             return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
         }
     }
     if (!proto_mp_done(&mp))
         return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
+    if (wrong_version)
+        return s_fail(msg, PROTO_ERR_VERSION, "v");
+    if (bad_type)
+        return s_fail(msg, PROTO_ERR_TYPE, "t");
     if (!have_type)
         return s_fail(msg, PROTO_ERR_MISSING, "t");
     msg->type = proto_type_by_name(type_name, type_len);

@@ -805,6 +805,13 @@ proto_bus_request(proto_bus_t *self, int kind, proto_msg_t *msg, int64_t timeout
     return 0;
 }
 
+void
+proto_bus_cancel(proto_bus_t *self, uint64_t id)
+{
+    s_pending_t *p = s_pending_take(self, id);
+    free(p);
+}
+
 int
 proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg)
 {

@@ -131,6 +131,10 @@ int proto_bus_request(proto_bus_t *self,
     proto_reply_fn *fn,
     void *arg);
 
+//  Forget a request sent with proto_bus_request (its id is msg->id after
+//  the call): its callback will not be called; a reply counts as late.
+void proto_bus_cancel(proto_bus_t *self, uint64_t id);
+
 //  Reply through our ROUTER. msg takes the request's id and rid.
 int proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg);
 

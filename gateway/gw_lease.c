@@ -1,0 +1,454 @@
+/*  gw_lease - routing decisions as leases, cached per (Host, requested region).
+
+    Entries live in a chained hash table and an LRU list. An entry holds the
+    current lease (a reference), whether an ask is in flight, and the list of
+    requests waiting on that ask. Entries with an ask in flight or waiters
+    are never evicted (the bus calls back exactly once per ask).
+*/
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_lease.h"
+#include "proto_log.h"
+#include "proto_strategy.h"
+#include "proto_util.h"
+
+#define S_BUCKETS   16384
+#define S_MAX_CANDS 64
+
+typedef struct s_entry {
+    char *key;               // host '\n' region
+    char *host;              // the Host asked for
+    char *region;            // the requested region
+    gw_lease_t *lease;       // last lease, or NULL
+    uint64_t expires_ms;     // reuse until (monotonic ms)
+    bool asking;             // a decide is in flight
+    gw_waiter_t *waiters;    // requests waiting for the answer
+    struct s_entry *hnext;   // hash chain
+    struct s_entry *lprev;   // LRU list, most recent first
+    struct s_entry *lnext;   // ...
+    gw_leases_t *owner;      // for callbacks
+} s_entry_t;
+
+struct gw_leases {
+    struct ev_loop *loop;          // our loop
+    proto_bus_t *bus;              // to ask the router
+    gw_lease_config_t cfg;         // settings (gw_region copied)
+    char *gw_region;               // our REGION
+    gw_lease_fn *fn;               // decision callback
+    void *arg;                     // its argument
+    s_entry_t *buckets[S_BUCKETS]; // by key
+    s_entry_t *lru_head;           // most recently used
+    s_entry_t *lru_tail;           // least recently used
+    size_t count;                  // entries
+    uint64_t min_version;          // leases below this are not reused
+    uint64_t asks;                 // decides sent
+    uint64_t stale;                // decisions served stale
+};
+
+static uint64_t
+s_now_ms(void)
+{
+    return proto_mono_us() / 1000;
+}
+
+// --------------------------------------------------------------------------
+// Leases
+
+gw_lease_t *
+gw_lease_ref(gw_lease_t *lease)
+{
+    lease->refs++;
+    return lease;
+}
+
+void
+gw_lease_unref(gw_lease_t **lease_p)
+{
+    gw_lease_t *l = *lease_p;
+    if (l == NULL)
+        return;
+    *lease_p = NULL;
+    if (--l->refs > 0)
+        return;
+    for (uint32_t i = 0; i < l->ncands; i++) {
+        free(l->cands[i].id);
+        free(l->cands[i].host);
+        free(l->cands[i].region);
+    }
+    free(l->cands);
+    for (uint32_t i = 0; i < l->nheaders; i++) {
+        free((char *) l->headers[i].key);
+        free((char *) l->headers[i].value);
+    }
+    free(l->headers);
+    free(l->route);
+    free(l->vhost);
+    free(l->region);
+    free(l);
+}
+
+static char *
+s_dup(const char *s)
+{
+    return proto_xstrdup(s ? s : "");
+}
+
+//  Resolve a literal address now; names are left for the connect path.
+static void
+s_resolve_literal(gw_cand_t *c)
+{
+    const char *host = strcmp(c->host, "localhost") == 0 ? "127.0.0.1" : c->host;
+    struct sockaddr_in *in = (struct sockaddr_in *) &c->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &c->addr;
+    memset(&c->addr, 0, sizeof c->addr);
+    c->addrlen = 0;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons(c->port);
+        c->addrlen = sizeof *in;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(c->port);
+        c->addrlen = sizeof *in6;
+    }
+}
+
+gw_lease_t *
+gw_lease_from_msg(const proto_lease_t *m)
+{
+    gw_lease_t *l = proto_xcalloc(1, sizeof *l);
+    l->refs = 1;
+    if (strcmp(m->status, "ok") == 0)
+        l->status = GW_LEASE_OK;
+    else if (strcmp(m->status, "no_route") == 0)
+        l->status = GW_LEASE_NO_ROUTE;
+    else
+        l->status = GW_LEASE_NO_BACKEND;
+    l->route = s_dup(m->route);
+    l->vhost = s_dup(m->vhost);
+    l->region = s_dup(m->region);
+    l->version = m->version;
+    proto_strategy_t strategy;
+    if (proto_strategy_parse(m->strategy, &strategy) != 0)
+        strategy = PROTO_STRATEGY_ROUND_ROBIN;
+    l->strategy = (int) strategy;
+    l->ncands = m->candidates_count < S_MAX_CANDS ? m->candidates_count : S_MAX_CANDS;
+    l->cands = proto_xcalloc(l->ncands ? l->ncands : 1, sizeof *l->cands);
+    for (uint32_t i = 0; i < l->ncands; i++) {
+        const proto_candidate_t *src = &m->candidates[i];
+        gw_cand_t *c = &l->cands[i];
+        c->id = s_dup(src->id);
+        c->host = s_dup(src->host);
+        c->port = src->port;
+        c->weight = src->weight ? src->weight : 1;
+        c->region = s_dup(src->region);
+        c->hop = src->hop;
+        s_resolve_literal(c);
+    }
+    l->retries = m->retries;
+    l->timeout_ms = m->timeout_ms ? m->timeout_ms : 30000;
+    l->queue_timeout_ms = m->queue_timeout_ms ? m->queue_timeout_ms : l->timeout_ms;
+    l->req_active = m->req_active;
+    l->req_queue = m->req_queue;
+    l->max_body = m->max_body ? m->max_body : 10485760;
+    l->nheaders = m->headers_count;
+    l->headers = proto_xcalloc(l->nheaders ? l->nheaders : 1, sizeof *l->headers);
+    for (uint32_t i = 0; i < l->nheaders; i++) {
+        l->headers[i].key = s_dup(m->headers[i].key);
+        l->headers[i].value = s_dup(m->headers[i].value);
+    }
+    l->wildcard = strncmp(l->vhost, "*.", 2) == 0;
+    l->made_ms = s_now_ms();
+    return l;
+}
+
+int
+gw_lease_pick(gw_lease_t *l, uint64_t tried, const char *client_ip, uint64_t random)
+{
+    proto_strategy_item_t items[S_MAX_CANDS];
+    int64_t current[S_MAX_CANDS];
+    proto_strategy_mask_t excluded = {{0}};
+    for (uint32_t i = 0; i < l->ncands; i++) {
+        items[i].id = l->cands[i].id;
+        items[i].weight = l->cands[i].weight;
+        current[i] = l->cands[i].current;
+        if (l->cands[i].failed || (tried & ((uint64_t) 1 << i)))
+            proto_strategy_mask_set(&excluded, i);
+    }
+    int i = proto_strategy_pick((proto_strategy_t) l->strategy, items, l->ncands, current,
+        &excluded, client_ip, random);
+    for (uint32_t k = 0; k < l->ncands; k++)
+        l->cands[k].current = current[k];
+    return i;
+}
+
+// --------------------------------------------------------------------------
+// Cache
+
+static size_t
+s_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t) (h & (S_BUCKETS - 1));
+}
+
+static void
+s_lru_unlink(gw_leases_t *self, s_entry_t *e)
+{
+    if (e->lprev)
+        e->lprev->lnext = e->lnext;
+    else
+        self->lru_head = e->lnext;
+    if (e->lnext)
+        e->lnext->lprev = e->lprev;
+    else
+        self->lru_tail = e->lprev;
+    e->lprev = e->lnext = NULL;
+}
+
+static void
+s_lru_front(gw_leases_t *self, s_entry_t *e)
+{
+    if (self->lru_head == e)
+        return;
+    if (e->lprev || e->lnext || self->lru_tail == e)
+        s_lru_unlink(self, e);
+    e->lnext = self->lru_head;
+    if (self->lru_head)
+        self->lru_head->lprev = e;
+    self->lru_head = e;
+    if (self->lru_tail == NULL)
+        self->lru_tail = e;
+}
+
+static void
+s_entry_free(gw_leases_t *self, s_entry_t *e)
+{
+    s_entry_t **pp = &self->buckets[s_hash(e->key)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    s_lru_unlink(self, e);
+    gw_lease_unref(&e->lease);
+    free(e->key);
+    free(e->host);
+    free(e->region);
+    free(e);
+    self->count--;
+}
+
+static void
+s_evict(gw_leases_t *self)
+{
+    s_entry_t *e = self->lru_tail;
+    while (self->count > self->cfg.max_entries && e) {
+        s_entry_t *prev = e->lprev;
+        if (!e->asking && e->waiters == NULL)
+            s_entry_free(self, e);
+        e = prev;
+    }
+}
+
+static s_entry_t *
+s_find(gw_leases_t *self, const char *key)
+{
+    for (s_entry_t *e = self->buckets[s_hash(key)]; e; e = e->hnext)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+static s_entry_t *
+s_create(gw_leases_t *self, const char *key, const char *host, const char *region)
+{
+    s_entry_t *e = proto_xcalloc(1, sizeof *e);
+    e->owner = self;
+    e->key = proto_xstrdup(key);
+    e->host = proto_xstrdup(host);
+    e->region = proto_xstrdup(region);
+    size_t b = s_hash(e->key);
+    e->hnext = self->buckets[b];
+    self->buckets[b] = e;
+    self->count++;
+    s_lru_front(self, e);
+    s_evict(self);
+    return e;
+}
+
+//  Hand the outcome to every waiter of the entry.
+static void
+s_wake(gw_leases_t *self, s_entry_t *e, bool stale)
+{
+    while (e->waiters) {
+        gw_waiter_t *w = e->waiters;
+        e->waiters = w->next;
+        if (e->waiters)
+            e->waiters->prev = NULL;
+        w->prev = w->next = NULL;
+        w->entry = NULL;
+        gw_lease_t *lease = e->lease ? gw_lease_ref(e->lease) : NULL;
+        self->fn(w, lease, stale, self->arg);
+    }
+}
+
+static void
+s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    s_entry_t *e = arg;
+    gw_leases_t *self = e->owner;
+    e->asking = false;
+    bool stale = false;
+    if (in && in->msg.type == PROTO_LEASE) {
+        gw_lease_unref(&e->lease);
+        e->lease = gw_lease_from_msg(&in->msg.lease);
+        e->expires_ms = s_now_ms() + (uint64_t) self->cfg.ttl_ms;
+        if (e->lease->version > self->min_version)
+            self->min_version = e->lease->version;
+    } else {
+        // no answer, or an error: the last lease (if any) keeps serving
+        stale = e->lease != NULL;
+        if (stale)
+            self->stale++;
+        log_warn("no routing decision", LOG_S("host", e->host), LOG_S("region", e->region),
+            LOG_S("reason", in ? (in->msg.type == PROTO_ERROR ? in->msg.error.code : "unexpected")
+                               : "timeout"),
+            LOG_B("stale", stale));
+    }
+    s_wake(self, e, stale);
+}
+
+static bool
+s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_DECIDE);
+    msg.rid = rid;
+    msg.decide.host = e->host;
+    msg.decide.region = e->region;
+    msg.decide.gw_region = self->gw_region;
+    msg.decide.client = client;
+    int rc = proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, self->cfg.timeout_ms,
+        s_on_reply, e);
+    if (rc != 0)
+        return false;
+    e->asking = true;
+    self->asks++;
+    return true;
+}
+
+gw_leases_t *
+gw_leases_new(struct ev_loop *loop, proto_bus_t *bus, const gw_lease_config_t *cfg,
+    gw_lease_fn *fn, void *arg)
+{
+    gw_leases_t *self = proto_xcalloc(1, sizeof *self);
+    self->loop = loop;
+    self->bus = bus;
+    self->cfg = *cfg;
+    self->gw_region = proto_xstrdup(cfg->gw_region);
+    self->cfg.gw_region = self->gw_region;
+    if (self->cfg.max_entries == 0)
+        self->cfg.max_entries = 10000;
+    self->fn = fn;
+    self->arg = arg;
+    return self;
+}
+
+gw_lease_t *
+gw_leases_get(gw_leases_t *self, const char *host, const char *region, const char *client,
+    const char *rid, gw_waiter_t *waiter, bool *pending, bool *stale)
+{
+    char key[512];
+    *pending = false;
+    *stale = false;
+    int n = snprintf(key, sizeof key, "%s\n%s", host, region);
+    if (n < 0 || (size_t) n >= sizeof key)
+        return NULL; // bounded by the caller's validation; treat as no decision
+    s_entry_t *e = s_find(self, key);
+    if (e == NULL)
+        e = s_create(self, key, host, region);
+    else
+        s_lru_front(self, e);
+    uint64_t now = s_now_ms();
+    if (e->lease && !e->asking && now < e->expires_ms && e->lease->version >= self->min_version)
+        return gw_lease_ref(e->lease);
+    if (!e->asking && !s_ask(self, e, client, rid)) {
+        // no router connected at all: the last lease, stale, or none (503)
+        if (e->lease == NULL)
+            return NULL;
+        self->stale++;
+        *stale = true;
+        return gw_lease_ref(e->lease);
+    }
+    // wait for the answer of the ask in flight
+    waiter->entry = e;
+    waiter->prev = NULL;
+    waiter->next = e->waiters;
+    if (e->waiters)
+        e->waiters->prev = waiter;
+    e->waiters = waiter;
+    *pending = true;
+    return NULL;
+}
+
+void
+gw_leases_cancel(gw_leases_t *self, gw_waiter_t *w)
+{
+    (void) self;
+    s_entry_t *e = w->entry;
+    if (e == NULL)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        e->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->entry = NULL;
+}
+
+void
+gw_leases_on_config(gw_leases_t *self, uint64_t version)
+{
+    if (version > self->min_version)
+        self->min_version = version;
+}
+
+uint64_t
+gw_leases_asks(gw_leases_t *self)
+{
+    return self->asks;
+}
+
+uint64_t
+gw_leases_stale(gw_leases_t *self)
+{
+    return self->stale;
+}
+
+size_t
+gw_leases_size(gw_leases_t *self)
+{
+    return self->count;
+}
+
+void
+gw_leases_destroy(gw_leases_t **self_p)
+{
+    gw_leases_t *self = *self_p;
+    if (self == NULL)
+        return;
+    while (self->lru_head)
+        s_entry_free(self, self->lru_head);
+    free(self->gw_region);
+    free(self);
+    *self_p = NULL;
+}

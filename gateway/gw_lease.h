@@ -1,0 +1,130 @@
+/*  gw_lease - routing decisions as leases, cached per (Host, requested region).
+
+    The first request for a key asks the router (`decide`); requests arriving
+    while that ask is in flight wait on it (coalesced). The answer is kept for
+    GATEWAY_LEASE_TTL (0: only the requests that waited for it use it) or
+    until config.changed announces a newer version. If an ask fails (router
+    or balancer slow or gone), the last lease of that key keeps serving,
+    marked stale; a key never decided gets no lease (503). The cache is
+    bounded (least recently used entries are dropped). Leases are reference
+    counted: a request keeps its lease while it runs, whatever the cache does.
+*/
+#ifndef GW_LEASE_H
+#define GW_LEASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+
+#include "proto.h"
+#include "proto_bus.h"
+
+typedef enum {
+    GW_LEASE_OK = 0,     // candidates to try
+    GW_LEASE_NO_ROUTE,   // no route for the Host: 404
+    GW_LEASE_NO_BACKEND, // no healthy backend in the requested region: 503
+} gw_lease_status_t;
+
+typedef struct {
+    char *id;                     // backend id
+    char *host;                   // where to connect
+    uint16_t port;                // its port
+    uint32_t weight;              // strategy weight
+    char *region;                 // backend's region
+    bool hop;                     // another region's public address
+    bool failed;                  // passive failure seen through this lease
+    int64_t current;              // smooth weighted round robin state
+    struct sockaddr_storage addr; // resolved address
+    socklen_t addrlen;            // 0 when host is not a literal address
+} gw_cand_t;
+
+typedef struct {
+    int refs;                    // owners (cache entry, requests)
+    gw_lease_status_t status;    // outcome of the decision
+    char *route;                 // route id
+    char *vhost;                 // route vHost (pattern)
+    char *region;                // serving region
+    uint64_t version;            // configuration version
+    int strategy;                // PROTO_STRATEGY_*
+    gw_cand_t *cands;            // candidates in preference order
+    uint32_t ncands;             // how many (at most 64 are kept)
+    uint32_t retries;            // route retries
+    uint32_t timeout_ms;         // upstream timeout
+    uint32_t queue_timeout_ms;   // queue wait bound
+    uint32_t req_active;         // in-flight bound
+    uint32_t req_queue;          // queue bound
+    uint64_t max_body;           // body limit
+    proto_kv_t *headers;         // custom headers
+    uint32_t nheaders;           // how many
+    bool wildcard;               // vhost is "*.suffix": X-Tenant-Id applies
+    uint64_t made_ms;            // when it arrived (monotonic ms)
+} gw_lease_t;
+
+//  A request waiting for a decision (embedded in the request).
+typedef struct gw_waiter {
+    struct gw_waiter *prev; // in its entry's list
+    struct gw_waiter *next; // ...
+    void *entry;            // the cache entry waited on, or NULL
+} gw_waiter_t;
+
+//  The decision arrived: lease is a new reference (caller unrefs), or NULL
+//  when no decision could be had (503). stale: served after a failed ask.
+typedef void(gw_lease_fn)(gw_waiter_t *waiter, gw_lease_t *lease, bool stale, void *arg);
+
+typedef struct {
+    int64_t ttl_ms;             // GATEWAY_LEASE_TTL
+    int64_t timeout_ms;         // GATEWAY_DECISION_TIMEOUT
+    const char *gw_region;      // our REGION
+    size_t max_entries;         // cache bound
+} gw_lease_config_t;
+
+typedef struct gw_leases gw_leases_t;
+
+gw_leases_t *gw_leases_new(struct ev_loop *loop,
+    proto_bus_t *bus,
+    const gw_lease_config_t *cfg,
+    gw_lease_fn *fn,
+    void *arg);
+
+//  The lease for (host, region). Returns a new reference when a fresh one is
+//  cached, or when no ask can be sent and an old one exists (*stale set).
+//  Otherwise queues waiter on an ask (started or joined), sets *pending and
+//  returns NULL: fn is called later, exactly once, unless cancelled. NULL
+//  without *pending: no decision can be had (503).
+gw_lease_t *gw_leases_get(gw_leases_t *self,
+    const char *host,
+    const char *region,
+    const char *client,
+    const char *rid,
+    gw_waiter_t *waiter,
+    bool *pending,
+    bool *stale);
+
+//  Stop waiting (the client went away). Safe if not waiting.
+void gw_leases_cancel(gw_leases_t *self, gw_waiter_t *waiter);
+
+//  A newer configuration exists: leases of older versions are not reused
+//  (but still serve as stale fallback).
+void gw_leases_on_config(gw_leases_t *self, uint64_t version);
+
+//  Counters for pong/metrics.
+uint64_t gw_leases_asks(gw_leases_t *self);
+uint64_t gw_leases_stale(gw_leases_t *self);
+size_t gw_leases_size(gw_leases_t *self);
+
+void gw_leases_destroy(gw_leases_t **self_p);
+
+gw_lease_t *gw_lease_ref(gw_lease_t *lease);
+void gw_lease_unref(gw_lease_t **lease_p);
+
+//  Index of the candidate to try next (strategy applied inside the lease),
+//  skipping tried (bit i of tried) and failed ones; -1 when none is left.
+int gw_lease_pick(gw_lease_t *lease, uint64_t tried, const char *client_ip, uint64_t random);
+
+//  Build a lease from a decoded `lease` message (for tests and the cache).
+gw_lease_t *gw_lease_from_msg(const proto_lease_t *msg);
+
+#endif

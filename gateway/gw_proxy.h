@@ -1,0 +1,43 @@
+/*  gw_proxy - the upstream side of a request: choosing a candidate inside
+    the lease, connecting (or reusing a pooled keep-alive connection),
+    sending the rewritten head and the body, retrying a failed attempt when
+    that is safe (SPEC §3), and relaying the response to the client.
+*/
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gw_actor.h"
+#include "gw_types.h"
+
+//  The request has an OK lease: make the first attempt.
+void gw_proxy_start(gw_req_t *req);
+
+//  Decoded request body bytes from the client.
+void gw_proxy_body(gw_req_t *req, const char *data, size_t len);
+
+//  The client's body is complete.
+void gw_proxy_body_end(gw_req_t *req);
+
+//  True while the upstream output is above its high-water mark (or there is
+//  no connected upstream to take body bytes).
+bool gw_proxy_upstream_full(const gw_req_t *req);
+
+//  The client's output drained: resume reading the response.
+void gw_proxy_client_drained(gw_req_t *req);
+
+//  The request is over (response complete): return the upstream connection
+//  to the pool when it can be reused, else close it.
+void gw_proxy_release(gw_req_t *req);
+
+//  The request is abandoned (client gone, error): close its upstream.
+void gw_proxy_abort(gw_req_t *req);
+
+//  The pool of idle upstream keep-alive connections.
+gw_pool_t *gw_pool_new(gw_actor_t *gw);
+size_t gw_pool_idle(gw_pool_t *pool);
+void gw_pool_destroy(gw_pool_t **pool_p);
+
+#endif
