@@ -6,12 +6,13 @@
 # A change of flags rebuilds: objects depend on a stamp file holding the flags.
 
 VERSION := 0.1.0
+ACTOR_DIRS := gateway router balancer healthd statsd chatd apid
 CC      ?= gcc
 AR      ?= ar
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wvla -Wimplicit-fallthrough
-CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib -DSWITCHYARD_VERSION='"$(VERSION)"' \
+CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools) -DSWITCHYARD_VERSION='"$(VERSION)"' \
         $(shell pkg-config --cflags libzmq msgpack libcares)
 CFLAGS_ALL := -std=gnu11 -g $(WARN)
 CFLAGS_REL := $(CFLAGS_ALL) -O2
@@ -117,11 +118,24 @@ $(ASAN)/bin/proto_spec: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SPEC_SRCS)) $(ASA
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(LIBS)
 
-test: 
+test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build-asan
 	@$(MAKE) --no-print-directory spec-check lint format-check
-	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) -- $(addprefix $(ASAN)/,$(IT_TESTS))
+	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) -- $(addprefix $(ASAN)/,$(IT_TESTS)) \
+		$(if $(wildcard tests/e2e/run.sh),-- tests/e2e/run.sh)
+
+# The whole stack in the foreground with the demo (SPEC §1); Ctrl-C stops it.
+run:
+	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory build-rel
+	@exec bin/switchyard run
+
+# Side by side with nginx and HAProxy (SPEC §12); writes docs/performance.md.
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build-rel
+	@bench/bench.sh
 
 test-unit: build-asan
 	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS))

@@ -86,21 +86,45 @@ s_want_write(gw_conn_t *conn)
         ev_io_stop(conn->gw->loop, &conn->wio);
 }
 
-//  Write what we can. Returns -1 if the connection was closed.
+static void
+s_on_reap(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    s_close(w->data);
+}
+
+//  The client is gone: drop what is queued and close from the loop, so that
+//  no caller up the stack is left holding a freed connection.
+static void
+s_break(gw_conn_t *conn)
+{
+    conn->broken = true;
+    gw_buf_reset(&conn->out);
+    ev_io_stop(conn->gw->loop, &conn->wio);
+    if (!ev_is_active(&conn->reap))
+        ev_timer_start(conn->gw->loop, &conn->reap);
+}
+
+//  Write what we can. Returns -1 if the connection was closed or broke.
 static int
 s_flush(gw_conn_t *conn)
 {
+    if (conn->broken)
+        return -1;
     while (gw_buf_len(&conn->out) > 0) {
         ssize_t n = gw_buf_write(&conn->out, conn->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            s_close(conn); // the client is gone
+            s_break(conn);
             return -1;
         }
     }
     s_want_write(conn);
-    if (gw_buf_len(&conn->out) == 0 && conn->closing) {
+    // a connection to close goes once its last response is written and no
+    // request is being finished (gw_conn_finish flushes again after it)
+    if (gw_buf_len(&conn->out) == 0 && conn->closing && conn->req == NULL) {
         s_close(conn);
         return -1;
     }
@@ -110,6 +134,8 @@ s_flush(gw_conn_t *conn)
 void
 gw_conn_send(gw_conn_t *conn, const void *data, size_t len)
 {
+    if (conn->broken)
+        return;
     gw_buf_append(&conn->out, data, len);
     if (!ev_is_active(&conn->wio))
         (void) s_flush(conn); // write at once; the watcher takes the rest
@@ -152,13 +178,15 @@ s_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     req->target = "-";
     req->start_us = proto_mono_us();
     conn->req = req;
-    conn->closing = true;
+    req->close_after = true;
     gw_conn_respond(conn, 408, NULL, "Request Timeout", 15, NULL);
 }
 
 static void
 s_arm_timer(gw_conn_t *conn, int64_t ms)
 {
+    if (conn->broken)
+        return;
     ev_timer_stop(conn->gw->loop, &conn->timer);
     ev_timer_set(&conn->timer, (double) ms / 1000.0, 0.);
     ev_timer_start(conn->gw->loop, &conn->timer);
@@ -260,6 +288,7 @@ s_close(gw_conn_t *conn)
     ev_io_stop(gw->loop, &conn->rio);
     ev_io_stop(gw->loop, &conn->wio);
     ev_timer_stop(gw->loop, &conn->timer);
+    ev_timer_stop(gw->loop, &conn->reap);
     close(conn->fd);
     gw_buf_free(&conn->in);
     gw_buf_free(&conn->out);
@@ -691,7 +720,7 @@ s_reject_head(gw_conn_t *conn, int status)
     req->start_us = proto_mono_us();
     s_make_uuid(conn->gw, req->rid);
     conn->req = req;
-    conn->closing = true;
+    req->close_after = true;
     gw_buf_reset(&conn->in);
     s_stop_reading(conn);
     const char *reason = gw_status_reason(status);
@@ -919,7 +948,8 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
         ev_io_init(&conn->rio, s_on_readable, fd, EV_READ);
         ev_io_init(&conn->wio, s_on_writable, fd, EV_WRITE);
         ev_timer_init(&conn->timer, s_on_timer, 0., 0.);
-        conn->rio.data = conn->wio.data = conn->timer.data = conn;
+        ev_timer_init(&conn->reap, s_on_reap, 0., 0.);
+        conn->rio.data = conn->wio.data = conn->timer.data = conn->reap.data = conn;
         conn->next = gw->conns;
         if (gw->conns)
             gw->conns->prev = conn;

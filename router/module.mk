@@ -1,4 +1,5 @@
 # router/ - the router actor.
 PROGRAMS += router
-router_SRCS := router/main.c router/rt_actor.c
-router_LIBS :=
+router_SRCS := router/main.c router/rt_actor.c router/rt_decide.c router/rt_control.c \
+        router/rt_store.c router/rt_table.c router/rt_route.c
+router_LIBS := -ljansson

@@ -1,6 +1,9 @@
 /*  rt_actor - the router actor: its settings, its context, its lifetime.
 
-    The router owns the route table and the config store; answers decide by asking balancer for the pick.
+    The router owns the route table and the config store: it answers decide
+    (asking balancer for the pick and relaying the lease with the route's
+    policy), answers config.get/put/delete from apid, and publishes
+    config.changed after every change. See router/README.md.
 */
 #ifndef RT_ACTOR_H
 #define RT_ACTOR_H
@@ -9,6 +12,7 @@
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    char *state_file;             // ROUTER_STATE_FILE
 } rt_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,
@@ -20,7 +24,8 @@ void rt_config_free(rt_config_t *cfg);
 
 typedef struct rt_actor rt_actor_t;
 
-//  Create the actor (nothing bound yet). Returns NULL after logging why.
+//  Create the actor (nothing bound yet) and load the store. Returns NULL
+//  after logging why (and, for a store it cannot load, one line on stderr).
 rt_actor_t *rt_actor_new(const rt_config_t *cfg);
 
 //  Bind, find peers and serve until SIGTERM/SIGINT. Returns the exit code.

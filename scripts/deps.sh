@@ -2,14 +2,15 @@
 # deps.sh - make sure every Debian package Switchyard needs is installed.
 #
 # Usage: scripts/deps.sh [build|test|run|bench]...   (default: build)
-# Checks with one dpkg-query call, so it is quick when nothing is missing.
+# Checks with dpkg-query (a fraction of a second when nothing is missing).
 # As root it installs what is missing with apt-get; otherwise it prints the one
 # command to run and exits 1. Called by `make`, `make test`, `make run`, `make bench`.
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
     libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev)
-test_pkgs=(libcmocka-dev clang-format redis-server curl python3-requests procps)
+test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
+    procps)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh UNIT_TEST... [-- INTEGRATION_TEST...]
+# tests/run.sh UNIT_TEST... [-- INTEGRATION_TEST... [-- END_TO_END_SUITE...]]
 #
 # Runs each test binary (sanitizer build) with a hard timeout, prints its
 # output, and ends with one summary line "N passed, N failed". Exit 0 only
@@ -12,14 +12,17 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=24"
 export SWITCHYARD_BIN_DIR="$PWD/build/asan/bin"
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
 IT_TIMEOUT=${IT_TIMEOUT:-300}
+E2E_TIMEOUT=${E2E_TIMEOUT:-900}
 
 passed=0
 failed=0
 failures=()
 timeout_s=$UNIT_TIMEOUT
+phase=0
 for t in "$@"; do
     if [ "$t" = "--" ]; then
-        timeout_s=$IT_TIMEOUT
+        phase=$((phase + 1))
+        if [ $phase -eq 1 ]; then timeout_s=$IT_TIMEOUT; else timeout_s=$E2E_TIMEOUT; fi
         continue
     fi
     name=${t#build/asan/}

@@ -61,9 +61,14 @@ test_all_seven_default_settings(void **state)
     assert_int_equal(it_env_init(&env), 0);
     // no BUS_DIR given: each uses the default run/bus of the shared directory
     const char *defaults[] = {"BUS_DIR=run/bus", NULL};
+    // the gateway's listeners on free ports (the defaults may be taken here)
+    char http[64], admin[64];
+    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
+    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    const char *gw_env[] = {"BUS_DIR=run/bus", http, admin, NULL};
     pid_t pids[7];
     for (int i = 0; i < 7; i++) {
-        pids[i] = it_spawn(&env, s_kinds[i], s_kinds[i], defaults, NULL);
+        pids[i] = it_spawn(&env, s_kinds[i], s_kinds[i], i == 0 ? gw_env : defaults, NULL);
         assert_true(pids[i] > 0);
     }
     char bus[128];
@@ -100,7 +105,11 @@ test_two_instances_one_killed(void **state)
     (void) state;
     it_env_t env;
     assert_int_equal(it_env_init(&env), 0);
-    pid_t gw = it_spawn(&env, "gateway", "gateway", NULL, NULL);
+    char http[64], admin[64];
+    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
+    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    const char *gw_ports[] = {http, admin, NULL};
+    pid_t gw = it_spawn(&env, "gateway", "gateway", gw_ports, NULL);
     pid_t r1 = it_spawn(&env, "router", "router1", NULL, NULL);
     pid_t r2 = it_spawn(&env, "router", "router2", NULL, NULL);
     assert_int_equal(it_wait_bound(&env, "gateway", gw, 20000), 0);
@@ -163,7 +172,10 @@ test_tcp_dns_and_list_peers(void **state)
     assert_true(rt > 0);
 
     // a gateway that finds the router through DNS (c-ares; localhost from /etc/hosts)
-    const char *gw_env[] = {dns, NULL};
+    char http[64], admin[64];
+    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
+    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    const char *gw_env[] = {dns, http, admin, NULL};
     pid_t gw = it_spawn(&env, "gateway", "gateway", gw_env, NULL);
     assert_int_equal(it_wait_bound(&env, "gateway", gw, 20000), 0);
     char req[256];

@@ -112,7 +112,11 @@ it_actor_test_lifecycle(void **state)
     const char *kind = *state;
     it_env_t env;
     assert_int_equal(it_env_init(&env), 0);
-    const char *envs[] = {"INSTANCE_ID=it-one", "REGION=eu-1", NULL};
+    // listeners (the gateway's) on free ports: the defaults may be taken
+    char http[64], admin[64];
+    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
+    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    const char *envs[] = {"INSTANCE_ID=it-one", "REGION=eu-1", http, admin, NULL};
     pid_t pid = it_spawn(&env, kind, kind, envs, NULL);
     assert_true(pid > 0);
     if (it_wait_bound(&env, kind, pid, 20000) != 0) {

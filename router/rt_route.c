@@ -1,0 +1,542 @@
+/*  rt_route - one route: validation, normalization, runtime view (see rt_route.h).
+
+    Validation covers what the router and the lease rely on (types, bounds,
+    the vHost pattern, unique backend ids); apid validates the rest of SPEC
+    §5 before a body reaches the router. The first bad field found is named.
+*/
+#include <assert.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto_util.h"
+#include "rt_route.h"
+
+//  Runtime fields: read-only, dropped from what comes in.
+static const char *s_runtime_fields[] = {"isDead", "deadSince", "failureCount", "latencyMs"};
+
+static const char *s_strategies[] = {"ROUND_ROBIN", "RANDOM", "IP_HASH", "LEAST_LATENCY"};
+
+static void
+s_fail(rt_error_t *err, const char *prefix, const char *key, const char *fmt, ...)
+{
+    snprintf(err->field, sizeof err->field, "%s%s", prefix ? prefix : "", key ? key : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+//  An optional unsigned integer field: absent or null gives def.
+static int
+s_get_uint(const json_t *obj,
+           const char *key,
+           uint64_t min,
+           uint64_t max,
+           uint64_t def,
+           uint64_t *out,
+           const char *prefix,
+           rt_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v)) {
+        s_fail(err, prefix, key, "%s must be an integer", key);
+        return -1;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || (uint64_t) n < min || (uint64_t) n > max) {
+        s_fail(err, prefix, key, "%s must be between %llu and %llu", key, (unsigned long long) min,
+               (unsigned long long) max);
+        return -1;
+    }
+    *out = (uint64_t) n;
+    return 0;
+}
+
+//  An optional string field: absent or null gives NULL (returns 0).
+static int
+s_get_str(const json_t *obj,
+          const char *key,
+          size_t max,
+          const char **out,
+          const char *prefix,
+          rt_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        s_fail(err, prefix, key, "%s must be a string", key);
+        return -1;
+    }
+    size_t len = json_string_length(v);
+    if (len == 0 || len > max) {
+        s_fail(err, prefix, key, "%s must be 1 to %zu bytes", key, max);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+//  Printable ASCII without spaces: what a hostname, id or region may hold.
+static bool
+s_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f)
+            return false;
+    return true;
+}
+
+static bool
+s_valid_hostname(const char *s)
+{
+    if (!s_printable(s))
+        return false;
+    return strpbrk(s, "/?#@\\\"") == NULL;
+}
+
+static bool
+s_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '_' || c == '.';
+}
+
+bool
+rt_route_valid_vhost(const char *text)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > RT_ROUTE_VHOST_MAX)
+        return false;
+    if (strcmp(text, "*") == 0)
+        return true;
+    const char *name = text;
+    if (text[0] == '*') {
+        if (text[1] != '.' || text[2] == '\0')
+            return false;
+        name = text + 2;
+    }
+    if (name[0] == '.' || name[strlen(name) - 1] == '.')
+        return false;
+    for (const char *p = name; *p; p++) {
+        if (!s_host_char(*p))
+            return false;
+        if (*p == '.' && p[1] == '.')
+            return false;
+    }
+    return true;
+}
+
+//  RFC 9110 token characters (header names).
+static bool
+s_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
+            return false;
+    }
+    return true;
+}
+
+json_t *
+rt_route_backend_normalize(const json_t *json,
+                           const char *region,
+                           const char *prefix,
+                           rt_error_t *err)
+{
+    if (!json_is_object(json)) {
+        s_fail(err, prefix, NULL, "a backend must be a JSON object");
+        if (prefix && *prefix) // "backends[2]." names the element without its dot
+            err->field[strlen(err->field) - 1] = '\0';
+        return NULL;
+    }
+    const char *host, *id, *reg, *probe;
+    uint64_t port, weight;
+    if (s_get_str(json, "hostname", RT_BACKEND_HOST_MAX, &host, prefix, err) != 0)
+        return NULL;
+    if (host == NULL || !s_valid_hostname(host)) {
+        s_fail(err, prefix, "hostname",
+               host ? "hostname has characters a host name cannot have" : "hostname is required");
+        return NULL;
+    }
+    const json_t *pv = json_object_get(json, "port");
+    if (pv == NULL || json_is_null(pv)) {
+        s_fail(err, prefix, "port", "port is required");
+        return NULL;
+    }
+    if (s_get_uint(json, "port", 1, 65535, 0, &port, prefix, err) != 0)
+        return NULL;
+    if (s_get_uint(json, "weight", 1, RT_BACKEND_WEIGHT_MAX, 1, &weight, prefix, err) != 0)
+        return NULL;
+    if (s_get_str(json, "id", RT_BACKEND_ID_MAX, &id, prefix, err) != 0)
+        return NULL;
+    if (id && !s_printable(id)) {
+        s_fail(err, prefix, "id", "id must be printable characters without spaces");
+        return NULL;
+    }
+    if (s_get_str(json, "region", RT_REGION_MAX, &reg, prefix, err) != 0)
+        return NULL;
+    if (reg && !s_printable(reg)) {
+        s_fail(err, prefix, "region", "region must be printable characters without spaces");
+        return NULL;
+    }
+    if (s_get_str(json, "probe", 8, &probe, prefix, err) != 0)
+        return NULL;
+    if (probe && strcmp(probe, "http") != 0 && strcmp(probe, "tcp") != 0) {
+        s_fail(err, prefix, "probe", "probe must be http or tcp");
+        return NULL;
+    }
+    char idbuf[RT_BACKEND_HOST_MAX + 8];
+    if (id == NULL) {
+        snprintf(idbuf, sizeof idbuf, "%s:%u", host, (unsigned) port);
+        if (strlen(idbuf) > RT_BACKEND_ID_MAX) {
+            s_fail(err, prefix, "id", "id (hostname:port) would be over %d bytes",
+                   RT_BACKEND_ID_MAX);
+            return NULL;
+        }
+        id = idbuf;
+    }
+    // id, hostname, port, weight, region, probe first; other fields as they came
+    json_t *out = json_object();
+    json_object_set_new(out, "id", json_string(id));
+    json_object_set_new(out, "hostname", json_string(host));
+    json_object_set_new(out, "port", json_integer((json_int_t) port));
+    json_object_set_new(out, "weight", json_integer((json_int_t) weight));
+    json_object_set_new(out, "region", json_string(reg ? reg : region));
+    json_object_set_new(out, "probe", json_string(probe ? probe : "http"));
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *) json, key, value)
+    {
+        bool runtime = false;
+        for (size_t i = 0; i < PROTO_ARRAY_SIZE(s_runtime_fields); i++)
+            runtime = runtime || strcmp(key, s_runtime_fields[i]) == 0;
+        if (!runtime && json_object_get(out, key) == NULL)
+            json_object_set(out, key, value);
+    }
+    return out;
+}
+
+static void
+s_free_fields(rt_route_t *self)
+{
+    for (uint32_t i = 0; i < self->backends_count; i++) {
+        free(self->backends[i].id);
+        free(self->backends[i].host);
+        free(self->backends[i].region);
+    }
+    free(self->backends);
+    self->backends = NULL;
+    free(self->pick);
+    self->pick = NULL;
+    free(self->headers);
+    self->headers = NULL;
+    free(self->id);
+    self->id = NULL;
+    free(self->vhost);
+    self->vhost = NULL;
+    free(self->strategy);
+    self->strategy = NULL;
+    json_decref(self->doc);
+    self->doc = NULL;
+}
+
+static int
+s_parse_headers(rt_route_t *self, rt_error_t *err)
+{
+    json_t *headers = json_object_get(self->doc, "headers");
+    if (headers == NULL || json_is_null(headers))
+        return 0;
+    if (!json_is_object(headers)) {
+        s_fail(err, NULL, "headers", "headers must be an object of strings");
+        return -1;
+    }
+    size_t n = json_object_size(headers);
+    if (n > RT_ROUTE_HEADERS_MAX) {
+        s_fail(err, NULL, "headers", "at most %d headers", RT_ROUTE_HEADERS_MAX);
+        return -1;
+    }
+    self->headers = n ? proto_xcalloc(n, sizeof *self->headers) : NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(headers, key, value)
+    {
+        if (!s_token(key) || strlen(key) > RT_ROUTE_HEADER_MAX) {
+            s_fail(err, "headers.", key, "not a valid header name");
+            return -1;
+        }
+        const char *text = json_string_value(value);
+        if (text == NULL || strlen(text) > RT_ROUTE_HEADER_MAX || strpbrk(text, "\r\n")) {
+            s_fail(err, "headers.", key,
+                   "a header value must be a string of at most %d bytes "
+                   "without CR or LF",
+                   RT_ROUTE_HEADER_MAX);
+            return -1;
+        }
+        self->headers[self->headers_count].key = key;
+        self->headers[self->headers_count].value = text;
+        self->headers_count++;
+    }
+    return 0;
+}
+
+static int
+s_parse_backends(rt_route_t *self, const char *region, rt_error_t *err)
+{
+    json_t *in = json_object_get(self->doc, "backends");
+    if (in == NULL || !json_is_array(in)) {
+        s_fail(err, NULL, "backends", in ? "backends must be an array" : "backends is required");
+        return -1;
+    }
+    size_t n = json_array_size(in);
+    if (n > RT_ROUTE_BACKENDS_MAX) {
+        s_fail(err, NULL, "backends", "at most %d backends", RT_ROUTE_BACKENDS_MAX);
+        return -1;
+    }
+    json_t *out = json_array();
+    self->backends = n ? proto_xcalloc(n, sizeof *self->backends) : NULL;
+    self->pick = n ? proto_xcalloc(n, sizeof *self->pick) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "backends[%zu].", i);
+        json_t *b = rt_route_backend_normalize(json_array_get(in, i), region, prefix, err);
+        if (b == NULL) {
+            json_decref(out);
+            return -1;
+        }
+        const char *id = json_string_value(json_object_get(b, "id"));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(self->backends[j].id, id) == 0) {
+                s_fail(err, prefix, "id", "duplicate backend id '%s'", id);
+                json_decref(b);
+                json_decref(out);
+                return -1;
+            }
+        }
+        rt_backend_t *be = &self->backends[i];
+        be->id = proto_xstrdup(id);
+        be->host = proto_xstrdup(json_string_value(json_object_get(b, "hostname")));
+        be->port = (uint16_t) json_integer_value(json_object_get(b, "port"));
+        be->weight = (uint32_t) json_integer_value(json_object_get(b, "weight"));
+        be->region = proto_xstrdup(json_string_value(json_object_get(b, "region")));
+        self->backends_count = (uint32_t) (i + 1);
+        self->pick[i] = (proto_backend_t){.id = be->id,
+                                          .host = be->host,
+                                          .port = be->port,
+                                          .weight = be->weight,
+                                          .region = be->region};
+        json_array_append_new(out, b);
+    }
+    json_object_set_new(self->doc, "backends", out);
+    return 0;
+}
+
+static int
+s_parse(rt_route_t *self, const char *region, rt_error_t *err)
+{
+    const char *vhost, *id, *strategy;
+    if (s_get_str(self->doc, "vHost", RT_ROUTE_VHOST_MAX, &vhost, NULL, err) != 0)
+        return -1;
+    if (vhost == NULL) {
+        s_fail(err, NULL, "vHost", "vHost is required");
+        return -1;
+    }
+    self->vhost = proto_xstrdup(vhost);
+    for (char *p = self->vhost; *p; p++)
+        *p = (char) tolower((unsigned char) *p);
+    if (!rt_route_valid_vhost(self->vhost)) {
+        s_fail(err, NULL, "vHost", "vHost must be a host name, *.domain or *");
+        return -1;
+    }
+    json_object_set_new(self->doc, "vHost", json_string(self->vhost));
+    if (s_get_str(self->doc, "id", RT_ROUTE_ID_MAX, &id, NULL, err) != 0)
+        return -1;
+    if (id && !s_printable(id)) {
+        s_fail(err, NULL, "id", "id must be printable characters without spaces");
+        return -1;
+    }
+    self->id = proto_xstrdup(id ? id : self->vhost);
+    json_object_set_new(self->doc, "id", json_string(self->id));
+    if (s_get_str(self->doc, "strategy", 16, &strategy, NULL, err) != 0)
+        return -1;
+    for (size_t i = 0; strategy && i < PROTO_ARRAY_SIZE(s_strategies) && !self->strategy; i++)
+        if (strcasecmp(strategy, s_strategies[i]) == 0)
+            self->strategy = proto_xstrdup(s_strategies[i]);
+    if (strategy && self->strategy == NULL) {
+        s_fail(err, NULL, "strategy",
+               "strategy must be ROUND_ROBIN, RANDOM, IP_HASH or LEAST_LATENCY");
+        return -1;
+    }
+    if (self->strategy == NULL)
+        self->strategy = proto_xstrdup(s_strategies[0]);
+    json_object_set_new(self->doc, "strategy", json_string(self->strategy));
+
+    uint64_t v;
+    if (s_get_uint(self->doc, "retries", 0, RT_ROUTE_RETRIES_MAX, RT_ROUTE_RETRIES, &v, NULL, err)
+        != 0)
+        return -1;
+    self->retries = (uint8_t) v;
+    if (s_get_uint(self->doc, "timeoutMs", 1, UINT32_MAX, RT_ROUTE_TIMEOUT_MS, &v, NULL, err) != 0)
+        return -1;
+    self->timeout_ms = (uint32_t) v;
+    if (s_get_uint(self->doc, "queueTimeoutMs", 0, UINT32_MAX, self->timeout_ms, &v, NULL, err)
+        != 0)
+        return -1;
+    self->queue_timeout_ms = (uint32_t) v;
+    if (s_get_uint(self->doc, "reqActiveLength", 0, UINT32_MAX, RT_ROUTE_REQ_ACTIVE, &v, NULL, err)
+        != 0)
+        return -1;
+    self->req_active = (uint32_t) v;
+    if (s_get_uint(self->doc, "reqQueueLength", 0, UINT32_MAX, RT_ROUTE_REQ_QUEUE, &v, NULL, err)
+        != 0)
+        return -1;
+    self->req_queue = (uint32_t) v;
+    if (s_get_uint(self->doc, "maxBodyBytes", 0, INT64_MAX, RT_ROUTE_MAX_BODY, &v, NULL, err) != 0)
+        return -1;
+    self->max_body = v;
+    if (s_parse_headers(self, err) != 0)
+        return -1;
+    return s_parse_backends(self, region, err);
+}
+
+static rt_route_t *
+s_build(json_t *doc, const char *region, rt_error_t *err)
+{
+    rt_route_t *self = proto_xcalloc(1, sizeof *self);
+    self->refs = 1;
+    self->doc = doc;
+    json_object_del(self->doc, "maintenance"); // state-file only; never taken from a body
+    if (s_parse(self, region, err) != 0)
+        goto fail;
+    return self;
+fail:
+    rt_route_unref(&self);
+    return NULL;
+}
+
+rt_route_t *
+rt_route_new(const json_t *json, const char *region, rt_error_t *err)
+{
+    if (!json_is_object(json)) {
+        s_fail(err, NULL, NULL, "a route must be a JSON object");
+        return NULL;
+    }
+    return s_build(json_deep_copy(json), region, err);
+}
+
+rt_route_t *
+rt_route_rebuild(const rt_route_t *old, json_t *doc, const char *region, rt_error_t *err)
+{
+    rt_route_t *self = s_build(doc, region, err);
+    if (self && old)
+        rt_route_carry_state(self, old);
+    return self;
+}
+
+rt_route_t *
+rt_route_ref(rt_route_t *route)
+{
+    assert(route && route->refs > 0);
+    route->refs++;
+    return route;
+}
+
+void
+rt_route_unref(rt_route_t **route_p)
+{
+    assert(route_p);
+    rt_route_t *self = *route_p;
+    if (self == NULL)
+        return;
+    *route_p = NULL;
+    if (--self->refs > 0)
+        return;
+    s_free_fields(self);
+    free(self);
+}
+
+int
+rt_route_find_backend(const rt_route_t *route, const char *id)
+{
+    for (uint32_t i = 0; i < route->backends_count; i++)
+        if (strcmp(route->backends[i].id, id) == 0)
+            return (int) i;
+    return -1;
+}
+
+void
+rt_route_set_maint(rt_route_t *route, size_t index, bool maint, uint64_t since_ms)
+{
+    assert(route->refs == 1 && index < route->backends_count);
+    route->backends[index].maint = maint;
+    route->backends[index].maint_since = maint ? since_ms : 0;
+    route->pick[index].maint = maint;
+}
+
+void
+rt_route_carry_state(rt_route_t *to, const rt_route_t *from)
+{
+    assert(to->refs == 1);
+    for (uint32_t i = 0; i < to->backends_count; i++) {
+        int j = rt_route_find_backend(from, to->backends[i].id);
+        if (j >= 0 && from->backends[j].maint)
+            rt_route_set_maint(to, i, true, from->backends[j].maint_since);
+    }
+}
+
+static void
+s_add_runtime(json_t *obj, const rt_backend_t *be)
+{
+    // healthd will feed isDead/deadSince/failureCount/latencyMs; until then
+    // only maintenance makes a backend dead
+    json_object_set_new(obj, "isDead", json_boolean(be->maint));
+    json_object_set_new(obj, "deadSince",
+                        be->maint && be->maint_since ? json_integer((json_int_t) be->maint_since)
+                                                     : json_null());
+    json_object_set_new(obj, "failureCount", json_integer(0));
+    json_object_set_new(obj, "latencyMs", json_null());
+}
+
+json_t *
+rt_route_to_api(const rt_route_t *route)
+{
+    json_t *out = json_deep_copy(route->doc);
+    json_t *backends = json_object_get(out, "backends");
+    for (uint32_t i = 0; i < route->backends_count; i++)
+        s_add_runtime(json_array_get(backends, i), &route->backends[i]);
+    return out;
+}
+
+json_t *
+rt_route_backend_to_api(const rt_route_t *route, size_t index)
+{
+    assert(index < route->backends_count);
+    json_t *out = json_deep_copy(json_array_get(json_object_get(route->doc, "backends"), index));
+    s_add_runtime(out, &route->backends[index]);
+    return out;
+}
+
+json_t *
+rt_route_to_store(const rt_route_t *route)
+{
+    json_t *out = json_copy(route->doc); // shallow: only the top level gets a new key
+    json_t *maint = json_array();
+    for (uint32_t i = 0; i < route->backends_count; i++)
+        if (route->backends[i].maint)
+            json_array_append_new(maint, json_string(route->backends[i].id));
+    json_object_set_new(out, "maintenance", maint);
+    return out;
+}

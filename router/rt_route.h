@@ -1,0 +1,130 @@
+/*  rt_route - one route (SPEC §4) as the router keeps it: validated,
+    normalized, immutable once shared.
+
+    A route is built from JSON (the body apid sends, or a route of the state
+    file). Building validates every field the router relies on, resolves the
+    defaults that depend on the router (backend region = REGION, backend id =
+    hostname:port, weight 1, route id = vHost), lower-cases the vHost and
+    drops read-only runtime fields. Fields the router does not use (auth,
+    rateLimit, ssl, ...) are kept as they came, in doc.
+
+    Routes are reference-counted: the table holds one reference, and a decide
+    waiting for the balancer holds another, so a route replaced meanwhile
+    stays valid until the lease is relayed. A route is never changed once a
+    second reference exists: a change builds a new route (copy-on-write).
+*/
+#ifndef RT_ROUTE_H
+#define RT_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "proto.h"
+
+#define RT_ROUTE_VHOST_MAX    255      // bytes of a vHost
+#define RT_ROUTE_ID_MAX       255      // bytes of a route id
+#define RT_ROUTE_BACKENDS_MAX 256      // backends per route (pick's list bound)
+#define RT_ROUTE_HEADERS_MAX  32       // custom headers (lease's KV bound)
+#define RT_ROUTE_HEADER_MAX   1024     // bytes of a header name or value
+#define RT_BACKEND_ID_MAX     128      // bytes of a backend id
+#define RT_BACKEND_HOST_MAX   255      // bytes of a backend hostname
+#define RT_BACKEND_WEIGHT_MAX 1000000  // largest weight
+#define RT_REGION_MAX         64       // bytes of a region id
+#define RT_ROUTE_RETRIES_MAX  16       // largest retries
+#define RT_ROUTE_RETRIES      2        // default retries
+#define RT_ROUTE_TIMEOUT_MS   30000    // default timeoutMs
+#define RT_ROUTE_REQ_ACTIVE   50       // default reqActiveLength (SPEC §4's example)
+#define RT_ROUTE_REQ_QUEUE    100      // default reqQueueLength (SPEC §4's example)
+#define RT_ROUTE_MAX_BODY     10485760 // default maxBodyBytes
+
+//  Why a document was refused: SPEC §5's message and field.
+typedef struct {
+    char message[256]; // what is wrong
+    char field[256];   // the bad field, e.g. "backends[1].port"; "" when none
+} rt_error_t;
+
+//  One backend of a route.
+typedef struct {
+    char *id;             // unique within the route
+    char *host;           // hostname or address
+    uint16_t port;        // 1-65535
+    uint32_t weight;      // 1-RT_BACKEND_WEIGHT_MAX
+    char *region;         // region id
+    bool maint;           // marked dead by an operator (/dead until /alive)
+    uint64_t maint_since; // when maint began, ms since the epoch; 0 if unknown
+} rt_backend_t;
+
+//  A route. Read-only for everyone but its builder (see above).
+typedef struct rt_route {
+    int refs;                  // references held
+    char *id;                  // route id
+    char *vhost;               // lower-case: exact, "*.suffix" or "*"
+    char *strategy;            // ROUND_ROBIN, RANDOM, IP_HASH or LEAST_LATENCY
+    uint8_t retries;           // retries
+    uint32_t timeout_ms;       // timeoutMs
+    uint32_t queue_timeout_ms; // queueTimeoutMs (default timeoutMs)
+    uint32_t req_active;       // reqActiveLength
+    uint32_t req_queue;        // reqQueueLength
+    uint64_t max_body;         // maxBodyBytes
+    proto_kv_t *headers;       // custom headers (strings point into doc)
+    uint32_t headers_count;    // how many
+    rt_backend_t *backends;    // backends in document order
+    uint32_t backends_count;   // how many
+    proto_backend_t *pick;     // the backends as pick carries them (strings borrowed)
+    json_t *doc;               // normalized JSON, no runtime fields, no maintenance
+} rt_route_t;
+
+//  Build a route from a JSON object (borrowed). region is the default
+//  backend region. Returns a route with one reference, or NULL with err set.
+rt_route_t *rt_route_new(const json_t *json, const char *region, rt_error_t *err);
+
+//  Take another reference. Returns route.
+rt_route_t *rt_route_ref(rt_route_t *route);
+
+//  Drop a reference; the last one frees the route. Sets *route_p to NULL.
+//  Safe with *route_p NULL.
+void rt_route_unref(rt_route_t **route_p);
+
+//  Validate and normalize one backend object (borrowed) as SPEC §4 and §5's
+//  POST .../backends take it. prefix names it in errors ("backends[2]." or
+//  ""). Returns a new object (caller owns: json_decref), or NULL with err.
+json_t *rt_route_backend_normalize(const json_t *json,
+                                   const char *region,
+                                   const char *prefix,
+                                   rt_error_t *err);
+
+//  Index of the backend with this id, or -1.
+int rt_route_find_backend(const rt_route_t *route, const char *id);
+
+//  A new route (one reference) from a new document: doc is taken (its
+//  reference is consumed, also on failure). Maintenance state is carried
+//  over from old (may be NULL) for backends whose id is kept.
+rt_route_t *
+rt_route_rebuild(const rt_route_t *old, json_t *doc, const char *region, rt_error_t *err);
+
+//  Set a backend's maintenance state. Only for a route nobody shares yet
+//  (refs == 1): asserts it.
+void rt_route_set_maint(rt_route_t *route, size_t index, bool maint, uint64_t since_ms);
+
+//  Copy maintenance state from `from` to `to` for backends with the same id.
+//  `to` must not be shared yet.
+void rt_route_carry_state(rt_route_t *to, const rt_route_t *from);
+
+//  The route as the API shows it: doc plus each backend's runtime fields
+//  (isDead, deadSince, failureCount, latencyMs). Caller owns the result.
+json_t *rt_route_to_api(const rt_route_t *route);
+
+//  One backend as the API shows it. Caller owns the result.
+json_t *rt_route_backend_to_api(const rt_route_t *route, size_t index);
+
+//  The route as the state file keeps it: doc plus "maintenance": [ids].
+//  Caller owns the result.
+json_t *rt_route_to_store(const rt_route_t *route);
+
+//  True if text is a valid vHost pattern: a host name, "*.suffix" or "*".
+bool rt_route_valid_vhost(const char *text);
+
+#endif

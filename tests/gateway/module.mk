@@ -1,0 +1,5 @@
+# tests/gateway/ - unit tests of the gateway's modules (integration tests: tests/module.mk).
+UNIT_TESTS += tests/gateway/test_prescan
+tests/gateway/test_prescan_SRCS := gateway/gw_prescan.c
+UNIT_TESTS += tests/gateway/test_lease
+tests/gateway/test_lease_SRCS := gateway/gw_lease.c tests/lib/it.c

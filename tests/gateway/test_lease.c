@@ -1,0 +1,411 @@
+/*  test_lease - the gateway's lease cache and per-request picks.
+
+    The cache runs on a real proto_bus whose router peer is a scripted ZeroMQ
+    ROUTER socket in this process (BUS_PEERS_ROUTER=tcp://127.0.0.1:PORT):
+    keying by (Host, region), reuse within the TTL, TTL 0, coalesced asks,
+    config.changed, stale fallback when the router is silent, and 503 (no
+    lease) for a Host never decided.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "gw_lease.h"
+#include "it.h"
+#include "proto_log.h"
+#include "proto_strategy.h"
+
+typedef struct {
+    struct ev_loop *loop;
+    void *ctx;
+    void *router;        // the scripted router
+    proto_bus_t *bus;    // the gateway side
+    gw_leases_t *leases; // under test
+    char dir[64];
+    int calls;           // callbacks seen
+    gw_lease_t *last;    // lease of the last callback
+    bool last_stale;
+    gw_waiter_t waiters[8];
+} t_state_t;
+
+static void
+s_on_lease(gw_waiter_t *waiter, gw_lease_t *lease, bool stale, void *arg)
+{
+    (void) waiter;
+    t_state_t *t = arg;
+    t->calls++;
+    gw_lease_unref(&t->last);
+    t->last = lease;
+    t->last_stale = stale;
+}
+
+static void
+s_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) w;
+    (void) revents;
+}
+
+//  Run the loop until *counter reaches want or 5 s pass.
+static bool
+s_spin(t_state_t *t, const int *counter, int want)
+{
+    ev_timer tick;
+    ev_timer_init(&tick, s_tick, 0.005, 0.005);
+    ev_timer_start(t->loop, &tick);
+    uint64_t deadline = it_now_ms() + 5000;
+    while (*counter < want && it_now_ms() < deadline)
+        ev_run(t->loop, EVRUN_ONCE);
+    ev_timer_stop(t->loop, &tick);
+    return *counter >= want;
+}
+
+//  Receive one decide on the scripted router (waiting up to 5 s).
+static bool
+s_router_recv(t_state_t *t, proto_msg_t *msg, uint8_t *id, size_t *idlen)
+{
+    zmq_pollitem_t item = {.socket = t->router, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, 5000) <= 0)
+        return false;
+    int n = zmq_recv(t->router, id, 255, 0);
+    if (n <= 0)
+        return false;
+    *idlen = (size_t) n;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    zmq_msg_recv(&body, t->router, 0);
+    int rc = proto_decode(zmq_msg_data(&body), zmq_msg_size(&body), msg);
+    zmq_msg_close(&body);
+    return rc == 0;
+}
+
+static bool
+s_router_idle(t_state_t *t, int ms)
+{
+    zmq_pollitem_t item = {.socket = t->router, .events = ZMQ_POLLIN};
+    return zmq_poll(&item, 1, ms) == 0;
+}
+
+static void
+s_router_answer(t_state_t *t, const uint8_t *id, size_t idlen, uint64_t msg_id, uint64_t version,
+    const char *status)
+{
+    proto_candidate_t cands[2] = {
+        {.id = "a", .host = "127.0.0.1", .port = 4001, .weight = 1, .region = "1"},
+        {.id = "b", .host = "127.0.0.1", .port = 4002, .weight = 1, .region = "1"},
+    };
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_LEASE);
+    msg.id = msg_id;
+    msg.src = "router/test";
+    msg.lease.status = status;
+    msg.lease.route = "r1";
+    msg.lease.vhost = "*.example.com";
+    msg.lease.version = version;
+    msg.lease.strategy = "ROUND_ROBIN";
+    msg.lease.region = "1";
+    msg.lease.candidates = cands;
+    msg.lease.candidates_count = 2;
+    msg.lease.retries = 2;
+    proto_buf_t buf = {0};
+    assert_int_equal(proto_encode(&msg, &buf), 0);
+    zmq_send(t->router, id, idlen, ZMQ_SNDMORE);
+    zmq_send(t->router, buf.data, buf.size, 0);
+    proto_buf_free(&buf);
+}
+
+static int
+s_setup(void **state, int64_t ttl_ms)
+{
+    t_state_t *t = calloc(1, sizeof *t);
+    proto_log_setup("test", "t", PROTO_LOG_ERROR, PROTO_LOG_JSON, 2);
+    t->loop = ev_loop_new(EVFLAG_AUTO);
+    t->ctx = zmq_ctx_new();
+    t->router = zmq_socket(t->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(t->router, ZMQ_LINGER, &zero, sizeof zero);
+    int port = it_free_port_pair();
+    char ep[64], peers[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    snprintf(peers, sizeof peers, "tcp://127.0.0.1:%d", port);
+    assert_int_equal(zmq_bind(t->router, ep), 0);
+    snprintf(t->dir, sizeof t->dir, "/tmp/sy-lease-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    proto_bus_config_t cfg = {.kind = "gateway", .instance = "t", .region = "1", .bus_dir = t->dir};
+    cfg.peers[PROTO_KIND_ROUTER] = peers;
+    char err[256];
+    t->bus = proto_bus_new(t->loop, &cfg, err, sizeof err);
+    assert_non_null(t->bus);
+    assert_int_equal(proto_bus_use(t->bus, PROTO_KIND_ROUTER, true, NULL, err, sizeof err), 0);
+    assert_int_equal(proto_bus_start(t->bus, err, sizeof err), 0);
+    gw_lease_config_t lc = {.ttl_ms = ttl_ms, .timeout_ms = 300, .gw_region = "1", .max_entries = 4};
+    t->leases = gw_leases_new(t->loop, t->bus, &lc, s_on_lease, t);
+    *state = t;
+    return 0;
+}
+
+static int
+s_setup_ttl(void **state)
+{
+    return s_setup(state, 60000);
+}
+
+static int
+s_setup_ttl0(void **state)
+{
+    return s_setup(state, 0);
+}
+
+static int
+s_teardown(void **state)
+{
+    t_state_t *t = *state;
+    gw_lease_unref(&t->last);
+    proto_bus_destroy(&t->bus);
+    gw_leases_destroy(&t->leases);
+    zmq_close(t->router);
+    zmq_ctx_term(t->ctx);
+    ev_loop_destroy(t->loop);
+    char path[128];
+    snprintf(path, sizeof path, "%s", t->dir);
+    rmdir(path);
+    free(t);
+    return 0;
+}
+
+//  Ask until the DEALER's connection is up (ZMQ_IMMEDIATE refuses before).
+static void
+s_get_pending(t_state_t *t, const char *host, const char *region, gw_waiter_t *w)
+{
+    uint64_t deadline = it_now_ms() + 5000;
+    bool pending = false, stale = false;
+    while (!pending && it_now_ms() < deadline) {
+        gw_lease_t *l = gw_leases_get(t->leases, host, region, "10.0.0.1", "rid-1", w, &pending,
+            &stale);
+        assert_null(l);
+        if (!pending)
+            it_pause(5);
+    }
+    assert_true(pending);
+}
+
+static void
+test_ask_then_reuse(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "a.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_int_equal(decide.type, PROTO_DECIDE);
+    assert_string_equal(decide.decide.host, "a.example.com");
+    assert_string_equal(decide.decide.region, "1");
+    assert_string_equal(decide.decide.gw_region, "1");
+    assert_string_equal(decide.rid, "rid-1");
+    s_router_answer(t, id, idlen, decide.id, 3, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    assert_non_null(t->last);
+    assert_false(t->last_stale);
+    assert_int_equal(t->last->status, GW_LEASE_OK);
+    assert_int_equal(t->last->ncands, 2);
+    assert_true(t->last->wildcard);
+    assert_int_equal(t->last->version, 3);
+
+    // within the TTL: answered from the cache, no new ask
+    bool pending, stale;
+    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-2",
+        &t->waiters[1], &pending, &stale);
+    assert_non_null(l);
+    assert_false(pending);
+    assert_ptr_equal(l, t->last);
+    gw_lease_unref(&l);
+    assert_true(s_router_idle(t, 100));
+
+    // another region is another key
+    l = gw_leases_get(t->leases, "a.example.com", "2", "10.0.0.1", "rid-3", &t->waiters[2],
+        &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_string_equal(decide.decide.region, "2");
+    s_router_answer(t, id, idlen, decide.id, 3, "no_backend");
+    assert_true(s_spin(t, &t->calls, 2));
+    assert_int_equal(t->last->status, GW_LEASE_NO_BACKEND);
+
+    // a newer configuration: the next request asks again
+    gw_leases_on_config(t->leases, 4);
+    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-4", &t->waiters[3],
+        &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 4, "ok");
+    assert_true(s_spin(t, &t->calls, 3));
+    assert_int_equal(t->last->version, 4);
+    proto_msg_clear(&decide);
+}
+
+static void
+test_coalesced(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "b.example.com", "1", &t->waiters[0]);
+    bool pending, stale;
+    for (int i = 1; i < 3; i++) {
+        gw_lease_t *l = gw_leases_get(t->leases, "b.example.com", "1", "10.0.0.1", "r",
+            &t->waiters[i], &pending, &stale);
+        assert_null(l);
+        assert_true(pending);
+    }
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_true(s_router_idle(t, 100)); // one ask for three requests
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 3));
+    proto_msg_clear(&decide);
+}
+
+static void
+test_cancelled_waiter(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "c.example.com", "1", &t->waiters[0]);
+    bool pending, stale;
+    gw_lease_t *l = gw_leases_get(t->leases, "c.example.com", "1", "10.0.0.1", "r",
+        &t->waiters[1], &pending, &stale);
+    assert_null(l);
+    gw_leases_cancel(t->leases, &t->waiters[1]); // its client went away
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    assert_true(s_router_idle(t, 50));
+    assert_int_equal(t->calls, 1);
+    proto_msg_clear(&decide);
+}
+
+static void
+test_ttl0_and_stale(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "d.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    assert_false(t->last_stale);
+
+    // TTL 0: the next request asks again...
+    bool pending, stale;
+    gw_lease_t *l = gw_leases_get(t->leases, "d.example.com", "1", "10.0.0.1", "r",
+        &t->waiters[1], &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    // ...and when the router stays silent past the deadline, the last lease serves, stale
+    uint64_t t0 = it_now_ms();
+    assert_true(s_spin(t, &t->calls, 2));
+    assert_true(it_now_ms() - t0 >= 250);
+    assert_non_null(t->last);
+    assert_true(t->last_stale);
+    assert_int_equal(gw_leases_stale(t->leases), 1);
+
+    // a Host never decided gets nothing when the router is silent: 503
+    l = gw_leases_get(t->leases, "never.example.com", "1", "10.0.0.1", "r", &t->waiters[2],
+        &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_true(s_spin(t, &t->calls, 3));
+    assert_null(t->last);
+    proto_msg_clear(&decide);
+}
+
+static void
+test_eviction_bound(void **state)
+{
+    t_state_t *t = *state;
+    // max_entries is 4: answered entries beyond it are dropped, oldest first
+    char host[32];
+    for (int i = 0; i < 8; i++) {
+        snprintf(host, sizeof host, "h%d.test", i);
+        s_get_pending(t, host, "1", &t->waiters[0]);
+        proto_msg_t decide;
+        proto_msg_init(&decide, PROTO_NONE);
+        uint8_t id[256];
+        size_t idlen;
+        assert_true(s_router_recv(t, &decide, id, &idlen));
+        s_router_answer(t, id, idlen, decide.id, 1, "ok");
+        assert_true(s_spin(t, &t->calls, i + 1));
+        proto_msg_clear(&decide);
+    }
+    assert_true(gw_leases_size(t->leases) <= 5);
+}
+
+static void
+test_pick_inside_lease(void **state)
+{
+    (void) state;
+    proto_candidate_t cands[3] = {
+        {.id = "a", .host = "10.0.0.1", .port = 80, .weight = 5, .region = "1"},
+        {.id = "b", .host = "10.0.0.2", .port = 80, .weight = 1, .region = "1"},
+        {.id = "c", .host = "db.internal", .port = 80, .weight = 1, .region = "1", .hop = true},
+    };
+    proto_lease_t m = {.status = "ok", .route = "r", .vhost = "x.com", .version = 1,
+        .strategy = "ROUND_ROBIN", .candidates = cands, .candidates_count = 3};
+    gw_lease_t *l = gw_lease_from_msg(&m);
+    assert_int_equal(l->cands[0].addrlen, sizeof(struct sockaddr_in));
+    assert_int_equal(l->cands[2].addrlen, 0); // a name: resolved elsewhere
+    assert_true(l->cands[2].hop);
+    assert_false(l->wildcard);
+    assert_int_equal(l->timeout_ms, 30000); // defaults when the router sent none
+    // smooth weighted round robin 5,1,1: a a b a c a a
+    const char *want = "aabacaa";
+    for (int i = 0; i < 7; i++) {
+        int k = gw_lease_pick(l, 0, "1.2.3.4", 0);
+        assert_true(k >= 0);
+        assert_int_equal(l->cands[k].id[0], want[i]);
+    }
+    // a retry never repeats a tried candidate, and failed ones are skipped
+    uint64_t tried = 1u << 0;
+    l->cands[1].failed = true;
+    assert_int_equal(gw_lease_pick(l, tried, "1.2.3.4", 0), 2);
+    assert_int_equal(gw_lease_pick(l, tried | (1u << 2), "1.2.3.4", 0), -1);
+    gw_lease_unref(&l);
+    assert_null(l);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pick_inside_lease),
+        cmocka_unit_test_setup_teardown(test_ask_then_reuse, s_setup_ttl, s_teardown),
+        cmocka_unit_test_setup_teardown(test_coalesced, s_setup_ttl, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_waiter, s_setup_ttl, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl0_and_stale, s_setup_ttl0, s_teardown),
+        cmocka_unit_test_setup_teardown(test_eviction_bound, s_setup_ttl, s_teardown),
+    };
+    return cmocka_run_group_tests_name("gw_lease", tests, NULL, NULL);
+}

@@ -1,0 +1,13 @@
+# tests/router/ - unit tests of the router's modules (it_router is in tests/module.mk).
+UNIT_TESTS += tests/router/test_table tests/router/test_route tests/router/test_store \
+        tests/router/test_control
+tests/router/test_table_SRCS := router/rt_table.c router/rt_route.c
+tests/router/test_table_LIBS := -ljansson
+tests/router/test_route_SRCS := router/rt_route.c
+tests/router/test_route_LIBS := -ljansson
+tests/router/test_store_SRCS := router/rt_store.c router/rt_table.c router/rt_route.c
+tests/router/test_store_LIBS := -ljansson
+tests/router/test_control_SRCS := router/rt_control.c router/rt_store.c router/rt_table.c \
+        router/rt_route.c
+tests/router/test_control_LIBS := -ljansson
+tests/router/it_router_LIBS := -ljansson
