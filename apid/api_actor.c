@@ -1,28 +1,82 @@
 /*  api_actor - the apid actor's context and lifetime.
 
     Sockets: the bus ROUTER and XPUB of proto_bus (apid.<pid>.req/.pub in
-    BUS_DIR, or BUS_BIND). See apid/README.md for its messages.
+    BUS_DIR, or BUS_BIND), and a DEALER per peer kind it asks (router,
+    statsd, healthd, chatd). On SIGTERM/SIGINT it stops taking calls and
+    stops once the calls waiting for the router are answered (they are
+    bounded by APID_ROUTER_TIMEOUT); a second signal stops at once.
 */
+#include <stddef.h>
 #include <stdlib.h>
+
+#include <ev.h>
 
 #include "proto_log.h"
 #include "proto_util.h"
 #include "api_actor.h"
+#include "api_http.h"
 
 struct api_actor {
     proto_actor_t *actor; // loop, bus, signals
+    api_http_t *http;     // the control API handler
+    ev_timer drain_timer; // bounds the wait for calls in flight at a signal
+    int64_t timeout_ms;   // APID_ROUTER_TIMEOUT
+    bool stopping;        // a signal came
+};
+
+static const proto_cfg_opt_t s_opts[] = {
+    {"APID_ROUTER_TIMEOUT", "router-timeout", PROTO_CFG_DURATION, "3s",
+     "how long an API call waits for the router's answer before 503 (keep it under the "
+     "gateway's 5s)",
+     offsetof(api_config_t, router_timeout_ms), 0, 0, NULL, 0},
 };
 
 int
 api_config_load(api_config_t *cfg, int argc, char **argv)
 {
-    return proto_actor_config("apid", &cfg->common, NULL, 0, argc, argv);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    return proto_actor_config("apid", &cfg->common, &extra, 1, argc, argv);
 }
 
 void
 api_config_free(api_config_t *cfg)
 {
-    proto_actor_config_free(&cfg->common, NULL, 0);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    proto_actor_config_free(&cfg->common, &extra, 1);
+}
+
+static void
+s_on_idle(void *arg)
+{
+    api_actor_t *self = arg;
+    proto_actor_stop(self->actor);
+}
+
+static void
+s_on_drain_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) loop;
+    (void) revents;
+    api_actor_t *self = t->data;
+    log_warn("calls still waiting at the drain deadline",
+             LOG_U("pending", api_http_pending(self->http)));
+    proto_actor_stop(self->actor);
+}
+
+static void
+s_on_signal(proto_actor_t *actor, int signum, void *arg)
+{
+    (void) signum;
+    api_actor_t *self = arg;
+    if (self->stopping) {
+        proto_actor_stop(actor);
+        return;
+    }
+    self->stopping = true;
+    // the bus answers every waiting call by its deadline; the timer is a bound
+    ev_timer_set(&self->drain_timer, (double) (self->timeout_ms + 1000) / 1000.0, 0.);
+    ev_timer_start(proto_actor_loop(actor), &self->drain_timer);
+    api_http_drain(self->http, s_on_idle, self);
 }
 
 api_actor_t *
@@ -30,6 +84,9 @@ api_actor_new(const api_config_t *cfg)
 {
     char err[512];
     api_actor_t *self = proto_xcalloc(1, sizeof *self);
+    self->timeout_ms = cfg->router_timeout_ms;
+    ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);
+    self->drain_timer.data = self;
     self->actor = proto_actor_new("apid", &cfg->common, err, sizeof err);
     if (self->actor == NULL) {
         log_error("cannot create the actor", LOG_S("error", err));
@@ -43,6 +100,8 @@ api_actor_new(const api_config_t *cfg)
         goto fail;
     if (proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
         goto fail;
+    self->http = api_http_new(proto_actor_bus(self->actor), cfg->router_timeout_ms);
+    proto_actor_on_signal(self->actor, s_on_signal, self);
     return self;
 fail:
     api_actor_destroy(&self);
@@ -61,7 +120,11 @@ api_actor_destroy(api_actor_t **self_p)
     api_actor_t *self = *self_p;
     if (self == NULL)
         return;
+    if (self->actor)
+        ev_timer_stop(proto_actor_loop(self->actor), &self->drain_timer);
+    // the bus first: it drops its pending requests, so no reply can reach a freed call
     proto_actor_destroy(&self->actor);
+    api_http_destroy(&self->http);
     free(self);
     *self_p = NULL;
 }

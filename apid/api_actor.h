@@ -1,14 +1,19 @@
 /*  api_actor - the apid actor: its settings, its context, its lifetime.
 
-    The apid serves the REST control plane handed to it by the gateway as admin.request.
+    The apid serves the REST control plane (SPEC §5) handed to it by the
+    gateway as admin.request, asking the router for every read and write
+    (api_http). See apid/README.md.
 */
 #ifndef API_ACTOR_H
 #define API_ACTOR_H
+
+#include <stdint.h>
 
 #include "proto_actor.h"
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    int64_t router_timeout_ms;    // APID_ROUTER_TIMEOUT: how long a call waits for the router
 } api_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

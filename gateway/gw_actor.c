@@ -25,46 +25,152 @@
 #include "proto_log.h"
 #include "proto_util.h"
 
-#define S_OPT(env, flag, type, def, help, field, min, max, choices, flags)                       \
-    {env, flag, type, def, help, offsetof(gw_config_t, field), min, max, choices, flags}
+#define S_OPT(env, flag, type, def, help, field, min, max, choices, flags)                         \
+    {                                                                                              \
+        env, flag, type, def, help, offsetof(gw_config_t, field), min, max, choices, flags         \
+    }
 
 static const proto_cfg_opt_t s_opts[] = {
-    S_OPT("GATEWAY_HTTP_ADDR", "http-addr", PROTO_CFG_ADDR, "0.0.0.0:8080", "public HTTP listener",
-        http_addr, 0, 0, NULL, 0),
-    S_OPT("GATEWAY_ADMIN_ADDR", "admin-addr", PROTO_CFG_ADDR, "127.0.0.1:9000",
-        "admin listener: control API, health, metrics", admin_addr, 0, 0, NULL, 0),
-    S_OPT("ADMIN_TOKEN", "admin-token", PROTO_CFG_STR, NULL,
-        "when set, /api/... needs Authorization: Bearer <token>", admin_token, 0, 0, NULL,
-        PROTO_CFG_SECRET),
-    S_OPT("GATEWAY_TRUSTED_PROXIES", "trusted-proxies", PROTO_CFG_STR, NULL,
-        "CIDR list of peers whose X-Forwarded-*, X-Real-IP and X-Switchyard-Hop are believed",
-        trusted_proxies, 0, 0, NULL, 0),
-    S_OPT("GATEWAY_LEASE_TTL", "lease-ttl", PROTO_CFG_DURATION0, "1s",
-        "how long a routing decision is reused; 0 asks on every request", lease_ttl_ms, 0, 0,
-        NULL, 0),
-    S_OPT("GATEWAY_DECISION_TIMEOUT", "decision-timeout", PROTO_CFG_DURATION, "200ms",
-        "how long a request waits for a decision from router+balancer", decision_timeout_ms, 0,
-        0, NULL, 0),
-    S_OPT("GATEWAY_CONNECT_TIMEOUT", "connect-timeout", PROTO_CFG_DURATION, "2s",
-        "upstream connect timeout", connect_timeout_ms, 0, 0, NULL, 0),
-    S_OPT("GATEWAY_HEADER_TIMEOUT", "header-timeout", PROTO_CFG_DURATION, "10s",
-        "request headers must be complete within this, else 408", header_timeout_ms, 0, 0, NULL,
-        0),
-    S_OPT("GATEWAY_IDLE_TIMEOUT", "idle-timeout", PROTO_CFG_DURATION, "65s",
-        "an idle keep-alive client connection is closed after this", idle_timeout_ms, 0, 0, NULL,
-        0),
-    S_OPT("GATEWAY_DRAIN_TIMEOUT", "drain-timeout", PROTO_CFG_DURATION0, "10s",
-        "on SIGTERM, how long in-flight requests may finish", drain_timeout_ms, 0, 0, NULL, 0),
-    S_OPT("GATEWAY_MAX_CONNECTIONS", "max-connections", PROTO_CFG_INT, "100000",
-        "client connections beyond this are accepted and closed at once", max_connections, 1,
-        10000000, NULL, 0),
-    S_OPT("GATEWAY_PUBLIC_HEALTH_PATH", "public-health-path", PROTO_CFG_STR, "/health",
-        "public-listener path answered by the gateway itself; empty disables",
-        public_health_path, 0, 0, NULL, PROTO_CFG_EMPTY_OK),
-    S_OPT("GATEWAY_ADMIN_TIMEOUT", "admin-timeout", PROTO_CFG_DURATION, "5s",
-        "how long an admin request waits for apid or statsd", admin_timeout_ms, 0, 0, NULL, 0),
-    S_OPT("GATEWAY_ACCESS_LOG", "access-log", PROTO_CFG_BOOL, "true",
-        "write an access line per request", access_log, 0, 0, NULL, 0),
+    S_OPT("GATEWAY_HTTP_ADDR",
+          "http-addr",
+          PROTO_CFG_ADDR,
+          "0.0.0.0:8080",
+          "public HTTP listener",
+          http_addr,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_ADMIN_ADDR",
+          "admin-addr",
+          PROTO_CFG_ADDR,
+          "127.0.0.1:9000",
+          "admin listener: control API, health, metrics",
+          admin_addr,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("ADMIN_TOKEN",
+          "admin-token",
+          PROTO_CFG_STR,
+          NULL,
+          "when set, /api/... needs Authorization: Bearer <token>",
+          admin_token,
+          0,
+          0,
+          NULL,
+          PROTO_CFG_SECRET),
+    S_OPT("GATEWAY_TRUSTED_PROXIES",
+          "trusted-proxies",
+          PROTO_CFG_STR,
+          NULL,
+          "CIDR list of peers whose X-Forwarded-*, X-Real-IP and X-Switchyard-Hop are believed",
+          trusted_proxies,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_LEASE_TTL",
+          "lease-ttl",
+          PROTO_CFG_DURATION0,
+          "1s",
+          "how long a routing decision is reused; 0 asks on every request",
+          lease_ttl_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_DECISION_TIMEOUT",
+          "decision-timeout",
+          PROTO_CFG_DURATION,
+          "200ms",
+          "how long a request waits for a decision from router+balancer",
+          decision_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_CONNECT_TIMEOUT",
+          "connect-timeout",
+          PROTO_CFG_DURATION,
+          "2s",
+          "upstream connect timeout",
+          connect_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_HEADER_TIMEOUT",
+          "header-timeout",
+          PROTO_CFG_DURATION,
+          "10s",
+          "request headers must be complete within this, else 408",
+          header_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_IDLE_TIMEOUT",
+          "idle-timeout",
+          PROTO_CFG_DURATION,
+          "65s",
+          "an idle keep-alive client connection is closed after this",
+          idle_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_DRAIN_TIMEOUT",
+          "drain-timeout",
+          PROTO_CFG_DURATION0,
+          "10s",
+          "on SIGTERM, how long in-flight requests may finish",
+          drain_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_MAX_CONNECTIONS",
+          "max-connections",
+          PROTO_CFG_INT,
+          "100000",
+          "client connections beyond this are accepted and closed at once",
+          max_connections,
+          1,
+          10000000,
+          NULL,
+          0),
+    S_OPT("GATEWAY_PUBLIC_HEALTH_PATH",
+          "public-health-path",
+          PROTO_CFG_STR,
+          "/health",
+          "public-listener path answered by the gateway itself; empty disables",
+          public_health_path,
+          0,
+          0,
+          NULL,
+          PROTO_CFG_EMPTY_OK),
+    S_OPT("GATEWAY_ADMIN_TIMEOUT",
+          "admin-timeout",
+          PROTO_CFG_DURATION,
+          "5s",
+          "how long an admin request waits for apid or statsd",
+          admin_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_ACCESS_LOG",
+          "access-log",
+          PROTO_CFG_BOOL,
+          "true",
+          "write an access line per request",
+          access_log,
+          0,
+          0,
+          NULL,
+          0),
 };
 
 static bool
@@ -85,23 +191,23 @@ gw_config_load(gw_config_t *cfg, int argc, char **argv)
     gw_cidr_list_t list;
     if (gw_cidr_parse(cfg->trusted_proxies, &list, err, sizeof err) != 0) {
         fprintf(stderr, "gateway: bad value for GATEWAY_TRUSTED_PROXIES: '%s' (%s)\n",
-            cfg->trusted_proxies, err);
+                cfg->trusted_proxies, err);
         return 2;
     }
     const char *hp = cfg->public_health_path;
     if (hp && *hp && (hp[0] != '/' || strpbrk(hp, " ?#\r\n"))) {
         fprintf(stderr,
-            "gateway: bad value for GATEWAY_PUBLIC_HEALTH_PATH: '%s' (expected a path starting "
-            "with / or empty)\n",
-            hp);
+                "gateway: bad value for GATEWAY_PUBLIC_HEALTH_PATH: '%s' (expected a path starting "
+                "with / or empty)\n",
+                hp);
         return 2;
     }
     if ((cfg->admin_token == NULL || *cfg->admin_token == '\0')
         && !s_loopback_host(cfg->admin_addr.host)) {
         fprintf(stderr,
-            "gateway: bad value for GATEWAY_ADMIN_ADDR: '%s:%u' (an admin listener on a "
-            "non-loopback address needs ADMIN_TOKEN)\n",
-            cfg->admin_addr.host, cfg->admin_addr.port);
+                "gateway: bad value for GATEWAY_ADMIN_ADDR: '%s:%u' (an admin listener on a "
+                "non-loopback address needs ADMIN_TOKEN)\n",
+                cfg->admin_addr.host, cfg->admin_addr.port);
         return 2;
     }
     return 0;
@@ -129,8 +235,9 @@ gw_actor_random(gw_actor_t *self)
 static int
 s_listen(const proto_addr_t *addr, const char *name)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[8];
     snprintf(port, sizeof port, "%u", addr->port);
@@ -138,7 +245,7 @@ s_listen(const proto_addr_t *addr, const char *name)
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
         log_error("cannot resolve listener address", LOG_S("listener", name),
-            LOG_S("host", addr->host), LOG_S("error", gai_strerror(rc)));
+                  LOG_S("host", addr->host), LOG_S("error", gai_strerror(rc)));
         return -1;
     }
     int fd = -1;
@@ -150,7 +257,7 @@ s_listen(const proto_addr_t *addr, const char *name)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
             log_error("cannot listen", LOG_S("listener", name), LOG_S("host", addr->host),
-                LOG_I("port", addr->port), LOG_ERRNO(errno));
+                      LOG_I("port", addr->port), LOG_ERRNO(errno));
             close(fd);
             fd = -1;
         }
@@ -158,7 +265,7 @@ s_listen(const proto_addr_t *addr, const char *name)
     freeaddrinfo(res);
     if (fd >= 0)
         log_info("listening", LOG_S("listener", name), LOG_S("host", addr->host),
-            LOG_I("port", addr->port));
+                 LOG_I("port", addr->port));
     return fd;
 }
 
@@ -231,7 +338,7 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
         return;
     }
     log_info("draining", LOG_U("connections", self->nconns),
-        LOG_I("timeout_ms", self->cfg->drain_timeout_ms));
+             LOG_I("timeout_ms", self->cfg->drain_timeout_ms));
     ev_timer_set(&self->drain_timer, (double) self->cfg->drain_timeout_ms / 1000.0, 0.);
     ev_timer_start(self->loop, &self->drain_timer);
     ev_timer_start(self->loop, &self->drain_check);

@@ -46,28 +46,28 @@ typedef struct gw_pool gw_pool_t;
 
 //  The context every gateway module reaches through conn->gw.
 struct gw_actor {
-    const gw_config_t *cfg;  // settings (borrowed)
-    proto_actor_t *actor;    // loop, bus, signals
-    struct ev_loop *loop;    // the loop
-    proto_bus_t *bus;        // the bus
-    int http_fd;             // public listener
-    int admin_fd;            // admin listener
-    ev_io http_io;           // accept on the public listener
-    ev_io admin_io;          // accept on the admin listener
-    gw_cidr_list_t trusted;  // GATEWAY_TRUSTED_PROXIES
-    gw_leases_t *leases;     // routing decisions
-    gw_report_t *report;     // request.done batches
-    gw_pool_t *pool;         // idle upstream connections
-    gw_conn_t *conns;        // every client connection
-    uint64_t nconns;         // how many
-    bool draining;           // SIGTERM received
-    ev_timer drain_timer;    // drain deadline
-    ev_timer drain_check;    // polls for the end of in-flight requests
-    uint64_t rng[2];         // xorshift128+ state (request ids, random strategy)
-    uint64_t start_us;       // monotonic start
-    uint64_t requests;       // requests answered
-    uint64_t rejected;       // connections over the limit
-    uint64_t upstream_fail;  // failed attempts
+    const gw_config_t *cfg; // settings (borrowed)
+    proto_actor_t *actor;   // loop, bus, signals
+    struct ev_loop *loop;   // the loop
+    proto_bus_t *bus;       // the bus
+    int http_fd;            // public listener
+    int admin_fd;           // admin listener
+    ev_io http_io;          // accept on the public listener
+    ev_io admin_io;         // accept on the admin listener
+    gw_cidr_list_t trusted; // GATEWAY_TRUSTED_PROXIES
+    gw_leases_t *leases;    // routing decisions
+    gw_report_t *report;    // request.done batches
+    gw_pool_t *pool;        // idle upstream connections
+    gw_conn_t *conns;       // every client connection
+    uint64_t nconns;        // how many
+    bool draining;          // SIGTERM received
+    ev_timer drain_timer;   // drain deadline
+    ev_timer drain_check;   // polls for the end of in-flight requests
+    uint64_t rng[2];        // xorshift128+ state (request ids, random strategy)
+    uint64_t start_us;      // monotonic start
+    uint64_t requests;      // requests answered
+    uint64_t rejected;      // connections over the limit
+    uint64_t upstream_fail; // failed attempts
 };
 
 typedef struct gw_actor gw_actor_t;

@@ -25,8 +25,9 @@ static void
 s_json_error(gw_req_t *req, int status, const char *code, const char *message, const char *extra)
 {
     char body[512];
-    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":null}}",
-        code, message);
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":null}}", code, message);
     gw_conn_respond(req->conn, status, "application/json", body, (size_t) n, extra);
 }
 
@@ -90,18 +91,19 @@ s_on_response(proto_bus_t *bus, proto_in_t *in, void *arg)
     }
     int status = r->status >= 100 && r->status <= 599 ? r->status : 502;
     gw_conn_respond(req->conn, status, ctype ? ctype : "application/json",
-        (const char *) r->body.data, r->body.size,
-        gw_buf_len(&extra) ? gw_buf_head(&extra) : NULL);
+                    (const char *) r->body.data, r->body.size,
+                    gw_buf_len(&extra) ? gw_buf_head(&extra) : NULL);
     gw_buf_free(&extra);
 }
 
 static void
-s_hand_over(gw_req_t *req, int kind, const char *path, size_t path_len, const char *query,
-    size_t query_len)
+s_hand_over(
+    gw_req_t *req, int kind, const char *path, size_t path_len, const char *query, size_t query_len)
 {
     gw_actor_t *gw = req->conn->gw;
-    static const char *skip[] = {"authorization", "cookie", "proxy-authorization", "connection",
-        "keep-alive", "transfer-encoding", "content-length", "te", "upgrade"};
+    static const char *skip[] = {"authorization",  "cookie",     "proxy-authorization",
+                                 "connection",     "keep-alive", "transfer-encoding",
+                                 "content-length", "te",         "upgrade"};
     proto_kv_t headers[S_MAX_FORWARDED];
     char names[S_MAX_FORWARDED][64];
     char *values[S_MAX_FORWARDED];
@@ -167,8 +169,8 @@ s_ready_answer(gw_req_t *req)
     bool ok = req->ready_up[0] && req->ready_up[1];
     char body[160];
     int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"router\":%s,\"balancer\":%s}",
-        ok ? "ready" : "not ready", req->ready_up[0] ? "true" : "false",
-        req->ready_up[1] ? "true" : "false");
+                     ok ? "ready" : "not ready", req->ready_up[0] ? "true" : "false",
+                     req->ready_up[1] ? "true" : "false");
     gw_conn_respond(req->conn, ok ? 200 : 503, "application/json", body, (size_t) n, NULL);
 }
 
@@ -259,8 +261,7 @@ gw_admin_handle(gw_req_t *req)
     if (get && s_path_is(target, path_len, "/health")) {
         gw_buf_t body = {0};
         gw_conn_health_json(conn, &body);
-        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body),
-            NULL);
+        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
         gw_buf_free(&body);
         return;
     }
@@ -275,7 +276,7 @@ gw_admin_handle(gw_req_t *req)
     if (path_len >= 4 && memcmp(target, "/api", 4) == 0 && (path_len == 4 || target[4] == '/')) {
         if (!s_authorized(req)) {
             s_json_error(req, 401, "unauthorized", "a valid admin token is required",
-                "WWW-Authenticate: Bearer realm=\"switchyard\"\r\n");
+                         "WWW-Authenticate: Bearer realm=\"switchyard\"\r\n");
             return;
         }
         s_hand_over(req, PROTO_KIND_APID, target, path_len, query, query_len);

@@ -12,9 +12,9 @@
 #define GW_CIDR_MAX 64
 
 typedef struct {
-    int family;        // AF_INET or AF_INET6
-    uint8_t addr[16];  // network address (4 or 16 bytes used)
-    unsigned prefix;   // prefix length in bits
+    int family;       // AF_INET or AF_INET6
+    uint8_t addr[16]; // network address (4 or 16 bytes used)
+    unsigned prefix;  // prefix length in bits
 } gw_cidr_t;
 
 typedef struct {

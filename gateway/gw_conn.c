@@ -36,35 +36,67 @@ const char *
 gw_status_reason(int status)
 {
     switch (status) {
-        case 100: return "Continue";
-        case 101: return "Switching Protocols";
-        case 200: return "OK";
-        case 201: return "Created";
-        case 202: return "Accepted";
-        case 204: return "No Content";
-        case 206: return "Partial Content";
-        case 301: return "Moved Permanently";
-        case 302: return "Found";
-        case 304: return "Not Modified";
-        case 307: return "Temporary Redirect";
-        case 308: return "Permanent Redirect";
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 409: return "Conflict";
-        case 413: return "Payload Too Large";
-        case 414: return "URI Too Long";
-        case 429: return "Too Many Requests";
-        case 431: return "Request Header Fields Too Large";
-        case 499: return "Client Closed Request";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Error" : "Server Error";
+        case 100:
+            return "Continue";
+        case 101:
+            return "Switching Protocols";
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 202:
+            return "Accepted";
+        case 204:
+            return "No Content";
+        case 206:
+            return "Partial Content";
+        case 301:
+            return "Moved Permanently";
+        case 302:
+            return "Found";
+        case 304:
+            return "Not Modified";
+        case 307:
+            return "Temporary Redirect";
+        case 308:
+            return "Permanent Redirect";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 413:
+            return "Payload Too Large";
+        case 414:
+            return "URI Too Long";
+        case 429:
+            return "Too Many Requests";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 499:
+            return "Client Closed Request";
+        case 500:
+            return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return status < 300   ? "OK"
+                   : status < 400 ? "Redirect"
+                   : status < 500 ? "Error"
+                                  : "Server Error";
     }
 }
 
@@ -262,11 +294,11 @@ s_report(gw_conn_t *conn, gw_req_t *req)
     gw_report_add(gw->report, &info);
     if (gw->cfg->access_log)
         log_info("access", LOG_S("request_id", req->rid), LOG_S("method", req->method),
-            LOG_S("host", req->host), LOG_S("path", redacted), LOG_I("status", req->status),
-            LOG_U("bytes", req->bytes_out), LOG_F("duration_ms", (double) dur / 1000.0),
-            LOG_S("upstream", req->backend), LOG_S("region", req->region),
-            LOG_S("client_ip", conn->client_ip), LOG_S("vhost", vhost),
-            LOG_B("stale", req->stale));
+                 LOG_S("host", req->host), LOG_S("path", redacted), LOG_I("status", req->status),
+                 LOG_U("bytes", req->bytes_out), LOG_F("duration_ms", (double) dur / 1000.0),
+                 LOG_S("upstream", req->backend), LOG_S("region", req->region),
+                 LOG_S("client_ip", conn->client_ip), LOG_S("vhost", vhost),
+                 LOG_B("stale", req->stale));
 }
 
 static void
@@ -331,8 +363,8 @@ gw_conn_close_all(gw_actor_t *gw)
 // Proxy-made responses
 
 void
-gw_conn_respond(gw_conn_t *conn, int status, const char *ctype, const char *body, size_t len,
-    const char *extra)
+gw_conn_respond(
+    gw_conn_t *conn, int status, const char *ctype, const char *body, size_t len, const char *extra)
 {
     gw_req_t *req = conn->req;
     gw_buf_t head = {0};
@@ -393,7 +425,7 @@ s_valid_id(const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
-                || c == '_' || c == ':' || c == '-'))
+              || c == '_' || c == ':' || c == '-'))
             return false;
     }
     return true;
@@ -406,8 +438,8 @@ s_make_uuid(gw_actor_t *gw, char *out)
     a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull; // version 4
     b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull; // variant 10
     snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned) (a >> 32),
-        (unsigned) ((a >> 16) & 0xffff), (unsigned) (a & 0xffff), (unsigned) (b >> 48),
-        (unsigned long long) (b & 0xffffffffffffull));
+             (unsigned) ((a >> 16) & 0xffff), (unsigned) (a & 0xffff), (unsigned) (b >> 48),
+             (unsigned long long) (b & 0xffffffffffffull));
 }
 
 static void
@@ -549,8 +581,9 @@ gw_conn_health_json(gw_conn_t *conn, gw_buf_t *out)
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     char region[160] = "";
     proto_log_json_string(region, sizeof region, gw->cfg->common.region,
-        strlen(gw->cfg->common.region));
-    gw_buf_printf(out,
+                          strlen(gw->cfg->common.region));
+    gw_buf_printf(
+        out,
         "{\"status\":\"%s\",\"timestamp\":\"%s.%03ldZ\",\"uptime\":%.3f,\"service\":\"gateway\","
         "\"region\":%s}",
         gw->draining ? "draining" : "healthy", ts, now.tv_nsec / 1000000,
@@ -603,8 +636,7 @@ s_route(gw_conn_t *conn, gw_req_t *req)
         && (strcmp(req->method, "GET") == 0 || req->head_request)) {
         gw_buf_t body = {0};
         gw_conn_health_json(conn, &body);
-        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body),
-            NULL);
+        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
         gw_buf_free(&body);
         return;
     }
@@ -625,8 +657,8 @@ s_route(gw_conn_t *conn, gw_req_t *req)
     proto_strlcpy(req->region, region, sizeof req->region);
     req->state = GW_REQ_DECIDING;
     bool pending, stale;
-    gw_lease_t *lease = gw_leases_get(gw->leases, req->host, req->region, conn->client_ip,
-        req->rid, &req->waiter, &pending, &stale);
+    gw_lease_t *lease = gw_leases_get(gw->leases, req->host, req->region, conn->client_ip, req->rid,
+                                      &req->waiter, &pending, &stale);
     if (!pending)
         s_on_decision(req, lease, stale);
 }
@@ -776,8 +808,8 @@ s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
     // the head goes through http-parser too, so it tracks the body framing
     http_parser_init(&conn->parser, HTTP_REQUEST);
     conn->parser.data = conn;
-    size_t n = http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in),
-        scan->head_len);
+    size_t n =
+        http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), scan->head_len);
     enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
     if (n != scan->head_len && err != HPE_PAUSED) {
         s_reject_head(conn, 400);
@@ -812,12 +844,14 @@ gw_conn_pump_admin(gw_conn_t *conn)
     gw_req_t *req = conn->req;
     if (s_feed(conn, gw_buf_len(&conn->in)) != 0) {
         req->close_after = true;
-        if (gw_buf_len(&req->admin_body) + 1 > GW_ADMIN_BODY_MAX || req->body_in > GW_ADMIN_BODY_MAX)
+        if (gw_buf_len(&req->admin_body) + 1 > GW_ADMIN_BODY_MAX
+            || req->body_in > GW_ADMIN_BODY_MAX)
             gw_admin_too_large(req);
         else
-            gw_conn_respond(conn, 400, "application/json",
-                "{\"error\":{\"code\":\"bad_request\",\"message\":\"malformed request body\"}}",
-                67, NULL);
+            gw_conn_respond(
+                conn, 400, "application/json",
+                "{\"error\":{\"code\":\"bad_request\",\"message\":\"malformed request body\"}}", 67,
+                NULL);
         return;
     }
     if (req->body_done)
@@ -844,7 +878,7 @@ s_process(gw_conn_t *conn)
     int rc = gw_prescan(gw_buf_head(&conn->in), gw_buf_len(&conn->in), &scan);
     if (rc < 0) {
         log_debug("request refused", LOG_S("client_ip", conn->client_ip),
-            LOG_S("reason", scan.reason), LOG_I("status", scan.status));
+                  LOG_S("reason", scan.reason), LOG_I("status", scan.status));
         s_reject_head(conn, scan.status);
         return;
     }
@@ -896,7 +930,8 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (n == 0) {
             conn->eof = true;
             s_stop_reading(conn);
-            if (conn->req == NULL || (conn->req->state != GW_REQ_RESPONDING && !conn->req->body_done)) {
+            if (conn->req == NULL
+                || (conn->req->state != GW_REQ_RESPONDING && !conn->req->body_done)) {
                 s_close(conn);
                 return;
             }
@@ -940,10 +975,10 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
         conn->accepted_ms = proto_mono_us() / 1000;
         if (ss.ss_family == AF_INET)
             inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, conn->client_ip,
-                sizeof conn->client_ip);
+                      sizeof conn->client_ip);
         else if (ss.ss_family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, conn->client_ip,
-                sizeof conn->client_ip);
+                      sizeof conn->client_ip);
         conn->trusted = gw_cidr_match(&gw->trusted, (struct sockaddr *) &ss);
         ev_io_init(&conn->rio, s_on_readable, fd, EV_READ);
         ev_io_init(&conn->wio, s_on_writable, fd, EV_WRITE);

@@ -25,11 +25,11 @@ bool gw_conn_out_full(const gw_conn_t *conn);
 //  (text/plain unless ctype says otherwise), then finish it. extra is
 //  more header lines ("Name: value\r\n"...) or NULL.
 void gw_conn_respond(gw_conn_t *conn,
-    int status,
-    const char *ctype,
-    const char *body,
-    size_t len,
-    const char *extra);
+                     int status,
+                     const char *ctype,
+                     const char *body,
+                     size_t len,
+                     const char *extra);
 
 //  The current request's response has been queued whole: report it, then
 //  serve the next pipelined request, wait for one, or close.

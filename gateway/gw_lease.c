@@ -20,17 +20,17 @@
 #define S_MAX_CANDS 64
 
 typedef struct s_entry {
-    char *key;               // host '\n' region
-    char *host;              // the Host asked for
-    char *region;            // the requested region
-    gw_lease_t *lease;       // last lease, or NULL
-    uint64_t expires_ms;     // reuse until (monotonic ms)
-    bool asking;             // a decide is in flight
-    gw_waiter_t *waiters;    // requests waiting for the answer
-    struct s_entry *hnext;   // hash chain
-    struct s_entry *lprev;   // LRU list, most recent first
-    struct s_entry *lnext;   // ...
-    gw_leases_t *owner;      // for callbacks
+    char *key;             // host '\n' region
+    char *host;            // the Host asked for
+    char *region;          // the requested region
+    gw_lease_t *lease;     // last lease, or NULL
+    uint64_t expires_ms;   // reuse until (monotonic ms)
+    bool asking;           // a decide is in flight
+    gw_waiter_t *waiters;  // requests waiting for the answer
+    struct s_entry *hnext; // hash chain
+    struct s_entry *lprev; // LRU list, most recent first
+    struct s_entry *lnext; // ...
+    gw_leases_t *owner;    // for callbacks
 } s_entry_t;
 
 struct gw_leases {
@@ -180,7 +180,7 @@ gw_lease_pick(gw_lease_t *l, uint64_t tried, const char *client_ip, uint64_t ran
             proto_strategy_mask_set(&excluded, i);
     }
     int i = proto_strategy_pick((proto_strategy_t) l->strategy, items, l->ncands, current,
-        &excluded, client_ip, random);
+                                &excluded, client_ip, random);
     for (uint32_t k = 0; k < l->ncands; k++)
         l->cands[k].current = current[k];
     return i;
@@ -317,7 +317,8 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
         stale = e->lease != NULL;
         if (stale)
             self->stale++;
-        log_warn("no routing decision", LOG_S("host", e->host), LOG_S("region", e->region),
+        log_warn(
+            "no routing decision", LOG_S("host", e->host), LOG_S("region", e->region),
             LOG_S("reason", in ? (in->msg.type == PROTO_ERROR ? in->msg.error.code : "unexpected")
                                : "timeout"),
             LOG_B("stale", stale));
@@ -335,8 +336,8 @@ s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
     msg.decide.region = e->region;
     msg.decide.gw_region = self->gw_region;
     msg.decide.client = client;
-    int rc = proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, self->cfg.timeout_ms,
-        s_on_reply, e);
+    int rc =
+        proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, self->cfg.timeout_ms, s_on_reply, e);
     if (rc != 0)
         return false;
     e->asking = true;
@@ -345,8 +346,11 @@ s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
 }
 
 gw_leases_t *
-gw_leases_new(struct ev_loop *loop, proto_bus_t *bus, const gw_lease_config_t *cfg,
-    gw_lease_fn *fn, void *arg)
+gw_leases_new(struct ev_loop *loop,
+              proto_bus_t *bus,
+              const gw_lease_config_t *cfg,
+              gw_lease_fn *fn,
+              void *arg)
 {
     gw_leases_t *self = proto_xcalloc(1, sizeof *self);
     self->loop = loop;
@@ -362,8 +366,14 @@ gw_leases_new(struct ev_loop *loop, proto_bus_t *bus, const gw_lease_config_t *c
 }
 
 gw_lease_t *
-gw_leases_get(gw_leases_t *self, const char *host, const char *region, const char *client,
-    const char *rid, gw_waiter_t *waiter, bool *pending, bool *stale)
+gw_leases_get(gw_leases_t *self,
+              const char *host,
+              const char *region,
+              const char *client,
+              const char *rid,
+              gw_waiter_t *waiter,
+              bool *pending,
+              bool *stale)
 {
     char key[512];
     *pending = false;

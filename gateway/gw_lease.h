@@ -42,25 +42,25 @@ typedef struct {
 } gw_cand_t;
 
 typedef struct {
-    int refs;                    // owners (cache entry, requests)
-    gw_lease_status_t status;    // outcome of the decision
-    char *route;                 // route id
-    char *vhost;                 // route vHost (pattern)
-    char *region;                // serving region
-    uint64_t version;            // configuration version
-    int strategy;                // PROTO_STRATEGY_*
-    gw_cand_t *cands;            // candidates in preference order
-    uint32_t ncands;             // how many (at most 64 are kept)
-    uint32_t retries;            // route retries
-    uint32_t timeout_ms;         // upstream timeout
-    uint32_t queue_timeout_ms;   // queue wait bound
-    uint32_t req_active;         // in-flight bound
-    uint32_t req_queue;          // queue bound
-    uint64_t max_body;           // body limit
-    proto_kv_t *headers;         // custom headers
-    uint32_t nheaders;           // how many
-    bool wildcard;               // vhost is "*.suffix": X-Tenant-Id applies
-    uint64_t made_ms;            // when it arrived (monotonic ms)
+    int refs;                  // owners (cache entry, requests)
+    gw_lease_status_t status;  // outcome of the decision
+    char *route;               // route id
+    char *vhost;               // route vHost (pattern)
+    char *region;              // serving region
+    uint64_t version;          // configuration version
+    int strategy;              // PROTO_STRATEGY_*
+    gw_cand_t *cands;          // candidates in preference order
+    uint32_t ncands;           // how many (at most 64 are kept)
+    uint32_t retries;          // route retries
+    uint32_t timeout_ms;       // upstream timeout
+    uint32_t queue_timeout_ms; // queue wait bound
+    uint32_t req_active;       // in-flight bound
+    uint32_t req_queue;        // queue bound
+    uint64_t max_body;         // body limit
+    proto_kv_t *headers;       // custom headers
+    uint32_t nheaders;         // how many
+    bool wildcard;             // vhost is "*.suffix": X-Tenant-Id applies
+    uint64_t made_ms;          // when it arrived (monotonic ms)
 } gw_lease_t;
 
 //  A request waiting for a decision (embedded in the request).
@@ -75,19 +75,19 @@ typedef struct gw_waiter {
 typedef void(gw_lease_fn)(gw_waiter_t *waiter, gw_lease_t *lease, bool stale, void *arg);
 
 typedef struct {
-    int64_t ttl_ms;             // GATEWAY_LEASE_TTL
-    int64_t timeout_ms;         // GATEWAY_DECISION_TIMEOUT
-    const char *gw_region;      // our REGION
-    size_t max_entries;         // cache bound
+    int64_t ttl_ms;        // GATEWAY_LEASE_TTL
+    int64_t timeout_ms;    // GATEWAY_DECISION_TIMEOUT
+    const char *gw_region; // our REGION
+    size_t max_entries;    // cache bound
 } gw_lease_config_t;
 
 typedef struct gw_leases gw_leases_t;
 
 gw_leases_t *gw_leases_new(struct ev_loop *loop,
-    proto_bus_t *bus,
-    const gw_lease_config_t *cfg,
-    gw_lease_fn *fn,
-    void *arg);
+                           proto_bus_t *bus,
+                           const gw_lease_config_t *cfg,
+                           gw_lease_fn *fn,
+                           void *arg);
 
 //  The lease for (host, region). Returns a new reference when a fresh one is
 //  cached, or when no ask can be sent and an old one exists (*stale set).
@@ -95,13 +95,13 @@ gw_leases_t *gw_leases_new(struct ev_loop *loop,
 //  returns NULL: fn is called later, exactly once, unless cancelled. NULL
 //  without *pending: no decision can be had (503).
 gw_lease_t *gw_leases_get(gw_leases_t *self,
-    const char *host,
-    const char *region,
-    const char *client,
-    const char *rid,
-    gw_waiter_t *waiter,
-    bool *pending,
-    bool *stale);
+                          const char *host,
+                          const char *region,
+                          const char *client,
+                          const char *rid,
+                          gw_waiter_t *waiter,
+                          bool *pending,
+                          bool *stale);
 
 //  Stop waiting (the client went away). Safe if not waiting.
 void gw_leases_cancel(gw_leases_t *self, gw_waiter_t *waiter);

@@ -32,9 +32,9 @@
 #define S_POOL_IDLE_S   60.0
 
 struct gw_pool {
-    gw_actor_t *gw;                    // the actor
-    gw_up_t *buckets[S_POOL_BUCKETS];  // idle connections by key hash
-    size_t idle;                       // how many
+    gw_actor_t *gw;                   // the actor
+    gw_up_t *buckets[S_POOL_BUCKETS]; // idle connections by key hash
+    size_t idle;                      // how many
 };
 
 static void s_attempt(gw_req_t *req);
@@ -203,8 +203,7 @@ s_up_connect(gw_actor_t *gw, const gw_cand_t *c, const char *key, int *err)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (const struct sockaddr *) &c->addr, c->addrlen) != 0
-        && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *) &c->addr, c->addrlen) != 0 && errno != EINPROGRESS) {
         *err = errno;
         close(fd);
         return NULL;
@@ -273,11 +272,12 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
 {
     const gw_conn_t *conn = req->conn;
     const gw_lease_t *lease = req->lease;
-    static const char *hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-        "trailer", "transfer-encoding", "upgrade", "content-length", "expect", "x-request-id",
-        "x-correlation-id", "x-tenant-id"};
+    static const char *hop_by_hop[] = {"connection",   "keep-alive",       "proxy-connection",
+                                       "te",           "trailer",          "transfer-encoding",
+                                       "upgrade",      "content-length",   "expect",
+                                       "x-request-id", "x-correlation-id", "x-tenant-id"};
     static const char *forwarded[] = {"x-forwarded-for", "x-real-ip", "x-forwarded-proto",
-        "x-forwarded-host", "x-switchyard-hop"};
+                                      "x-forwarded-host", "x-switchyard-hop"};
     gw_buf_append(out, req->method, strlen(req->method));
     gw_buf_append(out, " ", 1);
     gw_buf_append(out, req->target, req->target_len);
@@ -429,9 +429,9 @@ s_report_failure(gw_req_t *req, const char *reason)
     msg.upstream_failed.backend = c->id;
     msg.upstream_failed.reason = reason;
     proto_bus_publish(gw->bus, &msg);
-    log_warn("upstream attempt failed", LOG_S("request_id", req->rid),
-        LOG_S("backend", c->id), LOG_S("upstream", c->host), LOG_I("port", c->port),
-        LOG_S("reason", reason), LOG_U("attempt", req->attempts));
+    log_warn("upstream attempt failed", LOG_S("request_id", req->rid), LOG_S("backend", c->id),
+             LOG_S("upstream", c->host), LOG_I("port", c->port), LOG_S("reason", reason),
+             LOG_U("attempt", req->attempts));
 }
 
 //  The current attempt failed before any response byte.
@@ -517,8 +517,9 @@ s_on_resp_headers(http_parser *p)
         size_t len = (size_t) (le - line) + 1;
         if (colon) {
             size_t nlen = (size_t) (colon - line);
-            static const char *drop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                "trailer", "transfer-encoding", "upgrade", "x-request-id", "x-correlation-id"};
+            static const char *drop[] = {"connection", "keep-alive",   "proxy-connection",
+                                         "te",         "trailer",      "transfer-encoding",
+                                         "upgrade",    "x-request-id", "x-correlation-id"};
             bool skip = false;
             for (size_t k = 0; k < PROTO_ARRAY_SIZE(drop) && !skip; k++)
                 skip = nlen == strlen(drop[k]) && strncasecmp(line, drop[k], nlen) == 0;
@@ -736,8 +737,9 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
         s_attempt_failed(req, "timeout", true);
         return;
     }
-    log_warn("upstream timeout", LOG_S("request_id", req->rid), LOG_S("backend",
-        req->lease->cands[req->cand].id), LOG_U("timeout_ms", req->lease->timeout_ms));
+    log_warn("upstream timeout", LOG_S("request_id", req->rid),
+             LOG_S("backend", req->lease->cands[req->cand].id),
+             LOG_U("timeout_ms", req->lease->timeout_ms));
     if (req->state == GW_REQ_RESPONDING) {
         gw_conn_abort(req->conn); // mid-body silence: nothing else can be said
         return;
@@ -758,7 +760,7 @@ s_attempt(gw_req_t *req)
     if (idx < 0) {
         if (req->attempts == 0)
             gw_conn_respond(req->conn, 503, NULL, "Service Unavailable - VM not responding", 39,
-                NULL);
+                            NULL);
         else
             gw_conn_respond(req->conn, 502, NULL, "Bad Gateway", 11, NULL);
         return;
@@ -843,9 +845,8 @@ gw_proxy_release(gw_req_t *req)
         return;
     req->up = NULL;
     up->req = NULL;
-    bool reusable = up->msg_done && up->keep_alive && req->body_done
-                    && gw_buf_len(&up->out) == 0 && gw_buf_len(&up->in) == 0
-                    && !req->conn->gw->draining;
+    bool reusable = up->msg_done && up->keep_alive && req->body_done && gw_buf_len(&up->out) == 0
+                    && gw_buf_len(&up->in) == 0 && !req->conn->gw->draining;
     if (reusable)
         s_pool_put(req->conn->gw->pool, up);
     else

@@ -6,13 +6,13 @@
 #include "proto_util.h"
 
 struct gw_report {
-    struct ev_loop *loop;                    // our loop
-    proto_bus_t *bus;                        // where batches go
-    proto_msg_t batch;                       // pending message; its arena holds the strings
-    proto_reqinfo_t items[GW_REPORT_BATCH];  // pending items
-    uint32_t count;                          // how many
-    ev_timer timer;                          // flush timer
-    uint64_t reported;                       // total
+    struct ev_loop *loop;                   // our loop
+    proto_bus_t *bus;                       // where batches go
+    proto_msg_t batch;                      // pending message; its arena holds the strings
+    proto_reqinfo_t items[GW_REPORT_BATCH]; // pending items
+    uint32_t count;                         // how many
+    ev_timer timer;                         // flush timer
+    uint64_t reported;                      // total
 };
 
 static const char *

@@ -27,17 +27,8 @@ struct proto_arena_block {
 };
 
 static const char *s_err_names[PROTO_ERR_COUNT] = {
-    "ok",
-    "oversize",
-    "malformed",
-    "version",
-    "unknown",
-    "missing",
-    "type",
-    "bound",
-    "duplicate",
-    "frames",
-    "unexpected",
+    "ok",   "oversize", "malformed", "version", "unknown",    "missing",
+    "type", "bound",    "duplicate", "frames",  "unexpected",
 };
 
 const char *
@@ -210,8 +201,8 @@ s_present(const proto_field_t *f, const uint8_t *base)
     return false;
 }
 
-static int s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base,
-    size_t extra);
+static int
+s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base, size_t extra);
 
 //  Unsigned value of an integer field, for bound checks.
 static uint64_t
@@ -431,8 +422,7 @@ s_read_str(proto_mp_t *mp, proto_msg_t *msg, uint32_t bound, const char *field, 
     return 0;
 }
 
-static int s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d,
-    uint8_t *base);
+static int s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_t *base);
 
 static int
 s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t *base)
@@ -473,7 +463,7 @@ s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t
                 return s_fail(msg, PROTO_ERR_TYPE, f->key);
             if (proto_mp_uint(mp, &v) != 0)
                 return s_fail(msg, kind == PROTO_MP_INT ? PROTO_ERR_BOUND : PROTO_ERR_MALFORMED,
-                    f->key);
+                              f->key);
             uint64_t max = f->type == PROTO_FT_U8    ? UINT8_MAX
                            : f->type == PROTO_FT_U16 ? UINT16_MAX
                            : f->type == PROTO_FT_U32 ? UINT32_MAX
@@ -561,8 +551,8 @@ s_find_field(const proto_sdesc_t *d, const char *key, uint32_t len)
 
 //  Decode one map entry's value into field i of d, tracking duplicates.
 static int
-s_decode_entry(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, int i, uint8_t *base,
-    uint64_t *seen)
+s_decode_entry(
+    proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, int i, uint8_t *base, uint64_t *seen)
 {
     const proto_field_t *f = &d->fields[i];
     if (*seen & ((uint64_t) 1 << i))

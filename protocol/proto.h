@@ -47,19 +47,19 @@ typedef struct {
 
 //  The structs of messages.def: proto_<name>_t.
 #define FIELD(T, key, bound, req, doc) PROTO_CT_##T key;
-#define LIST(s, key, max, req, doc)                                                              \
-    struct proto_##s *key;                                                                       \
+#define LIST(s, key, max, req, doc)                                                                \
+    struct proto_##s *key;                                                                         \
     uint32_t key##_count;
-#define KV(key, max, bound, req, doc)                                                            \
-    proto_kv_t *key;                                                                             \
+#define KV(key, max, bound, req, doc)                                                              \
+    proto_kv_t *key;                                                                               \
     uint32_t key##_count;
-#define PROTO_STRUCT(C, name, doc, fields)                                                       \
-    typedef struct proto_##name {                                                                \
-        fields                                                                                   \
+#define PROTO_STRUCT(C, name, doc, fields)                                                         \
+    typedef struct proto_##name {                                                                  \
+        fields                                                                                     \
     } proto_##name##_t;
-#define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                         \
-    typedef struct proto_##name {                                                                \
-        fields uint8_t reserved_;                                                                \
+#define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                           \
+    typedef struct proto_##name {                                                                  \
+        fields uint8_t reserved_;                                                                  \
     } proto_##name##_t;
 #include "messages.def"
 #undef PROTO_MSG
@@ -82,15 +82,15 @@ typedef enum {
 //  Why a message was dropped. Counted per reason by every actor.
 typedef enum {
     PROTO_OK = 0,
-    PROTO_ERR_OVERSIZE,  // over PROTO_MSG_MAX
-    PROTO_ERR_MALFORMED, // not one complete msgpack map (truncated, trailing bytes, bad encoding)
-    PROTO_ERR_VERSION,   // v is not PROTO_VERSION
-    PROTO_ERR_UNKNOWN,   // t is not a known type
-    PROTO_ERR_MISSING,   // a required key is absent
-    PROTO_ERR_TYPE,      // a value has the wrong type
-    PROTO_ERR_BOUND,     // a value is over its bound
-    PROTO_ERR_DUPLICATE, // a key appears twice
-    PROTO_ERR_FRAMES,    // the ZeroMQ message has the wrong number of frames
+    PROTO_ERR_OVERSIZE,   // over PROTO_MSG_MAX
+    PROTO_ERR_MALFORMED,  // not one complete msgpack map (truncated, trailing bytes, bad encoding)
+    PROTO_ERR_VERSION,    // v is not PROTO_VERSION
+    PROTO_ERR_UNKNOWN,    // t is not a known type
+    PROTO_ERR_MISSING,    // a required key is absent
+    PROTO_ERR_TYPE,       // a value has the wrong type
+    PROTO_ERR_BOUND,      // a value is over its bound
+    PROTO_ERR_DUPLICATE,  // a key appears twice
+    PROTO_ERR_FRAMES,     // the ZeroMQ message has the wrong number of frames
     PROTO_ERR_UNEXPECTED, // a valid message this actor does not take on that socket
     PROTO_ERR_COUNT
 } proto_err_t;

@@ -15,44 +15,50 @@
 #include "proto_util.h"
 
 struct proto_actor {
-    struct ev_loop *loop;         // the one loop of this process
-    proto_bus_t *bus;             // our place on the bus
-    ev_signal sigterm;            // SIGTERM watcher
-    ev_signal sigint;             // SIGINT watcher
+    struct ev_loop *loop;             // the one loop of this process
+    proto_bus_t *bus;                 // our place on the bus
+    ev_signal sigterm;                // SIGTERM watcher
+    ev_signal sigint;                 // SIGINT watcher
     proto_actor_signal_fn *on_signal; // drain hook, or NULL
-    void *on_signal_arg;          // its argument
-    char *kind;                   // our kind
+    void *on_signal_arg;              // its argument
+    char *kind;                       // our kind
 };
 
-#define S_PEER_OPT(C, name)                                                                      \
-    {"BUS_PEERS_" #C, "bus-peers-" #name, PROTO_CFG_STR, NULL,                                   \
-        "instances of " #name ": dns:NAME:PORT or tcp://HOST:PORT,... (default: ipc in BUS_DIR)", \
-        offsetof(proto_common_config_t, peers) + PROTO_KIND_##C * sizeof(char *), 0, 0, NULL, 0},
+#define S_PEER_OPT(C, name)                                                                        \
+    {"BUS_PEERS_" #C,                                                                              \
+     "bus-peers-" #name,                                                                           \
+     PROTO_CFG_STR,                                                                                \
+     NULL,                                                                                         \
+     "instances of " #name ": dns:NAME:PORT or tcp://HOST:PORT,... (default: ipc in BUS_DIR)",     \
+     offsetof(proto_common_config_t, peers) + PROTO_KIND_##C * sizeof(char *),                     \
+     0,                                                                                            \
+     0,                                                                                            \
+     NULL,                                                                                         \
+     0},
 
 static const proto_cfg_opt_t s_common_opts[] = {
     {"REGION", "region", PROTO_CFG_STR, "1", "id of the region this process runs in",
-        offsetof(proto_common_config_t, region), 0, 0, NULL, 0},
+     offsetof(proto_common_config_t, region), 0, 0, NULL, 0},
     {"LOG_LEVEL", "log-level", PROTO_CFG_ENUM, "info", "error < warn < info < debug",
-        offsetof(proto_common_config_t, log_level), 0, 0, "error|warn|info|debug", 0},
+     offsetof(proto_common_config_t, log_level), 0, 0, "error|warn|info|debug", 0},
     {"LOG_FORMAT", "log-format", PROTO_CFG_ENUM, NULL,
-        "json or pretty (default: pretty on a terminal, else json)",
-        offsetof(proto_common_config_t, log_format), 0, 0, "json|pretty", 0},
+     "json or pretty (default: pretty on a terminal, else json)",
+     offsetof(proto_common_config_t, log_format), 0, 0, "json|pretty", 0},
     {"INSTANCE_ID", "instance-id", PROTO_CFG_STR, NULL,
-        "this process's name on the bus and in metrics (default: <hostname>-<pid>)",
-        offsetof(proto_common_config_t, instance_id), 0, 0, NULL, 0},
+     "this process's name on the bus and in metrics (default: <hostname>-<pid>)",
+     offsetof(proto_common_config_t, instance_id), 0, 0, NULL, 0},
     {"BUS_DIR", "bus-dir", PROTO_CFG_STR, "run/bus",
-        "where actors on one machine bind their ipc sockets and find each other",
-        offsetof(proto_common_config_t, bus_dir), 0, 0, NULL, 0},
+     "where actors on one machine bind their ipc sockets and find each other",
+     offsetof(proto_common_config_t, bus_dir), 0, 0, NULL, 0},
     {"BUS_BIND", "bus-bind", PROTO_CFG_STR, NULL,
-        "tcp://HOST:PORT: bind the bus there (requests) and on PORT+1 (events) instead of ipc",
-        offsetof(proto_common_config_t, bus_bind), 0, 0, NULL, 0},
+     "tcp://HOST:PORT: bind the bus there (requests) and on PORT+1 (events) instead of ipc",
+     offsetof(proto_common_config_t, bus_bind), 0, 0, NULL, 0},
     {"BUS_INSECURE", "bus-insecure", PROTO_CFG_BOOL, "false",
-        "allow BUS_BIND on a non-loopback address without encryption",
-        offsetof(proto_common_config_t, bus_insecure), 0, 0, NULL, 0},
-    PROTO_KINDS(S_PEER_OPT)
-    {"PROC_STATS_INTERVAL", "proc-stats-interval", PROTO_CFG_DURATION, "5s",
-        "how often proc.stats (CPU, memory, fds) is published",
-        offsetof(proto_common_config_t, proc_stats_interval_ms), 0, 0, NULL, 0},
+     "allow BUS_BIND on a non-loopback address without encryption",
+     offsetof(proto_common_config_t, bus_insecure), 0, 0, NULL, 0},
+    PROTO_KINDS(S_PEER_OPT){"PROC_STATS_INTERVAL", "proc-stats-interval", PROTO_CFG_DURATION, "5s",
+                            "how often proc.stats (CPU, memory, fds) is published",
+                            offsetof(proto_common_config_t, proc_stats_interval_ms), 0, 0, NULL, 0},
 };
 
 static int
@@ -70,8 +76,8 @@ s_valid_instance(const char *s)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                || c == '.' || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -116,17 +122,18 @@ s_validate(const char *kind, proto_common_config_t *c)
         c->instance_id = proto_xstrdup(id);
     } else if (!s_valid_instance(c->instance_id)) {
         return s_bad(kind, "INSTANCE_ID", c->instance_id,
-            "expected 1-64 characters of A-Z a-z 0-9 . _ -");
+                     "expected 1-64 characters of A-Z a-z 0-9 . _ -");
     }
     if (c->bus_dir == NULL || *c->bus_dir == '\0' || strlen(c->bus_dir) > 80)
         return s_bad(kind, "BUS_DIR", c->bus_dir ? c->bus_dir : "",
-            "expected a directory path of at most 80 bytes (unix socket paths are short)");
+                     "expected a directory path of at most 80 bytes (unix socket paths are short)");
     if (c->bus_bind) {
         char pub[PROTO_DISC_ENDPOINT_MAX];
         if (proto_disc_pub_of(c->bus_bind, pub, sizeof pub) != 0)
             return s_bad(kind, "BUS_BIND", c->bus_bind, "expected tcp://HOST:PORT, port < 65535");
         if (!s_loopback_bind(c->bus_bind) && !c->bus_insecure)
-            return s_bad(kind, "BUS_BIND", c->bus_bind,
+            return s_bad(
+                kind, "BUS_BIND", c->bus_bind,
                 "a non-loopback bus address is unencrypted: set BUS_INSECURE=1 to allow it");
     }
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
@@ -143,8 +150,11 @@ s_validate(const char *kind, proto_common_config_t *c)
 }
 
 static size_t
-s_tables(proto_common_config_t *common, const proto_cfg_table_t *extra, size_t nextra,
-    proto_cfg_table_t *out, size_t cap)
+s_tables(proto_common_config_t *common,
+         const proto_cfg_table_t *extra,
+         size_t nextra,
+         proto_cfg_table_t *out,
+         size_t cap)
 {
     size_t n = 0;
     out[n++] = (proto_cfg_table_t){s_common_opts, PROTO_ARRAY_SIZE(s_common_opts), common};
@@ -154,8 +164,12 @@ s_tables(proto_common_config_t *common, const proto_cfg_table_t *extra, size_t n
 }
 
 int
-proto_actor_config(const char *kind, proto_common_config_t *common,
-    const proto_cfg_table_t *extra, size_t nextra, int argc, char **argv)
+proto_actor_config(const char *kind,
+                   proto_common_config_t *common,
+                   const proto_cfg_table_t *extra,
+                   size_t nextra,
+                   int argc,
+                   char **argv)
 {
     extern char **environ;
     proto_cfg_table_t tables[8];
@@ -176,14 +190,15 @@ proto_actor_config(const char *kind, proto_common_config_t *common,
         format = isatty(STDOUT_FILENO) ? PROTO_LOG_PRETTY : PROTO_LOG_JSON;
     common->log_format = format;
     proto_log_setup(kind, common->instance_id, (proto_log_level_t) common->log_level,
-        (proto_log_format_t) format, STDOUT_FILENO);
+                    (proto_log_format_t) format, STDOUT_FILENO);
     proto_config_log(tables, n);
     return 0;
 }
 
 void
-proto_actor_config_free(proto_common_config_t *common, const proto_cfg_table_t *extra,
-    size_t nextra)
+proto_actor_config_free(proto_common_config_t *common,
+                        const proto_cfg_table_t *extra,
+                        size_t nextra)
 {
     proto_cfg_table_t tables[8];
     size_t n = s_tables(common, extra, nextra, tables, PROTO_ARRAY_SIZE(tables));
@@ -257,7 +272,7 @@ proto_actor_use(proto_actor_t *self, int kind, bool requests, const char *const 
     char err[256];
     if (proto_bus_use(self->bus, kind, requests, topics, err, sizeof err) != 0) {
         log_error("cannot use peer kind", LOG_S("kind", proto_kind_name(kind)),
-            LOG_S("error", err));
+                  LOG_S("error", err));
         return -1;
     }
     return 0;

@@ -35,16 +35,16 @@ typedef struct {
 //  Returns 0 to run, 1 when --help was printed (exit 0), 2 after printing one
 //  line naming the bad setting to stderr (exit 2).
 int proto_actor_config(const char *kind,
-    proto_common_config_t *common,
-    const proto_cfg_table_t *extra,
-    size_t nextra,
-    int argc,
-    char **argv);
+                       proto_common_config_t *common,
+                       const proto_cfg_table_t *extra,
+                       size_t nextra,
+                       int argc,
+                       char **argv);
 
 //  Free what proto_actor_config allocated. Safe to call twice.
 void proto_actor_config_free(proto_common_config_t *common,
-    const proto_cfg_table_t *extra,
-    size_t nextra);
+                             const proto_cfg_table_t *extra,
+                             size_t nextra);
 
 typedef struct proto_actor proto_actor_t;
 
@@ -53,10 +53,8 @@ typedef struct proto_actor proto_actor_t;
 typedef void(proto_actor_signal_fn)(proto_actor_t *actor, int signum, void *arg);
 
 //  Create the loop and the bus (not yet bound). Returns NULL with err set.
-proto_actor_t *proto_actor_new(const char *kind,
-    const proto_common_config_t *common,
-    char *err,
-    size_t errlen);
+proto_actor_t *
+proto_actor_new(const char *kind, const proto_common_config_t *common, char *err, size_t errlen);
 
 //  Borrowed: the loop and the bus.
 struct ev_loop *proto_actor_loop(proto_actor_t *self);

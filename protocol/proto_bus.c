@@ -49,21 +49,21 @@ proto_kind_by_name(const char *name)
 }
 
 typedef struct s_pending {
-    uint64_t id;              // request message id
-    ev_tstamp deadline;       // ev_now-based
-    proto_reply_fn *fn;       // callback
-    void *arg;                // its argument
-    struct s_pending *hnext;  // hash chain
-    struct s_pending *prev;   // deadline order
-    struct s_pending *next;   // deadline order
+    uint64_t id;             // request message id
+    ev_tstamp deadline;      // ev_now-based
+    proto_reply_fn *fn;      // callback
+    void *arg;               // its argument
+    struct s_pending *hnext; // hash chain
+    struct s_pending *prev;  // deadline order
+    struct s_pending *next;  // deadline order
 } s_pending_t;
 
 typedef struct {
-    void *dealer;              // requests out, NULL if unused
-    void *sub;                 // events in, NULL if unused
-    proto_zwatch_t *dealer_w;  // watcher of dealer
-    proto_zwatch_t *sub_w;     // watcher of sub
-    bool used;                 // proto_bus_use was called
+    void *dealer;             // requests out, NULL if unused
+    void *sub;                // events in, NULL if unused
+    proto_zwatch_t *dealer_w; // watcher of dealer
+    proto_zwatch_t *sub_w;    // watcher of sub
+    bool used;                // proto_bus_use was called
 } s_peer_t;
 
 typedef struct {
@@ -72,43 +72,43 @@ typedef struct {
 } s_handler_t;
 
 struct proto_bus {
-    struct ev_loop *loop;                      // the actor's loop
-    void *ctx;                                 // ZeroMQ context
-    void *router;                              // requests in
-    void *xpub;                                // events out, subscriptions in
-    proto_zwatch_t *router_w;                  // watcher of router
-    proto_zwatch_t *xpub_w;                    // watcher of xpub
-    s_peer_t peers[PROTO_KIND_COUNT];          // per peer kind
-    proto_disc_t *disc;                        // finds peer instances
-    s_handler_t handlers[PROTO_TYPE_COUNT];    // per message type
-    char *kind;                                // our kind
-    char *instance;                            // INSTANCE_ID
-    char *region;                              // REGION
-    char *bus_dir;                             // BUS_DIR
-    char *bus_bind;                            // BUS_BIND or NULL
-    char *peer_specs[PROTO_KIND_COUNT];        // BUS_PEERS_<KIND>
-    char src[PROTO_SRC_MAX + 1];               // "kind/instance"
-    char req_path[256];                        // ipc file of router ("" for tcp)
-    char pub_path[256];                        // ipc file of xpub ("" for tcp)
-    int64_t stats_interval_ms;                 // proc.stats period
-    ev_timer stats_timer;                      // publishes proc.stats
-    ev_timer pending_timer;                    // fires at the earliest deadline
-    s_pending_t *buckets[S_PENDING_BUCKETS];   // pending requests by id
-    s_pending_t *oldest;                       // pending requests by deadline
-    s_pending_t *newest;                       // ...
-    size_t npending;                           // how many
-    uint64_t next_id;                          // message ids
-    uint64_t start_ms;                         // wall clock at start
-    uint64_t start_us;                         // monotonic at start
-    uint64_t msgs_in;                          // received
-    uint64_t msgs_out;                         // sent
-    uint64_t dropped[PROTO_ERR_COUNT];         // dropped by reason
-    uint64_t send_failed;                      // sends that could not be queued
-    uint64_t late_replies;                     // replies with no pending request
-    int taps;                                  // tap subscriptions
-    bool started;                              // proto_bus_start succeeded
-    proto_buf_t buf;                           // encoding buffer
-    proto_in_t *in;                            // receive slot
+    struct ev_loop *loop;                    // the actor's loop
+    void *ctx;                               // ZeroMQ context
+    void *router;                            // requests in
+    void *xpub;                              // events out, subscriptions in
+    proto_zwatch_t *router_w;                // watcher of router
+    proto_zwatch_t *xpub_w;                  // watcher of xpub
+    s_peer_t peers[PROTO_KIND_COUNT];        // per peer kind
+    proto_disc_t *disc;                      // finds peer instances
+    s_handler_t handlers[PROTO_TYPE_COUNT];  // per message type
+    char *kind;                              // our kind
+    char *instance;                          // INSTANCE_ID
+    char *region;                            // REGION
+    char *bus_dir;                           // BUS_DIR
+    char *bus_bind;                          // BUS_BIND or NULL
+    char *peer_specs[PROTO_KIND_COUNT];      // BUS_PEERS_<KIND>
+    char src[PROTO_SRC_MAX + 1];             // "kind/instance"
+    char req_path[256];                      // ipc file of router ("" for tcp)
+    char pub_path[256];                      // ipc file of xpub ("" for tcp)
+    int64_t stats_interval_ms;               // proc.stats period
+    ev_timer stats_timer;                    // publishes proc.stats
+    ev_timer pending_timer;                  // fires at the earliest deadline
+    s_pending_t *buckets[S_PENDING_BUCKETS]; // pending requests by id
+    s_pending_t *oldest;                     // pending requests by deadline
+    s_pending_t *newest;                     // ...
+    size_t npending;                         // how many
+    uint64_t next_id;                        // message ids
+    uint64_t start_ms;                       // wall clock at start
+    uint64_t start_us;                       // monotonic at start
+    uint64_t msgs_in;                        // received
+    uint64_t msgs_out;                       // sent
+    uint64_t dropped[PROTO_ERR_COUNT];       // dropped by reason
+    uint64_t send_failed;                    // sends that could not be queued
+    uint64_t late_replies;                   // replies with no pending request
+    int taps;                                // tap subscriptions
+    bool started;                            // proto_bus_start succeeded
+    proto_buf_t buf;                         // encoding buffer
+    proto_in_t *in;                          // receive slot
 };
 
 // --------------------------------------------------------------------------
@@ -119,7 +119,7 @@ s_setint(void *sock, int option, int value)
 {
     if (zmq_setsockopt(sock, option, &value, sizeof value) != 0)
         log_warn("zmq_setsockopt failed", LOG_I("option", option),
-            LOG_S("error", zmq_strerror(zmq_errno())));
+                 LOG_S("error", zmq_strerror(zmq_errno())));
 }
 
 static void *
@@ -188,7 +188,7 @@ s_encode(proto_bus_t *self, proto_msg_t *msg, bool new_id)
         msg->rid = "";
     if (proto_encode(msg, &self->buf) != 0) {
         log_error("bus message not encodable", LOG_S("type", proto_type_name(msg->type)),
-            LOG_ERRNO(errno));
+                  LOG_ERRNO(errno));
         self->send_failed++;
         return -1;
     }
@@ -204,7 +204,7 @@ s_sent(proto_bus_t *self, int rc, const proto_msg_t *msg)
     } else {
         self->send_failed++;
         log_debug("bus send failed", LOG_S("type", proto_type_name(msg->type)),
-            LOG_S("error", zmq_strerror(zmq_errno())));
+                  LOG_S("error", zmq_strerror(zmq_errno())));
     }
 }
 
@@ -430,7 +430,7 @@ s_drop(proto_bus_t *self, proto_in_t *in, const char *socket)
 {
     self->dropped[in->msg.err]++;
     log_debug("bus message dropped", LOG_S("socket", socket),
-        LOG_S("reason", proto_err_name(in->msg.err)), LOG_S("field", in->msg.err_field));
+              LOG_S("reason", proto_err_name(in->msg.err)), LOG_S("field", in->msg.err_field));
 }
 
 //  Decode body into self->in and dispatch it.
@@ -597,10 +597,10 @@ s_on_instance(void *arg, const char *kind_name, const char *req, const char *pub
     int (*op)(void *, const char *) = added ? zmq_connect : zmq_disconnect;
     if (peer->dealer && op(peer->dealer, req) != 0)
         log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", req),
-            LOG_S("error", zmq_strerror(zmq_errno())));
+                 LOG_S("error", zmq_strerror(zmq_errno())));
     if (peer->sub && op(peer->sub, pub) != 0)
         log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", pub),
-            LOG_S("error", zmq_strerror(zmq_errno())));
+                 LOG_S("error", zmq_strerror(zmq_errno())));
 }
 
 // --------------------------------------------------------------------------
@@ -628,7 +628,8 @@ proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, si
     self->start_us = proto_mono_us();
     self->next_id = self->start_us << 16; // distinct across restarts
     self->in = proto_xcalloc(1, sizeof *self->in);
-    ev_timer_init(&self->stats_timer, s_on_stats_timer, 0., (double) self->stats_interval_ms / 1000.);
+    ev_timer_init(&self->stats_timer, s_on_stats_timer, 0.,
+                  (double) self->stats_interval_ms / 1000.);
     self->stats_timer.data = self;
     ev_timer_init(&self->pending_timer, s_on_pending_timer, 0., 0.);
     self->pending_timer.data = self;
@@ -669,7 +670,7 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
         proto_strlcpy(req_ep, self->bus_bind, sizeof req_ep);
         if (proto_disc_pub_of(req_ep, pub_ep, sizeof pub_ep) != 0) {
             snprintf(err, errlen, "bad value for BUS_BIND: '%s' (expected tcp://HOST:PORT)",
-                self->bus_bind);
+                     self->bus_bind);
             return -1;
         }
     } else {
@@ -678,12 +679,12 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
             return -1;
         }
         int a = snprintf(self->req_path, sizeof self->req_path, "%s/%s.%d.req", self->bus_dir,
-            self->kind, (int) getpid());
+                         self->kind, (int) getpid());
         int b = snprintf(self->pub_path, sizeof self->pub_path, "%s/%s.%d.pub", self->bus_dir,
-            self->kind, (int) getpid());
+                         self->kind, (int) getpid());
         if (a <= 0 || b <= 0 || a > 107 || b > 107) {
             snprintf(err, errlen, "BUS_DIR '%s' is too long for a unix socket path (108 bytes)",
-                self->bus_dir);
+                     self->bus_dir);
             self->req_path[0] = self->pub_path[0] = '\0';
             return -1;
         }
@@ -697,8 +698,7 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
         return -1;
     }
     if (zmq_bind(self->router, req_ep) != 0 || zmq_bind(self->xpub, pub_ep) != 0) {
-        snprintf(err, errlen, "cannot bind %s / %s: %s", req_ep, pub_ep,
-            zmq_strerror(zmq_errno()));
+        snprintf(err, errlen, "cannot bind %s / %s: %s", req_ep, pub_ep, zmq_strerror(zmq_errno()));
         return -1;
     }
     self->router_w = proto_zwatch_new(self->loop, self->router, ZMQ_POLLIN, s_on_router, self);
@@ -722,8 +722,8 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
 }
 
 int
-proto_bus_use(proto_bus_t *self, int kind, bool requests, const char *const *topics, char *err,
-    size_t errlen)
+proto_bus_use(
+    proto_bus_t *self, int kind, bool requests, const char *const *topics, char *err, size_t errlen)
 {
     if (kind < 0 || kind >= PROTO_KIND_COUNT || self->peers[kind].used) {
         snprintf(err, errlen, "peer kind %d used twice or unknown", kind);
@@ -759,8 +759,7 @@ proto_bus_use(proto_bus_t *self, int kind, bool requests, const char *const *top
         if (peer->sub_w)
             proto_zwatch_start(peer->sub_w);
     }
-    return proto_disc_watch(self->disc, proto_kind_name(kind), self->peer_specs[kind], err,
-        errlen);
+    return proto_disc_watch(self->disc, proto_kind_name(kind), self->peer_specs[kind], err, errlen);
 }
 
 void
@@ -787,8 +786,12 @@ proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg)
 }
 
 int
-proto_bus_request(proto_bus_t *self, int kind, proto_msg_t *msg, int64_t timeout_ms,
-    proto_reply_fn *fn, void *arg)
+proto_bus_request(proto_bus_t *self,
+                  int kind,
+                  proto_msg_t *msg,
+                  int64_t timeout_ms,
+                  proto_reply_fn *fn,
+                  void *arg)
 {
     if (self->npending >= PROTO_BUS_PENDING) {
         self->send_failed++;

@@ -25,13 +25,13 @@
 #include "proto.h"
 
 //  The actor kinds. PROTO_KIND_CLI is the operator CLI (never bound).
-#define PROTO_KINDS(X)                                                                           \
-    X(GATEWAY, gateway)                                                                          \
-    X(ROUTER, router)                                                                            \
-    X(BALANCER, balancer)                                                                        \
-    X(HEALTHD, healthd)                                                                          \
-    X(STATSD, statsd)                                                                            \
-    X(CHATD, chatd)                                                                              \
+#define PROTO_KINDS(X)                                                                             \
+    X(GATEWAY, gateway)                                                                            \
+    X(ROUTER, router)                                                                              \
+    X(BALANCER, balancer)                                                                          \
+    X(HEALTHD, healthd)                                                                            \
+    X(STATSD, statsd)                                                                              \
+    X(CHATD, chatd)                                                                                \
     X(APID, apid)
 
 typedef enum {
@@ -94,10 +94,8 @@ typedef struct {
 
 //  Create the bus for an actor (sockets are bound by proto_bus_start).
 //  Strings in cfg are copied. Returns NULL with a reason in err.
-proto_bus_t *proto_bus_new(struct ev_loop *loop,
-    const proto_bus_config_t *cfg,
-    char *err,
-    size_t errlen);
+proto_bus_t *
+proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, size_t errlen);
 
 //  Bind and start watching. Returns 0, or -1 with a reason in err.
 int proto_bus_start(proto_bus_t *self, char *err, size_t errlen);
@@ -106,11 +104,11 @@ int proto_bus_start(proto_bus_t *self, char *err, size_t errlen);
 //  each wire type name in topics, NULL-terminated). Call before or after
 //  start. Returns 0, or -1 with a reason in err.
 int proto_bus_use(proto_bus_t *self,
-    int kind,
-    bool requests,
-    const char *const *topics,
-    char *err,
-    size_t errlen);
+                  int kind,
+                  bool requests,
+                  const char *const *topics,
+                  char *err,
+                  size_t errlen);
 
 //  Handle messages of a type, whatever socket they arrive on (replies to
 //  proto_bus_request go to its callback instead). ping has a built-in handler.
@@ -125,11 +123,11 @@ int proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg);
 //  exactly once, with the reply or with NULL. Returns 0, or -1 if it could
 //  not be sent (fn is then not called).
 int proto_bus_request(proto_bus_t *self,
-    int kind,
-    proto_msg_t *msg,
-    int64_t timeout_ms,
-    proto_reply_fn *fn,
-    void *arg);
+                      int kind,
+                      proto_msg_t *msg,
+                      int64_t timeout_ms,
+                      proto_reply_fn *fn,
+                      void *arg);
 
 //  Forget a request sent with proto_bus_request (its id is msg->id after
 //  the call): its callback will not be called; a reply counts as late.

@@ -969,7 +969,7 @@ proto_config_log(const proto_cfg_table_t *tables, size_t ntables)
         total += tables[t].count;
     }
     proto_log_field_t *fields = proto_xcalloc(total ? total : 1, sizeof *fields);
-    char (*texts)[320] = proto_xcalloc(total ? total : 1, sizeof *texts);
+    char(*texts)[320] = proto_xcalloc(total ? total : 1, sizeof *texts);
     size_t n = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (size_t i = 0; i < tables[t].count; i++) {

@@ -71,21 +71,19 @@ typedef struct {
 //  Returns 0 when loaded, 1 when help was printed (exit 0), -1 on a bad value,
 //  an unknown flag or a bad .env line, with one line (no newline) in err.
 int proto_config_load(const proto_cfg_table_t *tables,
-    size_t ntables,
-    int argc,
-    char **argv,
-    char **envp,
-    const char *dotenv,
-    const char *prog,
-    char *err,
-    size_t errlen);
+                      size_t ntables,
+                      int argc,
+                      char **argv,
+                      char **envp,
+                      const char *dotenv,
+                      const char *prog,
+                      char *err,
+                      size_t errlen);
 
 //  Print the help text: usage line, then per option its flag, variable,
 //  default and help.
-void proto_config_help(FILE *out,
-    const char *prog,
-    const proto_cfg_table_t *tables,
-    size_t ntables);
+void
+proto_config_help(FILE *out, const char *prog, const proto_cfg_table_t *tables, size_t ntables);
 
 //  Log the effective configuration (one info line per option, secrets redacted).
 void proto_config_log(const proto_cfg_table_t *tables, size_t ntables);

@@ -26,15 +26,15 @@ typedef enum {
 typedef struct proto_sdesc proto_sdesc_t;
 
 typedef struct {
-    const char *key;                       // wire key and C member name
-    proto_ftype_t type;                    // kind of value
-    uint32_t bound;                        // STR/BIN bytes, LIST/KV items, max unsigned value (0: none)
-    uint32_t item_bound;                   // KV: bytes of each key and value
-    bool required;                         // absent is malformed
-    size_t offset;                         // of the member in the struct
-    size_t count_offset;                   // LIST/KV: of the uint32_t count member
-    const proto_sdesc_t *(*sub)(void);     // LIST: the element struct
-    const char *doc;                       // one line
+    const char *key;                   // wire key and C member name
+    proto_ftype_t type;                // kind of value
+    uint32_t bound;                    // STR/BIN bytes, LIST/KV items, max unsigned value (0: none)
+    uint32_t item_bound;               // KV: bytes of each key and value
+    bool required;                     // absent is malformed
+    size_t offset;                     // of the member in the struct
+    size_t count_offset;               // LIST/KV: of the uint32_t count member
+    const proto_sdesc_t *(*sub)(void); // LIST: the element struct
+    const char *doc;                   // one line
 } proto_field_t;
 
 struct proto_sdesc {
@@ -60,7 +60,7 @@ const proto_mdesc_t *proto_mdesc(proto_type_t type);
 
 //  Descriptor functions of every struct and message body.
 #define PROTO_STRUCT(C, name, doc, fields) const proto_sdesc_t *proto_sdesc_##name(void);
-#define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                         \
+#define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                           \
     const proto_sdesc_t *proto_sdesc_##name(void);
 #include "messages.def"
 #undef PROTO_MSG

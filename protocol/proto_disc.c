@@ -22,7 +22,7 @@
 #include "proto_log.h"
 #include "proto_util.h"
 
-#define S_MAX_WATCHES 16
+#define S_MAX_WATCHES  16
 #define S_MAX_ARES_FDS 16
 
 typedef enum { S_IPC, S_DNS, S_LIST } s_mode_t;
@@ -44,27 +44,27 @@ typedef struct {
 } s_watch_t;
 
 typedef struct {
-    ev_io io;       // readiness of one c-ares socket
-    bool used;      // slot in use
+    ev_io io;  // readiness of one c-ares socket
+    bool used; // slot in use
 } s_ares_fd_t;
 
 struct proto_disc {
-    struct ev_loop *loop;                      // our loop
-    char *bus_dir;                             // directory of ipc files
-    pid_t skip_pid;                            // our own pid
-    proto_disc_fn *fn;                         // change callback
-    void *arg;                                 // its argument
-    s_watch_t *watches[S_MAX_WATCHES];         // watched kinds
-    size_t nwatches;                           // how many
-    ev_timer scan_timer;                       // periodic ipc rescan and dns re-resolve
-    ev_stat dir_stat;                          // directory change (inotify where available)
-    bool dir_stat_on;                          // dir_stat started
-    ares_channel channel;                      // c-ares, created on first dns watch
-    bool ares_on;                              // channel initialised
-    s_ares_fd_t ares_fds[S_MAX_ARES_FDS];      // c-ares sockets
-    ev_timer ares_timer;                       // drives c-ares timeouts while queries run
-    int ares_pending;                          // queries in flight
-    uint64_t dns_due_ms;                       // next re-resolve (ev_now based)
+    struct ev_loop *loop;                 // our loop
+    char *bus_dir;                        // directory of ipc files
+    pid_t skip_pid;                       // our own pid
+    proto_disc_fn *fn;                    // change callback
+    void *arg;                            // its argument
+    s_watch_t *watches[S_MAX_WATCHES];    // watched kinds
+    size_t nwatches;                      // how many
+    ev_timer scan_timer;                  // periodic ipc rescan and dns re-resolve
+    ev_stat dir_stat;                     // directory change (inotify where available)
+    bool dir_stat_on;                     // dir_stat started
+    ares_channel channel;                 // c-ares, created on first dns watch
+    bool ares_on;                         // channel initialised
+    s_ares_fd_t ares_fds[S_MAX_ARES_FDS]; // c-ares sockets
+    ev_timer ares_timer;                  // drives c-ares timeouts while queries run
+    int ares_pending;                     // queries in flight
+    uint64_t dns_due_ms;                  // next re-resolve (ev_now based)
 };
 
 // --------------------------------------------------------------------------
@@ -265,9 +265,9 @@ s_scan_dir(proto_disc_t *self)
                 continue;
             s_inst_t *inst = &found[i][nfound[i]];
             int a = snprintf(inst->req, sizeof inst->req, "ipc://%s/%s.%d.req", self->bus_dir, kind,
-                (int) pid);
+                             (int) pid);
             int b = snprintf(inst->pub, sizeof inst->pub, "ipc://%s/%s.%d.pub", self->bus_dir, kind,
-                (int) pid);
+                             (int) pid);
             if (a > 0 && (size_t) a < sizeof inst->req && b > 0 && (size_t) b < sizeof inst->pub)
                 nfound[i]++;
         }
@@ -292,7 +292,7 @@ s_on_ares_io(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     proto_disc_t *self = w->data;
     ares_process_fd(self->channel, (revents & EV_READ) ? w->fd : ARES_SOCKET_BAD,
-        (revents & EV_WRITE) ? w->fd : ARES_SOCKET_BAD);
+                    (revents & EV_WRITE) ? w->fd : ARES_SOCKET_BAD);
 }
 
 static void
@@ -350,7 +350,7 @@ s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
             s_apply(self, w, NULL, 0); // the name is gone: so are its instances
         else
             log_warn("dns lookup failed", LOG_S("kind", w->kind), LOG_S("name", w->dns_name),
-                LOG_S("error", ares_strerror(status)));
+                     LOG_S("error", ares_strerror(status)));
         if (res)
             ares_freeaddrinfo(res);
         return;
@@ -372,9 +372,9 @@ s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         const char *fmt_open = node->ai_family == AF_INET6 ? "[" : "";
         const char *fmt_close = node->ai_family == AF_INET6 ? "]" : "";
         snprintf(next[n].req, sizeof next[n].req, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
-            w->port);
+                 w->port);
         snprintf(next[n].pub, sizeof next[n].pub, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
-            w->port + 1);
+                 w->port + 1);
         bool dup = false;
         for (size_t i = 0; i < n && !dup; i++)
             dup = strcmp(next[i].req, next[n].req) == 0;
@@ -406,7 +406,7 @@ s_ares_start(proto_disc_t *self, char *err, size_t errlen)
     struct ares_options opts = {
         .sock_state_cb = s_on_ares_sock, .sock_state_cb_data = self, .timeout = 1000, .tries = 2};
     int rc = ares_init_options(&self->channel, &opts,
-        ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+                               ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
         return -1;
@@ -442,8 +442,8 @@ s_on_dir_change(struct ev_loop *loop, ev_stat *w, int revents)
 }
 
 proto_disc_t *
-proto_disc_new(struct ev_loop *loop, const char *bus_dir, pid_t skip_pid, proto_disc_fn *fn,
-    void *arg)
+proto_disc_new(
+    struct ev_loop *loop, const char *bus_dir, pid_t skip_pid, proto_disc_fn *fn, void *arg)
 {
     proto_disc_t *self = proto_xcalloc(1, sizeof *self);
     self->loop = loop;

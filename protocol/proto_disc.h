@@ -32,27 +32,18 @@
 typedef struct proto_disc proto_disc_t;
 
 //  An instance of kind appeared (added) or disappeared.
-typedef void(proto_disc_fn)(void *arg,
-    const char *kind,
-    const char *req_endpoint,
-    const char *pub_endpoint,
-    bool added);
+typedef void(proto_disc_fn)(
+    void *arg, const char *kind, const char *req_endpoint, const char *pub_endpoint, bool added);
 
 //  Create a discovery for one bus directory. skip_pid: our own pid, whose
 //  files are never reported. Returns NULL on failure.
-proto_disc_t *proto_disc_new(struct ev_loop *loop,
-    const char *bus_dir,
-    pid_t skip_pid,
-    proto_disc_fn *fn,
-    void *arg);
+proto_disc_t *proto_disc_new(
+    struct ev_loop *loop, const char *bus_dir, pid_t skip_pid, proto_disc_fn *fn, void *arg);
 
 //  Watch a kind. spec is NULL or "" for ipc in the bus directory, else a
 //  dns: or list spec. Returns 0, or -1 with a one-line reason in err.
-int proto_disc_watch(proto_disc_t *self,
-    const char *kind,
-    const char *spec,
-    char *err,
-    size_t errlen);
+int
+proto_disc_watch(proto_disc_t *self, const char *kind, const char *spec, char *err, size_t errlen);
 
 //  Check a BUS_PEERS_<KIND> value without watching it. Returns 0 or -1 with err.
 int proto_disc_check_spec(const char *spec, char *err, size_t errlen);
@@ -68,11 +59,7 @@ void proto_disc_destroy(proto_disc_t **self_p);
 
 //  Parse a bus file name "<kind>.<pid>.req" or ".pub". Returns 0, or -1 if the
 //  name is not a bus file. kind receives at most kind_cap-1 bytes.
-int proto_disc_parse_name(const char *name,
-    char *kind,
-    size_t kind_cap,
-    pid_t *pid,
-    bool *is_req);
+int proto_disc_parse_name(const char *name, char *kind, size_t kind_cap, pid_t *pid, bool *is_req);
 
 //  True if a process with this pid exists (kill(pid, 0) is not ESRCH).
 bool proto_disc_pid_alive(pid_t pid);

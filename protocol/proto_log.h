@@ -68,13 +68,13 @@ typedef struct {
 //  never evaluated.
 extern proto_log_level_t proto_log_level_current;
 
-#define PROTO_LOG_AT(lvl, msg, ...)                                                              \
-    do {                                                                                         \
-        if ((lvl) <= proto_log_level_current) {                                                  \
-            const proto_log_field_t proto_log_f_[] = {{.key = NULL}, ##__VA_ARGS__};             \
-            proto_log_emit((lvl), (msg), proto_log_f_ + 1,                                       \
-                sizeof(proto_log_f_) / sizeof(proto_log_f_[0]) - 1);                             \
-        }                                                                                        \
+#define PROTO_LOG_AT(lvl, msg, ...)                                                                \
+    do {                                                                                           \
+        if ((lvl) <= proto_log_level_current) {                                                    \
+            const proto_log_field_t proto_log_f_[] = {{.key = NULL}, ##__VA_ARGS__};               \
+            proto_log_emit((lvl), (msg), proto_log_f_ + 1,                                         \
+                           sizeof(proto_log_f_) / sizeof(proto_log_f_[0]) - 1);                    \
+        }                                                                                          \
     } while (0)
 
 #define log_error(msg, ...) PROTO_LOG_AT(PROTO_LOG_ERROR, msg, ##__VA_ARGS__)
@@ -88,10 +88,10 @@ extern proto_log_level_t proto_log_level_current;
 //  socket is written with MSG_DONTWAIT; a regular file is written as is.
 //  Safe to call again (tests); the previous output is closed if it was reopened.
 void proto_log_setup(const char *actor,
-    const char *instance,
-    proto_log_level_t level,
-    proto_log_format_t format,
-    int fd);
+                     const char *instance,
+                     proto_log_level_t level,
+                     proto_log_format_t format,
+                     int fd);
 
 //  Close what proto_log_setup opened. Safe to call twice.
 void proto_log_shutdown(void);
@@ -99,9 +99,9 @@ void proto_log_shutdown(void);
 //  Write one event. Never blocks; a line that cannot be written whole at once
 //  is dropped and counted.
 void proto_log_emit(proto_log_level_t level,
-    const char *msg,
-    const proto_log_field_t *fields,
-    size_t nfields);
+                    const char *msg,
+                    const proto_log_field_t *fields,
+                    size_t nfields);
 
 //  Number of lines dropped because the output would have blocked.
 uint64_t proto_log_dropped(void);

@@ -125,15 +125,40 @@ s_integer(proto_mp_t *mp, bool *negative, uint64_t *magnitude)
     size_t n;
     bool is_signed;
     switch (b) {
-        case 0xcc: n = 1; is_signed = false; break;
-        case 0xcd: n = 2; is_signed = false; break;
-        case 0xce: n = 4; is_signed = false; break;
-        case 0xcf: n = 8; is_signed = false; break;
-        case 0xd0: n = 1; is_signed = true; break;
-        case 0xd1: n = 2; is_signed = true; break;
-        case 0xd2: n = 4; is_signed = true; break;
-        case 0xd3: n = 8; is_signed = true; break;
-        default: return -2;
+        case 0xcc:
+            n = 1;
+            is_signed = false;
+            break;
+        case 0xcd:
+            n = 2;
+            is_signed = false;
+            break;
+        case 0xce:
+            n = 4;
+            is_signed = false;
+            break;
+        case 0xcf:
+            n = 8;
+            is_signed = false;
+            break;
+        case 0xd0:
+            n = 1;
+            is_signed = true;
+            break;
+        case 0xd1:
+            n = 2;
+            is_signed = true;
+            break;
+        case 0xd2:
+            n = 4;
+            is_signed = true;
+            break;
+        case 0xd3:
+            n = 8;
+            is_signed = true;
+            break;
+        default:
+            return -2;
     }
     mp->pos++;
     if (s_be(mp, n, &raw) != 0)

@@ -20,8 +20,9 @@ proto_proc_sample(proto_proc_sample_t *out)
     if (f && fgets(buf, sizeof buf, f)) {
         const char *p = strrchr(buf, ')');
         unsigned long utime = 0, stime = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-                     &stime) == 2
+        if (p
+            && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime)
+                   == 2
             && tick > 0)
             out->cpu_seconds = (double) (utime + stime) / (double) tick;
         else

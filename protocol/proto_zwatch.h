@@ -20,11 +20,8 @@ typedef void(proto_zwatch_fn)(proto_zwatch_t *watch, void *socket, int revents, 
 
 //  Create a watcher for socket (borrowed) calling fn when any of events
 //  (ZMQ_POLLIN, ZMQ_POLLOUT) is ready. Returns NULL if ZMQ_FD cannot be read.
-proto_zwatch_t *proto_zwatch_new(struct ev_loop *loop,
-    void *socket,
-    int events,
-    proto_zwatch_fn *fn,
-    void *arg);
+proto_zwatch_t *
+proto_zwatch_new(struct ev_loop *loop, void *socket, int events, proto_zwatch_fn *fn, void *arg);
 
 void proto_zwatch_start(proto_zwatch_t *self);
 void proto_zwatch_stop(proto_zwatch_t *self);

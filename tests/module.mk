@@ -5,4 +5,3 @@ IT_TESTS += tests/gateway/it_gateway tests/router/it_router tests/balancer/it_ba
         tests/healthd/it_healthd tests/statsd/it_statsd tests/chatd/it_chatd tests/apid/it_apid \
         tests/bus/it_discovery
 TEST_LIB_SRCS := tests/lib/it.c tests/lib/it_actor.c
-$(foreach t,$(IT_TESTS),$(eval $(t)_SRCS := $(TEST_LIB_SRCS)))

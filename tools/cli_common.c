@@ -10,15 +10,22 @@
 #include "proto_log.h"
 #include "proto_util.h"
 
-#define S_PEER_OPT(C, name)                                                                      \
-    {"BUS_PEERS_" #C, "bus-peers-" #name, PROTO_CFG_STR, NULL,                                   \
-        "instances of " #name ": dns:NAME:PORT or tcp://HOST:PORT,...",                           \
-        offsetof(cli_bus_config_t, peers) + PROTO_KIND_##C * sizeof(char *), 0, 0, NULL, 0},
+#define S_PEER_OPT(C, name)                                                                        \
+    {"BUS_PEERS_" #C,                                                                              \
+     "bus-peers-" #name,                                                                           \
+     PROTO_CFG_STR,                                                                                \
+     NULL,                                                                                         \
+     "instances of " #name ": dns:NAME:PORT or tcp://HOST:PORT,...",                               \
+     offsetof(cli_bus_config_t, peers) + PROTO_KIND_##C * sizeof(char *),                          \
+     0,                                                                                            \
+     0,                                                                                            \
+     NULL,                                                                                         \
+     0},
 
-const proto_cfg_opt_t cli_bus_opts[] = {
-    {"BUS_DIR", "bus-dir", PROTO_CFG_STR, "run/bus", "where the actors' ipc sockets are",
-        offsetof(cli_bus_config_t, bus_dir), 0, 0, NULL, 0},
-    PROTO_KINDS(S_PEER_OPT)};
+const proto_cfg_opt_t cli_bus_opts[] = {{"BUS_DIR", "bus-dir", PROTO_CFG_STR, "run/bus",
+                                         "where the actors' ipc sockets are",
+                                         offsetof(cli_bus_config_t, bus_dir), 0, 0, NULL, 0},
+                                        PROTO_KINDS(S_PEER_OPT)};
 const size_t cli_bus_opts_count = PROTO_ARRAY_SIZE(cli_bus_opts);
 
 int
@@ -42,7 +49,7 @@ cli_config(const char *command, proto_cfg_table_t *tables, size_t ntables, int a
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
         if (bus->peers[k] && proto_disc_check_spec(bus->peers[k], err, sizeof err) != 0) {
             fprintf(stderr, "switchyard %s: bad value for BUS_PEERS_%s: '%s' (%s)\n", command,
-                proto_kind_name(k), bus->peers[k], err);
+                    proto_kind_name(k), bus->peers[k], err);
             return 2;
         }
     }

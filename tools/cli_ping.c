@@ -24,17 +24,17 @@ typedef struct {
 
 static const proto_cfg_opt_t s_opts[] = {
     {"SWITCHYARD_VERBOSE", "verbose", PROTO_CFG_BOOL, "false", "also print every counter (-v)",
-        offsetof(s_config_t, verbose), 0, 0, NULL, 0},
+     offsetof(s_config_t, verbose), 0, 0, NULL, 0},
     {"SWITCHYARD_TIMEOUT", "timeout", PROTO_CFG_DURATION, "2s", "how long to wait for answers",
-        offsetof(s_config_t, timeout_ms), 0, 0, NULL, 0},
+     offsetof(s_config_t, timeout_ms), 0, 0, NULL, 0},
 };
 
 typedef struct {
-    void *sock;         // DEALER to the instance
-    uint64_t sent_us;   // when the ping left
-    bool answered;      // a pong came back
-    double rtt_ms;      // round trip
-    proto_msg_t pong;   // the answer
+    void *sock;       // DEALER to the instance
+    uint64_t sent_us; // when the ping left
+    bool answered;    // a pong came back
+    double rtt_ms;    // round trip
+    proto_msg_t pong; // the answer
 } s_probe_t;
 
 static void
@@ -47,16 +47,16 @@ s_print(const cli_instance_t *inst, s_probe_t *p, bool verbose)
     }
     const proto_pong_t *pong = &p->pong.pong;
     printf("%-9s %-28s %-8u %7.2f ms %9.1f s  %-8s region=%s\n", kind, pong->instance, pong->pid,
-        p->rtt_ms, (double) pong->uptime_ms / 1000.0, pong->version, pong->region);
+           p->rtt_ms, (double) pong->uptime_ms / 1000.0, pong->version, pong->region);
     if (!verbose)
         return;
     printf("          msgs_in=%llu msgs_out=%llu", (unsigned long long) pong->msgs_in,
-        (unsigned long long) pong->msgs_out);
+           (unsigned long long) pong->msgs_out);
     // zero counters are noise, except peer counts: a 0 there is the news
     for (uint32_t i = 0; i < pong->counters_count; i++)
         if (pong->counters[i].value != 0 || strncmp(pong->counters[i].name, "peers.", 6) == 0)
             printf(" %s=%llu", pong->counters[i].name,
-                (unsigned long long) pong->counters[i].value);
+                   (unsigned long long) pong->counters[i].value);
     printf("\n");
 }
 
@@ -131,7 +131,7 @@ cli_ping(int argc, char **argv)
     }
 
     printf("%-9s %-28s %-8s %-10s %-11s %-8s\n", "KIND", "INSTANCE", "PID", "RTT", "UPTIME",
-        "VERSION");
+           "VERSION");
     for (size_t i = 0; i < n; i++)
         s_print(&inst[i], &probes[i], cfg.verbose);
     printf("%zu of %zu instances answered\n", answered, n);

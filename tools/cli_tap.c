@@ -31,19 +31,20 @@ typedef struct {
 
 static const proto_cfg_opt_t s_opts[] = {
     {"SWITCHYARD_TAP_ACTOR", "actor", PROTO_CFG_STR, NULL, "only this actor kind",
-        offsetof(s_config_t, actor), 0, 0, NULL, 0},
+     offsetof(s_config_t, actor), 0, 0, NULL, 0},
     {"SWITCHYARD_TAP_TYPE", "type", PROTO_CFG_STR, NULL, "only message types matching this glob",
-        offsetof(s_config_t, type), 0, 0, NULL, 0},
-    {"SWITCHYARD_TAP_COUNT", "count", PROTO_CFG_INT, "0", "exit after this many messages (0: run until Ctrl-C)",
-        offsetof(s_config_t, count), 0, 1000000000, NULL, 0},
+     offsetof(s_config_t, type), 0, 0, NULL, 0},
+    {"SWITCHYARD_TAP_COUNT", "count", PROTO_CFG_INT, "0",
+     "exit after this many messages (0: run until Ctrl-C)", offsetof(s_config_t, count), 0,
+     1000000000, NULL, 0},
 };
 
 typedef struct {
-    s_config_t *cfg;    // settings
+    s_config_t *cfg;      // settings
     struct ev_loop *loop; // our loop
-    void *sub;          // SUB to every tapped instance
-    int64_t printed;    // lines printed
-    cli_json_t json;    // conversion buffer
+    void *sub;            // SUB to every tapped instance
+    int64_t printed;      // lines printed
+    cli_json_t json;      // conversion buffer
 } s_tap_t;
 
 static void
@@ -87,14 +88,15 @@ s_on_message(proto_zwatch_t *w, void *sock, int revents, void *arg)
         }
         bool two = zmq_msg_more(&topic) && zmq_msg_recv(&body, sock, ZMQ_DONTWAIT) >= 0;
         char name[128], *kind, *dir, *type;
-        size_t tlen = zmq_msg_size(&topic) < sizeof name - 1 ? zmq_msg_size(&topic) : sizeof name - 1;
+        size_t tlen =
+            zmq_msg_size(&topic) < sizeof name - 1 ? zmq_msg_size(&topic) : sizeof name - 1;
         memcpy(name, zmq_msg_data(&topic), tlen);
         name[tlen] = '\0';
         if (two && s_split(name, &kind, &dir, &type)
             && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)) {
             int rc = cli_json_from_msgpack(zmq_msg_data(&body), zmq_msg_size(&body), &tap->json);
-            printf("{\"actor\":\"%s\",\"dir\":\"%s\",\"type\":\"%s\",\"msg\":%s}\n", kind, dir, type,
-                rc == 0 ? tap->json.data : "null");
+            printf("{\"actor\":\"%s\",\"dir\":\"%s\",\"type\":\"%s\",\"msg\":%s}\n", kind, dir,
+                   type, rc == 0 ? tap->json.data : "null");
             fflush(stdout);
             tap->printed++;
         }
@@ -127,7 +129,7 @@ cli_tap(int argc, char **argv)
     int kind = -1;
     if (rc == 0 && cfg.actor && (kind = proto_kind_by_name(cfg.actor)) < 0) {
         fprintf(stderr, "switchyard tap: bad value for --actor: '%s' (expected an actor kind)\n",
-            cfg.actor);
+                cfg.actor);
         rc = 2;
     }
     if (rc != 0) {

@@ -14,8 +14,8 @@
 #include "it.h"
 #include "it_actor.h"
 
-static const char *s_kinds[] = {"gateway", "router", "balancer", "healthd", "statsd", "chatd",
-    "apid"};
+static const char *s_kinds[] = {"gateway", "router", "balancer", "healthd",
+                                "statsd",  "chatd",  "apid"};
 
 //  Count the lines of the CLI's output naming a kind.
 static int
@@ -49,7 +49,7 @@ s_wait_peers(void *dealer, const char *counter, uint64_t want, int timeout_ms)
     proto_msg_clear(&pong);
     if (seen != want)
         fprintf(stderr, "%s is %llu, want %llu\n", counter, (unsigned long long) seen,
-            (unsigned long long) want);
+                (unsigned long long) want);
     return seen == want;
 }
 
@@ -131,7 +131,7 @@ test_two_instances_one_killed(void **state)
     uint64_t t0 = it_now_ms();
     assert_true(s_wait_peers(dealer, "peers.router", 1, 10000));
     fprintf(stderr, "killed router forgotten by the gateway in %llu ms\n",
-        (unsigned long long) (it_now_ms() - t0));
+            (unsigned long long) (it_now_ms() - t0));
     char stale[256];
     snprintf(stale, sizeof stale, "%s/router.%d.req", env.bus_dir, (int) r1);
     assert_int_equal(access(stale, F_OK), -1);

@@ -26,12 +26,12 @@ typedef struct {
     int http_port;
     int admin_port;
     int backend_port;
-    int dead_port;       // a port nobody listens on
-    void *router;        // scripted router: requests from the gateway
-    void *router_pub;    // scripted router: config.changed
-    void *gw_events;     // SUB on the gateway's events
-    uint64_t version;    // configuration version we announce
-    int decides;         // decides answered
+    int dead_port;    // a port nobody listens on
+    void *router;     // scripted router: requests from the gateway
+    void *router_pub; // scripted router: config.changed
+    void *gw_events;  // SUB on the gateway's events
+    uint64_t version; // configuration version we announce
+    int decides;      // decides answered
 } t_stack_t;
 
 //  --------------------------------------------------------------------------
@@ -180,10 +180,16 @@ s_serve(t_stack_t *s, int ms)
             char host[32];
             snprintf(host, sizeof host, "127.0.0.1");
             proto_candidate_t cands[2] = {
-                {.id = "live", .host = host, .port = (uint16_t) s->backend_port, .weight = 1,
-                    .region = "1"},
-                {.id = "dead", .host = host, .port = (uint16_t) s->dead_port, .weight = 1,
-                    .region = "1"},
+                {.id = "live",
+                 .host = host,
+                 .port = (uint16_t) s->backend_port,
+                 .weight = 1,
+                 .region = "1"},
+                {.id = "dead",
+                 .host = host,
+                 .port = (uint16_t) s->dead_port,
+                 .weight = 1,
+                 .region = "1"},
             };
             if (a == T_DEAD_FIRST) {
                 proto_candidate_t tmp = cands[0];
@@ -195,10 +201,12 @@ s_serve(t_stack_t *s, int ms)
             proto_msg_init(&lease, PROTO_LEASE);
             lease.id = in.id;
             lease.rid = in.rid;
-            lease.lease.status = a == T_NO_ROUTE ? "no_route" : a == T_NO_BACKEND ? "no_backend" : "ok";
+            lease.lease.status = a == T_NO_ROUTE     ? "no_route"
+                                 : a == T_NO_BACKEND ? "no_backend"
+                                                     : "ok";
             lease.lease.route = "r";
-            lease.lease.vhost = strcmp(in.decide.host, "acme.tenant.test") == 0 ? "*.tenant.test"
-                                                                                 : in.decide.host;
+            lease.lease.vhost =
+                strcmp(in.decide.host, "acme.tenant.test") == 0 ? "*.tenant.test" : in.decide.host;
             lease.lease.version = s->version;
             lease.lease.strategy = "ROUND_ROBIN";
             lease.lease.region = "1";
@@ -258,8 +266,7 @@ s_setup(void **state)
     char http[64], admin[64];
     snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", s->http_port);
     snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", s->admin_port);
-    const char *genv[] = {http, admin, "GATEWAY_DECISION_TIMEOUT=300ms", "INSTANCE_ID=gw-it",
-        NULL};
+    const char *genv[] = {http, admin, "GATEWAY_DECISION_TIMEOUT=300ms", "INSTANCE_ID=gw-it", NULL};
     s->gw = it_spawn(&s->env, "gateway", "gateway", genv, NULL);
     assert_int_equal(it_wait_bound(&s->env, "gateway", s->gw, 20000), 0);
     char pub[256];
@@ -394,12 +401,14 @@ test_keepalive_pipelining_headers(void **state)
 {
     t_stack_t *s = *state;
     // warm the lease so the pipelined requests need no decide
-    char *out = s_request(s, "GET / HTTP/1.1\r\nHost: acme.tenant.test\r\nConnection: close\r\n\r\n");
+    char *out =
+        s_request(s, "GET / HTTP/1.1\r\nHost: acme.tenant.test\r\nConnection: close\r\n\r\n");
     free(out);
-    const char *three = "GET /echo?a=1 HTTP/1.1\r\nHost: acme.tenant.test\r\nX-Forwarded-For: 6.6.6.6\r\n"
-                        "X-Request-Id: first-1\r\nConnection: x-drop\r\nX-Drop: 1\r\n\r\n"
-                        "GET /status/201 HTTP/1.1\r\nHost: acme.tenant.test\r\n\r\n"
-                        "GET / HTTP/1.1\r\nHost: acme.tenant.test\r\nConnection: close\r\n\r\n";
+    const char *three =
+        "GET /echo?a=1 HTTP/1.1\r\nHost: acme.tenant.test\r\nX-Forwarded-For: 6.6.6.6\r\n"
+        "X-Request-Id: first-1\r\nConnection: x-drop\r\nX-Drop: 1\r\n\r\n"
+        "GET /status/201 HTTP/1.1\r\nHost: acme.tenant.test\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: acme.tenant.test\r\nConnection: close\r\n\r\n";
     out = s_exchange(s->http_port, three, strlen(three), 5000);
     assert_int_equal(s_count(out, "HTTP/1.1 "), 3);
     const char *r1 = strstr(out, "HTTP/1.1 200");
@@ -436,7 +445,8 @@ test_chunked_both_ways(void **state)
     assert_non_null(
         strstr(out, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"));
     free(out);
-    const char *get = "GET /chunked?n=3&size=4 HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
+    const char *get =
+        "GET /chunked?n=3&size=4 HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
     out = s_exchange(s->http_port, get, strlen(get), 5000);
     assert_non_null(strstr(out, "Transfer-Encoding: chunked"));
     assert_non_null(strstr(out, "4\r\naaaa\r\n4\r\nbbbb\r\n4\r\ncccc\r\n0\r\n\r\n"));
@@ -473,8 +483,9 @@ test_bad_requests(void **state)
     // a bad chunk size after a good head: 400 too
     char *warm = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
     free(warm);
-    const char *badchunk = "POST /echo HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "zz\r\nhello\r\n0\r\n\r\n";
+    const char *badchunk =
+        "POST /echo HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "zz\r\nhello\r\n0\r\n\r\n";
     char *out = s_exchange(s->http_port, badchunk, strlen(badchunk), 5000);
     assert_non_null(strstr(out, "HTTP/1.1 400"));
     free(out);

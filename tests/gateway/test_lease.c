@@ -31,8 +31,8 @@ typedef struct {
     proto_bus_t *bus;    // the gateway side
     gw_leases_t *leases; // under test
     char dir[64];
-    int calls;           // callbacks seen
-    gw_lease_t *last;    // lease of the last callback
+    int calls;        // callbacks seen
+    gw_lease_t *last; // lease of the last callback
     bool last_stale;
     gw_waiter_t waiters[8];
 } t_state_t;
@@ -97,8 +97,12 @@ s_router_idle(t_state_t *t, int ms)
 }
 
 static void
-s_router_answer(t_state_t *t, const uint8_t *id, size_t idlen, uint64_t msg_id, uint64_t version,
-    const char *status)
+s_router_answer(t_state_t *t,
+                const uint8_t *id,
+                size_t idlen,
+                uint64_t msg_id,
+                uint64_t version,
+                const char *status)
 {
     proto_candidate_t cands[2] = {
         {.id = "a", .host = "127.0.0.1", .port = 4001, .weight = 1, .region = "1"},
@@ -148,7 +152,8 @@ s_setup(void **state, int64_t ttl_ms)
     assert_non_null(t->bus);
     assert_int_equal(proto_bus_use(t->bus, PROTO_KIND_ROUTER, true, NULL, err, sizeof err), 0);
     assert_int_equal(proto_bus_start(t->bus, err, sizeof err), 0);
-    gw_lease_config_t lc = {.ttl_ms = ttl_ms, .timeout_ms = 300, .gw_region = "1", .max_entries = 4};
+    gw_lease_config_t lc = {
+        .ttl_ms = ttl_ms, .timeout_ms = 300, .gw_region = "1", .max_entries = 4};
     t->leases = gw_leases_new(t->loop, t->bus, &lc, s_on_lease, t);
     *state = t;
     return 0;
@@ -190,8 +195,8 @@ s_get_pending(t_state_t *t, const char *host, const char *region, gw_waiter_t *w
     uint64_t deadline = it_now_ms() + 5000;
     bool pending = false, stale = false;
     while (!pending && it_now_ms() < deadline) {
-        gw_lease_t *l = gw_leases_get(t->leases, host, region, "10.0.0.1", "rid-1", w, &pending,
-            &stale);
+        gw_lease_t *l =
+            gw_leases_get(t->leases, host, region, "10.0.0.1", "rid-1", w, &pending, &stale);
         assert_null(l);
         if (!pending)
             it_pause(5);
@@ -226,7 +231,7 @@ test_ask_then_reuse(void **state)
     // within the TTL: answered from the cache, no new ask
     bool pending, stale;
     gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-2",
-        &t->waiters[1], &pending, &stale);
+                                  &t->waiters[1], &pending, &stale);
     assert_non_null(l);
     assert_false(pending);
     assert_ptr_equal(l, t->last);
@@ -235,7 +240,7 @@ test_ask_then_reuse(void **state)
 
     // another region is another key
     l = gw_leases_get(t->leases, "a.example.com", "2", "10.0.0.1", "rid-3", &t->waiters[2],
-        &pending, &stale);
+                      &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
@@ -247,7 +252,7 @@ test_ask_then_reuse(void **state)
     // a newer configuration: the next request asks again
     gw_leases_on_config(t->leases, 4);
     l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-4", &t->waiters[3],
-        &pending, &stale);
+                      &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
@@ -265,7 +270,7 @@ test_coalesced(void **state)
     bool pending, stale;
     for (int i = 1; i < 3; i++) {
         gw_lease_t *l = gw_leases_get(t->leases, "b.example.com", "1", "10.0.0.1", "r",
-            &t->waiters[i], &pending, &stale);
+                                      &t->waiters[i], &pending, &stale);
         assert_null(l);
         assert_true(pending);
     }
@@ -286,8 +291,8 @@ test_cancelled_waiter(void **state)
     t_state_t *t = *state;
     s_get_pending(t, "c.example.com", "1", &t->waiters[0]);
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "c.example.com", "1", "10.0.0.1", "r",
-        &t->waiters[1], &pending, &stale);
+    gw_lease_t *l = gw_leases_get(t->leases, "c.example.com", "1", "10.0.0.1", "r", &t->waiters[1],
+                                  &pending, &stale);
     assert_null(l);
     gw_leases_cancel(t->leases, &t->waiters[1]); // its client went away
     proto_msg_t decide;
@@ -318,8 +323,8 @@ test_ttl0_and_stale(void **state)
 
     // TTL 0: the next request asks again...
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "d.example.com", "1", "10.0.0.1", "r",
-        &t->waiters[1], &pending, &stale);
+    gw_lease_t *l = gw_leases_get(t->leases, "d.example.com", "1", "10.0.0.1", "r", &t->waiters[1],
+                                  &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
@@ -333,7 +338,7 @@ test_ttl0_and_stale(void **state)
 
     // a Host never decided gets nothing when the router is silent: 503
     l = gw_leases_get(t->leases, "never.example.com", "1", "10.0.0.1", "r", &t->waiters[2],
-        &pending, &stale);
+                      &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
@@ -372,8 +377,13 @@ test_pick_inside_lease(void **state)
         {.id = "b", .host = "10.0.0.2", .port = 80, .weight = 1, .region = "1"},
         {.id = "c", .host = "db.internal", .port = 80, .weight = 1, .region = "1", .hop = true},
     };
-    proto_lease_t m = {.status = "ok", .route = "r", .vhost = "x.com", .version = 1,
-        .strategy = "ROUND_ROBIN", .candidates = cands, .candidates_count = 3};
+    proto_lease_t m = {.status = "ok",
+                       .route = "r",
+                       .vhost = "x.com",
+                       .version = 1,
+                       .strategy = "ROUND_ROBIN",
+                       .candidates = cands,
+                       .candidates_count = 3};
     gw_lease_t *l = gw_lease_from_msg(&m);
     assert_int_equal(l->cands[0].addrlen, sizeof(struct sockaddr_in));
     assert_int_equal(l->cands[2].addrlen, 0); // a name: resolved elsewhere

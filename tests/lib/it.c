@@ -90,8 +90,11 @@ s_bin_dir(void)
 }
 
 static pid_t
-s_fork_exec(it_env_t *env, const char *binary, const char *name, const char *const *env_extra,
-    const char *const *argv_extra)
+s_fork_exec(it_env_t *env,
+            const char *binary,
+            const char *name,
+            const char *const *env_extra,
+            const char *const *argv_extra)
 {
     char path[512], abspath[PATH_MAX], out[256], err[256];
     snprintf(path, sizeof path, "%s/%s", s_bin_dir(), binary);
@@ -154,8 +157,11 @@ s_fork_exec(it_env_t *env, const char *binary, const char *name, const char *con
 }
 
 pid_t
-it_spawn(it_env_t *env, const char *binary, const char *name, const char *const *env_extra,
-    const char *const *argv_extra)
+it_spawn(it_env_t *env,
+         const char *binary,
+         const char *name,
+         const char *const *env_extra,
+         const char *const *argv_extra)
 {
     int slot = -1;
     for (int i = 0; i < IT_MAX_PROCS && slot < 0; i++)
@@ -199,8 +205,12 @@ s_wait(pid_t pid, int timeout_ms)
 }
 
 int
-it_run(it_env_t *env, const char *binary, const char *name, const char *const *env_extra,
-    const char *const *argv_extra, int timeout_ms)
+it_run(it_env_t *env,
+       const char *binary,
+       const char *name,
+       const char *const *env_extra,
+       const char *const *argv_extra,
+       int timeout_ms)
 {
     pid_t pid = s_fork_exec(env, binary, name, env_extra, argv_extra);
     if (pid < 0)
@@ -422,7 +432,7 @@ it_dump(it_env_t *env, const char *name)
             continue;
         size_t len = strlen(text);
         fprintf(stderr, "--- %s.%s (last 3000 bytes) ---\n%s\n", name, exts[i],
-            len > 3000 ? text + len - 3000 : text);
+                len > 3000 ? text + len - 3000 : text);
         free(text);
     }
 }

@@ -18,9 +18,9 @@
 #define IT_MAX_PROCS 16
 
 typedef struct {
-    pid_t pid;      // 0 when not running
-    char name[64];  // log file stem
-    char kind[32];  // binary name
+    pid_t pid;     // 0 when not running
+    char name[64]; // log file stem
+    char kind[32]; // binary name
 } it_proc_t;
 
 typedef struct {
@@ -42,20 +42,20 @@ void it_env_fini(it_env_t *env);
 //  <dir>/<name>.out / .err. argv_extra (NULL-terminated, may be NULL) are
 //  arguments. Returns the pid, or -1.
 pid_t it_spawn(it_env_t *env,
-    const char *binary,
-    const char *name,
-    const char *const *env_extra,
-    const char *const *argv_extra);
+               const char *binary,
+               const char *name,
+               const char *const *env_extra,
+               const char *const *argv_extra);
 
 //  Run a binary to completion (bounded by timeout_ms) with output to
 //  <dir>/<name>.out/.err; returns its exit status (WEXITSTATUS), or -1 if
 //  it did not exit normally or timed out (then it is killed).
 int it_run(it_env_t *env,
-    const char *binary,
-    const char *name,
-    const char *const *env_extra,
-    const char *const *argv_extra,
-    int timeout_ms);
+           const char *binary,
+           const char *name,
+           const char *const *env_extra,
+           const char *const *argv_extra,
+           int timeout_ms);
 
 //  Wait until the actor's two ipc files exist. Returns 0 or -1 on timeout.
 int it_wait_bound(it_env_t *env, const char *kind, pid_t pid, int timeout_ms);

@@ -32,8 +32,8 @@ it_actor_test_help(void **state)
 
 //  Start with one bad setting: exit 2 and one line naming it.
 static void
-s_expect_bad(it_env_t *env, const char *kind, const char *setting, const char *flag,
-    const char *needle)
+s_expect_bad(
+    it_env_t *env, const char *kind, const char *setting, const char *flag, const char *needle)
 {
     const char *envs[] = {setting, NULL};
     const char *args[] = {flag, NULL};
@@ -42,7 +42,7 @@ s_expect_bad(it_env_t *env, const char *kind, const char *setting, const char *f
     assert_non_null(err);
     if (rc != 2 || strstr(err, needle) == NULL) {
         fprintf(stderr, "%s with %s %s: exit %d, stderr: %s\n", kind, setting ? setting : "",
-            flag ? flag : "", rc, err);
+                flag ? flag : "", rc, err);
         fail();
     }
     // exactly one line

@@ -18,9 +18,9 @@ void it_actor_test_help(void **state);
 void it_actor_test_bad_settings(void **state);
 void it_actor_test_lifecycle(void **state);
 
-#define IT_ACTOR_COMMON_TESTS(kind)                                                              \
-    cmocka_unit_test_prestate(it_actor_test_help, (void *) (kind)),                              \
-        cmocka_unit_test_prestate(it_actor_test_bad_settings, (void *) (kind)),                  \
+#define IT_ACTOR_COMMON_TESTS(kind)                                                                \
+    cmocka_unit_test_prestate(it_actor_test_help, (void *) (kind)),                                \
+        cmocka_unit_test_prestate(it_actor_test_bad_settings, (void *) (kind)),                    \
         cmocka_unit_test_prestate(it_actor_test_lifecycle, (void *) (kind))
 
 #endif

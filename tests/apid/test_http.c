@@ -1,0 +1,315 @@
+/*  test_http - unit tests for api_http's pure parts: which call a method and
+    path make (api_http_plan), and which HTTP answer a router reply becomes
+    (api_http_answer). The bus side is driven by tests/apid/it_apid.
+
+    Decisions pinned here: HEAD is served as GET; one trailing slash is
+    ignored; a vHost or backend id in the path is percent-decoded and the
+    vHost lower-cased; a path vHost that is not a valid pattern is 404 (no
+    such route) except for PUT, where it is 400 on "vHost"; a body over
+    1 MiB is 413 before it is parsed; a wrong method on a known path is 405
+    with Allow, checked before the body.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "../../apid/api_http.h"
+
+static void
+t_plan(const char *method, const char *path, const char *body, api_plan_t *plan)
+{
+    api_http_plan(method, path, body, body ? strlen(body) : 0, plan);
+}
+
+//  A call answered at once with status and error code (and field, "" for null).
+static void
+t_refused(const char *method,
+          const char *path,
+          const char *body,
+          int status,
+          const char *code,
+          const char *field)
+{
+    api_plan_t plan;
+    t_plan(method, path, body, &plan);
+    if (plan.op != API_OP_NONE)
+        fail_msg("%s %s: sent to the router, expected %d %s", method, path, status, code);
+    if (plan.response.status != status)
+        fail_msg("%s %s: %d, expected %d (%s)", method, path, plan.response.status, status,
+                 plan.response.body);
+    json_t *doc = json_loads(plan.response.body, 0, NULL);
+    assert_non_null(doc);
+    json_t *err = json_object_get(doc, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), code);
+    assert_true(json_string_length(json_object_get(err, "message")) > 0);
+    json_t *f = json_object_get(err, "field");
+    if (*field)
+        assert_string_equal(json_string_value(f), field);
+    else
+        assert_true(json_is_null(f));
+    json_decref(doc);
+    api_http_plan_free(&plan);
+}
+
+static const char *const t_route_body =
+    "{\"vHost\":\"API.Example.com\",\"backends\":[{\"hostname\":\"h\",\"port\":80}]}";
+
+static void
+test_plan_routes(void **state)
+{
+    (void) state;
+    api_plan_t plan;
+    t_plan("GET", "/api/v1/routes", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTES_LIST);
+    assert_int_equal(plan.type, PROTO_CONFIG_GET);
+    assert_string_equal(plan.what, "routes");
+    assert_string_equal(plan.key, "");
+    api_http_plan_free(&plan);
+
+    t_plan("HEAD", "/api/v1/routes/", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTES_LIST);
+    api_http_plan_free(&plan);
+
+    t_plan("POST", "/api/v1/routes", t_route_body, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTE_CREATE);
+    assert_int_equal(plan.type, PROTO_CONFIG_PUT);
+    assert_string_equal(plan.what, "route");
+    assert_string_equal(plan.key, "api.example.com");
+    assert_true(plan.create_only);
+    assert_non_null(strstr(plan.body, "\"vHost\":\"api.example.com\""));
+    assert_non_null(strstr(plan.body, "\"reqActiveLength\":50"));
+    api_http_plan_free(&plan);
+
+    t_plan("PUT", "/api/v1/routes/Api.Example.COM", t_route_body, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTE_PUT);
+    assert_int_equal(plan.type, PROTO_CONFIG_PUT);
+    assert_string_equal(plan.key, "api.example.com");
+    assert_false(plan.create_only);
+    api_http_plan_free(&plan);
+
+    // a wildcard, escaped; the body may leave vHost out
+    t_plan("PUT", "/api/v1/routes/%2A.example.com", "{\"backends\":[]}", &plan);
+    assert_int_equal(plan.op, API_OP_ROUTE_PUT);
+    assert_string_equal(plan.key, "*.example.com");
+    assert_non_null(strstr(plan.body, "\"vHost\":\"*.example.com\""));
+    api_http_plan_free(&plan);
+
+    t_plan("GET", "/api/v1/routes/*", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTE_GET);
+    assert_string_equal(plan.what, "route");
+    assert_string_equal(plan.key, "*");
+    api_http_plan_free(&plan);
+
+    t_plan("DELETE", "/api/v1/routes/A.com", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_ROUTE_DELETE);
+    assert_int_equal(plan.type, PROTO_CONFIG_DELETE);
+    assert_string_equal(plan.key, "a.com");
+    assert_null(plan.body);
+    api_http_plan_free(&plan);
+}
+
+static void
+test_plan_backends(void **state)
+{
+    (void) state;
+    api_plan_t plan;
+    t_plan("POST", "/api/v1/routes/a.com/backends", "{\"hostname\":\"h\",\"port\":81}", &plan);
+    assert_int_equal(plan.op, API_OP_BACKEND_ADD);
+    assert_int_equal(plan.type, PROTO_CONFIG_PUT);
+    assert_string_equal(plan.what, "backend");
+    assert_string_equal(plan.key, "a.com");
+    assert_string_equal(
+        plan.body,
+        "{\"id\":\"h:81\",\"hostname\":\"h\",\"port\":81,\"weight\":1,\"probe\":\"http\"}");
+    api_http_plan_free(&plan);
+
+    t_plan("DELETE", "/api/v1/routes/a.com/backends/h%3A81", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_BACKEND_DELETE);
+    assert_int_equal(plan.type, PROTO_CONFIG_DELETE);
+    assert_string_equal(plan.what, "backend");
+    assert_string_equal(plan.sub, "h:81");
+    api_http_plan_free(&plan);
+
+    t_plan("POST", "/api/v1/routes/a.com/backends/node-1/dead", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_BACKEND_DEAD);
+    assert_string_equal(plan.what, "dead");
+    assert_string_equal(plan.sub, "node-1");
+    api_http_plan_free(&plan);
+
+    t_plan("POST", "/api/v1/routes/a.com/backends/node-1/alive", "ignored", &plan);
+    assert_int_equal(plan.op, API_OP_BACKEND_ALIVE);
+    assert_string_equal(plan.what, "alive");
+    assert_null(plan.body);
+    api_http_plan_free(&plan);
+}
+
+static void
+test_plan_refused(void **state)
+{
+    (void) state;
+    // unknown paths
+    t_refused("GET", "/api/v1/nope", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v2/routes", NULL, 404, "not_found", "");
+    t_refused("GET", "/api", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v1", NULL, 404, "not_found", "");
+    t_refused("GET", "/", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v1/routes//backends", NULL, 404, "not_found", "");
+    t_refused("POST", "/api/v1/routes/a.com/backends/x/y", NULL, 404, "not_found", "");
+    t_refused("POST", "/api/v1/routes/a.com/backends/x/dead/z", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v1/routes/a.com/nope", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v1/routes/a%zz.com", NULL, 404, "not_found", "");
+    t_refused("GET", "/api/v1/routes/a..com", NULL, 404, "not_found", "");
+    t_refused("DELETE", "/api/v1/routes/a.com/backends/a%00b", NULL, 404, "not_found", "");
+    // wrong methods: 405 with Allow
+    api_plan_t plan;
+    t_plan("DELETE", "/api/v1/routes", NULL, &plan);
+    assert_int_equal(plan.response.status, 405);
+    assert_string_equal(plan.response.allow, "GET, HEAD, POST");
+    api_http_plan_free(&plan);
+    t_plan("PATCH", "/api/v1/routes/a.com", NULL, &plan);
+    assert_int_equal(plan.response.status, 405);
+    assert_string_equal(plan.response.allow, "GET, HEAD, PUT, DELETE");
+    api_http_plan_free(&plan);
+    t_refused("GET", "/api/v1/routes/a.com/backends", NULL, 405, "method_not_allowed", "");
+    t_refused("GET", "/api/v1/routes/a.com/backends/n", NULL, 405, "method_not_allowed", "");
+    t_refused("GET", "/api/v1/routes/a.com/backends/n/dead", NULL, 405, "method_not_allowed", "");
+    t_refused("post", "/api/v1/routes", t_route_body, 405, "method_not_allowed", "");
+    // bad bodies
+    t_refused("POST", "/api/v1/routes",
+              "{\"vHost\":\"a.com\",\"backends\":[{\"hostname\":\"h\","
+              "\"port\":0}]}",
+              400, "out_of_range", "backends[0].port");
+    t_refused("POST", "/api/v1/routes", NULL, 400, "invalid_json", "");
+    t_refused("POST", "/api/v1/routes", "{\"vHost\":\"a.com\",\"vHost\":\"a.com\"}", 400,
+              "duplicate_key", "vHost");
+    t_refused("PUT", "/api/v1/routes/a.com", "{\"vHost\":\"b.com\",\"backends\":[]}", 400,
+              "invalid_value", "vHost");
+    t_refused("PUT", "/api/v1/routes/a..com", "{\"backends\":[]}", 400, "invalid_value", "vHost");
+    t_refused("POST", "/api/v1/routes/a.com/backends", "{\"hostname\":\"h\"}", 400, "missing_field",
+              "port");
+    // over 1 MiB: 413 before parsing; exactly 1 MiB is parsed
+    size_t big = API_BODY_MAX + 1;
+    char *body = malloc(big);
+    memset(body, ' ', big);
+    api_http_plan("POST", "/api/v1/routes", body, big, &plan);
+    assert_int_equal(plan.response.status, 413);
+    assert_non_null(strstr(plan.response.body, "\"code\":\"payload_too_large\""));
+    assert_non_null(strstr(plan.response.body, "\"field\":null"));
+    api_http_plan_free(&plan);
+    api_http_plan("PUT", "/api/v1/routes/a.com", body, big - 1, &plan);
+    assert_int_equal(plan.response.status, 400);
+    assert_non_null(strstr(plan.response.body, "\"code\":\"invalid_json\""));
+    api_http_plan_free(&plan);
+    free(body);
+}
+
+static void
+t_reply(proto_msg_t *msg, uint16_t status, const char *body, const char *error, const char *field)
+{
+    proto_msg_init(msg, PROTO_CONFIG_REPLY);
+    msg->config_reply.status = status;
+    msg->config_reply.version = 7;
+    msg->config_reply.body = body;
+    msg->config_reply.error = error;
+    msg->config_reply.field = field;
+}
+
+static void
+test_answers(void **state)
+{
+    (void) state;
+    api_plan_t plan;
+    t_plan("GET", "/api/v1/routes/a.com", NULL, &plan);
+    api_response_t r;
+    proto_msg_t msg;
+
+    // no answer in time, or nobody to ask: 503 unavailable
+    api_http_answer(&plan, NULL, false, 3000, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "\"code\":\"unavailable\""));
+    assert_non_null(strstr(r.body, "3000 ms"));
+    api_response_free(&r);
+    api_http_answer(&plan, NULL, true, 3000, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "no router"));
+    api_response_free(&r);
+
+    // success: status and body as the router gave them, with its version
+    t_reply(&msg, 200, "{\"vHost\":\"a.com\"}", NULL, NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"vHost\":\"a.com\"}");
+    assert_int_equal(r.version, 7);
+    api_response_free(&r);
+    t_reply(&msg, 204, "", NULL, NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 204);
+    assert_null(r.body);
+    api_response_free(&r);
+
+    // errors get the error shape
+    t_reply(&msg, 404, NULL, NULL, NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, "{\"error\":{\"code\":\"not_found\",\"message\":"
+                                "\"no route for vHost 'a.com'\",\"field\":null}}");
+    api_response_free(&r);
+    t_reply(&msg, 409, NULL, "exists", "");
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 409);
+    assert_string_equal(
+        r.body, "{\"error\":{\"code\":\"conflict\",\"message\":\"exists\",\"field\":null}}");
+    api_response_free(&r);
+    t_reply(&msg, 400, NULL, "key does not match cert", "ssl.key");
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body, "{\"error\":{\"code\":\"invalid_value\",\"message\":"
+                                "\"key does not match cert\",\"field\":\"ssl.key\"}}");
+    api_response_free(&r);
+    t_reply(&msg, 500, NULL, "disk full", NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body, "\"code\":\"internal\""));
+    api_response_free(&r);
+    t_reply(&msg, 302, NULL, NULL, NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 500);
+    api_response_free(&r);
+
+    // the router's own error message
+    proto_msg_init(&msg, PROTO_ERROR);
+    msg.error.code = "unavailable";
+    msg.error.message = "store not loaded";
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "store not loaded"));
+    api_response_free(&r);
+    api_http_plan_free(&plan);
+
+    // backend calls name the backend when the router says 404 without a message
+    t_plan("POST", "/api/v1/routes/a.com/backends/n1/dead", NULL, &plan);
+    t_reply(&msg, 404, NULL, "", NULL);
+    api_http_answer(&plan, &msg, false, 3000, &r);
+    assert_non_null(strstr(r.body, "no backend 'n1' in route 'a.com'"));
+    api_response_free(&r);
+    api_http_plan_free(&plan);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_routes),
+        cmocka_unit_test(test_plan_backends),
+        cmocka_unit_test(test_plan_refused),
+        cmocka_unit_test(test_answers),
+    };
+    return cmocka_run_group_tests_name("test_http", tests, NULL, NULL);
+}
