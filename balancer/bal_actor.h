@@ -1,14 +1,25 @@
 /*  bal_actor - the balancer actor: its settings, its context, its lifetime.
 
-    The balancer orders a route's backends per strategy (round robin, random, IP hash, least latency) into leases.
+    The balancer answers the router's pick with a lease: the route's healthy
+    backends for the serving region, hops through region public addresses,
+    in preference order per strategy (docs/request-path.md). It keeps the
+    state that needs every gateway's view: the dead set (healthd's
+    backend.state), round-robin state per route, and latency averages
+    (gateways' request.done). See balancer/README.md.
 */
 #ifndef BAL_ACTOR_H
 #define BAL_ACTOR_H
 
+#include <stdint.h>
+
 #include "proto_actor.h"
+
+#define BAL_HEALTH_MAX  100000 // (route, backend) pairs in the dead set
+#define BAL_LATENCY_MAX 100000 // (route, backend) pairs with a latency average
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    int64_t max_routes;           // BALANCER_MAX_ROUTES: round-robin states kept
 } bal_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

@@ -169,8 +169,22 @@ gw_conn_send(gw_conn_t *conn, const void *data, size_t len)
     if (conn->broken)
         return;
     gw_buf_append(&conn->out, data, len);
-    if (!ev_is_active(&conn->wio))
+    if (!conn->corked && !ev_is_active(&conn->wio))
         (void) s_flush(conn); // write at once; the watcher takes the rest
+}
+
+void
+gw_conn_cork(gw_conn_t *conn)
+{
+    conn->corked = true;
+}
+
+void
+gw_conn_uncork(gw_conn_t *conn)
+{
+    conn->corked = false;
+    if (!ev_is_active(&conn->wio))
+        (void) s_flush(conn);
 }
 
 static void
@@ -898,6 +912,7 @@ gw_conn_finish(gw_conn_t *conn)
     if (req == NULL)
         return;
     req->state = GW_REQ_DONE;
+    conn->corked = false; // the response is whole: it goes out below or at once
     s_report(conn, req);
     bool close_after = req->close_after || !req->keep_alive || !req->body_done || gw->draining;
     gw_leases_cancel(gw->leases, &req->waiter);
@@ -909,6 +924,8 @@ gw_conn_finish(gw_conn_t *conn)
         (void) s_flush(conn); // closes when written
         return;
     }
+    if (s_flush(conn) != 0)
+        return; // the client is gone; the connection closes from the loop
     // keep-alive: the next request may already be waiting in the buffer
     if (gw_buf_len(&conn->in) > 0)
         s_arm_timer(conn, gw->cfg->header_timeout_ms);

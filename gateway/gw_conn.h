@@ -18,6 +18,11 @@ void gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin);
 //  Queue bytes for the client and write what the socket takes now.
 void gw_conn_send(gw_conn_t *conn, const void *data, size_t len);
 
+//  Gather what gw_conn_send queues until uncork (one write per response
+//  instead of one per piece).
+void gw_conn_cork(gw_conn_t *conn);
+void gw_conn_uncork(gw_conn_t *conn);
+
 //  True when the client's output is above the high-water mark.
 bool gw_conn_out_full(const gw_conn_t *conn);
 

@@ -697,7 +697,10 @@ s_on_up_readable(struct ev_loop *loop, ev_io *w, int revents)
         up->got_bytes = true;
         s_up_arm(up, (double) req->lease->timeout_ms / 1000.0); // silence between reads
     }
-    (void) s_parse_response(up, n <= 0);
+    gw_conn_t *conn = req->conn;
+    gw_conn_cork(conn); // head and body of what we read leave in one write
+    if (s_parse_response(up, n <= 0) == 0)
+        gw_conn_uncork(conn); // still going (on -1 the request is over and flushed)
 }
 
 static void

@@ -109,6 +109,7 @@ struct gw_conn {
     ev_timer timer;               // header timeout / idle timeout
     ev_timer reap;                // closes a broken connection from the loop
     bool broken;                  // a write failed: the client is gone
+    bool corked;                  // gather output; written at uncork or finish
     gw_buf_t in;                  // bytes from the client not yet used
     gw_buf_t out;                 // bytes to the client not yet written
     http_parser parser;           // request body framing

@@ -144,7 +144,7 @@ test_swrr_distribution(void **state)
         big[i] = (proto_strategy_item_t){"x", PROTO_STRATEGY_WEIGHT_MAX};
     for (int i = 0; i < 1000; i++)
         assert_int_equal(proto_strategy_swrr(big, PROTO_STRATEGY_MAX, bigcur, NULL),
-            i % PROTO_STRATEGY_MAX);
+                         i % PROTO_STRATEGY_MAX);
 }
 
 //  A retry picks among the items not yet tried; the excluded items' state is
@@ -295,8 +295,8 @@ static void
 test_ip_hash_stability(void **state)
 {
     (void) state;
-    proto_strategy_item_t five[] = {{"node-1", 1}, {"node-2", 1}, {"node-3", 1}, {"node-4", 1},
-        {"node-5", 1}};
+    proto_strategy_item_t five[] = {
+        {"node-1", 1}, {"node-2", 1}, {"node-3", 1}, {"node-4", 1}, {"node-5", 1}};
     proto_strategy_item_t four[] = {{"node-1", 1}, {"node-2", 1}, {"node-4", 1}, {"node-5", 1}};
     size_t counts[5] = {0}, moved_to[5] = {0};
     size_t moved = 0, owned_by_3 = 0;
@@ -367,8 +367,8 @@ static void
 test_latency_weights(void **state)
 {
     (void) state;
-    proto_strategy_item_t items[] = {{"fast", 1}, {"half", 1}, {"new", 1}, {"slow", 1},
-        {"heavy", 2}, {"off", 0}};
+    proto_strategy_item_t items[] = {{"fast", 1}, {"half", 1},  {"new", 1},
+                                     {"slow", 1}, {"heavy", 2}, {"off", 0}};
     uint64_t latency[] = {10000, 20000, 0, 1000000, 10000, 5000};
     uint32_t weights[6];
     proto_strategy_latency_weights(items, 6, latency, weights);
@@ -408,7 +408,7 @@ test_latency_weights(void **state)
     size_t counts[3] = {0};
     for (int i = 0; i < 1550; i++)
         counts[proto_strategy_pick(PROTO_STRATEGY_LEAST_LATENCY, applied, 3, current, NULL, NULL,
-            0)]++;
+                                   0)]++;
     assert_int_equal(counts[0], 1000);
     assert_int_equal(counts[1], 500);
     assert_int_equal(counts[2], 50);
@@ -420,25 +420,22 @@ test_pick_dispatch(void **state)
     (void) state;
     proto_strategy_item_t items[] = {{"a", 1}, {"b", 1}, {"c", 1}};
     int64_t current[3] = {0};
-    assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_ROUND_ROBIN, items, 3, current, NULL,
-                         NULL, 0),
-        0);
-    assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_ROUND_ROBIN, items, 3, current, NULL,
-                         NULL, 0),
-        1);
+    assert_int_equal(
+        proto_strategy_pick(PROTO_STRATEGY_ROUND_ROBIN, items, 3, current, NULL, NULL, 0), 0);
+    assert_int_equal(
+        proto_strategy_pick(PROTO_STRATEGY_ROUND_ROBIN, items, 3, current, NULL, NULL, 0), 1);
     assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_ROUND_ROBIN, items, 3, NULL, NULL, NULL, 0),
-        -1);
+                     -1);
     assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_RANDOM, items, 3, NULL, NULL, NULL, 4), 1);
     int hashed = proto_strategy_ip_hash(items, 3, NULL, "192.0.2.7", 9);
-    assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_IP_HASH, items, 3, NULL, NULL,
-                         "192.0.2.7", 12345),
+    assert_int_equal(
+        proto_strategy_pick(PROTO_STRATEGY_IP_HASH, items, 3, NULL, NULL, "192.0.2.7", 12345),
         hashed);
     // no client address: weighted random
-    assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_IP_HASH, items, 3, NULL, NULL, NULL, 5),
-        2);
+    assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_IP_HASH, items, 3, NULL, NULL, NULL, 5), 2);
     assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_IP_HASH, items, 3, NULL, NULL, "", 3), 0);
     assert_int_equal(proto_strategy_pick(PROTO_STRATEGY_COUNT, items, 3, current, NULL, NULL, 0),
-        -1);
+                     -1);
     // retries: every strategy honours the mask
     proto_strategy_mask_t tried = {0};
     for (int s = 0; s < PROTO_STRATEGY_COUNT; s++) {
@@ -446,7 +443,7 @@ test_pick_dispatch(void **state)
         memset(&tried, 0, sizeof tried);
         for (int attempt = 0; attempt < 3; attempt++) {
             int i = proto_strategy_pick((proto_strategy_t) s, items, 3, cur, &tried, "198.51.100.1",
-                (uint64_t) attempt);
+                                        (uint64_t) attempt);
             assert_true(i >= 0 && i < 3);
             assert_false(proto_strategy_mask_test(&tried, (size_t) i));
             proto_strategy_mask_set(&tried, (size_t) i);
