@@ -162,6 +162,22 @@ s_send(void *sock, const void *f1, size_t l1, const void *f2, size_t l2)
     return 0;
 }
 
+//  The watcher of a socket we just used outside its callback.
+static void
+s_touch(proto_bus_t *self, void *sock)
+{
+    if (sock == self->router && self->router_w)
+        proto_zwatch_touch(self->router_w);
+    else if (sock == self->xpub && self->xpub_w)
+        proto_zwatch_touch(self->xpub_w);
+    for (int k = 0; k < PROTO_KIND_COUNT; k++) {
+        if (sock == self->peers[k].dealer && self->peers[k].dealer_w)
+            proto_zwatch_touch(self->peers[k].dealer_w);
+        if (sock == self->peers[k].sub && self->peers[k].sub_w)
+            proto_zwatch_touch(self->peers[k].sub_w);
+    }
+}
+
 //  Mirror a message to the taps, if any are attached.
 static void
 s_tap(proto_bus_t *self, const char *dir, proto_type_t type, const void *body, size_t len)
@@ -174,6 +190,7 @@ s_tap(proto_bus_t *self, const char *dir, proto_type_t type, const void *body, s
     if (n <= 0 || (size_t) n >= sizeof topic)
         return;
     (void) s_send(self->xpub, topic, (size_t) n, body, len);
+    s_touch(self, self->xpub);
 }
 
 //  Fill the envelope and encode into self->buf.
@@ -781,6 +798,7 @@ proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg)
     if (s_encode(self, msg, true) != 0)
         return -1;
     int rc = s_send(self->peers[kind].dealer, NULL, 0, self->buf.data, self->buf.size);
+    s_touch(self, self->peers[kind].dealer);
     s_sent(self, rc, msg);
     return rc;
 }
@@ -825,6 +843,7 @@ proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg)
     if (s_encode(self, msg, false) != 0)
         return -1;
     int rc = s_send(self->router, to->identity, to->identity_len, self->buf.data, self->buf.size);
+    s_touch(self, self->router);
     s_sent(self, rc, msg);
     return rc;
 }
@@ -838,6 +857,7 @@ proto_bus_publish(proto_bus_t *self, proto_msg_t *msg)
         return -1;
     const char *topic = proto_type_name(msg->type);
     int rc = s_send(self->xpub, topic, strlen(topic), self->buf.data, self->buf.size);
+    s_touch(self, self->xpub);
     s_sent(self, rc, msg);
     return rc;
 }

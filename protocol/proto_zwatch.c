@@ -20,6 +20,7 @@ struct proto_zwatch {
     ev_idle idle;         // keeps the loop from blocking while events are pending
     ev_io io;             // wakes the loop on the ZMQ_FD edge
     bool active;          // started
+    bool dirty;           // ZMQ_EVENTS may have changed since it was last read
 };
 
 static int
@@ -37,10 +38,12 @@ s_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void) revents;
     proto_zwatch_t *self = w->data;
-    if (s_events(self))
-        ev_idle_start(loop, &self->idle);
+    if (self->dirty && s_events(self))
+        ev_idle_start(loop, &self->idle); // work is waiting: do not block
     else
         ev_io_start(loop, &self->io);
+    // an edge on ZMQ_FD (io) or pending work (idle) marks it dirty again
+    self->dirty = ev_is_active(&self->idle);
 }
 
 static void
@@ -48,27 +51,35 @@ s_on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void) revents;
     proto_zwatch_t *self = w->data;
+    if (ev_is_pending(&self->io) || ev_is_active(&self->idle))
+        self->dirty = true; // the fd fired, or work was already waiting
     ev_io_stop(loop, &self->io);
     ev_idle_stop(loop, &self->idle);
+    if (!self->dirty)
+        return;
     int ready = s_events(self);
-    if (ready)
+    if (ready) {
         self->fn(self, self->socket, ready, self->arg);
+        self->dirty = true; // a bounded batch may have left more; it may have sent
+    } else {
+        self->dirty = false;
+    }
 }
 
 static void
 s_on_nothing(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void) loop;
-    (void) w;
-    (void) revents; // the check watcher does the work
+    (void) revents;
+    ((proto_zwatch_t *) w->data)->dirty = true; // the check watcher does the work
 }
 
 static void
 s_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void) loop;
-    (void) w;
-    (void) revents; // the check watcher does the work
+    (void) revents;
+    ((proto_zwatch_t *) w->data)->dirty = true; // the check watcher does the work
 }
 
 proto_zwatch_t *
@@ -89,6 +100,7 @@ proto_zwatch_new(struct ev_loop *loop, void *socket, int events, proto_zwatch_fn
     ev_idle_init(&self->idle, s_on_nothing);
     ev_io_init(&self->io, s_on_io, fd, EV_READ);
     self->prepare.data = self->check.data = self->idle.data = self->io.data = self;
+    self->dirty = true;
     return self;
 }
 
@@ -100,6 +112,13 @@ proto_zwatch_start(proto_zwatch_t *self)
     ev_prepare_start(self->loop, &self->prepare);
     ev_check_start(self->loop, &self->check);
     self->active = true;
+    self->dirty = true;
+}
+
+void
+proto_zwatch_touch(proto_zwatch_t *self)
+{
+    self->dirty = true;
 }
 
 void

@@ -7,6 +7,13 @@
     ZMQ_FD otherwise, and an ev_check that stops both, re-reads ZMQ_EVENTS and
     calls the callback when the wanted events are set. The callback handles a
     bounded batch with ZMQ_DONTWAIT and returns; the next prepare sees the rest.
+
+    ZMQ_EVENTS is read only for a socket that may have changed: its ZMQ_FD
+    fired, its callback just ran, or its owner touched it (proto_zwatch_touch
+    after a send, connect or disconnect, which can consume the edge). An idle
+    socket then costs no system call per loop iteration, which matters when
+    an actor holds many sockets and the loop turns tens of thousands of
+    times a second.
 */
 #ifndef PROTO_ZWATCH_H
 #define PROTO_ZWATCH_H
@@ -24,6 +31,10 @@ proto_zwatch_t *
 proto_zwatch_new(struct ev_loop *loop, void *socket, int events, proto_zwatch_fn *fn, void *arg);
 
 void proto_zwatch_start(proto_zwatch_t *self);
+
+//  The socket was used outside the callback (send, connect, disconnect):
+//  read ZMQ_EVENTS again before the loop next blocks.
+void proto_zwatch_touch(proto_zwatch_t *self);
 void proto_zwatch_stop(proto_zwatch_t *self);
 
 //  Stop and free. Sets *self_p to NULL. Safe to call twice.
