@@ -1,6 +1,6 @@
 /*  cli - the operator CLI `switchyard`: shared settings and discovery.
 
-    Commands (one file each): ping (cli_ping.c), tap (cli_tap.c).
+    Commands (one file each): ping (cli_ping.c), tap (cli_tap.c), run (cli_run.c).
 */
 #ifndef CLI_H
 #define CLI_H
@@ -21,9 +21,9 @@ typedef struct {
 
 //  One live actor instance.
 typedef struct {
-    int kind;                           // PROTO_KIND_*
-    char req[PROTO_DISC_ENDPOINT_MAX];  // its ROUTER
-    char pub[PROTO_DISC_ENDPOINT_MAX];  // its XPUB
+    int kind;                          // PROTO_KIND_*
+    char req[PROTO_DISC_ENDPOINT_MAX]; // its ROUTER
+    char pub[PROTO_DISC_ENDPOINT_MAX]; // its XPUB
 } cli_instance_t;
 
 //  The option table of cli_bus_config_t, to put first in a command's tables.
@@ -33,19 +33,18 @@ extern const size_t cli_bus_opts_count;
 //  Load a command's tables (the bus table plus the command's own) from its
 //  arguments (argv[0] is the command name). "-v" is read as "--verbose".
 //  Returns 0, 1 after --help, 2 after printing a bad value.
-int cli_config(const char *command,
-    proto_cfg_table_t *tables,
-    size_t ntables,
-    int argc,
-    char **argv);
+int
+cli_config(const char *command, proto_cfg_table_t *tables, size_t ntables, int argc, char **argv);
 
 //  Find the live instances of one kind (or every kind when kind < 0), waiting
 //  up to timeout_ms for DNS answers. *out is allocated (caller frees); sorted
 //  by kind, then endpoint. Returns the count.
-size_t cli_discover(const cli_bus_config_t *cfg, int kind, int64_t timeout_ms, cli_instance_t **out);
+size_t
+cli_discover(const cli_bus_config_t *cfg, int kind, int64_t timeout_ms, cli_instance_t **out);
 
 //  The commands. Each returns the process exit code.
 int cli_ping(int argc, char **argv);
 int cli_tap(int argc, char **argv);
+int cli_run(int argc, char **argv);
 
 #endif

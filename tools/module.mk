@@ -1,5 +1,5 @@
 # tools/ - the operator CLI `switchyard`.
 PROGRAMS += switchyard
 switchyard_SRCS := tools/switchyard.c tools/cli_common.c tools/cli_ping.c tools/cli_tap.c \
-        tools/cli_json.c
+        tools/cli_json.c tools/cli_run.c
 switchyard_LIBS :=

@@ -2,6 +2,7 @@
 
     ping  every live actor instance with its round-trip time (-v: counters)
     tap   live bus messages as JSON lines
+    run   the whole stack in the foreground (make run)
 */
 #include <stdio.h>
 #include <string.h>
@@ -13,14 +14,19 @@
 static void
 s_usage(FILE *out)
 {
-    fprintf(out, "usage: switchyard COMMAND [--flag value]...\n\n"
-                 "commands:\n"
-                 "  ping [-v] [--timeout 2s]            list every live actor instance with its\n"
-                 "                                      round-trip time (-v: message counters)\n"
-                 "  tap [--actor NAME] [--type GLOB]    print live bus messages as JSON lines\n"
-                 "      [--count N]                     (secrets redacted); Ctrl-C stops\n\n"
-                 "Every command reads BUS_DIR (default run/bus) and BUS_PEERS_<KIND> from flags,\n"
-                 "the environment or .env, like the actors. `switchyard COMMAND --help` lists them.\n");
+    fprintf(
+        out,
+        "usage: switchyard COMMAND [--flag value]...\n\n"
+        "commands:\n"
+        "  ping [-v] [--timeout 2s]            list every live actor instance with its\n"
+        "                                      round-trip time (-v: message counters)\n"
+        "  tap [--actor NAME] [--type GLOB]    print live bus messages as JSON lines\n"
+        "      [--count N]                     (secrets redacted); Ctrl-C stops\n"
+        "  run [--no-demo] [--no-redis]        start the whole stack in the foreground: redis,\n"
+        "                                      every actor, two demo backends and their\n"
+        "                                      routes; Ctrl-C stops everything\n\n"
+        "Every command reads BUS_DIR (default run/bus) and BUS_PEERS_<KIND> from flags,\n"
+        "the environment or .env, like the actors. `switchyard COMMAND --help` lists them.\n");
 }
 
 int
@@ -36,6 +42,8 @@ main(int argc, char **argv)
         rc = cli_ping(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "tap") == 0) {
         rc = cli_tap(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "run") == 0) {
+        rc = cli_run(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "switchyard: unknown command '%s'\n", argv[1]);
         s_usage(stderr);
