@@ -31,6 +31,24 @@
 
 static void s_process(gw_conn_t *conn);
 static void s_close(gw_conn_t *conn);
+static void s_make_uuid(gw_actor_t *gw, char *out);
+
+//  A request record for a response made before any head was understood
+//  (408, 400, 414, 431): it gets a request id and closes the connection.
+static gw_req_t *
+s_bare_req(gw_conn_t *conn)
+{
+    gw_req_t *req = proto_xcalloc(1, sizeof *req);
+    req->conn = conn;
+    req->cand = -1;
+    req->method = "-";
+    req->target = "-";
+    req->start_us = proto_mono_us();
+    req->close_after = true;
+    s_make_uuid(conn->gw, req->rid);
+    conn->req = req;
+    return req;
+}
 
 const char *
 gw_status_reason(int status)
@@ -217,14 +235,7 @@ s_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     // headers not complete in time
-    gw_req_t *req = proto_xcalloc(1, sizeof *req);
-    req->conn = conn;
-    req->cand = -1;
-    req->method = "-";
-    req->target = "-";
-    req->start_us = proto_mono_us();
-    conn->req = req;
-    req->close_after = true;
+    (void) s_bare_req(conn);
     gw_conn_respond(conn, 408, NULL, "Request Timeout", 15, NULL);
 }
 
@@ -758,15 +769,7 @@ gw_conn_pump_body(gw_conn_t *conn)
 static void
 s_reject_head(gw_conn_t *conn, int status)
 {
-    gw_req_t *req = proto_xcalloc(1, sizeof *req);
-    req->conn = conn;
-    req->cand = -1;
-    req->method = "-";
-    req->target = "-";
-    req->start_us = proto_mono_us();
-    s_make_uuid(conn->gw, req->rid);
-    conn->req = req;
-    req->close_after = true;
+    (void) s_bare_req(conn);
     gw_buf_reset(&conn->in);
     s_stop_reading(conn);
     const char *reason = gw_status_reason(status);

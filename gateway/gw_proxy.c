@@ -468,8 +468,9 @@ s_on_resp_headers(http_parser *p)
     gw_req_t *req = up->req;
     gw_conn_t *conn = req->conn;
     const char *head = gw_buf_head(&up->in);
-    const char *end = strstr(head, "\r\n\r\n");
-    const char *lf_end = strstr(head, "\n\n");
+    size_t avail = gw_buf_len(&up->in);
+    const char *end = memmem(head, avail, "\r\n\r\n", 4);
+    const char *lf_end = memmem(head, avail, "\n\n", 2);
     if (end == NULL || (lf_end && lf_end < end))
         end = lf_end;
     int status = p->status_code;
@@ -482,7 +483,7 @@ s_on_resp_headers(http_parser *p)
     gw_buf_t out = {0};
     // status line: keep the backend's reason phrase
     const char *sp = memchr(head, ' ', (size_t) (end - head));
-    const char *eol = strchr(head, '\n');
+    const char *eol = memchr(head, '\n', (size_t) (end - head) + 1);
     const char *reason = sp && sp + 4 < eol ? sp + 5 : NULL;
     size_t rlen = reason ? (size_t) (eol - reason) : 0;
     if (rlen && reason[rlen - 1] == '\r')
@@ -613,10 +614,11 @@ s_parse_response(gw_up_t *up, bool eof)
     gw_req_t *req = up->req;
     gw_conn_t *conn = req->conn;
     if (!up->head_done) {
+        // NUL after the bytes (not counted), for the head's string helpers
+        gw_buf_reserve(&up->in, 1)[0] = '\0';
         const char *head = gw_buf_head(&up->in);
         size_t len = gw_buf_len(&up->in);
-        gw_buf_reserve(&up->in, 1)[0] = '\0'; // terminate for the string searches
-        if (strstr(head, "\r\n\r\n") == NULL && strstr(head, "\n\n") == NULL) {
+        if (memmem(head, len, "\r\n\r\n", 4) == NULL && memmem(head, len, "\n\n", 2) == NULL) {
             if (len > GW_RESP_HEAD_MAX || eof) {
                 gw_conn_respond(conn, 502, NULL, "Bad Gateway", 11, NULL);
                 return -1;

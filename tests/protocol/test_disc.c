@@ -396,7 +396,8 @@ test_check_spec_trailing_comma(void **state)
     pid_t pid;
     bool is_req;
     assert_int_equal(proto_disc_parse_name("router. 1.req", kind, sizeof kind, &pid, &is_req), -1);
-    assert_int_equal(proto_disc_parse_name("router.0123.req", kind, sizeof kind, &pid, &is_req), -1);
+    assert_int_equal(proto_disc_parse_name("router.0123.req", kind, sizeof kind, &pid, &is_req),
+                     -1);
     assert_int_equal(proto_disc_parse_name("router.+1.req", kind, sizeof kind, &pid, &is_req), -1);
 }
 

@@ -2040,15 +2040,18 @@ test_version_first(void **state)
     proto_msg_init(&msg, PROTO_NONE);
     // {"sent_us":"now","v":2,"t":"ping","id":1,"src":"a/b","ts":1}
     static const char v2[] = "\x86\xa7sent_us\xa3now\xa1v\x02\xa1t\xa4ping\xa2id\x01"
-                             "\xa3src\xa3" "a/b\xa2ts\x01";
+                             "\xa3src\xa3"
+                             "a/b\xa2ts\x01";
     assert_int_equal(proto_decode(v2, sizeof v2 - 1, &msg), -2);
     assert_int_equal(msg.err, PROTO_ERR_VERSION);
     // {"v":2,"t":"new.type",...}: still version, not unknown
-    static const char v2new[] = "\x85\xa1v\x02\xa1t\xa8new.type\xa2id\x01\xa3src\xa3" "a/b\xa2ts\x01";
+    static const char v2new[] = "\x85\xa1v\x02\xa1t\xa8new.type\xa2id\x01\xa3src\xa3"
+                                "a/b\xa2ts\x01";
     assert_int_equal(proto_decode(v2new, sizeof v2new - 1, &msg), -2);
     assert_int_equal(msg.err, PROTO_ERR_VERSION);
     // {"v":1,"t":7,...}
-    static const char tint[] = "\x85\xa1v\x01\xa1t\x07\xa2id\x01\xa3src\xa3" "a/b\xa2ts\x01";
+    static const char tint[] = "\x85\xa1v\x01\xa1t\x07\xa2id\x01\xa3src\xa3"
+                               "a/b\xa2ts\x01";
     assert_int_equal(proto_decode(tint, sizeof tint - 1, &msg), -2);
     assert_int_equal(msg.err, PROTO_ERR_TYPE);
     assert_string_equal(msg.err_field, "t");
