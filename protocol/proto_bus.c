@@ -19,6 +19,7 @@
 #include "proto_bus.h"
 #include "proto_disc.h"
 #include "proto_log.h"
+#include "proto_monitor.h"
 #include "proto_proc.h"
 #include "proto_util.h"
 #include "proto_zwatch.h"
@@ -72,43 +73,46 @@ typedef struct {
 } s_handler_t;
 
 struct proto_bus {
-    struct ev_loop *loop;                    // the actor's loop
-    void *ctx;                               // ZeroMQ context
-    void *router;                            // requests in
-    void *xpub;                              // events out, subscriptions in
-    proto_zwatch_t *router_w;                // watcher of router
-    proto_zwatch_t *xpub_w;                  // watcher of xpub
-    s_peer_t peers[PROTO_KIND_COUNT];        // per peer kind
-    proto_disc_t *disc;                      // finds peer instances
-    s_handler_t handlers[PROTO_TYPE_COUNT];  // per message type
-    char *kind;                              // our kind
-    char *instance;                          // INSTANCE_ID
-    char *region;                            // REGION
-    char *bus_dir;                           // BUS_DIR
-    char *bus_bind;                          // BUS_BIND or NULL
-    char *peer_specs[PROTO_KIND_COUNT];      // BUS_PEERS_<KIND>
-    char src[PROTO_SRC_MAX + 1];             // "kind/instance"
-    char req_path[256];                      // ipc file of router ("" for tcp)
-    char pub_path[256];                      // ipc file of xpub ("" for tcp)
-    int64_t stats_interval_ms;               // proc.stats period
-    ev_timer stats_timer;                    // publishes proc.stats
-    ev_timer pending_timer;                  // fires at the earliest deadline
-    s_pending_t *buckets[S_PENDING_BUCKETS]; // pending requests by id
-    s_pending_t *oldest;                     // pending requests by deadline
-    s_pending_t *newest;                     // ...
-    size_t npending;                         // how many
-    uint64_t next_id;                        // message ids
-    uint64_t start_ms;                       // wall clock at start
-    uint64_t start_us;                       // monotonic at start
-    uint64_t msgs_in;                        // received
-    uint64_t msgs_out;                       // sent
-    uint64_t dropped[PROTO_ERR_COUNT];       // dropped by reason
-    uint64_t send_failed;                    // sends that could not be queued
-    uint64_t late_replies;                   // replies with no pending request
-    int taps;                                // tap subscriptions
-    bool started;                            // proto_bus_start succeeded
-    proto_buf_t buf;                         // encoding buffer
-    proto_in_t *in;                          // receive slot
+    struct ev_loop *loop;                            // the actor's loop
+    void *ctx;                                       // ZeroMQ context
+    void *router;                                    // requests in
+    void *xpub;                                      // events out, subscriptions in
+    proto_zwatch_t *router_w;                        // watcher of router
+    proto_zwatch_t *xpub_w;                          // watcher of xpub
+    s_peer_t peers[PROTO_KIND_COUNT];                // per peer kind
+    proto_disc_t *disc;                              // finds peer instances
+    s_handler_t handlers[PROTO_TYPE_COUNT];          // per message type
+    char *kind;                                      // our kind
+    char *instance;                                  // INSTANCE_ID
+    char *region;                                    // REGION
+    char *bus_dir;                                   // BUS_DIR
+    char *bus_bind;                                  // BUS_BIND or NULL
+    char *peer_specs[PROTO_KIND_COUNT];              // BUS_PEERS_<KIND>
+    char src[PROTO_SRC_MAX + 1];                     // "kind/instance"
+    char req_path[256];                              // ipc file of router ("" for tcp)
+    char pub_path[256];                              // ipc file of xpub ("" for tcp)
+    int64_t stats_interval_ms;                       // proc.stats period
+    ev_timer stats_timer;                            // publishes proc.stats
+    ev_timer pending_timer;                          // fires at the earliest deadline
+    s_pending_t *buckets[S_PENDING_BUCKETS];         // pending requests by id
+    s_pending_t *oldest;                             // pending requests by deadline
+    s_pending_t *newest;                             // ...
+    size_t npending;                                 // how many
+    uint64_t next_id;                                // message ids
+    uint64_t start_ms;                               // wall clock at start
+    uint64_t start_us;                               // monotonic at start
+    uint64_t msgs_in;                                // received
+    uint64_t msgs_out;                               // sent
+    uint64_t dropped[PROTO_ERR_COUNT];               // dropped by reason
+    uint64_t send_failed;                            // sends that could not be queued
+    uint64_t late_replies;                           // replies with no pending request
+    int taps;                                        // tap subscriptions
+    int monitors;                                    // socket.event subscriptions
+    proto_monitor_t *mons[2 + 2 * PROTO_KIND_COUNT]; // socket event sources
+    size_t nmons;                                    // how many
+    bool started;                                    // proto_bus_start succeeded
+    proto_buf_t buf;                                 // encoding buffer
+    proto_in_t *in;                                  // receive slot
 };
 
 // --------------------------------------------------------------------------
@@ -361,6 +365,7 @@ s_answer_ping(proto_bus_t *self, proto_in_t *in)
     s_counter(counters, &n, cap, "requests.pending", self->npending);
     s_counter(counters, &n, cap, "log.dropped", proto_log_dropped());
     s_counter(counters, &n, cap, "taps", (uint64_t) (self->taps > 0 ? self->taps : 0));
+    s_counter(counters, &n, cap, "monitors", (uint64_t) (self->monitors > 0 ? self->monitors : 0));
     for (int k = 0; k < PROTO_KIND_COUNT; k++)
         if (self->peers[k].used)
             s_counter(counters, &n, cap, peer_names[k], proto_bus_peers(self, k));
@@ -522,6 +527,38 @@ s_on_router(proto_zwatch_t *w, void *sock, int revents, void *arg)
     }
 }
 
+static void
+s_on_socket_event(
+    const char *socket, const char *event, const char *endpoint, uint32_t value, void *arg)
+{
+    proto_bus_t *self = arg;
+    log_debug("socket event", LOG_S("socket", socket), LOG_S("event", event),
+              LOG_S("endpoint", endpoint));
+    if (self->monitors <= 0)
+        return; // nobody is watching: it costs nothing more
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_SOCKET_EVENT);
+    msg.socket_event.kind = self->kind;
+    msg.socket_event.instance = self->instance;
+    msg.socket_event.socket = socket;
+    msg.socket_event.event = event;
+    msg.socket_event.endpoint = endpoint;
+    msg.socket_event.value = value;
+    proto_bus_publish(self, &msg);
+}
+
+//  Monitor a socket's events under a name ("router", "dealer.apid", ...).
+static void
+s_monitor(proto_bus_t *self, void *sock, const char *name)
+{
+    if (sock == NULL || self->nmons >= PROTO_ARRAY_SIZE(self->mons))
+        return;
+    proto_monitor_t *m =
+        proto_monitor_new(self->loop, self->ctx, sock, name, s_on_socket_event, self);
+    if (m)
+        self->mons[self->nmons++] = m;
+}
+
 //  Subscription messages: count taps, answer a new proc.stats subscriber.
 static void
 s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
@@ -546,6 +583,13 @@ s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
                 if (self->taps < 0)
                     self->taps = 0;
                 log_info(data[0] == 1 ? "tap attached" : "tap detached", LOG_I("taps", self->taps));
+            }
+            bool mon = tlen > 0 && tlen <= strlen("socket.event")
+                       && memcmp(topic, "socket.event", tlen) == 0;
+            if (mon) {
+                self->monitors += data[0] == 1 ? 1 : -1;
+                if (self->monitors < 0)
+                    self->monitors = 0;
             }
             bool stats = tlen <= strlen("proc.stats") && memcmp(topic, "proc.stats", tlen) == 0;
             if (data[0] == 1 && stats && self->started)
@@ -726,6 +770,8 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
     }
     proto_zwatch_start(self->router_w);
     proto_zwatch_start(self->xpub_w);
+    s_monitor(self, self->router, "router");
+    s_monitor(self, self->xpub, "xpub");
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
         if (self->peers[k].dealer_w)
             proto_zwatch_start(self->peers[k].dealer_w);
@@ -770,6 +816,11 @@ proto_bus_use(
         snprintf(err, errlen, "cannot watch peer sockets: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
+    char name[48];
+    snprintf(name, sizeof name, "dealer.%s", proto_kind_name(kind));
+    s_monitor(self, peer->dealer, name);
+    snprintf(name, sizeof name, "sub.%s", proto_kind_name(kind));
+    s_monitor(self, peer->sub, name);
     if (self->started) {
         if (peer->dealer_w)
             proto_zwatch_start(peer->dealer_w);
@@ -906,6 +957,9 @@ proto_bus_destroy(proto_bus_t **self_p)
         free(p);
     }
     proto_disc_destroy(&self->disc);
+    for (size_t i = 0; i < self->nmons; i++)
+        proto_monitor_destroy(&self->mons[i]);
+    self->nmons = 0;
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
         proto_zwatch_destroy(&self->peers[k].dealer_w);
         proto_zwatch_destroy(&self->peers[k].sub_w);

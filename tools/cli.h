@@ -45,6 +45,7 @@ cli_discover(const cli_bus_config_t *cfg, int kind, int64_t timeout_ms, cli_inst
 //  The commands. Each returns the process exit code.
 int cli_ping(int argc, char **argv);
 int cli_tap(int argc, char **argv);
+int cli_monitor(int argc, char **argv);
 int cli_run(int argc, char **argv);
 
 #endif

@@ -1,5 +1,7 @@
 /*  cli_tap - `switchyard tap [--actor NAME] [--type GLOB]`: live bus
-    messages as JSON lines.
+    messages as JSON lines; and `switchyard monitor [--actor NAME]`: the
+    actors' ZeroMQ socket events (connected, disconnected, handshake failed)
+    as JSON lines. Both follow every instance as it comes and goes.
 
     Subscribes a SUB to "tap." (or "tap.<actor>.") on every instance found,
     following instances as they come and go, and prints each mirrored
@@ -45,6 +47,7 @@ typedef struct {
     void *sub;            // SUB to every tapped instance
     int64_t printed;      // lines printed
     cli_json_t json;      // conversion buffer
+    bool monitor;         // socket events instead of taps
 } s_tap_t;
 
 static void
@@ -92,8 +95,13 @@ s_on_message(proto_zwatch_t *w, void *sock, int revents, void *arg)
             zmq_msg_size(&topic) < sizeof name - 1 ? zmq_msg_size(&topic) : sizeof name - 1;
         memcpy(name, zmq_msg_data(&topic), tlen);
         name[tlen] = '\0';
-        if (two && s_split(name, &kind, &dir, &type)
-            && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)) {
+        if (two && tap->monitor && strcmp(name, "socket.event") == 0) {
+            int rc = cli_json_from_msgpack(zmq_msg_data(&body), zmq_msg_size(&body), &tap->json);
+            printf("%s\n", rc == 0 ? tap->json.data : "null");
+            fflush(stdout);
+            tap->printed++;
+        } else if (two && !tap->monitor && s_split(name, &kind, &dir, &type)
+                   && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)) {
             int rc = cli_json_from_msgpack(zmq_msg_data(&body), zmq_msg_size(&body), &tap->json);
             printf("{\"actor\":\"%s\",\"dir\":\"%s\",\"type\":\"%s\",\"msg\":%s}\n", kind, dir,
                    type, rc == 0 ? tap->json.data : "null");
@@ -117,26 +125,26 @@ s_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-int
-cli_tap(int argc, char **argv)
+static int
+s_watch(const char *command, bool monitor, int argc, char **argv)
 {
     s_config_t cfg = {0};
     proto_cfg_table_t tables[] = {
         {cli_bus_opts, cli_bus_opts_count, &cfg.bus},
         {s_opts, PROTO_ARRAY_SIZE(s_opts), &cfg},
     };
-    int rc = cli_config("tap", tables, PROTO_ARRAY_SIZE(tables), argc, argv);
+    int rc = cli_config(command, tables, PROTO_ARRAY_SIZE(tables), argc, argv);
     int kind = -1;
     if (rc == 0 && cfg.actor && (kind = proto_kind_by_name(cfg.actor)) < 0) {
-        fprintf(stderr, "switchyard tap: bad value for --actor: '%s' (expected an actor kind)\n",
-                cfg.actor);
+        fprintf(stderr, "switchyard %s: bad value for --actor: '%s' (expected an actor kind)\n",
+                command, cfg.actor);
         rc = 2;
     }
     if (rc != 0) {
         proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
         return rc == 1 ? 0 : 2;
     }
-    s_tap_t tap = {.cfg = &cfg};
+    s_tap_t tap = {.cfg = &cfg, .monitor = monitor};
     tap.loop = ev_loop_new(EVFLAG_AUTO);
     void *ctx = zmq_ctx_new();
     tap.sub = zmq_socket(ctx, ZMQ_SUB);
@@ -150,6 +158,8 @@ cli_tap(int argc, char **argv)
         prefix[len] = '.';
         prefix[len + 1] = '\0';
     }
+    if (monitor)
+        snprintf(prefix, sizeof prefix, "socket.event"); // actors publish only while subscribed
     zmq_setsockopt(tap.sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
     proto_zwatch_t *watch = proto_zwatch_new(tap.loop, tap.sub, ZMQ_POLLIN, s_on_message, &tap);
     proto_zwatch_start(watch);
@@ -158,7 +168,7 @@ cli_tap(int argc, char **argv)
     for (int k = 0; k < PROTO_KIND_COUNT; k++)
         if ((kind < 0 || k == kind)
             && proto_disc_watch(disc, proto_kind_name(k), cfg.bus.peers[k], err, sizeof err) != 0)
-            fprintf(stderr, "switchyard tap: %s: %s\n", proto_kind_name(k), err);
+            fprintf(stderr, "switchyard %s: %s: %s\n", command, proto_kind_name(k), err);
     ev_signal sigint, sigterm;
     ev_signal_init(&sigint, s_on_signal, SIGINT);
     ev_signal_init(&sigterm, s_on_signal, SIGTERM);
@@ -175,4 +185,16 @@ cli_tap(int argc, char **argv)
     cli_json_free(&tap.json);
     proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
     return 0;
+}
+
+int
+cli_tap(int argc, char **argv)
+{
+    return s_watch("tap", false, argc, argv);
+}
+
+int
+cli_monitor(int argc, char **argv)
+{
+    return s_watch("monitor", true, argc, argv);
 }

@@ -2,6 +2,7 @@
 
     ping  every live actor instance with its round-trip time (-v: counters)
     tap   live bus messages as JSON lines
+    monitor  the actors' ZeroMQ socket events as JSON lines
     run   the whole stack in the foreground (make run)
 */
 #include <stdio.h>
@@ -22,6 +23,8 @@ s_usage(FILE *out)
         "                                      round-trip time (-v: message counters)\n"
         "  tap [--actor NAME] [--type GLOB]    print live bus messages as JSON lines\n"
         "      [--count N]                     (secrets redacted); Ctrl-C stops\n"
+        "  monitor [--actor NAME] [--count N]  print the actors' ZeroMQ socket events\n"
+        "                                      (connected, disconnected, handshake failed)\n"
         "  run [--no-demo] [--no-redis]        start the whole stack in the foreground: redis,\n"
         "                                      every actor, two demo backends and their\n"
         "                                      routes; Ctrl-C stops everything\n\n"
@@ -42,6 +45,8 @@ main(int argc, char **argv)
         rc = cli_ping(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "tap") == 0) {
         rc = cli_tap(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "monitor") == 0) {
+        rc = cli_monitor(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "run") == 0) {
         rc = cli_run(argc - 1, argv + 1);
     } else {

@@ -204,6 +204,47 @@ test_tcp_dns_and_list_peers(void **state)
     it_env_fini(&env);
 }
 
+//  `switchyard monitor` sees a connection made after it subscribed, and the
+//  actors publish socket events only while it is attached.
+static void
+test_monitor(void **state)
+{
+    (void) state;
+    it_env_t env;
+    assert_int_equal(it_env_init(&env), 0);
+    pid_t rt = it_spawn(&env, "router", "router", NULL, NULL);
+    assert_int_equal(it_wait_bound(&env, "router", rt, 20000), 0);
+    char req[256];
+    it_req_endpoint(&env, "router", rt, req, sizeof req);
+    void *dealer = it_dealer(&env, req);
+    assert_true(s_wait_peers(dealer, "monitors", 0, 10000));
+    const char *args[] = {"monitor", "--actor", "router", "--count", "1", NULL};
+    pid_t mon = it_spawn(&env, "switchyard", "monitor", NULL, args);
+    assert_true(mon > 0);
+    assert_true(s_wait_peers(dealer, "monitors", 1, 10000));
+    // a balancer appears: the router's DEALER connects to it
+    pid_t bal = it_spawn(&env, "balancer", "balancer", NULL, NULL);
+    assert_int_equal(it_wait_bound(&env, "balancer", bal, 20000), 0);
+    int status = it_wait_exit(&env, mon, 15000); // exits by itself after one event
+    assert_int_equal(status, 0);
+    char *out = it_read_file(&env, "monitor", "out");
+    assert_non_null(out);
+    if (strstr(out, "\"t\":\"socket.event\"") == NULL) {
+        fprintf(stderr, "monitor printed: %s\n", out);
+        free(out);
+        fail();
+    }
+    assert_non_null(strstr(out, "\"kind\":\"router\""));
+    free(out);
+    assert_true(s_wait_peers(dealer, "monitors", 0, 10000)); // detached again
+    zmq_close(dealer);
+    assert_int_equal(it_stop(&env, bal, 20000), 0);
+    assert_int_equal(it_stop(&env, rt, 20000), 0);
+    assert_true(it_clean_stderr(&env, "router"));
+    assert_true(it_clean_stderr(&env, "monitor"));
+    it_env_fini(&env);
+}
+
 int
 main(void)
 {
@@ -211,6 +252,7 @@ main(void)
         cmocka_unit_test(test_all_seven_default_settings),
         cmocka_unit_test(test_two_instances_one_killed),
         cmocka_unit_test(test_tcp_dns_and_list_peers),
+        cmocka_unit_test(test_monitor),
     };
     return cmocka_run_group_tests_name("it_discovery", tests, NULL, NULL);
 }

@@ -376,6 +376,18 @@ it_stop(it_env_t *env, pid_t pid, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int
+it_wait_exit(it_env_t *env, pid_t pid, int timeout_ms)
+{
+    int status = s_wait(pid, timeout_ms);
+    if (status == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    s_forget(env, pid);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 void
 it_kill(it_env_t *env, pid_t pid)
 {

@@ -88,6 +88,10 @@ uint64_t it_counter(const proto_msg_t *pong, const char *name);
 //  it had to be killed or did not exit normally.
 int it_stop(it_env_t *env, pid_t pid, int timeout_ms);
 
+//  Wait up to timeout_ms for pid to exit by itself; returns its exit status,
+//  or -1 if it did not exit normally in time (then it is killed).
+int it_wait_exit(it_env_t *env, pid_t pid, int timeout_ms);
+
 //  SIGKILL pid and reap it.
 void it_kill(it_env_t *env, pid_t pid);
 
