@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import requests
@@ -44,6 +45,14 @@ class WaitTimeout(AssertionError):
     pass
 
 
+def pause(seconds):
+    """Let time pass between two checks of a condition (or to pace a load).
+
+    Never a synchronisation by itself: callers poll a condition with a
+    deadline (wait_until) or pace requests whose outcome they check."""
+    threading.Event().wait(seconds)
+
+
 def wait_until(cond, timeout, interval=0.02, what=None):
     """Poll cond() until it returns a truthy value, at most `timeout` seconds.
 
@@ -65,7 +74,7 @@ def wait_until(cond, timeout, interval=0.02, what=None):
             if last_exc is not None:
                 msg += " (last error: %r)" % (last_exc,)
             raise WaitTimeout(msg)
-        time.sleep(interval)
+        pause(interval)
 
 
 def free_ports(n):

@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from stack import RawConn, closed_port, wait_until
+from stack import RawConn, closed_port, pause, wait_until
 
 HELLO_A = "Hello from Server A (Region 1)"
 HELLO_B = "Hello from Server B (Region 2)"
@@ -934,7 +934,7 @@ def test_sigkill_mid_stream_loses_no_request_and_actor_rejoins(make_stack, timin
         for i in range(1000):  # paced: about one request every 5 ms
             if time.monotonic() - killed_at >= 1.6:
                 break
-            time.sleep(0.005)
+            pause(0.005)  # pacing, not synchronisation
             try:
                 r = s.get("/", host=DEMO, session=sess, timeout=5)
                 if r.status_code != 200 or r.text != HELLO_A:
