@@ -229,12 +229,11 @@ s_name_is(const gw_req_t *req, const gw_field_t *f, const char *name)
     return f->name_len == n && strncasecmp(req->head.data + f->name, name, n) == 0;
 }
 
-//  True if the client's Connection header lists this field name.
+//  True if the Connection header value (c, len bytes; may be NULL) lists
+//  this field's name.
 static bool
-s_listed_in_connection(const gw_req_t *req, const gw_field_t *f)
+s_listed_in_connection(const gw_req_t *req, const gw_field_t *f, const char *c, size_t len)
 {
-    size_t len;
-    const char *c = gw_req_header(req, "connection", &len);
     const char *name = req->head.data + f->name;
     for (size_t i = 0; c && i < len;) {
         while (i < len && (c[i] == ' ' || c[i] == ','))
@@ -283,8 +282,9 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
     gw_buf_append(out, req->target, req->target_len);
     gw_buf_append(out, " HTTP/1.1\r\n", 11);
     const gw_field_t *xff = NULL, *xri = NULL, *xfp = NULL, *xfh = NULL;
-    size_t host_len = 0;
+    size_t host_len = 0, conn_len = 0;
     const char *host = gw_req_header(req, "host", &host_len);
+    const char *conn_hdr = gw_req_header(req, "connection", &conn_len);
     for (uint32_t i = 0; i < req->nfields; i++) {
         const gw_field_t *f = &req->fields[i];
         bool skip = false;
@@ -307,7 +307,8 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
                     s_put_field(out, req, f);
             }
         }
-        if (skip || s_listed_in_connection(req, f) || s_route_sets(lease, req, f))
+        if (skip || s_listed_in_connection(req, f, conn_hdr, conn_len)
+            || s_route_sets(lease, req, f))
             continue;
         s_put_field(out, req, f);
     }
@@ -469,8 +470,11 @@ s_on_resp_headers(http_parser *p)
     gw_conn_t *conn = req->conn;
     const char *head = gw_buf_head(&up->in);
     size_t avail = gw_buf_len(&up->in);
+    // the head ends at the first blank line (CRLF CRLF, or a bare LF LF from a
+    // lax backend); never search the body that follows it
     const char *end = memmem(head, avail, "\r\n\r\n", 4);
-    const char *lf_end = memmem(head, avail, "\n\n", 2);
+    size_t scope = end ? (size_t) (end - head) + 2 : avail;
+    const char *lf_end = memmem(head, scope, "\n\n", 2);
     if (end == NULL || (lf_end && lf_end < end))
         end = lf_end;
     int status = p->status_code;
