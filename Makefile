@@ -10,6 +10,7 @@ ACTOR_DIRS := gateway router balancer healthd statsd chatd apid
 CC      ?= gcc
 AR      ?= ar
 
+# Warnings are errors (Werror) in every build, release and sanitizer alike.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wvla -Wimplicit-fallthrough
 CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools) -DSWITCHYARD_VERSION='"$(VERSION)"' \

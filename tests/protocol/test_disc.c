@@ -14,7 +14,7 @@
     later changes come from the loop.
 
     Every ev_run has a 5 s deadline timer that fails the test; nothing waits
-    with sleep(). The fixture kills and reaps every child, removes every file
+    by sleeping. The fixture kills and reaps every child, removes every file
     and the directory, and destroys the loop, also when a test fails.
 */
 #include <errno.h>
