@@ -63,8 +63,7 @@ test_all_seven_default_settings(void **state)
     const char *defaults[] = {"BUS_DIR=run/bus", NULL};
     // the gateway's listeners on free ports (the defaults may be taken here)
     char http[64], admin[64];
-    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
-    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    it_gateway_ports(http, admin);
     const char *gw_env[] = {"BUS_DIR=run/bus", http, admin, NULL};
     pid_t pids[7];
     for (int i = 0; i < 7; i++) {
@@ -106,8 +105,7 @@ test_two_instances_one_killed(void **state)
     it_env_t env;
     assert_int_equal(it_env_init(&env), 0);
     char http[64], admin[64];
-    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
-    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    it_gateway_ports(http, admin);
     const char *gw_ports[] = {http, admin, NULL};
     pid_t gw = it_spawn(&env, "gateway", "gateway", gw_ports, NULL);
     pid_t r1 = it_spawn(&env, "router", "router1", NULL, NULL);
@@ -173,8 +171,7 @@ test_tcp_dns_and_list_peers(void **state)
 
     // a gateway that finds the router through DNS (c-ares; localhost from /etc/hosts)
     char http[64], admin[64];
-    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
-    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    it_gateway_ports(http, admin);
     const char *gw_env[] = {dns, http, admin, NULL};
     pid_t gw = it_spawn(&env, "gateway", "gateway", gw_env, NULL);
     assert_int_equal(it_wait_bound(&env, "gateway", gw, 20000), 0);

@@ -20,6 +20,13 @@
 #include "it.h"
 #include "proto_util.h"
 
+void
+it_gateway_ports(char *http, char *admin)
+{
+    snprintf(http, 64, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
+    snprintf(admin, 64, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+}
+
 uint64_t
 it_now_ms(void)
 {

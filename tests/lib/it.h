@@ -107,6 +107,11 @@ char *it_read_file(it_env_t *env, const char *name, const char *ext);
 //  A free TCP port p on 127.0.0.1 such that p+1 is free too.
 int it_free_port_pair(void);
 
+//  The gateway's two listeners on free loopback ports (the defaults 8080 and
+//  9000 may be taken): "GATEWAY_HTTP_ADDR=127.0.0.1:P" and
+//  "GATEWAY_ADMIN_ADDR=127.0.0.1:Q" into http and admin (64 bytes each).
+void it_gateway_ports(char *http, char *admin);
+
 //  Milliseconds of the monotonic clock.
 uint64_t it_now_ms(void);
 

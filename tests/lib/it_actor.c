@@ -114,8 +114,7 @@ it_actor_test_lifecycle(void **state)
     assert_int_equal(it_env_init(&env), 0);
     // listeners (the gateway's) on free ports: the defaults may be taken
     char http[64], admin[64];
-    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", it_free_port_pair());
-    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", it_free_port_pair());
+    it_gateway_ports(http, admin);
     const char *envs[] = {"INSTANCE_ID=it-one", "REGION=eu-1", http, admin, NULL};
     pid_t pid = it_spawn(&env, kind, kind, envs, NULL);
     assert_true(pid > 0);
