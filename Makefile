@@ -13,24 +13,32 @@ AR      ?= ar
 # Warnings are errors (Werror) in every build, release and sanitizer alike.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wvla -Wimplicit-fallthrough
-CPPFLAGS_ALL := -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools) -DSWITCHYARD_VERSION='"$(VERSION)"' \
-        $(shell pkg-config --cflags libzmq msgpack libcares)
+# pkg-config runs when a recipe first needs the flags (deferred `=`, cached
+# below), never while make reads this file: on a fresh machine `make test`
+# installs the packages (scripts/deps.sh) before anything asks pkg-config.
+PKGS := libzmq msgpack libcares
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CPPFLAGS_ALL = -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools) -DSWITCHYARD_VERSION='"$(VERSION)"' \
+        $(PKG_CFLAGS)
 CFLAGS_ALL := -std=gnu11 -g $(WARN)
 CFLAGS_REL := $(CFLAGS_ALL) -O2
 CFLAGS_ASAN := $(CFLAGS_ALL) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
         -fno-omit-frame-pointer
 LDFLAGS_REL :=
 LDFLAGS_ASAN := -fsanitize=address,undefined
-LIBS := -lev $(shell pkg-config --libs libzmq msgpack libcares) -lm
+LIBS = -lev $(PKG_LIBS) -lm
 
-REL  := build/rel
-ASAN := build/asan
+# Overridable, so that two builds of one tree never race (ASAN=build/mine).
+REL  ?= build/rel
+ASAN ?= build/asan
 
 # Filled by the module.mk files.
 PROTO_SRCS :=
 PROGRAMS :=
 UNIT_TESTS :=
 IT_TESTS :=
+SCRIPT_TESTS :=
 TEST_LIB_SRCS :=
 
 include protocol/module.mk
@@ -123,7 +131,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build-asan
 	@$(MAKE) --no-print-directory spec-check lint format-check
-	@tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) -- $(addprefix $(ASAN)/,$(IT_TESTS)) \
+	@SWITCHYARD_BIN_DIR=$(CURDIR)/$(ASAN)/bin tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) $(SCRIPT_TESTS) -- $(addprefix $(ASAN)/,$(IT_TESTS)) \
 		$(if $(wildcard tests/e2e/run.sh),-- tests/e2e/run.sh)
 
 # The whole stack in the foreground with the demo (SPEC §1); Ctrl-C stops it.

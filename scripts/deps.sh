@@ -45,6 +45,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
+# apt's own chatter goes to a log, shown only when something fails
+log=$(mktemp /tmp/switchyard-deps.XXXXXX)
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "deps.sh: installing ${missing[*]} failed" >&2
+    exit 1
+fi
+rm -f "$log"

@@ -5,3 +5,5 @@ IT_TESTS += tests/gateway/it_gateway tests/router/it_router tests/balancer/it_ba
         tests/healthd/it_healthd tests/statsd/it_statsd tests/chatd/it_chatd tests/apid/it_apid \
         tests/bus/it_discovery
 TEST_LIB_SRCS := tests/lib/it.c tests/lib/it_actor.c
+# tests that are scripts (run as they are, beside the unit tests)
+SCRIPT_TESTS += tests/build/test_make_parse.sh

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=24"
-export SWITCHYARD_BIN_DIR="$PWD/build/asan/bin"
+export SWITCHYARD_BIN_DIR="${SWITCHYARD_BIN_DIR:-$PWD/build/asan/bin}"
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
 IT_TIMEOUT=${IT_TIMEOUT:-300}
 E2E_TIMEOUT=${E2E_TIMEOUT:-900}
