@@ -18,8 +18,7 @@
 #include "proto_util.h"
 #include "api_http.h"
 
-#define S_SEGMENTS_MAX 8    // path segments looked at
-#define S_PATH_MAX     8192 // admin.request path bound
+#define S_SEGMENTS_MAX 8 // path segments looked at
 
 // --------------------------------------------------------------------------
 // Responses
@@ -168,7 +167,7 @@ api_http_plan(
     const char *method, const char *path, const void *body, size_t body_len, api_plan_t *plan)
 {
     memset(plan, 0, sizeof *plan);
-    char buf[S_PATH_MAX + 1];
+    char buf[PROTO_ADMIN_REQUEST_PATH_MAX + 1];
     char *segs[S_SEGMENTS_MAX];
     int n = s_split(path, buf, sizeof buf, segs, S_SEGMENTS_MAX);
     bool routes = n >= 3 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0
@@ -210,11 +209,11 @@ api_http_plan(
         return;
     }
     // the vHost of the path: decoded, lower-case, and a valid pattern
-    char vhost[API_VHOST_MAX + 1];
+    char vhost[PROTO_ROUTE_VHOST_MAX + 1];
     bool vhost_ok = s_unescape(segs[3], vhost, sizeof vhost);
     for (char *p = vhost; vhost_ok && *p; p++)
         *p = (char) tolower((unsigned char) *p);
-    vhost_ok = vhost_ok && api_route_valid_vhost(vhost);
+    vhost_ok = vhost_ok && proto_route_valid_vhost(vhost);
     if (!vhost_ok) {
         if (put)
             s_error(
@@ -241,8 +240,8 @@ api_http_plan(
             s_to_router(plan, API_OP_BACKEND_ADD, PROTO_CONFIG_PUT, "backend");
         return;
     }
-    char id[API_BACKEND_ID_MAX + 1];
-    if (!s_unescape(segs[5], id, sizeof id) || !api_route_valid_backend_id(id)) {
+    char id[PROTO_ROUTE_BACKEND_ID_MAX + 1];
+    if (!s_unescape(segs[5], id, sizeof id) || !proto_route_valid_backend_id(id)) {
         s_error(&plan->response, 404, "not_found", NULL, "no backend '%.128s' in route '%s'",
                 segs[5], vhost);
         return;
@@ -362,13 +361,13 @@ api_http_answer(const api_plan_t *plan,
 typedef struct s_call s_call_t;
 
 struct s_call {
-    api_http_t *owner;  // the handler
-    proto_return_t ret; // where the admin.response goes
-    api_plan_t plan;    // op, key, sub (body already sent)
-    char method[17];    // for the log line
-    uint64_t start_us;  // when the request came
-    s_call_t *prev;     // waiting calls
-    s_call_t *next;     // ...
+    api_http_t *owner;                               // the handler
+    proto_return_t ret;                              // where the admin.response goes
+    api_plan_t plan;                                 // op, key, sub (body already sent)
+    char method[PROTO_ADMIN_REQUEST_METHOD_MAX + 1]; // for the log line
+    uint64_t start_us;                               // when the request came
+    s_call_t *prev;                                  // waiting calls
+    s_call_t *next;                                  // ...
 };
 
 struct api_http {
@@ -450,12 +449,14 @@ s_check_idle(api_http_t *self)
 static void
 s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
-    (void) bus;
     s_call_t *call = arg;
     api_http_t *self = call->owner;
     s_unlink(self, call);
     api_response_t r;
-    api_http_answer(&call->plan, in ? &in->msg : NULL, false, self->timeout_ms, &r);
+    // at the deadline with no router found at all, say so (the call waited
+    // for one and was never sent)
+    bool no_router = in == NULL && proto_bus_peers(bus, PROTO_KIND_ROUTER) == 0;
+    api_http_answer(&call->plan, in ? &in->msg : NULL, no_router, self->timeout_ms, &r);
     if (in == NULL)
         log_warn("router did not answer", LOG_S("request_id", call->ret.rid),
                  LOG_S("what", call->plan.what), LOG_S("key", call->plan.key),
@@ -471,10 +472,6 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     api_http_t *self = arg;
     const proto_admin_request_t *req = &in->msg.admin_request;
-    if (in->from != PROTO_FROM_REQUEST) {
-        proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-        return;
-    }
     uint64_t start_us = proto_mono_us();
     s_call_t *call = proto_xcalloc(1, sizeof *call);
     call->owner = self;

@@ -26,8 +26,8 @@
 #include "proto_bus.h"
 #include "api_route.h"
 
-#define API_BODY_MAX     1048576 // request bodies over this get 413 (1 MiB)
-#define API_RESPONSE_MAX 1572864 // largest admin.response body (messages.def bound)
+#define API_BODY_MAX     PROTO_CONFIG_PUT_BODY_MAX     // request bodies over this get 413 (1 MiB)
+#define API_RESPONSE_MAX PROTO_ADMIN_RESPONSE_BODY_MAX // largest admin.response body
 
 //  What a call does.
 typedef enum {
@@ -53,14 +53,14 @@ typedef struct {
 
 //  What to do with one admin.request.
 typedef struct {
-    api_op_t op;                      // API_OP_NONE: send response
-    api_response_t response;          // the answer when op is API_OP_NONE
-    proto_type_t type;                // PROTO_CONFIG_GET, _PUT or _DELETE
-    const char *what;                 // config.*'s what (static)
-    char key[API_VHOST_MAX + 1];      // vHost (lower-case), "" for none
-    char sub[API_BACKEND_ID_MAX + 1]; // backend id, "" for none
-    bool create_only;                 // POST /routes: 409 if it exists
-    char *body;                       // normalized JSON (owned), or NULL
+    api_op_t op;                              // API_OP_NONE: send response
+    api_response_t response;                  // the answer when op is API_OP_NONE
+    proto_type_t type;                        // PROTO_CONFIG_GET, _PUT or _DELETE
+    const char *what;                         // config.*'s what (static)
+    char key[PROTO_ROUTE_VHOST_MAX + 1];      // vHost (lower-case), "" for none
+    char sub[PROTO_ROUTE_BACKEND_ID_MAX + 1]; // backend id, "" for none
+    bool create_only;                         // POST /routes: 409 if it exists
+    char *body;                               // normalized JSON (owned), or NULL
 } api_plan_t;
 
 //  Plan the call for method and path (without query) with a body of

@@ -20,8 +20,10 @@
 
 #include <jansson.h>
 
-#define API_FIELD_MAX   255 // bytes of an error's field path (config.reply bound)
-#define API_MESSAGE_MAX 511 // bytes of an error message (config.reply bound)
+#include "proto.h"
+
+#define API_FIELD_MAX   PROTO_CONFIG_REPLY_FIELD_MAX // bytes of an error's field path
+#define API_MESSAGE_MAX PROTO_CONFIG_REPLY_ERROR_MAX // bytes of an error message
 
 //  Why a request was refused: SPEC §5's {"error": {"code", "message", "field"}}.
 typedef struct {

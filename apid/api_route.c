@@ -5,8 +5,11 @@
     normalized value in its slot, and defaults fill the empty slots after
     the walk. The first failure stops everything: its path is in the
     context (s_ctx_t) at the moment it is recorded.
+
+    The rules the router shares (names, bounds, defaults, the default
+    backend id) are proto_route's and proto_strategy's; this file maps them
+    to JSON paths and error codes.
 */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,21 +18,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
+#include "proto_route.h"
+#include "proto_strategy.h"
 #include "proto_util.h"
 #include "api_route.h"
 
 //  Read-only runtime fields of a backend, accepted and ignored in a body.
 static const char *const s_backend_readonly[] = {"isDead", "deadSince", "failureCount", "latencyMs",
                                                  NULL};
-
-//  Header names a route may not set: they frame the message or belong to
-//  one connection (RFC 9110 §7.6.1), and setting them would break framing.
-static const char *const s_forbidden_headers[] = {
-    "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade",
-    "te",         "trailer",        "proxy-connection",  NULL};
 
 typedef struct {
     api_error_t *err;             // where the failure goes
@@ -272,6 +272,38 @@ s_check_enum(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     return s_fail(c, "invalid_value", "'%.64s' is not one of %s", s, list);
 }
 
+//  A strategy name (proto_strategy's list).
+static bool
+s_check_strategy(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
+{
+    (void) f;
+    const char *s = NULL;
+    size_t len = 0;
+    proto_strategy_t strategy;
+    if (!s_get_str(c, value, 0, 64, &s, &len))
+        return false;
+    if (proto_strategy_parse(s, &strategy) != 0)
+        return s_fail(c, "invalid_value", "'%.64s' is not one of %s", s, proto_strategy_list());
+    *out = json_string(proto_strategy_name(strategy));
+    return true;
+}
+
+//  A probe name (proto_route's list).
+static bool
+s_check_probe(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
+{
+    (void) f;
+    const char *s = NULL;
+    size_t len = 0;
+    proto_route_probe_t probe;
+    if (!s_get_str(c, value, 0, 64, &s, &len))
+        return false;
+    if (proto_route_probe_parse(s, &probe) != 0)
+        return s_fail(c, "invalid_value", "'%.64s' is not one of %s", s, proto_route_probe_list());
+    *out = json_string(proto_route_probe_name(probe));
+    return true;
+}
+
 //  Printable ASCII or UTF-8, no control characters (JSON strings hold no NUL).
 static bool
 s_no_controls(const char *s, size_t len)
@@ -285,28 +317,15 @@ s_no_controls(const char *s, size_t len)
 }
 
 static bool
-s_check_text(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
-{
-    const char *s = NULL;
-    size_t len = 0;
-    if (!s_get_str(c, value, f->min, f->max, &s, &len))
-        return false;
-    if (!s_no_controls(s, len))
-        return s_fail(c, "invalid_value", "must not contain control characters");
-    *out = json_incref(value);
-    return true;
-}
-
-static bool
 s_check_region(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
+    (void) f;
     const char *s = NULL;
     size_t len = 0;
-    if (!s_get_str(c, value, f->min, f->max, &s, &len))
+    if (!s_get_str(c, value, 1, PROTO_ROUTE_REGION_MAX, &s, &len))
         return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
-            return s_fail(c, "invalid_value", "must be printable ASCII without spaces");
+    if (!proto_route_valid_region(s))
+        return s_fail(c, "invalid_value", "must be printable ASCII without spaces");
     *out = json_incref(value);
     return true;
 }
@@ -314,72 +333,16 @@ s_check_region(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 // --------------------------------------------------------------------------
 // Names
 
-//  A DNS name or IPv4 address: labels of 1-63 letters, digits, '-' or '_',
-//  not starting or ending with '-'.
-static bool
-s_valid_hostname(const char *s, size_t len)
-{
-    if (len == 0 || len > API_VHOST_MAX)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!isalnum((unsigned char) ch) && ch != '-' && ch != '_')
-            return false;
-        if (ch == '-' && label == 0)
-            return false;
-        if (++label > 63)
-            return false;
-    }
-    return label > 0 && s[len - 1] != '-';
-}
-
-bool
-api_route_valid_vhost(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 1 && s[0] == '*')
-        return true;
-    if (len > API_VHOST_MAX)
-        return false;
-    if (len > 2 && s[0] == '*' && s[1] == '.')
-        return s_valid_hostname(s + 2, len - 2);
-    return s_valid_hostname(s, len);
-}
-
-bool
-api_route_valid_backend_id(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > API_BACKEND_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char) s[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '?' || ch == '#' || ch == '%')
-            return false;
-    }
-    return true;
-}
-
 static bool
 s_check_vhost(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
     (void) f;
     const char *s = NULL;
     size_t len = 0;
-    if (!s_get_str(c, value, 1, API_VHOST_MAX, &s, &len))
+    if (!s_get_str(c, value, 1, PROTO_ROUTE_VHOST_MAX, &s, &len))
         return false;
-    char lower[API_VHOST_MAX + 1];
-    for (size_t i = 0; i < len; i++)
-        lower[i] = (char) tolower((unsigned char) s[i]);
-    lower[len] = '\0';
-    if (strlen(lower) != len || !api_route_valid_vhost(lower))
+    char lower[PROTO_ROUTE_VHOST_MAX + 1];
+    if (proto_route_vhost_normalize(s, lower, sizeof lower) != 0)
         return s_fail(c, "invalid_value",
                       "'%.253s' is not a valid vHost (a hostname, *.<hostname> or *)", s);
     if (c->path_vhost && strcmp(lower, c->path_vhost) != 0)
@@ -392,7 +355,15 @@ s_check_vhost(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 static bool
 s_check_route_id(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
-    return s_check_text(c, value, out, f);
+    (void) f;
+    const char *s = NULL;
+    size_t len = 0;
+    if (!s_get_str(c, value, 1, PROTO_ROUTE_ID_MAX, &s, &len))
+        return false;
+    if (!proto_route_valid_route_id(s))
+        return s_fail(c, "invalid_value", "must not contain control characters");
+    *out = json_incref(value);
+    return true;
 }
 
 // --------------------------------------------------------------------------
@@ -407,11 +378,11 @@ s_check_backend_id(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     if (!json_is_string(value))
         return s_fail(c, "invalid_type", "expected a string, got %s", s_type_name(value));
     const char *s = json_string_value(value);
-    if (strlen(s) != json_string_length(value) || !api_route_valid_backend_id(s))
+    if (!proto_route_valid_backend_id(s))
         return s_fail(
             c, "invalid_value",
             "must be 1 to %d bytes of printable ASCII without space, '/', '?', '#' or '%%'",
-            API_BACKEND_ID_MAX);
+            PROTO_ROUTE_BACKEND_ID_MAX);
     for (size_t i = 0; c->backend_ids && i < json_array_size(c->backend_ids); i++)
         if (strcmp(json_string_value(json_array_get(c->backend_ids, i)), s) == 0)
             return s_fail(c, "duplicate_id", "backend id '%s' is used by backends[%zu] already", s,
@@ -426,40 +397,23 @@ s_check_hostname(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     (void) f;
     const char *s = NULL;
     size_t len = 0;
-    if (!s_get_str(c, value, 1, API_HOSTNAME_MAX, &s, &len))
+    if (!s_get_str(c, value, 1, PROTO_ROUTE_HOSTNAME_MAX, &s, &len))
         return false;
-    // an IPv6 literal, bare or in brackets, is stored bare
-    char v6[64];
-    const char *inner = s;
-    size_t inner_len = len;
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-        inner = s + 1;
-        inner_len = len - 2;
-    }
-    if (inner_len < sizeof v6 && memchr(inner, ':', inner_len)) {
-        memcpy(v6, inner, inner_len);
-        v6[inner_len] = '\0';
-        struct in6_addr addr;
-        if (inet_pton(AF_INET6, v6, &addr) == 1) {
-            *out = json_string(v6);
-            return true;
-        }
-    }
-    if (!s_valid_hostname(s, len))
-        return s_fail(c, "invalid_value", "'%.255s' is not a valid hostname or IP address", s);
-    *out = json_incref(value);
+    // an IPv6 address, bare or in brackets, is stored bare
+    char stored[PROTO_ROUTE_HOSTNAME_MAX + 1];
+    if (proto_route_hostname_normalize(s, stored, sizeof stored) != 0)
+        return s_fail(c, "invalid_value", "'%.253s' is not a valid hostname or IP address", s);
+    *out = json_string(stored);
     return true;
 }
 
-static const char *const s_probes[] = {"http", "tcp", NULL};
-
 static const s_field_t s_backend_fields[S_B_COUNT] = {
-    [S_B_ID] = {"id", s_check_backend_id, 1, API_BACKEND_ID_MAX, NULL},
-    [S_B_HOSTNAME] = {"hostname", s_check_hostname, 1, API_HOSTNAME_MAX, NULL},
-    [S_B_PORT] = {"port", s_check_int, 1, 65535, NULL},
-    [S_B_WEIGHT] = {"weight", s_check_int, 1, 1000, NULL},
-    [S_B_REGION] = {"region", s_check_region, 1, API_REGION_MAX, NULL},
-    [S_B_PROBE] = {"probe", s_check_enum, 0, 0, s_probes},
+    [S_B_ID] = {"id", s_check_backend_id, 0, 0, NULL},
+    [S_B_HOSTNAME] = {"hostname", s_check_hostname, 0, 0, NULL},
+    [S_B_PORT] = {"port", s_check_int, PROTO_ROUTE_PORT_MIN, PROTO_ROUTE_PORT_MAX, NULL},
+    [S_B_WEIGHT] = {"weight", s_check_int, PROTO_ROUTE_WEIGHT_MIN, PROTO_ROUTE_WEIGHT_MAX, NULL},
+    [S_B_REGION] = {"region", s_check_region, 0, 0, NULL},
+    [S_B_PROBE] = {"probe", s_check_probe, 0, 0, NULL},
 };
 
 static void
@@ -485,18 +439,17 @@ s_backend(s_ctx_t *c, json_t *value, json_t **out)
     if (ok && slots[S_B_PORT] == NULL)
         ok = s_fail_at(c, "port", "missing_field", "required");
     if (ok && slots[S_B_ID] == NULL) {
-        const char *host = json_string_value(slots[S_B_HOSTNAME]);
-        bool v6 = strchr(host, ':') != NULL;
-        char id[API_HOSTNAME_MAX + 16];
-        snprintf(id, sizeof id, "%s%s%s:%lld", v6 ? "[" : "", host, v6 ? "]" : "",
-                 (long long) json_integer_value(slots[S_B_PORT]));
+        char id[PROTO_ROUTE_BACKEND_ID_MAX + 1];
+        int rc = proto_route_default_backend_id(json_string_value(slots[S_B_HOSTNAME]),
+                                                (unsigned) json_integer_value(slots[S_B_PORT]), id,
+                                                sizeof id);
         slots[S_B_ID] = json_string(id);
         // the default must be a valid, unused id too; the error names "id"
         size_t old = s_enter_key(c, "id");
-        if (strlen(id) > API_BACKEND_ID_MAX)
+        if (rc != 0)
             ok = s_fail(c, "invalid_value",
                         "the default id hostname:port is longer than %d bytes: give an id",
-                        API_BACKEND_ID_MAX);
+                        PROTO_ROUTE_BACKEND_ID_MAX);
         for (size_t i = 0; ok && c->backend_ids && i < json_array_size(c->backend_ids); i++)
             if (strcmp(json_string_value(json_array_get(c->backend_ids, i)), id) == 0)
                 ok = s_fail(c, "duplicate_id",
@@ -512,10 +465,15 @@ s_backend(s_ctx_t *c, json_t *value, json_t **out)
     json_object_set_new(b, "id", slots[S_B_ID]);
     json_object_set_new(b, "hostname", slots[S_B_HOSTNAME]);
     json_object_set_new(b, "port", slots[S_B_PORT]);
-    json_object_set_new(b, "weight", slots[S_B_WEIGHT] ? slots[S_B_WEIGHT] : json_integer(1));
+    json_object_set_new(b, "weight",
+                        slots[S_B_WEIGHT] ? slots[S_B_WEIGHT]
+                                          : json_integer(PROTO_ROUTE_WEIGHT_DEFAULT));
     if (slots[S_B_REGION]) // else the router fills in its REGION
         json_object_set_new(b, "region", slots[S_B_REGION]);
-    json_object_set_new(b, "probe", slots[S_B_PROBE] ? slots[S_B_PROBE] : json_string("http"));
+    json_object_set_new(b, "probe",
+                        slots[S_B_PROBE]
+                            ? slots[S_B_PROBE]
+                            : json_string(proto_route_probe_name(PROTO_ROUTE_PROBE_DEFAULT)));
     *out = b;
     return true;
 }
@@ -526,8 +484,8 @@ s_check_backends(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     (void) f;
     if (!json_is_array(value))
         return s_fail(c, "invalid_type", "expected an array, got %s", s_type_name(value));
-    if (json_array_size(value) > API_BACKENDS_MAX)
-        return s_fail(c, "out_of_range", "at most %d backends, got %zu", API_BACKENDS_MAX,
+    if (json_array_size(value) > PROTO_ROUTE_BACKENDS_MAX)
+        return s_fail(c, "out_of_range", "at most %d backends, got %zu", PROTO_ROUTE_BACKENDS_MAX,
                       json_array_size(value));
     json_t *list = json_array();
     json_t *ids = json_array();
@@ -560,26 +518,13 @@ s_check_backends(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 // Headers, auth, rate limit, paths, ssl
 
 static bool
-s_valid_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char) s[i];
-        if (!isalnum(ch) && strchr("!#$%&'*+-.^_`|~", ch) == NULL)
-            return false;
-    }
-    return true;
-}
-
-static bool
 s_check_headers(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
     (void) f;
     if (!s_expect_object(c, value, "an object of header names to values"))
         return false;
-    if (json_object_size(value) > API_HEADERS_MAX)
-        return s_fail(c, "out_of_range", "at most %d headers, got %zu", API_HEADERS_MAX,
+    if (json_object_size(value) > PROTO_ROUTE_HEADERS_MAX)
+        return s_fail(c, "out_of_range", "at most %d headers, got %zu", PROTO_ROUTE_HEADERS_MAX,
                       json_object_size(value));
     json_t *headers = json_object();
     const char *name;
@@ -588,13 +533,11 @@ s_check_headers(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     json_object_foreach(value, name, v)
     {
         size_t old = s_enter_key(c, name);
-        size_t nlen = strlen(name);
-        if (!s_valid_token(name, nlen) || nlen > API_HEADER_NAME_MAX)
+        if (!proto_route_valid_header_name(name))
             ok = s_fail(c, "invalid_value", "not a valid header name (1 to %d token characters)",
-                        API_HEADER_NAME_MAX);
-        for (size_t i = 0; ok && s_forbidden_headers[i]; i++)
-            if (strcasecmp(name, s_forbidden_headers[i]) == 0)
-                ok = s_fail(c, "invalid_value", "a route may not set this header");
+                        PROTO_ROUTE_HEADER_NAME_MAX);
+        if (ok && proto_route_header_forbidden(name))
+            ok = s_fail(c, "invalid_value", "a route may not set this header");
         const char *earlier;
         json_t *ev;
         json_object_foreach(headers, earlier, ev)
@@ -607,12 +550,9 @@ s_check_headers(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
         const char *s = NULL;
         size_t len = 0;
         if (ok)
-            ok = s_get_str(c, v, 0, API_HEADER_VALUE_MAX, &s, &len);
-        for (size_t i = 0; ok && i < len; i++) {
-            unsigned char ch = (unsigned char) s[i];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                ok = s_fail(c, "invalid_value", "a header value may not hold CR, LF or controls");
-        }
+            ok = s_get_str(c, v, 0, PROTO_ROUTE_HEADER_VALUE_MAX, &s, &len);
+        if (ok && !proto_route_valid_header_value(s))
+            ok = s_fail(c, "invalid_value", "a header value may not hold CR, LF or controls");
         if (ok)
             json_object_set(headers, name, v);
         s_leave(c, old);
@@ -792,9 +732,11 @@ s_check_url(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     size_t len = 0;
     if (!s_get_str(c, value, 1, API_URL_MAX, &s, &len))
         return false;
-    size_t skip = strncasecmp(s, "http://", 7) == 0    ? 7
-                  : strncasecmp(s, "https://", 8) == 0 ? 8
-                                                       : 0;
+    static const char *const schemes[] = {"http://", "https://"};
+    size_t skip = 0;
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(schemes); i++)
+        if (strncasecmp(s, schemes[i], strlen(schemes[i])) == 0)
+            skip = strlen(schemes[i]);
     bool ok = skip > 0 && len > skip && s[skip] != '/' && s[skip] != ':' && s[skip] != '?';
     for (size_t i = 0; ok && i < len; i++)
         if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
@@ -963,26 +905,30 @@ enum {
     S_R_COUNT
 };
 
-static const char *const s_strategies[] = {"ROUND_ROBIN", "RANDOM", "IP_HASH", "LEAST_LATENCY",
-                                           NULL};
-
 //  In SPEC §4's order, which is the output's. For paths, min 0 allows null
 //  (chatPath) and max 1 allows a query (healthPath).
 static const s_field_t s_route_fields[S_R_COUNT] = {
-    [S_R_ID] = {"id", s_check_route_id, 1, API_ROUTE_ID_MAX, NULL},
+    [S_R_ID] = {"id", s_check_route_id, 0, 0, NULL},
     [S_R_VHOST] = {"vHost", s_check_vhost, 0, 0, NULL},
-    [S_R_STRATEGY] = {"strategy", s_check_enum, 0, 0, s_strategies},
+    [S_R_STRATEGY] = {"strategy", s_check_strategy, 0, 0, NULL},
     [S_R_AUTOHTTPS] = {"autoHttps", s_check_bool, 0, 0, NULL},
-    [S_R_REQ_ACTIVE] = {"reqActiveLength", s_check_int, 1, 1000000, NULL},
-    [S_R_REQ_QUEUE] = {"reqQueueLength", s_check_int, 0, 1000000, NULL},
-    [S_R_RETRIES] = {"retries", s_check_int, 0, 10, NULL},
-    [S_R_TIMEOUT] = {"timeoutMs", s_check_int, 1, 3600000, NULL},
-    [S_R_QUEUE_TIMEOUT] = {"queueTimeoutMs", s_check_int, 0, 3600000, NULL},
-    [S_R_MAX_BODY] = {"maxBodyBytes", s_check_int, 1, API_MAX_BODY_BYTES, NULL},
+    [S_R_REQ_ACTIVE] = {"reqActiveLength", s_check_int, PROTO_ROUTE_REQ_ACTIVE_MIN,
+                        PROTO_ROUTE_REQ_ACTIVE_MAX, NULL},
+    [S_R_REQ_QUEUE] = {"reqQueueLength", s_check_int, PROTO_ROUTE_REQ_QUEUE_MIN,
+                       PROTO_ROUTE_REQ_QUEUE_MAX, NULL},
+    [S_R_RETRIES] = {"retries", s_check_int, PROTO_ROUTE_RETRIES_MIN, PROTO_ROUTE_RETRIES_MAX,
+                     NULL},
+    [S_R_TIMEOUT] = {"timeoutMs", s_check_int, PROTO_ROUTE_TIMEOUT_MS_MIN,
+                     PROTO_ROUTE_TIMEOUT_MS_MAX, NULL},
+    [S_R_QUEUE_TIMEOUT] = {"queueTimeoutMs", s_check_int, PROTO_ROUTE_QUEUE_TIMEOUT_MS_MIN,
+                           PROTO_ROUTE_QUEUE_TIMEOUT_MS_MAX, NULL},
+    [S_R_MAX_BODY] = {"maxBodyBytes", s_check_int, PROTO_ROUTE_MAX_BODY_MIN,
+                      PROTO_ROUTE_MAX_BODY_MAX, NULL},
     [S_R_HEADERS] = {"headers", s_check_headers, 0, 0, NULL},
     [S_R_AUTH] = {"auth", s_check_auth, 0, 0, NULL},
     [S_R_AUTH_PROVIDER] = {"authProvider", s_check_url, 0, 0, NULL},
-    [S_R_AUTH_CACHE] = {"authCacheMs", s_check_int, 0, 3600000, NULL},
+    [S_R_AUTH_CACHE] = {"authCacheMs", s_check_int, PROTO_ROUTE_AUTH_CACHE_MS_MIN,
+                        PROTO_ROUTE_AUTH_CACHE_MS_MAX, NULL},
     [S_R_RATE_LIMIT] = {"rateLimit", s_check_rate_limit, 0, 0, NULL},
     [S_R_CHAT_PATH] = {"chatPath", s_check_path, 0, 0, NULL},
     [S_R_HEALTH_PATH] = {"healthPath", s_check_path, 1, 1, NULL},
@@ -1012,20 +958,20 @@ s_check_route(json_t *doc, void *arg, api_error_t *err)
     }
     json_t *defaults[S_R_COUNT] = {
         [S_R_ID] = json_incref(slots[S_R_VHOST]),
-        [S_R_STRATEGY] = json_string("ROUND_ROBIN"),
+        [S_R_STRATEGY] = json_string(proto_strategy_name(PROTO_ROUTE_STRATEGY_DEFAULT)),
         [S_R_AUTOHTTPS] = json_false(),
-        [S_R_REQ_ACTIVE] = json_integer(50),
-        [S_R_REQ_QUEUE] = json_integer(100),
-        [S_R_RETRIES] = json_integer(2),
-        [S_R_TIMEOUT] = json_integer(30000),
-        [S_R_MAX_BODY] = json_integer(10485760),
+        [S_R_REQ_ACTIVE] = json_integer(PROTO_ROUTE_REQ_ACTIVE_DEFAULT),
+        [S_R_REQ_QUEUE] = json_integer(PROTO_ROUTE_REQ_QUEUE_DEFAULT),
+        [S_R_RETRIES] = json_integer(PROTO_ROUTE_RETRIES_DEFAULT),
+        [S_R_TIMEOUT] = json_integer(PROTO_ROUTE_TIMEOUT_MS_DEFAULT),
+        [S_R_MAX_BODY] = json_integer(PROTO_ROUTE_MAX_BODY_DEFAULT),
         [S_R_HEADERS] = json_object(),
         [S_R_AUTH] = json_null(),
         [S_R_AUTH_PROVIDER] = json_null(),
-        [S_R_AUTH_CACHE] = json_integer(5000),
+        [S_R_AUTH_CACHE] = json_integer(PROTO_ROUTE_AUTH_CACHE_MS_DEFAULT),
         [S_R_RATE_LIMIT] = json_null(),
         [S_R_CHAT_PATH] = json_null(),
-        [S_R_HEALTH_PATH] = json_string("/"),
+        [S_R_HEALTH_PATH] = json_string(PROTO_ROUTE_HEALTH_PATH_DEFAULT),
         [S_R_SSL] = json_null(),
     };
     json_t *timeout = slots[S_R_TIMEOUT] ? slots[S_R_TIMEOUT] : defaults[S_R_TIMEOUT];

@@ -32,21 +32,14 @@
 
 #include <jansson.h>
 
+#include "proto_route.h"
 #include "api_json.h"
 
-#define API_BACKENDS_MAX     256          // backends per route
-#define API_HEADERS_MAX      32           // custom headers per route
-#define API_HEADER_NAME_MAX  256          // bytes of a custom header name
-#define API_HEADER_VALUE_MAX 1024         // bytes of a custom header value (lease bound)
-#define API_VHOST_MAX        253          // bytes of a vHost
-#define API_ROUTE_ID_MAX     255          // bytes of a route id
-#define API_BACKEND_ID_MAX   128          // bytes of a backend id
-#define API_HOSTNAME_MAX     255          // bytes of a backend hostname
-#define API_REGION_MAX       64           // bytes of a region id
-#define API_PATH_FIELD_MAX   1024         // bytes of chatPath and healthPath
-#define API_URL_MAX          2048         // bytes of authProvider
-#define API_AUTH_ENTRIES_MAX 1000         // auth users or tokens
-#define API_MAX_BODY_BYTES   1073741824LL // largest maxBodyBytes (1 GiB)
+//  The rules the router shares (names, numbers, defaults) are proto_route's;
+//  these bound the fields only apid checks.
+#define API_PATH_FIELD_MAX   1024 // bytes of chatPath and healthPath
+#define API_URL_MAX          2048 // bytes of authProvider
+#define API_AUTH_ENTRIES_MAX 1000 // auth users or tokens
 
 //  Validate and normalize a route body of len bytes (need not end in NUL).
 //  path_vhost is the vHost of a PUT's path (lower-case) or NULL: when given,
@@ -60,13 +53,5 @@ json_t *api_route_parse(const char *text, size_t len, const char *path_vhost, ap
 //  prefix ("port"). Returns a new JSON object the caller owns, or NULL with
 //  err filled.
 json_t *api_backend_parse(const char *text, size_t len, api_error_t *err);
-
-//  True if s is a valid vHost pattern: a hostname, "*.<hostname>" or "*",
-//  at most API_VHOST_MAX bytes. Case is not checked (vHosts are lower-cased).
-bool api_route_valid_vhost(const char *s);
-
-//  True if s is a valid backend id (1-128 bytes of printable ASCII without
-//  space, '/', '?', '#' or '%').
-bool api_route_valid_backend_id(const char *s);
 
 #endif

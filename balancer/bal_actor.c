@@ -8,9 +8,11 @@
 */
 #include <assert.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "proto_log.h"
+#include "proto_strategy.h"
 #include "proto_util.h"
 #include "bal_actor.h"
 #include "bal_health.h"
@@ -53,23 +55,9 @@ bal_config_free(bal_config_t *cfg)
 }
 
 static void
-s_reply_error(proto_bus_t *bus, const proto_return_t *to, const char *code, const char *message)
-{
-    proto_msg_t msg;
-    proto_msg_init(&msg, PROTO_ERROR);
-    msg.error.code = code;
-    msg.error.message = message;
-    proto_bus_reply(bus, to, &msg);
-}
-
-static void
 s_on_pick(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     bal_actor_t *self = arg;
-    if (in->from != PROTO_FROM_REQUEST) {
-        proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-        return;
-    }
     const proto_pick_t *pick = &in->msg.pick;
     bal_lease_view_t view = {
         .health = self->health,
@@ -81,8 +69,10 @@ s_on_pick(proto_bus_t *bus, proto_in_t *in, void *arg)
         self->bad_request++;
         log_warn("pick refused: unknown strategy", LOG_S("route", pick->route),
                  LOG_S("strategy", pick->strategy), LOG_U("refused", self->bad_request));
-        s_reply_error(bus, &in->ret, "bad_request",
-                      "unknown strategy: expected ROUND_ROBIN, RANDOM, IP_HASH or LEAST_LATENCY");
+        char message[128];
+        snprintf(message, sizeof message, "unknown strategy: expected one of %s",
+                 proto_strategy_list());
+        proto_bus_reply_error(bus, &in->ret, "bad_request", message);
         return;
     }
     if (self->lease->bad_addresses) {
@@ -106,11 +96,8 @@ s_on_pick(proto_bus_t *bus, proto_in_t *in, void *arg)
 static void
 s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
+    (void) bus;
     bal_actor_t *self = arg;
-    if (in->from != PROTO_FROM_EVENT) {
-        proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-        return;
-    }
     const proto_backend_state_t *st = &in->msg.backend_state;
     int rc = bal_health_set(self->health, st->route, st->backend, st->up, st->since_ms);
     if (rc < 0) {
@@ -128,11 +115,8 @@ s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
 static void
 s_on_request_done(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
+    (void) bus;
     bal_actor_t *self = arg;
-    if (in->from != PROTO_FROM_EVENT) {
-        proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-        return;
-    }
     uint64_t now = proto_now_ms();
     const proto_request_done_t *done = &in->msg.request_done;
     for (uint32_t i = 0; i < done->items_count; i++) {
@@ -164,6 +148,22 @@ bal_actor_new(const bal_config_t *cfg)
     proto_bus_on(bus, PROTO_PICK, s_on_pick, self);
     proto_bus_on(bus, PROTO_BACKEND_STATE, s_on_backend_state, self);
     proto_bus_on(bus, PROTO_REQUEST_DONE, s_on_request_done, self);
+    // in pong (switchyard ping -v)
+    const struct {
+        const char *name;      // as pong reports it
+        const uint64_t *value; // ours
+    } counters[] = {
+        {"picks", &self->picks},
+        {"picks.no_backend", &self->no_backend},
+        {"picks.refused", &self->bad_request},
+        {"backends.bad_address", &self->bad_address},
+        {"backend_state.applied", &self->state_events},
+    };
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(counters); i++)
+        if (proto_bus_counter(bus, counters[i].name, counters[i].value) != 0) {
+            log_error("cannot report a counter in pong", LOG_S("name", counters[i].name));
+            goto fail;
+        }
     static const char *const healthd_topics[] = {"backend.state", NULL};
     static const char *const gateway_topics[] = {"request.done", NULL};
     if (proto_actor_use(self->actor, PROTO_KIND_HEALTHD, false, healthd_topics) != 0

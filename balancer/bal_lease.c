@@ -143,19 +143,14 @@ s_add_candidate(
 static uint64_t
 s_fingerprint(const proto_candidate_t *c, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    uint64_t h = PROTO_FNV1A_OFFSET ^ n;
     for (size_t i = 0; i < n; i++) {
-        const char *parts[2] = {c[i].id, c[i].host};
-        for (int k = 0; k < 2; k++) {
-            for (const char *p = parts[k]; *p; p++) {
-                h ^= (uint8_t) *p;
-                h *= 0x100000001b3ull;
-            }
-            h ^= 0xff;
-            h *= 0x100000001b3ull;
-        }
-        h ^= c[i].port;
-        h *= 0x100000001b3ull;
+        h = proto_fnv1a_more(h, c[i].id, strlen(c[i].id));
+        h = proto_fnv1a_byte(h, 0xff); // no UTF-8 byte: ("ab", "c") and ("a", "bc") differ
+        h = proto_fnv1a_more(h, c[i].host, strlen(c[i].host));
+        h = proto_fnv1a_byte(h, 0xff);
+        uint8_t port[2] = {(uint8_t) (c[i].port >> 8), (uint8_t) c[i].port};
+        h = proto_fnv1a_more(h, port, sizeof port);
     }
     return h;
 }

@@ -41,9 +41,9 @@
 #include "bal_latency.h"
 #include "bal_state.h"
 
-#define BAL_LEASE_MAX_HOPS 64  // hop candidates (= regions per pick)
-#define BAL_LEASE_HOP_ID   72  // bytes of "hop:<region>" and its NUL
-#define BAL_LEASE_HOST     256 // bytes of a public address host and its NUL
+#define BAL_LEASE_MAX_HOPS PROTO_PICK_REGIONS_MAX                       // one per region
+#define BAL_LEASE_HOP_ID   (sizeof "hop:" + PROTO_CANDIDATE_REGION_MAX) // "hop:<region>", NUL
+#define BAL_LEASE_HOST     (PROTO_CANDIDATE_HOST_MAX + 1)               // a host and its NUL
 
 //  What the balancer knows besides the pick. Any pointer may be NULL.
 typedef struct {
@@ -61,7 +61,7 @@ typedef struct {
     proto_candidate_t built[PROTO_STRATEGY_MAX];        // candidates before ordering
     char hop_ids[BAL_LEASE_MAX_HOPS][BAL_LEASE_HOP_ID]; // ids of hop candidates
     char hop_hosts[BAL_LEASE_MAX_HOPS][BAL_LEASE_HOST]; // hosts of hop candidates
-    char serving[2 + 64 + 1];                           // state key: how and who serves
+    char serving[2 + PROTO_PICK_REGION_MAX + 1];        // state key: how and who serves
     proto_strategy_item_t items[PROTO_STRATEGY_MAX];    // scratch: strategy view of built
     uint64_t latency_us[PROTO_STRATEGY_MAX];            // scratch: latency per built candidate
     uint32_t weights[PROTO_STRATEGY_MAX];               // scratch: latency weights

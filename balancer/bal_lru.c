@@ -32,12 +32,7 @@ struct bal_lru {
 static uint64_t
 s_hash(const void *key, size_t len)
 {
-    const uint8_t *p = key;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
+    uint64_t h = proto_fnv1a(key, len);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;

@@ -9,6 +9,8 @@
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    char *redis_url;              // REDIS_URL: pub/sub, inboxes, presence; NULL: no Redis
+    char *jwt_secret;             // CHAT_JWT_SECRET (secret), NULL: no token needed
 } chat_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

@@ -3,6 +3,7 @@
     Sockets: the bus ROUTER and XPUB of proto_bus (healthd.<pid>.req/.pub in
     BUS_DIR, or BUS_BIND). See healthd/README.md for its messages.
 */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "proto_log.h"
@@ -13,16 +14,28 @@ struct hd_actor {
     proto_actor_t *actor; // loop, bus, signals
 };
 
+static const proto_cfg_opt_t s_opts[] = {
+    {"HEALTHD_INTERVAL", "interval", PROTO_CFG_DURATION, "5s",
+     "active probe interval for live backends", offsetof(hd_config_t, interval_ms), 0, 0, NULL, 0},
+    {"HEALTHD_TIMEOUT", "timeout", PROTO_CFG_DURATION, "2s", "probe timeout",
+     offsetof(hd_config_t, timeout_ms), 0, 0, NULL, 0},
+    {"HEALTHD_RECOVERY_INTERVAL", "recovery-interval", PROTO_CFG_DURATION, "10s",
+     "probe interval for dead backends", offsetof(hd_config_t, recovery_interval_ms), 0, 0, NULL,
+     0},
+};
+
 int
 hd_config_load(hd_config_t *cfg, int argc, char **argv)
 {
-    return proto_actor_config("healthd", &cfg->common, NULL, 0, argc, argv);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    return proto_actor_config("healthd", &cfg->common, &extra, 1, argc, argv);
 }
 
 void
 hd_config_free(hd_config_t *cfg)
 {
-    proto_actor_config_free(&cfg->common, NULL, 0);
+    proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
+    proto_actor_config_free(&cfg->common, &extra, 1);
 }
 
 hd_actor_t *

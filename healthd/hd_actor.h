@@ -9,6 +9,9 @@
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
+    int64_t interval_ms;          // HEALTHD_INTERVAL: probe interval for live backends
+    int64_t timeout_ms;           // HEALTHD_TIMEOUT: probe timeout
+    int64_t recovery_interval_ms; // HEALTHD_RECOVERY_INTERVAL: probe interval for dead backends
 } hd_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

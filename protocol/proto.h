@@ -68,6 +68,126 @@ typedef struct {
 #undef LIST
 #undef FIELD
 
+//  The bounds of messages.def as constants, for buffers and checks that
+//  mirror a field: PROTO_<NAME>_<KEY>_MAX is the bound of field key of the
+//  message or struct NAME (bytes of a str or bin, records of a list, pairs
+//  of a map) and PROTO_<NAME>_<KEY>_ITEM_MAX the bytes of each string of a
+//  map. Enum constants, so usable as array sizes:
+//      char host[PROTO_DECIDE_HOST_MAX + 1];
+//      char region[PROTO_BACKEND_REGION_MAX + 1];
+//  Integer fields have none (their bound is a value, 0 for the type's range).
+//
+//  How: each field becomes a tuple (TYPE, key, bound), PROTO_BOUNDS_EACH
+//  applies PROTO_BOUND_ENTRY to every tuple of a record with its NAME, and
+//  PROTO_UC_<key> spells the key in upper case (the preprocessor cannot).
+//  A new key in messages.def needs a line in that table, or proto.h stops
+//  compiling there.
+#define PROTO_UC_address(C, s)    PROTO_##C##_ADDRESS##s
+#define PROTO_UC_backend(C, s)    PROTO_##C##_BACKEND##s
+#define PROTO_UC_backends(C, s)   PROTO_##C##_BACKENDS##s
+#define PROTO_UC_body(C, s)       PROTO_##C##_BODY##s
+#define PROTO_UC_by(C, s)         PROTO_##C##_BY##s
+#define PROTO_UC_candidates(C, s) PROTO_##C##_CANDIDATES##s
+#define PROTO_UC_client(C, s)     PROTO_##C##_CLIENT##s
+#define PROTO_UC_code(C, s)       PROTO_##C##_CODE##s
+#define PROTO_UC_counters(C, s)   PROTO_##C##_COUNTERS##s
+#define PROTO_UC_endpoint(C, s)   PROTO_##C##_ENDPOINT##s
+#define PROTO_UC_error(C, s)      PROTO_##C##_ERROR##s
+#define PROTO_UC_event(C, s)      PROTO_##C##_EVENT##s
+#define PROTO_UC_field(C, s)      PROTO_##C##_FIELD##s
+#define PROTO_UC_gw_region(C, s)  PROTO_##C##_GW_REGION##s
+#define PROTO_UC_headers(C, s)    PROTO_##C##_HEADERS##s
+#define PROTO_UC_host(C, s)       PROTO_##C##_HOST##s
+#define PROTO_UC_id(C, s)         PROTO_##C##_ID##s
+#define PROTO_UC_instance(C, s)   PROTO_##C##_INSTANCE##s
+#define PROTO_UC_items(C, s)      PROTO_##C##_ITEMS##s
+#define PROTO_UC_key(C, s)        PROTO_##C##_KEY##s
+#define PROTO_UC_kind(C, s)       PROTO_##C##_KIND##s
+#define PROTO_UC_message(C, s)    PROTO_##C##_MESSAGE##s
+#define PROTO_UC_method(C, s)     PROTO_##C##_METHOD##s
+#define PROTO_UC_name(C, s)       PROTO_##C##_NAME##s
+#define PROTO_UC_path(C, s)       PROTO_##C##_PATH##s
+#define PROTO_UC_principal(C, s)  PROTO_##C##_PRINCIPAL##s
+#define PROTO_UC_query(C, s)      PROTO_##C##_QUERY##s
+#define PROTO_UC_reason(C, s)     PROTO_##C##_REASON##s
+#define PROTO_UC_region(C, s)     PROTO_##C##_REGION##s
+#define PROTO_UC_regions(C, s)    PROTO_##C##_REGIONS##s
+#define PROTO_UC_rid(C, s)        PROTO_##C##_RID##s
+#define PROTO_UC_route(C, s)      PROTO_##C##_ROUTE##s
+#define PROTO_UC_socket(C, s)     PROTO_##C##_SOCKET##s
+#define PROTO_UC_status(C, s)     PROTO_##C##_STATUS##s
+#define PROTO_UC_strategy(C, s)   PROTO_##C##_STRATEGY##s
+#define PROTO_UC_sub(C, s)        PROTO_##C##_SUB##s
+#define PROTO_UC_version(C, s)    PROTO_##C##_VERSION##s
+#define PROTO_UC_vhost(C, s)      PROTO_##C##_VHOST##s
+#define PROTO_UC_what(C, s)       PROTO_##C##_WHAT##s
+
+#define PROTO_BOUNDS_CAT(a, b)                a##b
+#define PROTO_BOUNDS_XCAT(a, b)               PROTO_BOUNDS_CAT(a, b)
+#define PROTO_BOUNDS_UNPAREN(...)             __VA_ARGS__
+#define PROTO_BOUND_ENTRY(C, t)               PROTO_BOUND_ENTRY_(C, PROTO_BOUNDS_UNPAREN t)
+#define PROTO_BOUND_ENTRY_(C, ...)            PROTO_BOUND_ENTRY__(C, __VA_ARGS__)
+#define PROTO_BOUND_ENTRY__(C, T, key, bound) PROTO_BOUND_##T(C, key, bound)
+#define PROTO_BOUND_STR(C, key, bound)        enum { PROTO_UC_##key(C, _MAX) = (bound) };
+#define PROTO_BOUND_BIN(C, key, bound)        enum { PROTO_UC_##key(C, _MAX) = (bound) };
+#define PROTO_BOUND_LIST(C, key, bound)       enum { PROTO_UC_##key(C, _MAX) = (bound) };
+#define PROTO_BOUND_KV(C, key, bound)         enum { PROTO_UC_##key(C, _MAX) = (bound) };
+#define PROTO_BOUND_KVITEM(C, key, bound)     enum { PROTO_UC_##key(C, _ITEM_MAX) = (bound) };
+#define PROTO_BOUND_U8(C, key, bound)
+#define PROTO_BOUND_U16(C, key, bound)
+#define PROTO_BOUND_U32(C, key, bound)
+#define PROTO_BOUND_U64(C, key, bound)
+#define PROTO_BOUND_I64(C, key, bound)
+#define PROTO_BOUND_F64(C, key, bound)
+#define PROTO_BOUND_BOOL(C, key, bound)
+#define PROTO_BOUND_END(C, key, bound)
+//  PROTO_BOUNDS_EACH(M, C, t1, t2, ...) is M(C, t1) M(C, t2) ...: up to 24.
+#define PROTO_BOUNDS_1(M, C, t)       M(C, t)
+#define PROTO_BOUNDS_2(M, C, t, ...)  M(C, t) PROTO_BOUNDS_1(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_3(M, C, t, ...)  M(C, t) PROTO_BOUNDS_2(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_4(M, C, t, ...)  M(C, t) PROTO_BOUNDS_3(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_5(M, C, t, ...)  M(C, t) PROTO_BOUNDS_4(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_6(M, C, t, ...)  M(C, t) PROTO_BOUNDS_5(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_7(M, C, t, ...)  M(C, t) PROTO_BOUNDS_6(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_8(M, C, t, ...)  M(C, t) PROTO_BOUNDS_7(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_9(M, C, t, ...)  M(C, t) PROTO_BOUNDS_8(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_10(M, C, t, ...) M(C, t) PROTO_BOUNDS_9(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_11(M, C, t, ...) M(C, t) PROTO_BOUNDS_10(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_12(M, C, t, ...) M(C, t) PROTO_BOUNDS_11(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_13(M, C, t, ...) M(C, t) PROTO_BOUNDS_12(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_14(M, C, t, ...) M(C, t) PROTO_BOUNDS_13(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_15(M, C, t, ...) M(C, t) PROTO_BOUNDS_14(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_16(M, C, t, ...) M(C, t) PROTO_BOUNDS_15(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_17(M, C, t, ...) M(C, t) PROTO_BOUNDS_16(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_18(M, C, t, ...) M(C, t) PROTO_BOUNDS_17(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_19(M, C, t, ...) M(C, t) PROTO_BOUNDS_18(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_20(M, C, t, ...) M(C, t) PROTO_BOUNDS_19(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_21(M, C, t, ...) M(C, t) PROTO_BOUNDS_20(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_22(M, C, t, ...) M(C, t) PROTO_BOUNDS_21(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_23(M, C, t, ...) M(C, t) PROTO_BOUNDS_22(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_24(M, C, t, ...) M(C, t) PROTO_BOUNDS_23(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_COUNT(...)                                                                    \
+    PROTO_BOUNDS_COUNT_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,   \
+                        9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define PROTO_BOUNDS_COUNT_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
+                            _17, _18, _19, _20, _21, _22, _23, _24, n, ...)                        \
+    n
+#define PROTO_BOUNDS_EACH(M, C, ...)                                                               \
+    PROTO_BOUNDS_XCAT(PROTO_BOUNDS_, PROTO_BOUNDS_COUNT(__VA_ARGS__))(M, C, __VA_ARGS__)
+#define FIELD(T, key, bound, req, doc)     (T, key, bound),
+#define LIST(s, key, max, req, doc)        (LIST, key, max),
+#define KV(key, max, bound, req, doc)      (KV, key, max), (KVITEM, key, bound),
+#define PROTO_BOUNDS_RECORD(C, ...)        PROTO_BOUNDS_EACH(PROTO_BOUND_ENTRY, C, __VA_ARGS__(END, -, 0))
+#define PROTO_STRUCT(C, name, doc, fields) PROTO_BOUNDS_RECORD(C, fields)
+#define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                           \
+    PROTO_BOUNDS_RECORD(C, fields)
+#include "messages.def"
+#undef PROTO_MSG
+#undef PROTO_STRUCT
+#undef KV
+#undef LIST
+#undef FIELD
+
 //  Message types: PROTO_PING, PROTO_PONG, ...; PROTO_NONE is 0.
 typedef enum {
     PROTO_NONE = 0,

@@ -72,7 +72,7 @@ static bool
 s_valid_instance(const char *s)
 {
     size_t len = strlen(s);
-    if (len == 0 || len > 64)
+    if (len == 0 || len > PROTO_PONG_INSTANCE_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
@@ -87,7 +87,7 @@ static bool
 s_valid_region(const char *s)
 {
     size_t len = strlen(s);
-    if (len == 0 || len > 64)
+    if (len == 0 || len > PROTO_PONG_REGION_MAX)
         return false;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char) s[i] < 0x21 || s[i] == 0x7f)

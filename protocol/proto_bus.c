@@ -2,9 +2,11 @@
 
     Receive path: a proto_zwatch per socket calls s_on_<socket>, which takes at
     most PROTO_BUS_BATCH messages with ZMQ_DONTWAIT, checks the frame count,
-    decodes (proto_decode validates everything), mirrors to taps, and
-    dispatches: replies to their pending request by id, ping to the built-in
-    pong, anything else to the handler registered for its type.
+    decodes (proto_decode validates everything), mirrors to taps, drops a
+    type arriving on a kind of socket its messages.def SOCKET does not name,
+    and dispatches: replies to their pending request by id (never to a
+    handler), ping to the built-in pong, requests and events to the handler
+    registered for their type.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <zmq.h>
 
 #include "proto_bus.h"
+#include "proto_desc.h"
 #include "proto_disc.h"
 #include "proto_log.h"
 #include "proto_monitor.h"
@@ -49,11 +52,18 @@ proto_kind_by_name(const char *name)
     return -1;
 }
 
+#define S_PARKED_RETRY_MS 5 // how often a request waiting for a peer tries again
+
+static void s_on_parked_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
 typedef struct s_pending {
     uint64_t id;             // request message id
     ev_tstamp deadline;      // ev_now-based
     proto_reply_fn *fn;      // callback
     void *arg;               // its argument
+    int kind;                // peer kind it goes to
+    uint8_t *parked;         // the encoded request while no peer could take it, else NULL
+    size_t parked_len;       // its bytes
     struct s_pending *hnext; // hash chain
     struct s_pending *prev;  // deadline order
     struct s_pending *next;  // deadline order
@@ -71,6 +81,21 @@ typedef struct {
     proto_bus_fn *fn; // handler
     void *arg;        // its argument
 } s_handler_t;
+
+typedef struct {
+    char name[PROTO_COUNTER_NAME_MAX + 1]; // as pong reports it
+    const uint64_t *value;                 // the actor's, read at each pong
+} s_own_counter_t;
+
+//  Counters pong reports before the actor's own: one per drop reason but
+//  PROTO_OK, s_fixed_counters, and one per peer kind.
+static const char *const s_fixed_counters[] = {
+    "dropped.send", "replies.late", "requests.pending", "log.dropped", "taps", "monitors",
+};
+#define S_BUILTIN_COUNTERS                                                                         \
+    (PROTO_ERR_COUNT - 1 + PROTO_ARRAY_SIZE(s_fixed_counters) + PROTO_KIND_COUNT)
+_Static_assert(S_BUILTIN_COUNTERS + PROTO_BUS_COUNTERS <= PROTO_PONG_COUNTERS_MAX,
+               "pong's counters list cannot hold every counter");
 
 struct proto_bus {
     struct ev_loop *loop;                            // the actor's loop
@@ -94,6 +119,8 @@ struct proto_bus {
     int64_t stats_interval_ms;                       // proc.stats period
     ev_timer stats_timer;                            // publishes proc.stats
     ev_timer pending_timer;                          // fires at the earliest deadline
+    ev_timer parked_timer;                           // retries parked requests
+    size_t nparked;                                  // requests waiting for a peer
     s_pending_t *buckets[S_PENDING_BUCKETS];         // pending requests by id
     s_pending_t *oldest;                             // pending requests by deadline
     s_pending_t *newest;                             // ...
@@ -113,6 +140,8 @@ struct proto_bus {
     bool started;                                    // proto_bus_start succeeded
     proto_buf_t buf;                                 // encoding buffer
     proto_in_t *in;                                  // receive slot
+    s_own_counter_t counters[PROTO_BUS_COUNTERS];    // the actor's own, for pong
+    size_t ncounters;                                // how many
 };
 
 // --------------------------------------------------------------------------
@@ -140,7 +169,9 @@ s_socket(proto_bus_t *self, int type)
     s_setint(sock, ZMQ_HEARTBEAT_IVL, PROTO_BUS_HEARTBEAT);
     s_setint(sock, ZMQ_HEARTBEAT_TIMEOUT, PROTO_BUS_HB_TIMEOUT);
     s_setint(sock, ZMQ_HEARTBEAT_TTL, PROTO_BUS_HB_TIMEOUT);
-    s_setint(sock, ZMQ_RECONNECT_IVL, 100);
+    // a peer found the moment its file (or DNS name) appears may not listen yet: retry
+    // after 10 ms, not libzmq's 100, doubling up to 2 s for a peer that stays away
+    s_setint(sock, ZMQ_RECONNECT_IVL, 10);
     s_setint(sock, ZMQ_RECONNECT_IVL_MAX, 2000);
     int64_t maxmsg = S_MAXMSGSIZE;
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -267,6 +298,19 @@ s_pending_unlink(proto_bus_t *self, s_pending_t *p)
     self->npending--;
 }
 
+static void
+s_pending_free(proto_bus_t *self, s_pending_t **p_p)
+{
+    s_pending_t *p = *p_p;
+    if (p->parked) {
+        free(p->parked);
+        p->parked = NULL;
+        self->nparked--;
+    }
+    free(p);
+    *p_p = NULL;
+}
+
 static s_pending_t *
 s_pending_take(proto_bus_t *self, uint64_t id)
 {
@@ -317,7 +361,7 @@ s_on_pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
         s_pending_t *p = self->oldest;
         s_pending_unlink(self, p);
         p->fn(self, NULL, p->arg); // may add new requests
-        free(p);
+        s_pending_free(self, &p);
     }
     s_pending_rearm(self);
 }
@@ -356,19 +400,28 @@ s_answer_ping(proto_bus_t *self, proto_in_t *in)
         PROTO_KINDS(PROTO_KIND_PEER)
 #undef PROTO_KIND_PEER
     };
-    proto_counter_t counters[64];
+    // in the order of s_fixed_counters
+    const uint64_t fixed[] = {
+        self->send_failed,
+        self->late_replies,
+        self->npending,
+        proto_log_dropped(),
+        (uint64_t) (self->taps > 0 ? self->taps : 0),
+        (uint64_t) (self->monitors > 0 ? self->monitors : 0),
+    };
+    _Static_assert(PROTO_ARRAY_SIZE(fixed) == PROTO_ARRAY_SIZE(s_fixed_counters),
+                   "a fixed counter without a name or value");
+    proto_counter_t counters[PROTO_PONG_COUNTERS_MAX];
     size_t n = 0, cap = PROTO_ARRAY_SIZE(counters);
     for (int r = 1; r < PROTO_ERR_COUNT; r++)
         s_counter(counters, &n, cap, drop_names[r], self->dropped[r]);
-    s_counter(counters, &n, cap, "dropped.send", self->send_failed);
-    s_counter(counters, &n, cap, "replies.late", self->late_replies);
-    s_counter(counters, &n, cap, "requests.pending", self->npending);
-    s_counter(counters, &n, cap, "log.dropped", proto_log_dropped());
-    s_counter(counters, &n, cap, "taps", (uint64_t) (self->taps > 0 ? self->taps : 0));
-    s_counter(counters, &n, cap, "monitors", (uint64_t) (self->monitors > 0 ? self->monitors : 0));
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(fixed); i++)
+        s_counter(counters, &n, cap, s_fixed_counters[i], fixed[i]);
     for (int k = 0; k < PROTO_KIND_COUNT; k++)
         if (self->peers[k].used)
             s_counter(counters, &n, cap, peer_names[k], proto_bus_peers(self, k));
+    for (size_t i = 0; i < self->ncounters; i++)
+        s_counter(counters, &n, cap, self->counters[i].name, *self->counters[i].value);
 
     proto_msg_t pong;
     proto_msg_init(&pong, PROTO_PONG);
@@ -467,23 +520,32 @@ s_dispatch(proto_bus_t *self, const void *body, size_t len, const char *socket)
         s_drop(self, in, socket);
         return;
     }
+    // messages.def's SOCKET column: an event type only on a SUB, a request
+    // or reply type only on our ROUTER or a DEALER. So a handler of a ROUTER
+    // type sees only requests, and one of an XPUB type only events.
+    bool is_event = proto_mdesc(in->msg.type)->socket_type == PROTO_SOCKET_XPUB;
+    if (is_event != (in->from == PROTO_FROM_EVENT)) {
+        in->msg.err = PROTO_ERR_UNEXPECTED;
+        in->msg.err_field = proto_type_name(in->msg.type);
+        s_drop(self, in, socket);
+        return;
+    }
     if (in->from == PROTO_FROM_REQUEST) {
         in->ret.id = in->msg.id;
         proto_strlcpy(in->ret.rid, in->msg.rid, sizeof in->ret.rid);
     }
     if (in->from == PROTO_FROM_REPLY) {
+        // a reply goes to the request that waits for it, never to a handler
         s_pending_t *p = s_pending_take(self, in->msg.id);
-        if (p) {
-            p->fn(self, in, p->arg);
-            free(p);
-            return;
-        }
-        if (self->handlers[in->msg.type].fn == NULL) {
+        if (p == NULL) {
             self->late_replies++;
             return;
         }
+        p->fn(self, in, p->arg);
+        s_pending_free(self, &p);
+        return;
     }
-    if (in->msg.type == PROTO_PING && in->from == PROTO_FROM_REQUEST) {
+    if (in->msg.type == PROTO_PING) {
         s_answer_ping(self, in);
         return;
     }
@@ -576,8 +638,8 @@ s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
         if (n == 1 && size >= 1 && (data[0] == 0 || data[0] == 1)) {
             const char *topic = (const char *) data + 1;
             size_t tlen = size - 1;
-            bool tap = (tlen <= 4 && memcmp(topic, "tap.", tlen) == 0)
-                       || (tlen > 4 && memcmp(topic, "tap.", 4) == 0);
+            // "tap." or a longer topic under it, or a prefix of it (such as "")
+            bool tap = memcmp(topic, "tap.", tlen < strlen("tap.") ? tlen : strlen("tap.")) == 0;
             if (tap) {
                 self->taps += data[0] == 1 ? 1 : -1;
                 if (self->taps < 0)
@@ -655,11 +717,13 @@ s_on_instance(void *arg, const char *kind_name, const char *req, const char *pub
     if (kind < 0)
         return;
     s_peer_t *peer = &self->peers[kind];
-    int (*op)(void *, const char *) = added ? zmq_connect : zmq_disconnect;
-    if (peer->dealer && op(peer->dealer, req) != 0)
+    // through the watchers: a connect can consume the ZMQ_FD edge, and the SUB never sends
+    int (*op)(proto_zwatch_t *, const char *) =
+        added ? proto_zwatch_connect : proto_zwatch_disconnect;
+    if (peer->dealer_w && op(peer->dealer_w, req) != 0)
         log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", req),
                  LOG_S("error", zmq_strerror(zmq_errno())));
-    if (peer->sub && op(peer->sub, pub) != 0)
+    if (peer->sub_w && op(peer->sub_w, pub) != 0)
         log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", pub),
                  LOG_S("error", zmq_strerror(zmq_errno())));
 }
@@ -694,6 +758,8 @@ proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, si
     self->stats_timer.data = self;
     ev_timer_init(&self->pending_timer, s_on_pending_timer, 0., 0.);
     self->pending_timer.data = self;
+    ev_timer_init(&self->parked_timer, s_on_parked_timer, 0., S_PARKED_RETRY_MS / 1000.);
+    self->parked_timer.data = self;
     self->ctx = zmq_ctx_new();
     if (self->ctx == NULL) {
         snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
@@ -704,23 +770,6 @@ proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, si
 fail:
     proto_bus_destroy(&self);
     return NULL;
-}
-
-static int
-s_mkdirs(const char *dir)
-{
-    char path[256];
-    if (!proto_strlcpy(path, dir, sizeof path))
-        return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int
@@ -735,7 +784,7 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
             return -1;
         }
     } else {
-        if (s_mkdirs(self->bus_dir) != 0) {
+        if (proto_disc_mkdirs(self->bus_dir) != 0) {
             snprintf(err, errlen, "cannot create BUS_DIR '%s': %s", self->bus_dir, strerror(errno));
             return -1;
         }
@@ -854,6 +903,89 @@ proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg)
     return rc;
 }
 
+//  Try to send a parked request again. Returns 0 when it went out.
+static int
+s_unpark(proto_bus_t *self, s_pending_t *p)
+{
+    void *dealer = self->peers[p->kind].dealer;
+    if (s_send(dealer, NULL, 0, p->parked, p->parked_len) != 0) {
+        s_touch(self, dealer);
+        return -1;
+    }
+    s_touch(self, dealer);
+    self->msgs_out++;
+    if (self->taps > 0) {
+        proto_msg_t msg;
+        proto_msg_init(&msg, PROTO_NONE);
+        if (proto_decode(p->parked, p->parked_len, &msg) == 0)
+            s_tap(self, "out", msg.type, p->parked, p->parked_len);
+        proto_msg_clear(&msg);
+    }
+    free(p->parked);
+    p->parked = NULL;
+    self->nparked--;
+    return 0;
+}
+
+static void
+s_on_parked_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) loop;
+    (void) revents;
+    proto_bus_t *self = t->data;
+    // oldest first, so requests leave in the order they were made
+    for (s_pending_t *p = self->oldest; p && self->nparked > 0; p = p->next)
+        if (p->parked)
+            (void) s_unpark(self, p);
+    if (self->nparked == 0)
+        ev_timer_stop(self->loop, &self->parked_timer);
+}
+
+static int
+s_request(proto_bus_t *self,
+          int kind,
+          proto_msg_t *msg,
+          int64_t timeout_ms,
+          proto_reply_fn *fn,
+          void *arg,
+          bool park)
+{
+    if (self->npending >= PROTO_BUS_PENDING || kind < 0 || kind >= PROTO_KIND_COUNT
+        || self->peers[kind].dealer == NULL) {
+        self->send_failed++;
+        return -1;
+    }
+    if (s_encode(self, msg, true) != 0)
+        return -1;
+    s_pending_t *p = proto_xcalloc(1, sizeof *p);
+    p->id = msg->id;
+    p->kind = kind;
+    p->deadline = ev_now(self->loop) + (double) timeout_ms / 1000.0;
+    p->fn = fn;
+    p->arg = arg;
+    void *dealer = self->peers[kind].dealer;
+    int rc = s_send(dealer, NULL, 0, self->buf.data, self->buf.size);
+    s_touch(self, dealer);
+    if (rc == 0) {
+        s_sent(self, rc, msg);
+    } else if (!park) {
+        s_sent(self, rc, msg); // counted as dropped.send
+        free(p);
+        return -1;
+    } else {
+        // no instance connected yet (a cold start, a restart) or its queue is
+        // full: the request waits for one, up to its own deadline
+        p->parked = proto_xmalloc(self->buf.size);
+        memcpy(p->parked, self->buf.data, self->buf.size);
+        p->parked_len = self->buf.size;
+        self->nparked++;
+        if (!ev_is_active(&self->parked_timer))
+            ev_timer_again(self->loop, &self->parked_timer);
+    }
+    s_pending_add(self, p);
+    return 0;
+}
+
 int
 proto_bus_request(proto_bus_t *self,
                   int kind,
@@ -862,26 +994,26 @@ proto_bus_request(proto_bus_t *self,
                   proto_reply_fn *fn,
                   void *arg)
 {
-    if (self->npending >= PROTO_BUS_PENDING) {
-        self->send_failed++;
-        return -1;
-    }
-    if (proto_bus_send(self, kind, msg) != 0)
-        return -1;
-    s_pending_t *p = proto_xcalloc(1, sizeof *p);
-    p->id = msg->id;
-    p->deadline = ev_now(self->loop) + (double) timeout_ms / 1000.0;
-    p->fn = fn;
-    p->arg = arg;
-    s_pending_add(self, p);
-    return 0;
+    return s_request(self, kind, msg, timeout_ms, fn, arg, true);
+}
+
+int
+proto_bus_try_request(proto_bus_t *self,
+                      int kind,
+                      proto_msg_t *msg,
+                      int64_t timeout_ms,
+                      proto_reply_fn *fn,
+                      void *arg)
+{
+    return s_request(self, kind, msg, timeout_ms, fn, arg, false);
 }
 
 void
 proto_bus_cancel(proto_bus_t *self, uint64_t id)
 {
     s_pending_t *p = s_pending_take(self, id);
-    free(p);
+    if (p)
+        s_pending_free(self, &p);
 }
 
 int
@@ -934,6 +1066,43 @@ proto_bus_count_drop(proto_bus_t *self, proto_err_t reason)
         self->dropped[reason]++;
 }
 
+//  True if pong already reports a counter of this name.
+static bool
+s_builtin_counter(const char *name)
+{
+    if (proto_starts_with(name, "dropped.") || proto_starts_with(name, "peers."))
+        return true;
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(s_fixed_counters); i++)
+        if (strcmp(name, s_fixed_counters[i]) == 0)
+            return true;
+    return false;
+}
+
+int
+proto_bus_counter(proto_bus_t *self, const char *name, const uint64_t *value)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > PROTO_COUNTER_NAME_MAX || value == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool taken = s_builtin_counter(name);
+    for (size_t i = 0; i < self->ncounters && !taken; i++)
+        taken = strcmp(self->counters[i].name, name) == 0;
+    if (taken) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (self->ncounters >= PROTO_BUS_COUNTERS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    s_own_counter_t *c = &self->counters[self->ncounters++];
+    memcpy(c->name, name, len + 1);
+    c->value = value;
+    return 0;
+}
+
 static void
 s_close(void **sock)
 {
@@ -954,8 +1123,9 @@ proto_bus_destroy(proto_bus_t **self_p)
     while (self->oldest) {
         s_pending_t *p = self->oldest;
         s_pending_unlink(self, p);
-        free(p);
+        s_pending_free(self, &p);
     }
+    ev_timer_stop(self->loop, &self->parked_timer);
     proto_disc_destroy(&self->disc);
     for (size_t i = 0; i < self->nmons; i++)
         proto_monitor_destroy(&self->mons[i]);
@@ -1001,4 +1171,17 @@ proto_bus_destroy(proto_bus_t **self_p)
     self->kind = NULL;
     free(self);
     *self_p = NULL;
+}
+
+int
+proto_bus_reply_error(proto_bus_t *self,
+                      const proto_return_t *to,
+                      const char *code,
+                      const char *message)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_ERROR);
+    msg.error.code = code;
+    msg.error.message = message;
+    return proto_bus_reply(self, to, &msg);
 }

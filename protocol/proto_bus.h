@@ -52,6 +52,7 @@ int proto_kind_by_name(const char *name);
 #define PROTO_BUS_PENDING    65536  // requests awaiting replies
 #define PROTO_BUS_HEARTBEAT  1000   // ZMTP heartbeat interval, ms
 #define PROTO_BUS_HB_TIMEOUT 3000   // ZMTP heartbeat timeout, ms
+#define PROTO_BUS_COUNTERS   32     // counters an actor may add to pong (proto_bus_counter)
 
 typedef struct proto_bus proto_bus_t;
 
@@ -110,8 +111,14 @@ int proto_bus_use(proto_bus_t *self,
                   char *err,
                   size_t errlen);
 
-//  Handle messages of a type, whatever socket they arrive on (replies to
-//  proto_bus_request go to its callback instead). ping has a built-in handler.
+//  Handle messages of a type: requests (on our ROUTER) of a type whose
+//  messages.def SOCKET is ROUTER, events (on a SUB) of one whose SOCKET is
+//  XPUB. The bus drops, as dropped.unexpected, a type on a socket its
+//  SOCKET does not name (an event sent as a request, a request published),
+//  and a type nobody handles; so in->from needs no check. A reply (on a
+//  DEALER) goes only to its proto_bus_request callback, and one that
+//  matches no pending request counts as replies.late. ping has a built-in
+//  handler.
 void proto_bus_on(proto_bus_t *self, proto_type_t type, proto_bus_fn *fn, void *arg);
 
 //  Send a request to one instance of kind (ZeroMQ picks which). Fills the
@@ -120,8 +127,12 @@ void proto_bus_on(proto_bus_t *self, proto_type_t type, proto_bus_fn *fn, void *
 int proto_bus_send(proto_bus_t *self, int kind, proto_msg_t *msg);
 
 //  Send a request and wait for its reply up to timeout_ms: fn is called
-//  exactly once, with the reply or with NULL. Returns 0, or -1 if it could
-//  not be sent (fn is then not called).
+//  exactly once, with the reply or with NULL. When no instance of kind is
+//  connected yet (a cold start, a restart) or its queue is full, the request
+//  waits for one (retried every few ms, in order) within the same deadline,
+//  so a request made in the first milliseconds of a stack is not lost.
+//  Returns 0, or -1 if the kind is not used or too many requests are
+//  pending (fn is then not called).
 int proto_bus_request(proto_bus_t *self,
                       int kind,
                       proto_msg_t *msg,
@@ -129,12 +140,30 @@ int proto_bus_request(proto_bus_t *self,
                       proto_reply_fn *fn,
                       void *arg);
 
+//  As proto_bus_request, but never waits for a peer: -1 (counted as
+//  dropped.send) when no instance can take it now. For a caller that has
+//  something better to do at once, e.g. serve its last good decision.
+int proto_bus_try_request(proto_bus_t *self,
+                          int kind,
+                          proto_msg_t *msg,
+                          int64_t timeout_ms,
+                          proto_reply_fn *fn,
+                          void *arg);
+
 //  Forget a request sent with proto_bus_request (its id is msg->id after
 //  the call): its callback will not be called; a reply counts as late.
 void proto_bus_cancel(proto_bus_t *self, uint64_t id);
 
 //  Reply through our ROUTER. msg takes the request's id and rid.
 int proto_bus_reply(proto_bus_t *self, const proto_return_t *to, proto_msg_t *msg);
+
+//  Reply through our ROUTER with error{code, message} (strings borrowed for
+//  the call), e.g. code "unavailable" or "bad_request". Returns as
+//  proto_bus_reply.
+int proto_bus_reply_error(proto_bus_t *self,
+                          const proto_return_t *to,
+                          const char *code,
+                          const char *message);
 
 //  Publish an event on our XPUB under its wire type name.
 int proto_bus_publish(proto_bus_t *self, proto_msg_t *msg);
@@ -147,6 +176,16 @@ int proto_bus_taps(proto_bus_t *self);
 
 //  Count a drop for a reason (for messages a handler rejects).
 void proto_bus_count_drop(proto_bus_t *self, proto_err_t reason);
+
+//  Report a counter the actor owns in every pong (switchyard ping -v), after
+//  the bus's own (dropped.*, replies.late, ..., peers.*): pong carries name
+//  with the value *value holds when the pong is built. name (1 to
+//  PROTO_COUNTER_NAME_MAX bytes, e.g. "picks.refused") is copied; value is
+//  borrowed, usually a field of the actor's context, and must stay valid
+//  until the bus is destroyed. At most PROTO_BUS_COUNTERS per bus. Returns 0,
+//  or -1 with errno EINVAL (empty or long name, NULL value), EEXIST (a name
+//  pong already reports) or ENOSPC (no room left).
+int proto_bus_counter(proto_bus_t *self, const char *name, const uint64_t *value);
 
 //  Stop watching, close every socket (linger 0), remove our ipc files, free.
 //  Sets *self_p to NULL. Safe to call twice.

@@ -29,6 +29,7 @@
 
 #include "proto_config.h"
 #include "proto_log.h"
+#include "proto_url.h"
 #include "proto_util.h"
 
 #define PROTO_CFG_LINE_MAX     65536                         // longest .env line, newline excluded
@@ -89,9 +90,9 @@ s_shown(const char *text, char *out, size_t cap)
         unsigned char c = (unsigned char) *p;
         out[len++] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
     }
-    if (*p && len + 4 <= cap) {
-        memcpy(out + len, "...", 3);
-        len += 3;
+    if (*p && len + sizeof "..." <= cap) {
+        memcpy(out + len, PROTO_LIT("..."));
+        len += strlen("...");
     }
     out[len] = '\0';
 }
@@ -103,6 +104,10 @@ s_bad_value(
     char shown[PROTO_CFG_SHOWN_MAX + 4];
     if (opt->flags & PROTO_CFG_SECRET) {
         snprintf(shown, sizeof shown, "%s", PROTO_CFG_REDACTED);
+    } else if (opt->flags & PROTO_CFG_URL) {
+        char redacted[PROTO_CFG_SHOWN_MAX + sizeof PROTO_CFG_REDACTED];
+        proto_url_redact(text, redacted, sizeof redacted);
+        s_shown(redacted, shown, sizeof shown);
     } else {
         s_shown(text, shown, sizeof shown);
     }
@@ -380,6 +385,13 @@ s_store(proto_cfg_slot_t *slot, const char *text, char *err, size_t errlen)
     bool unset = !text || text[0] == '\0';
     switch (opt->type) {
         case PROTO_CFG_STR:
+            if (!unset && opt->min > 0 && strlen(text) < (size_t) opt->min) {
+                char expected[64];
+                snprintf(expected, sizeof expected, "expected at least %" PRId64 " bytes",
+                         opt->min);
+                s_bad_value(err, errlen, opt, text, expected);
+                return -1;
+            }
             *(char **) field = text ? s_strdup(text) : NULL;
             slot->stored = text != NULL;
             return 0;
@@ -505,7 +517,7 @@ s_apply_argument(proto_cfg_slot_t *slots,
         } else {
             value = "true";
         }
-    } else if (*index_p + 1 < argc && strncmp(argv[*index_p + 1], "--", 2) != 0) {
+    } else if (*index_p + 1 < argc && !proto_starts_with(argv[*index_p + 1], "--")) {
         //  A next argument starting with "--" is taken as the next flag, not
         //  a value; one starting with a single '-' (a negative number) is a value.
         *index_p += 1;
@@ -586,8 +598,8 @@ s_parse_dotenv_line(char *line, char **key_p, char **value_p, const char **why)
     if (*p == '\0' || *p == '#') {
         return 0;
     }
-    if (strncmp(p, "export", 6) == 0 && s_is_blank(p[6])) {
-        p += 6;
+    if (proto_starts_with(p, "export") && s_is_blank(p[strlen("export")])) {
+        p += strlen("export");
         while (s_is_blank(*p)) {
             p++;
         }
@@ -893,7 +905,11 @@ s_format_value(const proto_cfg_opt_t *opt, void *base, char *out, size_t cap)
     switch (opt->type) {
         case PROTO_CFG_STR: {
             const char *value = *(char *const *) field;
-            snprintf(out, cap, "%s", !value ? "unset" : secret ? PROTO_CFG_REDACTED : value);
+            if (value && !secret && (opt->flags & PROTO_CFG_URL)) {
+                proto_url_redact(value, out, cap);
+            } else {
+                snprintf(out, cap, "%s", !value ? "unset" : secret ? PROTO_CFG_REDACTED : value);
+            }
             return;
         }
         case PROTO_CFG_ADDR: {

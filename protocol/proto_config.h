@@ -8,7 +8,8 @@
     with status 2. It never substitutes a default for a bad value.
 
     Types and where they are stored (offset into the table's base struct):
-      STR        char *            copy (NULL when unset and no default)
+      STR        char *            copy (NULL when unset and no default); min > 0
+                                   is the least length in bytes of a value set
       ADDR       proto_addr_t      "host:port", "[v6]:port" or ":port" (any host)
       DURATION   int64_t ms        "250ms", "2s", "1m"; must be > 0
       DURATION0  int64_t ms        as DURATION, and a bare "0" is allowed
@@ -40,6 +41,11 @@ typedef enum {
 //  Option flags.
 #define PROTO_CFG_SECRET   0x1 // value is redacted in logs and --help defaults
 #define PROTO_CFG_EMPTY_OK 0x2 // STR: an explicit empty value is kept (e.g. disables a path)
+#define PROTO_CFG_URL      0x4 // STR: a URL or libpq string; its password is redacted in logs
+
+//  Least length of an HS256 key (RFC 7518 §3.2: at least the hash's 256 bits),
+//  the min of a STR option such as CHAT_JWT_SECRET.
+#define PROTO_CFG_HS256_KEY_MIN 32
 
 typedef struct {
     char host[256]; // host name or address, "" for any
@@ -53,9 +59,9 @@ typedef struct {
     const char *def;       // default as text; NULL = unset
     const char *help;      // one line for --help
     size_t offset;         // where the parsed value is stored in the base struct
-    int64_t min, max;      // INT bounds (inclusive)
+    int64_t min, max;      // INT bounds (inclusive); STR: min = least length when set
     const char *choices;   // ENUM: "json|pretty"
-    unsigned flags;        // PROTO_CFG_SECRET, PROTO_CFG_EMPTY_OK
+    unsigned flags;        // PROTO_CFG_SECRET, PROTO_CFG_EMPTY_OK, PROTO_CFG_URL
 } proto_cfg_opt_t;
 
 typedef struct {

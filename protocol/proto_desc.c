@@ -54,7 +54,7 @@
 static const proto_mdesc_t s_messages[] = {
 #define PROTO_STRUCT(C, name, doc, fields)
 #define PROTO_MSG(C, name, wire, sender, receivers, socket, doc, fields)                           \
-    {PROTO_##C, wire, sender, receivers, socket, doc, proto_sdesc_##name},
+    {PROTO_##C, wire, sender, receivers, #socket, PROTO_SOCKET_##socket, doc, proto_sdesc_##name},
 #include "messages.def"
 #undef PROTO_MSG
 #undef PROTO_STRUCT

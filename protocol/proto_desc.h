@@ -25,6 +25,12 @@ typedef enum {
 
 typedef struct proto_sdesc proto_sdesc_t;
 
+//  The SOCKET column of messages.def: which bus sockets a type travels on.
+typedef enum {
+    PROTO_SOCKET_ROUTER, // a request on a ROUTER, its reply on the asker's DEALER
+    PROTO_SOCKET_XPUB,   // an event, published on an XPUB, received on a SUB
+} proto_socket_t;
+
 typedef struct {
     const char *key;                   // wire key and C member name
     proto_ftype_t type;                // kind of value
@@ -51,6 +57,7 @@ typedef struct {
     const char *sender;                 // who sends it
     const char *receivers;              // who receives it
     const char *socket;                 // ROUTER (request/reply) or XPUB (event)
+    proto_socket_t socket_type;         // the same, as an enum
     const char *doc;                    // one line
     const proto_sdesc_t *(*body)(void); // the body fields
 } proto_mdesc_t;

@@ -3,6 +3,13 @@
     The set of instances of each watched kind is recomputed from its source
     (a directory scan, a DNS answer, a fixed list) and compared with the
     previous set; the callback hears only the differences.
+
+    The bus directory is watched with an inotify descriptor on its own ev_io:
+    the events carry file names, so a bus file that appears or disappears
+    triggers a rescan at once, whatever else changed in the same second.
+    (libev's ev_stat compares stat() results, whose times have one-second
+    resolution, and polls when the directory does not exist yet: a peer
+    that bound after us was found only at the next 1 s rescan.)
 */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -12,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ares.h>
@@ -57,8 +66,11 @@ struct proto_disc {
     s_watch_t *watches[S_MAX_WATCHES];    // watched kinds
     size_t nwatches;                      // how many
     ev_timer scan_timer;                  // periodic ipc rescan and dns re-resolve
-    ev_stat dir_stat;                     // directory change (inotify where available)
-    bool dir_stat_on;                     // dir_stat started
+    bool ipc_on;                          // an ipc kind is watched
+    bool dir_warned;                      // the directory watch failed and we said so
+    int dir_fd;                           // inotify descriptor, -1 if none
+    int dir_wd;                           // its watch of bus_dir, -1 if none
+    ev_io dir_io;                         // readiness of dir_fd
     ares_channel channel;                 // c-ares, created on first dns watch
     bool ares_on;                         // channel initialised
     s_ares_fd_t ares_fds[S_MAX_ARES_FDS]; // c-ares sockets
@@ -113,10 +125,10 @@ proto_disc_pid_alive(pid_t pid)
 int
 proto_disc_pub_of(const char *req, char *out, size_t cap)
 {
-    if (strncmp(req, "tcp://", 6) != 0)
+    if (!proto_starts_with(req, "tcp://"))
         return -1;
     const char *colon = strrchr(req, ':');
-    if (colon == NULL || colon < req + 6)
+    if (colon == NULL || colon < req + strlen("tcp://"))
         return -1;
     char *end;
     if (colon[1] < '0' || colon[1] > '9')
@@ -138,7 +150,8 @@ s_check_endpoint(const char *ep, size_t len)
         return -1;
     memcpy(buf, ep, len);
     buf[len] = '\0';
-    if (strncmp(buf, "tcp://", 6) != 0 || buf[6] == ':' || buf[6] == '\0')
+    const char *host = buf + strlen("tcp://");
+    if (!proto_starts_with(buf, "tcp://") || *host == ':' || *host == '\0')
         return -1;
     return proto_disc_pub_of(buf, pub, sizeof pub);
 }
@@ -148,8 +161,8 @@ proto_disc_check_spec(const char *spec, char *err, size_t errlen)
 {
     if (spec == NULL || *spec == '\0')
         return 0;
-    if (strncmp(spec, "dns:", 4) == 0) {
-        const char *name = spec + 4;
+    if (proto_starts_with(spec, "dns:")) {
+        const char *name = spec + strlen("dns:");
         const char *colon = strrchr(name, ':');
         char *end;
         if (colon == NULL || colon == name || (size_t) (colon - name) > 253) {
@@ -268,7 +281,10 @@ s_scan_dir(proto_disc_t *self)
                              (int) pid);
             int b = snprintf(inst->pub, sizeof inst->pub, "ipc://%s/%s.%d.pub", self->bus_dir, kind,
                              (int) pid);
-            if (a > 0 && (size_t) a < sizeof inst->req && b > 0 && (size_t) b < sizeof inst->pub)
+            // an actor binds .req, then .pub: until both exist it is still starting, and a
+            // SUB connected to the missing .pub would wait a reconnect interval for it
+            if (a > 0 && (size_t) a < sizeof inst->req && b > 0 && (size_t) b < sizeof inst->pub
+                && access(inst->pub + strlen("ipc://"), F_OK) == 0)
                 nfound[i]++;
         }
     }
@@ -416,6 +432,117 @@ s_ares_start(proto_disc_t *self, char *err, size_t errlen)
 }
 
 // --------------------------------------------------------------------------
+// Directory watch (inotify)
+
+int
+proto_disc_mkdirs(const char *dir)
+{
+    char path[PROTO_DISC_ENDPOINT_MAX];
+    if (!proto_strlcpy(path, dir, sizeof path) || path[0] == '\0') {
+        errno = path[0] == '\0' ? ENOENT : ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+//  True if a directory event names a bus file of a kind we watch over ipc.
+static bool
+s_is_watched_file(proto_disc_t *self, const char *name)
+{
+    char kind[32];
+    pid_t pid;
+    bool is_req;
+    if (proto_disc_parse_name(name, kind, sizeof kind, &pid, &is_req) != 0 || pid == self->skip_pid)
+        return false;
+    s_watch_t *w = s_find(self, kind);
+    return w != NULL && w->mode == S_IPC;
+}
+
+static void
+s_on_dir_event(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void) loop;
+    (void) revents;
+    proto_disc_t *self = io->data;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool rescan = false;
+    for (;;) {
+        ssize_t n = read(self->dir_fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN)
+                log_warn("reading directory events failed", LOG_S("dir", self->bus_dir),
+                         LOG_S("error", strerror(errno)));
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *) (void *) p;
+            p += sizeof *ev + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                rescan = true; // events were lost: look at everything
+            } else if ((ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+                       && ev->wd == self->dir_wd) {
+                // the directory is gone (a moved one is watched under its new name: drop
+                // it), and its instances with it; the timer creates and watches it again
+                if (ev->mask & IN_MOVE_SELF)
+                    inotify_rm_watch(self->dir_fd, self->dir_wd);
+                self->dir_wd = -1;
+                rescan = true;
+            } else if (ev->len > 0 && s_is_watched_file(self, ev->name)) {
+                rescan = true;
+            }
+        }
+    }
+    if (rescan)
+        s_scan_dir(self);
+}
+
+//  Create the bus directory and watch it, if not done yet. Without a watch
+//  the 1 s rescan still finds everything, only later.
+static void
+s_watch_dir(proto_disc_t *self)
+{
+    if (self->dir_wd >= 0)
+        return;
+    const char *what = "inotify_init1";
+    if (self->dir_fd < 0) {
+        self->dir_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (self->dir_fd < 0)
+            goto fail;
+        ev_io_init(&self->dir_io, s_on_dir_event, self->dir_fd, EV_READ);
+        self->dir_io.data = self;
+        ev_io_start(self->loop, &self->dir_io);
+    }
+    // before the watch, so that the watch exists even when no actor has bound yet
+    what = "mkdir";
+    if (proto_disc_mkdirs(self->bus_dir) != 0)
+        goto fail;
+    what = "inotify_add_watch";
+    self->dir_wd = inotify_add_watch(self->dir_fd, self->bus_dir,
+                                     IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
+                                         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+    if (self->dir_wd < 0)
+        goto fail;
+    self->dir_warned = false;
+    return;
+fail:
+    // retried every rescan; said once
+    if (!self->dir_warned)
+        log_warn("cannot watch the bus directory: rescanning every second only",
+                 LOG_S("dir", self->bus_dir), LOG_S("call", what), LOG_S("error", strerror(errno)));
+    self->dir_warned = true;
+}
+
+// --------------------------------------------------------------------------
 // Timers and lifecycle
 
 static void
@@ -423,6 +550,8 @@ s_on_scan_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void) revents;
     proto_disc_t *self = t->data;
+    if (self->ipc_on)
+        s_watch_dir(self); // again, if the directory was removed
     s_scan_dir(self);
     uint64_t now = (uint64_t) (ev_now(loop) * 1000);
     if (self->ares_on && now >= self->dns_due_ms) {
@@ -431,14 +560,6 @@ s_on_scan_timer(struct ev_loop *loop, ev_timer *t, int revents)
             if (self->watches[i]->mode == S_DNS)
                 s_resolve(self, self->watches[i]);
     }
-}
-
-static void
-s_on_dir_change(struct ev_loop *loop, ev_stat *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    s_scan_dir(w->data);
 }
 
 proto_disc_t *
@@ -455,8 +576,8 @@ proto_disc_new(
     self->scan_timer.data = self;
     ev_timer_init(&self->ares_timer, s_on_ares_timer, 0., 0.1);
     self->ares_timer.data = self;
-    ev_stat_init(&self->dir_stat, s_on_dir_change, self->bus_dir, PROTO_DISC_SCAN_MS / 1000.);
-    self->dir_stat.data = self;
+    self->dir_fd = -1;
+    self->dir_wd = -1;
     return self;
 }
 
@@ -476,14 +597,13 @@ proto_disc_watch(proto_disc_t *self, const char *kind, const char *spec, char *e
     proto_strlcpy(w->kind, kind, sizeof w->kind);
     if (spec == NULL || *spec == '\0') {
         w->mode = S_IPC;
-        if (!self->dir_stat_on) {
-            ev_stat_start(self->loop, &self->dir_stat);
-            self->dir_stat_on = true;
-        }
-    } else if (strncmp(spec, "dns:", 4) == 0) {
-        const char *colon = strrchr(spec + 4, ':');
+        self->ipc_on = true;
+        s_watch_dir(self);
+    } else if (proto_starts_with(spec, "dns:")) {
+        const char *name = spec + strlen("dns:");
+        const char *colon = strrchr(name, ':');
         w->mode = S_DNS;
-        snprintf(w->dns_name, sizeof w->dns_name, "%.*s", (int) (colon - (spec + 4)), spec + 4);
+        snprintf(w->dns_name, sizeof w->dns_name, "%.*s", (int) (colon - name), name);
         w->port = (unsigned) strtoul(colon + 1, NULL, 10);
         if (s_ares_start(self, err, errlen) != 0) {
             free(w);
@@ -542,8 +662,11 @@ proto_disc_destroy(proto_disc_t **self_p)
         return;
     ev_timer_stop(self->loop, &self->scan_timer);
     ev_timer_stop(self->loop, &self->ares_timer);
-    if (self->dir_stat_on)
-        ev_stat_stop(self->loop, &self->dir_stat);
+    if (self->dir_fd >= 0) {
+        ev_io_stop(self->loop, &self->dir_io);
+        close(self->dir_fd); // removes the watch too
+        self->dir_fd = -1;
+    }
     if (self->ares_on) {
         ares_destroy(self->channel); // callbacks see ARES_EDESTRUCTION
         for (size_t i = 0; i < S_MAX_ARES_FDS; i++)

@@ -4,9 +4,12 @@
     ROUTER for requests, its XPUB for events), from one of three sources:
 
       ipc (default)   files <kind>.<pid>.req / .pub in BUS_DIR; a file whose
-                      pid is not alive is stale: ignored and removed. The
-                      directory is rescanned on change (ev_stat, inotify where
-                      libev has it) and every second.
+                      pid is not alive is stale: ignored and removed; an
+                      instance counts once both files exist. BUS_DIR is
+                      created if missing and watched with inotify (an event
+                      naming a bus file rescans at once: a peer that binds
+                      after us is found within milliseconds), and rescanned
+                      every second as a safety net.
       dns:NAME:PORT   every address NAME resolves to (c-ares, off the loop),
                       re-resolved every PROTO_DISC_DNS_INTERVAL; each address
                       is tcp://ADDR:PORT (ROUTER) and PORT+1 (XPUB).
@@ -56,6 +59,10 @@ size_t proto_disc_count(proto_disc_t *self, const char *kind);
 
 //  Stop watching and free. Reports nothing. Sets *self_p to NULL.
 void proto_disc_destroy(proto_disc_t **self_p);
+
+//  Create dir and its missing parents (mkdir -p, mode 0755). Returns 0, or -1
+//  with errno set.
+int proto_disc_mkdirs(const char *dir);
 
 //  Parse a bus file name "<kind>.<pid>.req" or ".pub". Returns 0, or -1 if the
 //  name is not a bus file. kind receives at most kind_cap-1 bytes.

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "proto_log.h"
+#include "proto_util.h"
 
 //  Longest actor or instance name kept by proto_log_setup (longer ones are cut).
 #define S_NAME_MAX 128
@@ -122,22 +123,22 @@ s_is_secret_span(const char *name, size_t len)
     for (size_t i = 0; i < len; i++) {
         switch (tolower((unsigned char) name[i])) {
             case 'p':
-                if (s_word_at(name, len, i, "password", 8)) {
+                if (s_word_at(name, len, i, PROTO_LIT("password"))) {
                     return true;
                 }
                 break;
             case 't':
-                if (s_word_at(name, len, i, "token", 5)) {
+                if (s_word_at(name, len, i, PROTO_LIT("token"))) {
                     return true;
                 }
                 break;
             case 's':
-                if (s_word_at(name, len, i, "secret", 6)) {
+                if (s_word_at(name, len, i, PROTO_LIT("secret"))) {
                     return true;
                 }
                 break;
             case 'k':
-                if (s_word_at(name, len, i, "key", 3)) {
+                if (s_word_at(name, len, i, PROTO_LIT("key"))) {
                     return true;
                 }
                 break;

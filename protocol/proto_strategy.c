@@ -9,13 +9,16 @@
 #include <string.h>
 
 #include "proto_strategy.h"
+#include "proto_util.h"
 
-static const char *s_names[PROTO_STRATEGY_COUNT] = {
-    "ROUND_ROBIN",
-    "RANDOM",
-    "IP_HASH",
-    "LEAST_LATENCY",
-};
+#define S_NAME(name) #name,
+static const char *const s_names[PROTO_STRATEGY_COUNT] = {PROTO_STRATEGIES(S_NAME)};
+#undef S_NAME
+
+//  ", ROUND_ROBIN, RANDOM, ...": proto_strategy_list skips the first ", ".
+#define S_LIST_ITEM(name) ", " #name
+static const char s_list[] = PROTO_STRATEGIES(S_LIST_ITEM);
+#undef S_LIST_ITEM
 
 int
 proto_strategy_parse(const char *name, proto_strategy_t *strategy)
@@ -36,6 +39,12 @@ proto_strategy_name(proto_strategy_t strategy)
     if ((int) strategy < 0 || strategy >= PROTO_STRATEGY_COUNT)
         return NULL;
     return s_names[strategy];
+}
+
+const char *
+proto_strategy_list(void)
+{
+    return s_list + 2;
 }
 
 void
@@ -159,19 +168,6 @@ proto_strategy_random(const proto_strategy_item_t *items,
 // --------------------------------------------------------------------------
 // Rendezvous hashing
 
-#define S_FNV_OFFSET 0xcbf29ce484222325ull
-#define S_FNV_PRIME  0x100000001b3ull
-
-static uint64_t
-s_fnv1a(uint64_t h, const char *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t) data[i];
-        h *= S_FNV_PRIME;
-    }
-    return h;
-}
-
 //  MurmurHash3's finaliser: FNV-1a alone mixes the last bytes poorly.
 static uint64_t
 s_fmix64(uint64_t k)
@@ -189,15 +185,15 @@ s_fmix64(uint64_t k)
 static uint64_t
 s_client_state(const char *client, size_t client_len)
 {
-    uint64_t h = s_fnv1a(S_FNV_OFFSET, client ? client : "", client ? client_len : 0);
-    return s_fnv1a(h, "\xff", 1);
+    uint64_t h = proto_fnv1a_more(PROTO_FNV1A_OFFSET, client, client ? client_len : 0);
+    return proto_fnv1a_byte(h, 0xff);
 }
 
 static uint64_t
 s_pair_hash(uint64_t client_state, const char *id)
 {
     const char *s = id ? id : "";
-    return s_fmix64(s_fnv1a(client_state, s, strlen(s)));
+    return s_fmix64(proto_fnv1a_more(client_state, s, strlen(s)));
 }
 
 uint64_t

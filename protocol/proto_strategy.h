@@ -34,18 +34,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_STRATEGY_MAX           256     // items per pick (= lease candidates max)
+#include "proto.h"
+
+#define PROTO_STRATEGY_MAX           PROTO_LEASE_CANDIDATES_MAX // items per pick
 #define PROTO_STRATEGY_WEIGHT_MAX    1000000 // largest weight (= messages.def bound)
 #define PROTO_STRATEGY_LATENCY_SCALE 1000    // latency factor of the fastest item
 #define PROTO_STRATEGY_LATENCY_FLOOR 50      // least latency factor: 5% exploration
-#define PROTO_STRATEGY_NAME_MAX      16      // bytes of the longest name
+#define PROTO_STRATEGY_NAME_MAX      PROTO_PICK_STRATEGY_MAX // bytes of the longest name
+
+//  The strategies, in the order of proto_strategy_t: the one list of their
+//  names (the route model's "strategy", the wire's pick.strategy).
+#define PROTO_STRATEGIES(X)                                                                        \
+    X(ROUND_ROBIN)                                                                                 \
+    X(RANDOM)                                                                                      \
+    X(IP_HASH)                                                                                     \
+    X(LEAST_LATENCY)
 
 typedef enum {
-    PROTO_STRATEGY_ROUND_ROBIN = 0,
-    PROTO_STRATEGY_RANDOM,
-    PROTO_STRATEGY_IP_HASH,
-    PROTO_STRATEGY_LEAST_LATENCY,
-    PROTO_STRATEGY_COUNT
+#define PROTO_STRATEGY_ENUM(name) PROTO_STRATEGY_##name,
+    PROTO_STRATEGIES(PROTO_STRATEGY_ENUM)
+#undef PROTO_STRATEGY_ENUM
+        PROTO_STRATEGY_COUNT
 } proto_strategy_t;
 
 //  One choice: a backend (or a region's public address) and its weight.
@@ -67,6 +76,10 @@ int proto_strategy_parse(const char *name, proto_strategy_t *strategy);
 
 //  The name of a strategy (a static string), or NULL if out of range.
 const char *proto_strategy_name(proto_strategy_t strategy);
+
+//  Every name, in order, joined by ", " (a static string, for messages:
+//  "ROUND_ROBIN, RANDOM, IP_HASH, LEAST_LATENCY").
+const char *proto_strategy_list(void);
 
 //  Add, remove and test an index in a mask; an index out of range is
 //  ignored (test: false).

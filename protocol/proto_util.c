@@ -1,4 +1,4 @@
-/*  proto_util - allocation that aborts on out-of-memory, bounded copies. */
+/*  proto_util - allocation that aborts on out-of-memory, bounded copies, FNV-1a. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,4 +64,28 @@ bool
 proto_starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+uint64_t
+proto_fnv1a_more(uint64_t hash, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        hash = proto_fnv1a_byte(hash, p[i]);
+    return hash;
+}
+
+uint64_t
+proto_fnv1a(const void *data, size_t len)
+{
+    return proto_fnv1a_more(PROTO_FNV1A_OFFSET, data, len);
+}
+
+uint64_t
+proto_fnv1a_str(const char *s)
+{
+    uint64_t hash = PROTO_FNV1A_OFFSET;
+    for (const char *p = s ? s : ""; *p; p++)
+        hash = proto_fnv1a_byte(hash, (uint8_t) *p);
+    return hash;
 }

@@ -1,12 +1,13 @@
 /*  proto_util - small helpers every actor uses: allocation that aborts on
-    out-of-memory (as czmq's safe_malloc and redis's zmalloc do) and bounded
-    string copies.
+    out-of-memory (as czmq's safe_malloc and redis's zmalloc do), bounded
+    string copies and the FNV-1a hash.
 */
 #ifndef PROTO_UTIL_H
 #define PROTO_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 //  Allocate or abort with a message on stderr. Never return NULL.
 void *proto_xmalloc(size_t size);
@@ -22,5 +23,29 @@ bool proto_strlcpy(char *dst, const char *src, size_t cap);
 bool proto_starts_with(const char *s, const char *prefix);
 
 #define PROTO_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+//  64-bit FNV-1a (http://www.isthe.com/chongo/tech/comp/fnv/), the one copy
+//  of it: fast and well spread for short keys, not for anything an attacker
+//  must not steer. proto_fnv1a hashes len bytes, proto_fnv1a_str a
+//  NUL-terminated string (NULL hashes as ""). To hash pieces in a row, start
+//  from PROTO_FNV1A_OFFSET and feed each to proto_fnv1a_more (or one byte to
+//  proto_fnv1a_byte); proto_fnv1a(d, n) is proto_fnv1a_more(OFFSET, d, n).
+#define PROTO_FNV1A_OFFSET 0xcbf29ce484222325ull // offset basis
+#define PROTO_FNV1A_PRIME  0x100000001b3ull      // prime
+
+uint64_t proto_fnv1a(const void *data, size_t len);
+uint64_t proto_fnv1a_str(const char *s);
+uint64_t proto_fnv1a_more(uint64_t hash, const void *data, size_t len);
+
+static inline uint64_t
+proto_fnv1a_byte(uint64_t hash, uint8_t byte)
+{
+    return (hash ^ byte) * PROTO_FNV1A_PRIME;
+}
+
+//  A string literal and its length, for (pointer, length) arguments:
+//  f(buf, PROTO_LIT("Bad Gateway")) is f(buf, "Bad Gateway", 11), counted by
+//  the compiler. s must be a string literal (sizeof of a pointer is wrong).
+#define PROTO_LIT(s) ("" s ""), (sizeof(s) - 1)
 
 #endif

@@ -121,6 +121,22 @@ proto_zwatch_touch(proto_zwatch_t *self)
     self->dirty = true;
 }
 
+int
+proto_zwatch_connect(proto_zwatch_t *self, const char *endpoint)
+{
+    int rc = zmq_connect(self->socket, endpoint);
+    self->dirty = true; // the edge may be gone: a message already delivered would wait
+    return rc;
+}
+
+int
+proto_zwatch_disconnect(proto_zwatch_t *self, const char *endpoint)
+{
+    int rc = zmq_disconnect(self->socket, endpoint);
+    self->dirty = true; // as for connect
+    return rc;
+}
+
 void
 proto_zwatch_stop(proto_zwatch_t *self)
 {

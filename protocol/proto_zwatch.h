@@ -10,10 +10,14 @@
 
     ZMQ_EVENTS is read only for a socket that may have changed: its ZMQ_FD
     fired, its callback just ran, or its owner touched it (proto_zwatch_touch
-    after a send, connect or disconnect, which can consume the edge). An idle
-    socket then costs no system call per loop iteration, which matters when
-    an actor holds many sockets and the loop turns tens of thousands of
-    times a second.
+    after a send, which can consume the edge). An idle socket then costs no
+    system call per loop iteration, which matters when an actor holds many
+    sockets and the loop turns tens of thousands of times a second.
+
+    Connect and disconnect a watched socket only through proto_zwatch_connect
+    and proto_zwatch_disconnect: libzmq processes pending commands (and may
+    consume the ZMQ_FD edge) inside zmq_connect, and a socket that never
+    sends (a SUB) would not be looked at again, its messages left unread.
 */
 #ifndef PROTO_ZWATCH_H
 #define PROTO_ZWATCH_H
@@ -32,9 +36,16 @@ proto_zwatch_new(struct ev_loop *loop, void *socket, int events, proto_zwatch_fn
 
 void proto_zwatch_start(proto_zwatch_t *self);
 
-//  The socket was used outside the callback (send, connect, disconnect):
-//  read ZMQ_EVENTS again before the loop next blocks.
+//  The socket was used outside the callback (a send): read ZMQ_EVENTS again
+//  before the loop next blocks.
 void proto_zwatch_touch(proto_zwatch_t *self);
+
+//  zmq_connect / zmq_disconnect the watched socket to endpoint, then touch
+//  the watcher. Returns 0, or -1 with zmq_errno() set (the watcher is
+//  touched either way).
+int proto_zwatch_connect(proto_zwatch_t *self, const char *endpoint);
+int proto_zwatch_disconnect(proto_zwatch_t *self, const char *endpoint);
+
 void proto_zwatch_stop(proto_zwatch_t *self);
 
 //  Stop and free. Sets *self_p to NULL. Safe to call twice.

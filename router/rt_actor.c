@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto_log.h"
+#include "proto_url.h"
 #include "proto_util.h"
 #include "rt_actor.h"
 #include "rt_control.h"
@@ -26,13 +28,56 @@ static const proto_cfg_opt_t s_opts[] = {
     {"ROUTER_STATE_FILE", "state-file", PROTO_CFG_STR, "var/state.json",
      "the file store (JSON), relative to the working directory; used when DATABASE_URL is unset",
      offsetof(rt_config_t, state_file), 0, 0, NULL, 0},
+    {"DATABASE_URL", "database-url", PROTO_CFG_STR, NULL,
+     "PostgreSQL config store: postgres://... or libpq key=value; unset: the file store",
+     offsetof(rt_config_t, database_url), 0, 0, NULL, PROTO_CFG_URL},
+    {"ROUTER_REFRESH_INTERVAL", "refresh-interval", PROTO_CFG_DURATION, "10s",
+     "how often routes are re-read from PostgreSQL (LISTEN/NOTIFY is near-instant as well)",
+     offsetof(rt_config_t, refresh_interval_ms), 0, 0, NULL, 0},
+    {"ROUTER_EDGE_SCHEMA", "edge-schema", PROTO_CFG_ENUM, "off",
+     "on: also derive routes from seed 002's tables (needs DATABASE_URL)",
+     offsetof(rt_config_t, edge_schema), 0, 0, "off|on", 0},
 };
+
+//  A path naming a file: not empty, not ending in '/', "." or "..", one line.
+static bool
+s_valid_file_path(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return false;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
 
 int
 rt_config_load(rt_config_t *cfg, int argc, char **argv)
 {
     proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
-    return proto_actor_config("router", &cfg->common, &extra, 1, argc, argv);
+    int rc = proto_actor_config("router", &cfg->common, &extra, 1, argc, argv);
+    if (rc != 0)
+        return rc;
+    if (!s_valid_file_path(cfg->state_file)) {
+        fprintf(stderr, "router: bad value for ROUTER_STATE_FILE: '%s' (expected a file path)\n",
+                cfg->state_file);
+        return 2;
+    }
+    char why[128];
+    if (cfg->database_url && proto_pg_conninfo_check(cfg->database_url, why, sizeof why) != 0) {
+        char shown[512];
+        proto_url_redact(cfg->database_url, shown, sizeof shown);
+        fprintf(stderr, "router: bad value for DATABASE_URL: '%s' (%s)\n", shown, why);
+        return 2;
+    }
+    if (cfg->edge_schema == 1 && cfg->database_url == NULL) {
+        fprintf(stderr, "router: bad value for ROUTER_EDGE_SCHEMA: 'on' (seed 002's tables are in "
+                        "PostgreSQL: set DATABASE_URL)\n");
+        return 2;
+    }
+    return 0;
 }
 
 void
@@ -69,21 +114,10 @@ s_answer(proto_bus_t *bus, proto_in_t *in, rt_result_t *result)
     rt_result_clear(result);
 }
 
-static bool
-s_is_request(proto_bus_t *bus, proto_in_t *in)
-{
-    if (in->from == PROTO_FROM_REQUEST)
-        return true;
-    proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-    return false;
-}
-
 static void
 s_on_config_get(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     rt_actor_t *self = arg;
-    if (!s_is_request(bus, in))
-        return;
     rt_result_t result;
     rt_control_get(self->control, &in->msg.config_get, &result);
     s_answer(bus, in, &result);
@@ -93,8 +127,6 @@ static void
 s_on_config_put(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     rt_actor_t *self = arg;
-    if (!s_is_request(bus, in))
-        return;
     rt_result_t result;
     rt_control_put(self->control, &in->msg.config_put, proto_now_ms(), &result);
     s_answer(bus, in, &result);
@@ -104,8 +136,6 @@ static void
 s_on_config_delete(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     rt_actor_t *self = arg;
-    if (!s_is_request(bus, in))
-        return;
     rt_result_t result;
     rt_control_delete(self->control, &in->msg.config_delete, proto_now_ms(), &result);
     s_answer(bus, in, &result);

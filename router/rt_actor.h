@@ -13,6 +13,9 @@
 typedef struct {
     proto_common_config_t common; // settings every actor has
     char *state_file;             // ROUTER_STATE_FILE
+    char *database_url;           // DATABASE_URL (PostgreSQL store), NULL: the file store
+    int64_t refresh_interval_ms;  // ROUTER_REFRESH_INTERVAL: routes re-read from PostgreSQL
+    int edge_schema;              // ROUTER_EDGE_SCHEMA: 0 off, 1 on (routes from seed 002's tables)
 } rt_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

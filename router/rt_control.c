@@ -19,8 +19,6 @@
 #include "rt_control.h"
 #include "rt_store.h"
 
-#define S_PICK_REGIONS_MAX 64 // pick's regions list bound (messages.def)
-
 struct rt_control {
     char *path;              // ROUTER_STATE_FILE
     char *region;            // REGION: default backend region
@@ -47,10 +45,10 @@ s_build_regions(rt_control_t *self)
         const char *addr = json_string_value(json_object_get(r, "publicAddress"));
         if (id == NULL || addr == NULL || *addr == '\0')
             continue;
-        if (self->regions_count == S_PICK_REGIONS_MAX) {
+        if (self->regions_count == PROTO_PICK_REGIONS_MAX) {
             log_warn("more regions with a public address than a pick carries; the rest are "
                      "ignored",
-                     LOG_I("max", S_PICK_REGIONS_MAX));
+                     LOG_I("max", PROTO_PICK_REGIONS_MAX));
             break;
         }
         self->regions[self->regions_count++] = (proto_region_t){.id = id, .address = addr};
@@ -377,7 +375,7 @@ s_delete_route(rt_control_t *self,
         s_error(result, 404, NULL, "no route for vHost '%s'", cmd->key);
         return;
     }
-    char vhost[RT_ROUTE_VHOST_MAX + 1], summary[320];
+    char vhost[PROTO_ROUTE_VHOST_MAX + 1], summary[320];
     proto_strlcpy(vhost, route->vhost, sizeof vhost);
     snprintf(summary, sizeof summary, "DELETE route %s", vhost);
     if (s_commit_route(self, vhost, NULL, "route", cmd->by, summary, now_ms, result) == 0)

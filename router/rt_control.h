@@ -19,7 +19,7 @@
 #include "proto.h"
 #include "rt_table.h"
 
-#define RT_CONTROL_BODY_MAX 1572864 // config.reply body bound (messages.def)
+#define RT_CONTROL_BODY_MAX PROTO_CONFIG_REPLY_BODY_MAX // config.reply body bound
 
 typedef struct rt_control rt_control_t;
 
@@ -29,10 +29,10 @@ typedef struct {
     uint64_t version; // configuration version after the command
     char *body;       // JSON text, or NULL (204 and errors); owned, freed by rt_result_clear
     char error[512];  // message when status >= 400
-    char field[256];  // the bad field, or ""
-    bool changed;     // a new version was made: publish config.changed
-    char what[17];    // config.changed's what
-    char key[256];    // config.changed's key
+    char field[PROTO_CONFIG_REPLY_FIELD_MAX + 1]; // the bad field, or ""
+    bool changed;                                 // a new version was made: publish config.changed
+    char what[PROTO_CONFIG_CHANGED_WHAT_MAX + 1]; // config.changed's what
+    char key[PROTO_CONFIG_CHANGED_KEY_MAX + 1];   // config.changed's key
 } rt_result_t;
 
 //  Load the store at path. region is REGION (default backend region).

@@ -40,16 +40,6 @@ s_ask_free(rt_decide_t *self, s_ask_t *ask)
     free(ask);
 }
 
-static void
-s_reply_error(proto_bus_t *bus, const proto_return_t *ret, const char *code, const char *message)
-{
-    proto_msg_t msg;
-    proto_msg_init(&msg, PROTO_ERROR);
-    msg.error.code = code;
-    msg.error.message = message;
-    proto_bus_reply(bus, ret, &msg);
-}
-
 //  The balancer's answer (or NULL at the deadline): add the policy, relay.
 static void
 s_on_lease(proto_bus_t *bus, proto_in_t *in, void *arg)
@@ -60,13 +50,13 @@ s_on_lease(proto_bus_t *bus, proto_in_t *in, void *arg)
     if (in == NULL) {
         log_debug("balancer did not answer the pick", LOG_S("rid", ask->ret.rid),
                   LOG_S("vhost", route->vhost));
-        s_reply_error(bus, &ask->ret, "unavailable", "the balancer did not answer in time");
+        proto_bus_reply_error(bus, &ask->ret, "unavailable", "the balancer did not answer in time");
     } else if (in->msg.type == PROTO_ERROR) {
-        s_reply_error(bus, &ask->ret, in->msg.error.code, in->msg.error.message);
+        proto_bus_reply_error(bus, &ask->ret, in->msg.error.code, in->msg.error.message);
     } else if (in->msg.type != PROTO_LEASE) {
         log_warn("balancer answered a pick with an unexpected message",
                  LOG_S("type", proto_type_name(in->msg.type)));
-        s_reply_error(bus, &ask->ret, "unavailable", "the balancer answered with no lease");
+        proto_bus_reply_error(bus, &ask->ret, "unavailable", "the balancer answered with no lease");
     } else {
         proto_lease_t *lease = &in->msg.lease;
         lease->route = route->id;
@@ -90,10 +80,6 @@ static void
 s_on_decide(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     rt_decide_t *self = arg;
-    if (in->from != PROTO_FROM_REQUEST) {
-        proto_bus_count_drop(bus, PROTO_ERR_UNEXPECTED);
-        return;
-    }
     const proto_decide_t *decide = &in->msg.decide;
     uint64_t version = rt_control_version(self->control);
     rt_route_t *route = rt_table_match(rt_control_table(self->control), decide->host);
@@ -128,11 +114,13 @@ s_on_decide(proto_bus_t *bus, proto_in_t *in, void *arg)
     if (self->asks)
         self->asks->prev = ask;
     self->asks = ask;
-    if (proto_bus_request(bus, PROTO_KIND_BALANCER, &pick, RT_DECIDE_PICK_TIMEOUT_MS, s_on_lease,
-                          ask)
+    // never parked: a gateway waiting on this decide would rather hear at
+    // once that no balancer can take it, and serve its last good lease
+    if (proto_bus_try_request(bus, PROTO_KIND_BALANCER, &pick, RT_DECIDE_PICK_TIMEOUT_MS,
+                              s_on_lease, ask)
         != 0) {
         log_debug("no balancer to ask", LOG_S("rid", in->ret.rid), LOG_S("vhost", route->vhost));
-        s_reply_error(bus, &in->ret, "unavailable", "no balancer is reachable");
+        proto_bus_reply_error(bus, &in->ret, "unavailable", "no balancer is reachable");
         s_ask_free(self, ask);
     }
 }

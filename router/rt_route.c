@@ -1,25 +1,26 @@
 /*  rt_route - one route: validation, normalization, runtime view (see rt_route.h).
 
-    Validation covers what the router and the lease rely on (types, bounds,
-    the vHost pattern, unique backend ids); apid validates the rest of SPEC
-    §5 before a body reaches the router. The first bad field found is named.
+    Validation covers what the router and the lease rely on (types, and the
+    route model's names, bounds and defaults from proto_route, as apid checks
+    them; unique backend ids); apid validates the rest of SPEC §5 before a
+    body reaches the router. The first bad field found is named.
 */
 #include <assert.h>
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
+#include "proto_route.h"
+#include "proto_strategy.h"
 #include "proto_util.h"
 #include "rt_route.h"
 
 //  Runtime fields: read-only, dropped from what comes in.
 static const char *s_runtime_fields[] = {"isDead", "deadSince", "failureCount", "latencyMs"};
-
-static const char *s_strategies[] = {"ROUND_ROBIN", "RANDOM", "IP_HASH", "LEAST_LATENCY"};
 
 static void
 s_fail(rt_error_t *err, const char *prefix, const char *key, const char *fmt, ...)
@@ -87,70 +88,6 @@ s_get_str(const json_t *obj,
     return 0;
 }
 
-//  Printable ASCII without spaces: what a hostname, id or region may hold.
-static bool
-s_printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f)
-            return false;
-    return true;
-}
-
-static bool
-s_valid_hostname(const char *s)
-{
-    if (!s_printable(s))
-        return false;
-    return strpbrk(s, "/?#@\\\"") == NULL;
-}
-
-static bool
-s_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-           || c == '_' || c == '.';
-}
-
-bool
-rt_route_valid_vhost(const char *text)
-{
-    size_t len = strlen(text);
-    if (len == 0 || len > RT_ROUTE_VHOST_MAX)
-        return false;
-    if (strcmp(text, "*") == 0)
-        return true;
-    const char *name = text;
-    if (text[0] == '*') {
-        if (text[1] != '.' || text[2] == '\0')
-            return false;
-        name = text + 2;
-    }
-    if (name[0] == '.' || name[strlen(name) - 1] == '.')
-        return false;
-    for (const char *p = name; *p; p++) {
-        if (!s_host_char(*p))
-            return false;
-        if (*p == '.' && p[1] == '.')
-            return false;
-    }
-    return true;
-}
-
-//  RFC 9110 token characters (header names).
-static bool
-s_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char) *s;
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
-            return false;
-    }
-    return true;
-}
-
 json_t *
 rt_route_backend_normalize(const json_t *json,
                            const char *region,
@@ -163,13 +100,14 @@ rt_route_backend_normalize(const json_t *json,
             err->field[strlen(err->field) - 1] = '\0';
         return NULL;
     }
-    const char *host, *id, *reg, *probe;
+    const char *given, *id, *reg, *probe_name;
     uint64_t port, weight;
-    if (s_get_str(json, "hostname", RT_BACKEND_HOST_MAX, &host, prefix, err) != 0)
+    if (s_get_str(json, "hostname", PROTO_ROUTE_HOSTNAME_MAX, &given, prefix, err) != 0)
         return NULL;
-    if (host == NULL || !s_valid_hostname(host)) {
+    char host[PROTO_ROUTE_HOSTNAME_MAX + 1];
+    if (given == NULL || proto_route_hostname_normalize(given, host, sizeof host) != 0) {
         s_fail(err, prefix, "hostname",
-               host ? "hostname has characters a host name cannot have" : "hostname is required");
+               given ? "hostname must be a host name or an IP address" : "hostname is required");
         return NULL;
     }
     const json_t *pv = json_object_get(json, "port");
@@ -177,34 +115,38 @@ rt_route_backend_normalize(const json_t *json,
         s_fail(err, prefix, "port", "port is required");
         return NULL;
     }
-    if (s_get_uint(json, "port", 1, 65535, 0, &port, prefix, err) != 0)
+    if (s_get_uint(json, "port", PROTO_ROUTE_PORT_MIN, PROTO_ROUTE_PORT_MAX, 0, &port, prefix, err)
+        != 0)
         return NULL;
-    if (s_get_uint(json, "weight", 1, RT_BACKEND_WEIGHT_MAX, 1, &weight, prefix, err) != 0)
+    if (s_get_uint(json, "weight", PROTO_ROUTE_WEIGHT_MIN, PROTO_ROUTE_WEIGHT_MAX,
+                   PROTO_ROUTE_WEIGHT_DEFAULT, &weight, prefix, err)
+        != 0)
         return NULL;
-    if (s_get_str(json, "id", RT_BACKEND_ID_MAX, &id, prefix, err) != 0)
+    if (s_get_str(json, "id", PROTO_ROUTE_BACKEND_ID_MAX, &id, prefix, err) != 0)
         return NULL;
-    if (id && !s_printable(id)) {
-        s_fail(err, prefix, "id", "id must be printable characters without spaces");
+    if (id && !proto_route_valid_backend_id(id)) {
+        s_fail(err, prefix, "id",
+               "id must be printable ASCII without space, '/', '?', '#' or '%%'");
         return NULL;
     }
-    if (s_get_str(json, "region", RT_REGION_MAX, &reg, prefix, err) != 0)
+    if (s_get_str(json, "region", PROTO_ROUTE_REGION_MAX, &reg, prefix, err) != 0)
         return NULL;
-    if (reg && !s_printable(reg)) {
+    if (reg && !proto_route_valid_region(reg)) {
         s_fail(err, prefix, "region", "region must be printable characters without spaces");
         return NULL;
     }
-    if (s_get_str(json, "probe", 8, &probe, prefix, err) != 0)
+    if (s_get_str(json, "probe", 64, &probe_name, prefix, err) != 0)
         return NULL;
-    if (probe && strcmp(probe, "http") != 0 && strcmp(probe, "tcp") != 0) {
-        s_fail(err, prefix, "probe", "probe must be http or tcp");
+    proto_route_probe_t probe = PROTO_ROUTE_PROBE_DEFAULT;
+    if (probe_name && proto_route_probe_parse(probe_name, &probe) != 0) {
+        s_fail(err, prefix, "probe", "probe must be one of %s", proto_route_probe_list());
         return NULL;
     }
-    char idbuf[RT_BACKEND_HOST_MAX + 8];
+    char idbuf[PROTO_ROUTE_BACKEND_ID_MAX + 1];
     if (id == NULL) {
-        snprintf(idbuf, sizeof idbuf, "%s:%u", host, (unsigned) port);
-        if (strlen(idbuf) > RT_BACKEND_ID_MAX) {
+        if (proto_route_default_backend_id(host, (unsigned) port, idbuf, sizeof idbuf) != 0) {
             s_fail(err, prefix, "id", "id (hostname:port) would be over %d bytes",
-                   RT_BACKEND_ID_MAX);
+                   PROTO_ROUTE_BACKEND_ID_MAX);
             return NULL;
         }
         id = idbuf;
@@ -216,7 +158,7 @@ rt_route_backend_normalize(const json_t *json,
     json_object_set_new(out, "port", json_integer((json_int_t) port));
     json_object_set_new(out, "weight", json_integer((json_int_t) weight));
     json_object_set_new(out, "region", json_string(reg ? reg : region));
-    json_object_set_new(out, "probe", json_string(probe ? probe : "http"));
+    json_object_set_new(out, "probe", json_string(proto_route_probe_name(probe)));
     const char *key;
     json_t *value;
     json_object_foreach((json_t *) json, key, value)
@@ -248,8 +190,7 @@ s_free_fields(rt_route_t *self)
     self->id = NULL;
     free(self->vhost);
     self->vhost = NULL;
-    free(self->strategy);
-    self->strategy = NULL;
+    self->strategy = NULL; // static
     json_decref(self->doc);
     self->doc = NULL;
 }
@@ -265,8 +206,8 @@ s_parse_headers(rt_route_t *self, rt_error_t *err)
         return -1;
     }
     size_t n = json_object_size(headers);
-    if (n > RT_ROUTE_HEADERS_MAX) {
-        s_fail(err, NULL, "headers", "at most %d headers", RT_ROUTE_HEADERS_MAX);
+    if (n > PROTO_ROUTE_HEADERS_MAX) {
+        s_fail(err, NULL, "headers", "at most %d headers", PROTO_ROUTE_HEADERS_MAX);
         return -1;
     }
     self->headers = n ? proto_xcalloc(n, sizeof *self->headers) : NULL;
@@ -274,16 +215,26 @@ s_parse_headers(rt_route_t *self, rt_error_t *err)
     json_t *value;
     json_object_foreach(headers, key, value)
     {
-        if (!s_token(key) || strlen(key) > RT_ROUTE_HEADER_MAX) {
-            s_fail(err, "headers.", key, "not a valid header name");
+        if (!proto_route_valid_header_name(key)) {
+            s_fail(err, "headers.", key, "not a valid header name (1 to %d token characters)",
+                   PROTO_ROUTE_HEADER_NAME_MAX);
             return -1;
         }
+        if (proto_route_header_forbidden(key)) {
+            s_fail(err, "headers.", key, "a route may not set this header");
+            return -1;
+        }
+        for (uint32_t i = 0; i < self->headers_count; i++)
+            if (strcasecmp(self->headers[i].key, key) == 0) {
+                s_fail(err, "headers.", key, "header given twice (names are case-insensitive)");
+                return -1;
+            }
         const char *text = json_string_value(value);
-        if (text == NULL || strlen(text) > RT_ROUTE_HEADER_MAX || strpbrk(text, "\r\n")) {
+        if (text == NULL || !proto_route_valid_header_value(text)) {
             s_fail(err, "headers.", key,
                    "a header value must be a string of at most %d bytes "
-                   "without CR or LF",
-                   RT_ROUTE_HEADER_MAX);
+                   "without CR, LF or other control characters",
+                   PROTO_ROUTE_HEADER_VALUE_MAX);
             return -1;
         }
         self->headers[self->headers_count].key = key;
@@ -302,8 +253,8 @@ s_parse_backends(rt_route_t *self, const char *region, rt_error_t *err)
         return -1;
     }
     size_t n = json_array_size(in);
-    if (n > RT_ROUTE_BACKENDS_MAX) {
-        s_fail(err, NULL, "backends", "at most %d backends", RT_ROUTE_BACKENDS_MAX);
+    if (n > PROTO_ROUTE_BACKENDS_MAX) {
+        s_fail(err, NULL, "backends", "at most %d backends", PROTO_ROUTE_BACKENDS_MAX);
         return -1;
     }
     json_t *out = json_array();
@@ -348,63 +299,66 @@ static int
 s_parse(rt_route_t *self, const char *region, rt_error_t *err)
 {
     const char *vhost, *id, *strategy;
-    if (s_get_str(self->doc, "vHost", RT_ROUTE_VHOST_MAX, &vhost, NULL, err) != 0)
+    if (s_get_str(self->doc, "vHost", PROTO_ROUTE_VHOST_MAX, &vhost, NULL, err) != 0)
         return -1;
     if (vhost == NULL) {
         s_fail(err, NULL, "vHost", "vHost is required");
         return -1;
     }
-    self->vhost = proto_xstrdup(vhost);
-    for (char *p = self->vhost; *p; p++)
-        *p = (char) tolower((unsigned char) *p);
-    if (!rt_route_valid_vhost(self->vhost)) {
+    char lower[PROTO_ROUTE_VHOST_MAX + 1];
+    if (proto_route_vhost_normalize(vhost, lower, sizeof lower) != 0) {
         s_fail(err, NULL, "vHost", "vHost must be a host name, *.domain or *");
         return -1;
     }
+    self->vhost = proto_xstrdup(lower);
     json_object_set_new(self->doc, "vHost", json_string(self->vhost));
-    if (s_get_str(self->doc, "id", RT_ROUTE_ID_MAX, &id, NULL, err) != 0)
+    if (s_get_str(self->doc, "id", PROTO_ROUTE_ID_MAX, &id, NULL, err) != 0)
         return -1;
-    if (id && !s_printable(id)) {
-        s_fail(err, NULL, "id", "id must be printable characters without spaces");
+    if (id && !proto_route_valid_route_id(id)) {
+        s_fail(err, NULL, "id", "id must not contain control characters");
         return -1;
     }
     self->id = proto_xstrdup(id ? id : self->vhost);
     json_object_set_new(self->doc, "id", json_string(self->id));
-    if (s_get_str(self->doc, "strategy", 16, &strategy, NULL, err) != 0)
+    if (s_get_str(self->doc, "strategy", 64, &strategy, NULL, err) != 0)
         return -1;
-    for (size_t i = 0; strategy && i < PROTO_ARRAY_SIZE(s_strategies) && !self->strategy; i++)
-        if (strcasecmp(strategy, s_strategies[i]) == 0)
-            self->strategy = proto_xstrdup(s_strategies[i]);
-    if (strategy && self->strategy == NULL) {
-        s_fail(err, NULL, "strategy",
-               "strategy must be ROUND_ROBIN, RANDOM, IP_HASH or LEAST_LATENCY");
+    proto_strategy_t parsed = PROTO_ROUTE_STRATEGY_DEFAULT;
+    if (strategy && proto_strategy_parse(strategy, &parsed) != 0) {
+        s_fail(err, NULL, "strategy", "strategy must be one of %s", proto_strategy_list());
         return -1;
     }
-    if (self->strategy == NULL)
-        self->strategy = proto_xstrdup(s_strategies[0]);
+    self->strategy = proto_strategy_name(parsed);
     json_object_set_new(self->doc, "strategy", json_string(self->strategy));
 
     uint64_t v;
-    if (s_get_uint(self->doc, "retries", 0, RT_ROUTE_RETRIES_MAX, RT_ROUTE_RETRIES, &v, NULL, err)
+    if (s_get_uint(self->doc, "retries", PROTO_ROUTE_RETRIES_MIN, PROTO_ROUTE_RETRIES_MAX,
+                   PROTO_ROUTE_RETRIES_DEFAULT, &v, NULL, err)
         != 0)
         return -1;
     self->retries = (uint8_t) v;
-    if (s_get_uint(self->doc, "timeoutMs", 1, UINT32_MAX, RT_ROUTE_TIMEOUT_MS, &v, NULL, err) != 0)
+    if (s_get_uint(self->doc, "timeoutMs", PROTO_ROUTE_TIMEOUT_MS_MIN, PROTO_ROUTE_TIMEOUT_MS_MAX,
+                   PROTO_ROUTE_TIMEOUT_MS_DEFAULT, &v, NULL, err)
+        != 0)
         return -1;
     self->timeout_ms = (uint32_t) v;
-    if (s_get_uint(self->doc, "queueTimeoutMs", 0, UINT32_MAX, self->timeout_ms, &v, NULL, err)
+    if (s_get_uint(self->doc, "queueTimeoutMs", PROTO_ROUTE_QUEUE_TIMEOUT_MS_MIN,
+                   PROTO_ROUTE_QUEUE_TIMEOUT_MS_MAX, self->timeout_ms, &v, NULL, err)
         != 0)
         return -1;
     self->queue_timeout_ms = (uint32_t) v;
-    if (s_get_uint(self->doc, "reqActiveLength", 0, UINT32_MAX, RT_ROUTE_REQ_ACTIVE, &v, NULL, err)
+    if (s_get_uint(self->doc, "reqActiveLength", PROTO_ROUTE_REQ_ACTIVE_MIN,
+                   PROTO_ROUTE_REQ_ACTIVE_MAX, PROTO_ROUTE_REQ_ACTIVE_DEFAULT, &v, NULL, err)
         != 0)
         return -1;
     self->req_active = (uint32_t) v;
-    if (s_get_uint(self->doc, "reqQueueLength", 0, UINT32_MAX, RT_ROUTE_REQ_QUEUE, &v, NULL, err)
+    if (s_get_uint(self->doc, "reqQueueLength", PROTO_ROUTE_REQ_QUEUE_MIN,
+                   PROTO_ROUTE_REQ_QUEUE_MAX, PROTO_ROUTE_REQ_QUEUE_DEFAULT, &v, NULL, err)
         != 0)
         return -1;
     self->req_queue = (uint32_t) v;
-    if (s_get_uint(self->doc, "maxBodyBytes", 0, INT64_MAX, RT_ROUTE_MAX_BODY, &v, NULL, err) != 0)
+    if (s_get_uint(self->doc, "maxBodyBytes", PROTO_ROUTE_MAX_BODY_MIN, PROTO_ROUTE_MAX_BODY_MAX,
+                   PROTO_ROUTE_MAX_BODY_DEFAULT, &v, NULL, err)
+        != 0)
         return -1;
     self->max_body = v;
     if (s_parse_headers(self, err) != 0)

@@ -2,9 +2,11 @@
     normalized, immutable once shared.
 
     A route is built from JSON (the body apid sends, or a route of the state
-    file). Building validates every field the router relies on, resolves the
-    defaults that depend on the router (backend region = REGION, backend id =
-    hostname:port, weight 1, route id = vHost), lower-cases the vHost and
+    file). Building validates every field the router relies on with the
+    route model's rules (proto_route: the same names, bounds and defaults
+    apid checks), resolves the defaults that depend on the router (backend
+    region = REGION, backend id = hostname:port, weight 1, route id = vHost),
+    lower-cases the vHost, stores an IPv6 hostname without brackets and
     drops read-only runtime fields. Fields the router does not use (auth,
     rateLimit, ssl, ...) are kept as they came, in doc.
 
@@ -23,22 +25,7 @@
 #include <jansson.h>
 
 #include "proto.h"
-
-#define RT_ROUTE_VHOST_MAX    255      // bytes of a vHost
-#define RT_ROUTE_ID_MAX       255      // bytes of a route id
-#define RT_ROUTE_BACKENDS_MAX 256      // backends per route (pick's list bound)
-#define RT_ROUTE_HEADERS_MAX  32       // custom headers (lease's KV bound)
-#define RT_ROUTE_HEADER_MAX   1024     // bytes of a header name or value
-#define RT_BACKEND_ID_MAX     128      // bytes of a backend id
-#define RT_BACKEND_HOST_MAX   255      // bytes of a backend hostname
-#define RT_BACKEND_WEIGHT_MAX 1000000  // largest weight
-#define RT_REGION_MAX         64       // bytes of a region id
-#define RT_ROUTE_RETRIES_MAX  16       // largest retries
-#define RT_ROUTE_RETRIES      2        // default retries
-#define RT_ROUTE_TIMEOUT_MS   30000    // default timeoutMs
-#define RT_ROUTE_REQ_ACTIVE   50       // default reqActiveLength (SPEC §4's example)
-#define RT_ROUTE_REQ_QUEUE    100      // default reqQueueLength (SPEC §4's example)
-#define RT_ROUTE_MAX_BODY     10485760 // default maxBodyBytes
+#include "proto_route.h"
 
 //  Why a document was refused: SPEC §5's message and field.
 typedef struct {
@@ -50,8 +37,8 @@ typedef struct {
 typedef struct {
     char *id;             // unique within the route
     char *host;           // hostname or address
-    uint16_t port;        // 1-65535
-    uint32_t weight;      // 1-RT_BACKEND_WEIGHT_MAX
+    uint16_t port;        // PROTO_ROUTE_PORT_MIN-MAX
+    uint32_t weight;      // PROTO_ROUTE_WEIGHT_MIN-MAX
     char *region;         // region id
     bool maint;           // marked dead by an operator (/dead until /alive)
     uint64_t maint_since; // when maint began, ms since the epoch; 0 if unknown
@@ -62,7 +49,7 @@ typedef struct rt_route {
     int refs;                  // references held
     char *id;                  // route id
     char *vhost;               // lower-case: exact, "*.suffix" or "*"
-    char *strategy;            // ROUND_ROBIN, RANDOM, IP_HASH or LEAST_LATENCY
+    const char *strategy;      // proto_strategy_name(): a static string
     uint8_t retries;           // retries
     uint32_t timeout_ms;       // timeoutMs
     uint32_t queue_timeout_ms; // queueTimeoutMs (default timeoutMs)
@@ -123,8 +110,5 @@ json_t *rt_route_backend_to_api(const rt_route_t *route, size_t index);
 //  The route as the state file keeps it: doc plus "maintenance": [ids].
 //  Caller owns the result.
 json_t *rt_route_to_store(const rt_route_t *route);
-
-//  True if text is a valid vHost pattern: a host name, "*.suffix" or "*".
-bool rt_route_valid_vhost(const char *text);
 
 #endif

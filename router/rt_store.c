@@ -288,7 +288,7 @@ rt_store_save(const char *path, const rt_store_data_t *data, char *err, size_t e
     }
     int rc = s_write_all(fd, text, strlen(text));
     if (rc == 0)
-        rc = s_write_all(fd, "\n", 1);
+        rc = s_write_all(fd, PROTO_LIT("\n"));
     free(text);
     if (rc != 0 || fsync(fd) != 0) {
         s_fail(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));

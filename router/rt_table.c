@@ -14,8 +14,6 @@
 #include "proto_util.h"
 #include "rt_table.h"
 
-#define S_FNV_OFFSET  0xcbf29ce484222325ull
-#define S_FNV_PRIME   0x100000001b3ull
 #define S_MIN_BUCKETS 16
 
 typedef struct s_entry {
@@ -48,18 +46,12 @@ struct rt_table {
     rt_route_t *any;     // the "*" route, or NULL (borrowed from routes)
 };
 
-static inline uint64_t
-s_step(uint64_t h, unsigned char c)
-{
-    return (h ^ c) * S_FNV_PRIME;
-}
-
 static uint64_t
 s_hash(const char *key, size_t len)
 {
-    uint64_t h = S_FNV_OFFSET;
+    uint64_t h = PROTO_FNV1A_OFFSET;
     while (len > 0)
-        h = s_step(h, (unsigned char) key[--len]);
+        h = proto_fnv1a_byte(h, (uint8_t) key[--len]);
     return h;
 }
 
@@ -266,14 +258,14 @@ rt_table_remove(rt_table_t *self, const char *vhost)
     return 0;
 }
 
-//  Lower-case text into buf (capacity RT_ROUTE_VHOST_MAX + 1). Returns the
+//  Lower-case text into buf (capacity PROTO_ROUTE_VHOST_MAX + 1). Returns the
 //  length, or -1 if it is too long.
 static ssize_t
 s_lower(const char *text, char *buf)
 {
     size_t len = 0;
     for (; text[len]; len++) {
-        if (len >= RT_ROUTE_VHOST_MAX)
+        if (len >= PROTO_ROUTE_VHOST_MAX)
             return -1;
         buf[len] = (char) tolower((unsigned char) text[len]);
     }
@@ -284,7 +276,7 @@ s_lower(const char *text, char *buf)
 rt_route_t *
 rt_table_get(const rt_table_t *self, const char *vhost)
 {
-    char key[RT_ROUTE_VHOST_MAX + 1];
+    char key[PROTO_ROUTE_VHOST_MAX + 1];
     ssize_t len = s_lower(vhost, key);
     if (len <= 0)
         return NULL;
@@ -306,17 +298,17 @@ rt_table_get(const rt_table_t *self, const char *vhost)
 rt_route_t *
 rt_table_match(const rt_table_t *self, const char *host)
 {
-    char key[RT_ROUTE_VHOST_MAX + 1];
+    char key[PROTO_ROUTE_VHOST_MAX + 1];
     ssize_t len = s_lower(host, key);
     if (len <= 0)
         return self->any;
     // one pass from the end: the hash of every suffix that follows a dot
     // (and has a non-empty label before that dot: ".x.com" is no tenant)
-    s_suffix_t suffixes[RT_ROUTE_VHOST_MAX / 2 + 1];
+    s_suffix_t suffixes[PROTO_ROUTE_VHOST_MAX / 2 + 1];
     size_t nsuffixes = 0;
-    uint64_t h = S_FNV_OFFSET, whole = 0;
+    uint64_t h = PROTO_FNV1A_OFFSET, whole = 0;
     for (ssize_t i = len - 1; i >= 0; i--) {
-        h = s_step(h, (unsigned char) key[i]);
+        h = proto_fnv1a_byte(h, (uint8_t) key[i]);
         if (i >= 2 && key[i - 1] == '.' && nsuffixes < PROTO_ARRAY_SIZE(suffixes))
             suffixes[nsuffixes++] = (s_suffix_t){(size_t) i, h};
         if (i == 0)

@@ -108,7 +108,7 @@ cli_discover(const cli_bus_config_t *cfg, int kind, int64_t timeout_ms, cli_inst
             continue;
         if (proto_disc_watch(disc, proto_kind_name(k), cfg->peers[k], err, sizeof err) != 0)
             fprintf(stderr, "switchyard: %s: %s\n", proto_kind_name(k), err);
-        if (cfg->peers[k] && strncmp(cfg->peers[k], "dns:", 4) == 0)
+        if (cfg->peers[k] && proto_starts_with(cfg->peers[k], "dns:"))
             dns = true;
     }
     if (dns) {

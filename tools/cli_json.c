@@ -42,11 +42,17 @@ s_put_str(cli_json_t *out, const char *s, size_t len)
         free(buf);
 }
 
+//  True if the len bytes at key are word.
+static bool
+s_key_is(const char *key, size_t len, const char *word)
+{
+    return len == strlen(word) && memcmp(key, word, len) == 0;
+}
+
 static bool
 s_pathlike(const char *key, size_t len)
 {
-    return (len == 4 && memcmp(key, "path", 4) == 0) || (len == 3 && memcmp(key, "url", 3) == 0)
-           || (len == 3 && memcmp(key, "uri", 3) == 0);
+    return s_key_is(key, len, "path") || s_key_is(key, len, "url") || s_key_is(key, len, "uri");
 }
 
 static int s_value(proto_mp_t *mp, cli_json_t *out, int depth);
@@ -87,7 +93,7 @@ s_map(proto_mp_t *mp, cli_json_t *out, int depth)
         if (proto_log_is_secret_key(name)) {
             if (proto_mp_skip(mp) != 0)
                 return -2;
-            s_put(out, "\"[REDACTED]\"", 12);
+            s_put(out, PROTO_LIT("\"[REDACTED]\""));
         } else if (s_pathlike(key, klen) && proto_mp_peek(mp) == PROTO_MP_STR) {
             const char *s;
             uint32_t len;
@@ -125,12 +131,15 @@ s_value(proto_mp_t *mp, cli_json_t *out, int depth)
         return -2;
     switch (proto_mp_peek(mp)) {
         case PROTO_MP_NIL:
-            s_put(out, "null", 4);
+            s_put(out, PROTO_LIT("null"));
             return proto_mp_nil(mp);
         case PROTO_MP_BOOL:
             if (proto_mp_bool(mp, &flag) != 0)
                 return -2;
-            s_put(out, flag ? "true" : "false", flag ? 4 : 5);
+            if (flag)
+                s_put(out, PROTO_LIT("true"));
+            else
+                s_put(out, PROTO_LIT("false"));
             return 0;
         case PROTO_MP_UINT:
             if (proto_mp_uint(mp, &u) != 0)
@@ -146,7 +155,7 @@ s_value(proto_mp_t *mp, cli_json_t *out, int depth)
             if (proto_mp_double(mp, &d) != 0)
                 return -2;
             if (d != d || d > 1e308 || d < -1e308)
-                s_put(out, "null", 4);
+                s_put(out, PROTO_LIT("null"));
             else
                 s_put(out, num, (size_t) snprintf(num, sizeof num, "%.17g", d));
             return 0;
@@ -175,7 +184,7 @@ s_value(proto_mp_t *mp, cli_json_t *out, int depth)
         case PROTO_MP_MAP:
             return s_map(mp, out, depth);
         case PROTO_MP_EXT:
-            s_put(out, "\"<ext>\"", 7);
+            s_put(out, PROTO_LIT("\"<ext>\""));
             return proto_mp_skip(mp);
         default:
             return -2;

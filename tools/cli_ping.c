@@ -54,7 +54,7 @@ s_print(const cli_instance_t *inst, s_probe_t *p, bool verbose)
            (unsigned long long) pong->msgs_out);
     // zero counters are noise, except peer counts: a 0 there is the news
     for (uint32_t i = 0; i < pong->counters_count; i++)
-        if (pong->counters[i].value != 0 || strncmp(pong->counters[i].name, "peers.", 6) == 0)
+        if (pong->counters[i].value != 0 || proto_starts_with(pong->counters[i].name, "peers."))
             printf(" %s=%llu", pong->counters[i].name,
                    (unsigned long long) pong->counters[i].value);
     printf("\n");

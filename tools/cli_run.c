@@ -384,8 +384,9 @@ s_reply_complete(s_reply_t *reply)
     size_t head_len = (size_t) (end - reply->text) + 4;
     for (const char *line = strstr(reply->text, "\r\n"); line && line < end;
          line = strstr(line + 2, "\r\n")) {
-        if (strncasecmp(line + 2, "content-length:", 15) == 0) {
-            unsigned long long length = strtoull(line + 17, NULL, 10);
+        const char *field = line + strlen("\r\n");
+        if (strncasecmp(field, PROTO_LIT("content-length:")) == 0) {
+            unsigned long long length = strtoull(field + strlen("content-length:"), NULL, 10);
             return reply->len >= head_len + length;
         }
     }
@@ -443,9 +444,10 @@ s_http(s_run_t *self, const char *method, const char *path, const char *body, s_
         }
     }
     close(fd);
-    if (rc != 0 || strncmp(reply->text, "HTTP/1.", 7) != 0 || reply->len < 12)
+    if (rc != 0 || !proto_starts_with(reply->text, "HTTP/1.")
+        || reply->len < strlen("HTTP/1.1 200"))
         return -1;
-    long status = strtol(reply->text + 9, NULL, 10);
+    long status = strtol(reply->text + strlen("HTTP/1.1 "), NULL, 10);
     if (status < 100 || status > 599)
         return -1;
     reply->status = (int) status;

@@ -42,12 +42,13 @@ static const proto_cfg_opt_t s_opts[] = {
 };
 
 typedef struct {
-    s_config_t *cfg;      // settings
-    struct ev_loop *loop; // our loop
-    void *sub;            // SUB to every tapped instance
-    int64_t printed;      // lines printed
-    cli_json_t json;      // conversion buffer
-    bool monitor;         // socket events instead of taps
+    s_config_t *cfg;       // settings
+    struct ev_loop *loop;  // our loop
+    void *sub;             // SUB to every tapped instance
+    proto_zwatch_t *watch; // watcher of sub: connects go through it
+    int64_t printed;       // lines printed
+    cli_json_t json;       // conversion buffer
+    bool monitor;          // socket events instead of taps
 } s_tap_t;
 
 static void
@@ -56,10 +57,12 @@ s_on_instance(void *arg, const char *kind, const char *req, const char *pub, boo
     (void) kind;
     (void) req;
     s_tap_t *tap = arg;
-    if (added)
-        zmq_connect(tap->sub, pub);
-    else
-        zmq_disconnect(tap->sub, pub);
+    // through the watcher: a connect can consume the ZMQ_FD edge, and a SUB never sends
+    int rc =
+        added ? proto_zwatch_connect(tap->watch, pub) : proto_zwatch_disconnect(tap->watch, pub);
+    if (rc != 0)
+        log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", pub),
+                 LOG_S("error", zmq_strerror(zmq_errno())));
 }
 
 //  Topic "tap.<kind>.<dir>.<type>" into its parts; false if not a tap topic.
@@ -161,8 +164,8 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
     if (monitor)
         snprintf(prefix, sizeof prefix, "socket.event"); // actors publish only while subscribed
     zmq_setsockopt(tap.sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-    proto_zwatch_t *watch = proto_zwatch_new(tap.loop, tap.sub, ZMQ_POLLIN, s_on_message, &tap);
-    proto_zwatch_start(watch);
+    tap.watch = proto_zwatch_new(tap.loop, tap.sub, ZMQ_POLLIN, s_on_message, &tap);
+    proto_zwatch_start(tap.watch);
     proto_disc_t *disc = proto_disc_new(tap.loop, cfg.bus.bus_dir, getpid(), s_on_instance, &tap);
     char err[256];
     for (int k = 0; k < PROTO_KIND_COUNT; k++)
@@ -178,7 +181,7 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
     ev_signal_stop(tap.loop, &sigint);
     ev_signal_stop(tap.loop, &sigterm);
     proto_disc_destroy(&disc);
-    proto_zwatch_destroy(&watch);
+    proto_zwatch_destroy(&tap.watch);
     zmq_close(tap.sub);
     zmq_ctx_term(ctx);
     ev_loop_destroy(tap.loop);

@@ -183,6 +183,11 @@ static const t_case_t t_bad[] = {
      "backends[0].hostname"},
     {"{" V "\"backends\":[{\"hostname\":\"h/x\",\"port\":80}]}", "invalid_value",
      "backends[0].hostname"},
+    // hostnames the router took before it shared apid's rule (proto_route)
+    {"{" V "\"backends\":[{\"hostname\":\"h:80\",\"port\":80}]}", "invalid_value",
+     "backends[0].hostname"},
+    {"{" V "\"backends\":[{\"hostname\":\"a!b\",\"port\":80}]}", "invalid_value",
+     "backends[0].hostname"},
     {"{" V "\"backends\":[{\"hostname\":\"h\",\"port\":80,\"probe\":\"icmp\"}]}", "invalid_value",
      "backends[0].probe"},
     {"{" V "\"backends\":[{\"hostname\":\"h\",\"port\":80,\"region\":\"\"}]}", "invalid_value",
@@ -501,18 +506,18 @@ test_limits(void **state)
     for (int i = 63; i < 253; i += 64)
         host[i] = '.';
     host[253] = '\0';
-    assert_true(api_route_valid_vhost(host));
+    assert_true(proto_route_valid_vhost(host));
     host[253] = 'a';
     host[254] = '\0';
-    assert_false(api_route_valid_vhost(host));
-    assert_true(api_route_valid_vhost("*"));
-    assert_true(api_route_valid_vhost("*.a.b"));
-    assert_false(api_route_valid_vhost("*."));
-    assert_false(api_route_valid_vhost(""));
-    assert_true(api_route_valid_backend_id("node-1"));
-    assert_true(api_route_valid_backend_id("[::1]:80"));
-    assert_false(api_route_valid_backend_id("a b"));
-    assert_false(api_route_valid_backend_id(""));
+    assert_false(proto_route_valid_vhost(host));
+    assert_true(proto_route_valid_vhost("*"));
+    assert_true(proto_route_valid_vhost("*.a.b"));
+    assert_false(proto_route_valid_vhost("*."));
+    assert_false(proto_route_valid_vhost(""));
+    assert_true(proto_route_valid_backend_id("node-1"));
+    assert_true(proto_route_valid_backend_id("[::1]:80"));
+    assert_false(proto_route_valid_backend_id("a b"));
+    assert_false(proto_route_valid_backend_id(""));
 }
 
 static void

@@ -288,6 +288,17 @@ test_pick_lease(void **state)
     assert_int_equal(lease.type, PROTO_LEASE);
     assert_string_equal(s_ids(&lease), "a b");
 
+    // the balancer's own counters, in pong after the bus's
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_NONE);
+    assert_int_equal(it_ping(f.dealer, &pong, S_TIMEOUT_MS), 0);
+    assert_int_equal(it_counter(&pong, "picks"), 5);
+    assert_int_equal(it_counter(&pong, "picks.no_backend"), 1);
+    assert_int_equal(it_counter(&pong, "picks.refused"), 1);
+    assert_int_equal(it_counter(&pong, "backends.bad_address"), 0);
+    assert_int_equal(it_counter(&pong, "backend_state.applied"), 0);
+    proto_msg_clear(&pong);
+
     proto_msg_clear(&lease);
     s_stop(&f);
 }

@@ -436,6 +436,81 @@ test_secret_never_in_error(void **state)
     assert_string_equal(err, "unknown option --secret");
 }
 
+//  A STR with min > 0: a value set shorter than min bytes is bad (a secret
+//  stays hidden); unset, empty and long enough values load.
+static void
+test_str_min_length(void **state)
+{
+    (void) state;
+    static const proto_cfg_opt_t opts[] = {
+        {"T_KEY", "key", PROTO_CFG_STR, NULL, "", 0, 4, 0, NULL, PROTO_CFG_SECRET},
+    };
+    char *value = NULL;
+    proto_cfg_table_t table = {opts, 1, &value};
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, NULL, NULL, "prog", err, sizeof err), 0);
+    assert_null(value);
+    char *empty[] = {"T_KEY=", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, empty, NULL, "prog", err, sizeof err),
+                     0);
+    assert_null(value);
+    char *good[] = {"T_KEY=abcd", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, good, NULL, "prog", err, sizeof err), 0);
+    assert_string_equal(value, "abcd");
+    proto_config_free(&table, 1);
+    char *bad[] = {"T_KEY=abc", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, bad, NULL, "prog", err, sizeof err), -1);
+    assert_string_equal(err, "bad value for T_KEY: '[REDACTED]' (expected at least 4 bytes)");
+    assert_null(value);
+}
+
+//  PROTO_CFG_URL: the password of a URL is redacted in errors and in the
+//  log, the rest stays readable.
+static void
+test_url_password_redacted(void **state)
+{
+    (void) state;
+    static const proto_cfg_opt_t opts[] = {
+        {"T_URL", "url", PROTO_CFG_STR, NULL, "", 0, 0, 0, NULL, PROTO_CFG_URL},
+        {"T_LONG_URL", "long-url", PROTO_CFG_STR, NULL, "", sizeof(char *), 64, 0, NULL,
+         PROTO_CFG_URL},
+    };
+    char *values[2] = {NULL, NULL};
+    proto_cfg_table_t table = {opts, 2, values};
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    char *bad[] = {"T_LONG_URL=redis://:hunter2@cache", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, bad, NULL, "prog", err, sizeof err), -1);
+    assert_string_equal(
+        err, "bad value for T_LONG_URL: 'redis://:[REDACTED]@cache' (expected at least 64 bytes)");
+
+    char *good[] = {"T_URL=redis://alice:hunter2@cache:6379/1", NULL};
+    assert_int_equal(proto_config_load(&table, 1, 1, argv, good, NULL, "prog", err, sizeof err), 0);
+    assert_string_equal(values[0], "redis://alice:hunter2@cache:6379/1");
+    char dir[] = "/tmp/test_config.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char log_path[64];
+    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    proto_log_setup("test", "test-1", PROTO_LOG_INFO, PROTO_LOG_JSON, fd);
+    proto_config_log(&table, 1);
+    proto_log_shutdown();
+    close(fd);
+    char text[4096] = "";
+    FILE *file = fopen(log_path, "r");
+    assert_non_null(file);
+    size_t len = fread(text, 1, sizeof text - 1, file);
+    text[len] = '\0';
+    fclose(file);
+    unlink(log_path);
+    rmdir(dir);
+    assert_non_null(strstr(text, "\"T_URL\":\"redis://alice:[REDACTED]@cache:6379/1\""));
+    assert_null(strstr(text, "hunter2"));
+    proto_config_free(&table, 1);
+}
+
 static void
 test_arguments(void **state)
 {
@@ -796,6 +871,8 @@ main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_int_parsing),
         cmocka_unit_test(test_secret_never_in_error),
+        cmocka_unit_test(test_str_min_length),
+        cmocka_unit_test(test_url_password_redacted),
         cmocka_unit_test(test_arguments),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_addresses),

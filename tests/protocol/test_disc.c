@@ -13,8 +13,9 @@
     The first answer for ipc and list sources comes inside proto_disc_watch();
     later changes come from the loop.
 
-    Every ev_run has a 5 s deadline timer that fails the test; nothing waits
-    by sleeping. The fixture kills and reaps every child, removes every file
+    Every ev_run has a deadline timer that fails the test (5 s, or 250 ms
+    where the directory watch must answer before the 1 s rescan could);
+    nothing waits by sleeping. The fixture kills and reaps every child, removes every file
     and the directory, and destroys the loop, also when a test fails.
 */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,7 +100,7 @@ s_on_change(void *arg, const char *kind, const char *req, const char *pub, bool 
         ev_break(fx->loop, EVBREAK_ALL);
 }
 
-//  Remove every file in dir (the tests create no subdirectories), then dir.
+//  Remove every file and directory in dir, then dir.
 static void
 s_remove_dir(const char *dir)
 {
@@ -111,8 +113,8 @@ s_remove_dir(const char *dir)
             continue;
         char path[PROTO_DISC_ENDPOINT_MAX];
         int n = snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (n > 0 && (size_t) n < sizeof path)
-            unlink(path);
+        if (n > 0 && (size_t) n < sizeof path && unlink(path) != 0 && errno == EISDIR)
+            s_remove_dir(path);
     }
     closedir(d);
     rmdir(dir);
@@ -210,21 +212,41 @@ s_dead_pid(void)
 }
 
 static void
-s_path(const fixture_t *fx, const char *kind, pid_t pid, const char *ext, char *out, size_t cap)
+s_path_in(const char *dir, const char *kind, pid_t pid, const char *ext, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s/%s.%d.%s", fx->dir, kind, (int) pid, ext);
+    int n = snprintf(out, cap, "%s/%s.%d.%s", dir, kind, (int) pid, ext);
     assert_true(n > 0 && (size_t) n < cap);
 }
 
-//  Create an empty bus file: the scanner only reads names.
 static void
-s_touch(const fixture_t *fx, const char *kind, pid_t pid, const char *ext)
+s_path(const fixture_t *fx, const char *kind, pid_t pid, const char *ext, char *out, size_t cap)
+{
+    s_path_in(fx->dir, kind, pid, ext, out, cap);
+}
+
+//  Create an empty bus file in dir: the scanner only reads names.
+static void
+s_touch_in(const char *dir, const char *kind, pid_t pid, const char *ext)
 {
     char path[PROTO_DISC_ENDPOINT_MAX];
-    s_path(fx, kind, pid, ext, path, sizeof path);
+    s_path_in(dir, kind, pid, ext, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     assert_true(fd >= 0);
     close(fd);
+}
+
+static void
+s_touch(const fixture_t *fx, const char *kind, pid_t pid, const char *ext)
+{
+    s_touch_in(fx->dir, kind, pid, ext);
+}
+
+static void
+s_remove_in(const char *dir, const char *kind, pid_t pid, const char *ext)
+{
+    char path[PROTO_DISC_ENDPOINT_MAX];
+    s_path_in(dir, kind, pid, ext, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
 }
 
 static bool
@@ -250,20 +272,71 @@ s_assert_ipc_event(const fixture_t *fx, size_t i, const char *kind, pid_t pid, b
     assert_true(fx->events[i].added == added);
 }
 
-//  Run the loop until the callback breaks it; fail if the deadline comes first.
+//  Run the loop until the callback has seen nevents in all; fail if
+//  deadline_s passes first.
 static void
-s_run_until(fixture_t *fx, size_t nevents)
+s_run_within(fixture_t *fx, size_t nevents, double deadline_s)
 {
     fx->break_at = nevents;
     fx->timed_out = false;
     ev_now_update(fx->loop);
-    ev_timer_set(&fx->deadline, DEADLINE_S, 0.);
+    ev_timer_set(&fx->deadline, deadline_s, 0.);
     ev_timer_start(fx->loop, &fx->deadline);
     ev_run(fx->loop, 0);
     ev_timer_stop(fx->loop, &fx->deadline);
     fx->break_at = 0;
     assert_false(fx->timed_out);
     assert_true(fx->nevents >= nevents);
+}
+
+static void
+s_run_until(fixture_t *fx, size_t nevents)
+{
+    s_run_within(fx, nevents, DEADLINE_S);
+}
+
+//  Run the loop for ms milliseconds: to show that nothing is reported.
+static void
+s_run_for(fixture_t *fx, int ms)
+{
+    fx->break_at = 0;
+    ev_now_update(fx->loop);
+    ev_timer_set(&fx->deadline, ms / 1000., 0.);
+    ev_timer_start(fx->loop, &fx->deadline);
+    ev_run(fx->loop, 0);
+    ev_timer_stop(fx->loop, &fx->deadline);
+    fx->timed_out = false;
+}
+
+//  What s_on_dir_poll looks for.
+typedef struct {
+    ev_timer timer;   // every 10 ms
+    const char *path; // the directory
+} dir_poll_t;
+
+static void
+s_on_dir_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    dir_poll_t *poll = w->data;
+    struct stat st;
+    if (stat(poll->path, &st) == 0 && S_ISDIR(st.st_mode))
+        ev_break(loop, EVBREAK_ALL);
+}
+
+//  Run the loop until path is a directory (the loop's timers create it).
+static void
+s_run_until_dir(fixture_t *fx, const char *path)
+{
+    dir_poll_t poll = {.path = path};
+    ev_timer_init(&poll.timer, s_on_dir_poll, 0.01, 0.01);
+    poll.timer.data = &poll;
+    ev_timer_start(fx->loop, &poll.timer);
+    s_run_for(fx, (int) (DEADLINE_S * 1000));
+    ev_timer_stop(fx->loop, &poll.timer);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
 }
 
 //  --------------------------------------------------------------------------
@@ -452,6 +525,66 @@ test_ipc_scan(void **state)
     assert_int_equal(proto_disc_count(fx->disc, "router"), 1);
 }
 
+//  The directory watch: BUS_DIR is created (with its parents) when missing,
+//  so the watch exists before any actor binds; an instance counts once both
+//  of its files exist; its files appearing or going away are reported
+//  within S_WATCH_S, which the 1 s rescan could not do (it ticks 1 s after
+//  the watch started); other names change nothing. A removed BUS_DIR is
+//  created and watched again by the rescan.
+#define S_WATCH_S 0.25
+
+static void
+test_ipc_watch(void **state)
+{
+    fixture_t *fx = *state;
+    char bus[64];
+    snprintf(bus, sizeof bus, "%s/run/bus", fx->dir);
+    fx->disc = proto_disc_new(fx->loop, bus, getpid(), s_on_change, fx);
+    assert_non_null(fx->disc);
+    char err[128] = "";
+    assert_int_equal(proto_disc_watch(fx->disc, "router", NULL, err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(stat(bus, &st), 0); // created by the watch
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(fx->nevents, 0);
+
+    //  Half bound (.req only), or files that are not bus files: nothing yet.
+    child_t *alive = s_spawn_alive(fx);
+    s_touch_in(bus, "router", alive->pid, "req");
+    s_touch_in(bus, "router", alive->pid, "tmp");
+    s_run_for(fx, 30);
+    assert_int_equal(fx->nevents, 0);
+
+    //  Bound: found at once.
+    s_touch_in(bus, "router", alive->pid, "pub");
+    s_run_within(fx, 1, S_WATCH_S);
+    assert_int_equal(fx->nevents, 1);
+    assert_string_equal(fx->events[0].kind, "router");
+    assert_true(fx->events[0].added);
+    char req[PROTO_DISC_ENDPOINT_MAX];
+    snprintf(req, sizeof req, "ipc://%s/router.%d.req", bus, (int) alive->pid);
+    assert_string_equal(fx->events[0].req, req);
+
+    //  Its files removed (an actor's clean exit): gone at once.
+    s_remove_in(bus, "router", alive->pid, "pub");
+    s_remove_in(bus, "router", alive->pid, "req");
+    s_run_within(fx, 2, S_WATCH_S);
+    assert_int_equal(fx->nevents, 2);
+    assert_false(fx->events[1].added);
+    assert_int_equal(proto_disc_count(fx->disc, "router"), 0);
+
+    //  The directory removed: the rescan creates and watches it again.
+    s_remove_in(bus, "router", alive->pid, "tmp");
+    assert_int_equal(rmdir(bus), 0);
+    s_run_until_dir(fx, bus);
+    s_touch_in(bus, "router", alive->pid, "req");
+    s_touch_in(bus, "router", alive->pid, "pub");
+    s_run_until(fx, 3);
+    assert_int_equal(fx->nevents, 3);
+    assert_string_equal(fx->events[2].req, req);
+    assert_true(fx->events[2].added);
+}
+
 static void
 test_list_spec(void **state)
 {
@@ -539,6 +672,7 @@ main(void)
         cmocka_unit_test(test_check_spec),
         cmocka_unit_test(test_check_spec_trailing_comma),
         cmocka_unit_test_setup_teardown(test_ipc_scan, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ipc_watch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_list_spec, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_dns_spec, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_destroy_twice, s_setup, s_teardown),

@@ -918,6 +918,8 @@ test_messages_def(void **state)
         if (md->socket == NULL
             || (strcmp(md->socket, "ROUTER") != 0 && strcmp(md->socket, "XPUB") != 0))
             fail_msg("%s: socket must be ROUTER or XPUB", md->wire);
+        if ((md->socket_type == PROTO_SOCKET_XPUB) != (strcmp(md->socket, "XPUB") == 0))
+            fail_msg("%s: socket_type is not socket", md->wire);
         assert_non_null(md->body);
         s_check_sdesc(md->body(), true);
     }
@@ -925,6 +927,46 @@ test_messages_def(void **state)
     for (size_t r = 0; t_records[r]; r++, records++)
         s_check_sdesc(t_records[r](), false);
     assert_true(records > 0);
+}
+
+//  The bound constants of proto.h are those of the descriptors (a sample:
+//  the X-macros make them all the same way).
+static void
+test_bound_constants(void **state)
+{
+    (void) state;
+    const struct {
+        long constant;                        // PROTO_<NAME>_<KEY>[_ITEM]_MAX
+        const proto_sdesc_t *(*record)(void); // its record
+        const char *key;                      // its field
+        bool item;                            // a map's string bound, not its pairs
+    } cases[] = {
+        {PROTO_DECIDE_HOST_MAX, proto_sdesc_decide, "host", false},
+        {PROTO_BACKEND_REGION_MAX, proto_sdesc_backend, "region", false},
+        {PROTO_COUNTER_NAME_MAX, proto_sdesc_counter, "name", false},
+        {PROTO_PONG_COUNTERS_MAX, proto_sdesc_pong, "counters", false},
+        {PROTO_REQINFO_PATH_MAX, proto_sdesc_reqinfo, "path", false},
+        {PROTO_LEASE_HEADERS_MAX, proto_sdesc_lease, "headers", false},
+        {PROTO_LEASE_HEADERS_ITEM_MAX, proto_sdesc_lease, "headers", true},
+        {PROTO_ADMIN_REQUEST_BODY_MAX, proto_sdesc_admin_request, "body", false},
+        {PROTO_CONFIG_REPLY_BODY_MAX, proto_sdesc_config_reply, "body", false},
+        {PROTO_ERROR_MESSAGE_MAX, proto_sdesc_error, "message", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const proto_sdesc_t *d = cases[i].record();
+        const proto_field_t *f = NULL;
+        for (size_t j = 0; j < d->nfields && f == NULL; j++)
+            if (strcmp(d->fields[j].key, cases[i].key) == 0)
+                f = &d->fields[j];
+        assert_non_null(f);
+        long want = (long) (cases[i].item ? f->item_bound : f->bound);
+        if (cases[i].constant != want)
+            fail_msg("%s.%s: constant %ld, messages.def %ld", d->name, f->key, cases[i].constant,
+                     want);
+    }
+    // usable as an array size
+    char host[PROTO_DECIDE_HOST_MAX + 1];
+    assert_int_equal(sizeof host, 256);
 }
 
 static void
@@ -2077,6 +2119,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         // messages.def itself
         cmocka_unit_test(test_messages_def),
+        cmocka_unit_test(test_bound_constants),
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_err_names),
         // every message, filled from its descriptors

@@ -9,7 +9,9 @@
     and start it; in the callback, receive with ZMQ_DONTWAIT a bounded batch
     (here 32) and return; the next loop iteration calls again while
     ZMQ_EVENTS still says POLLIN. Sends inside the callback (ZMQ_DONTWAIT too)
-    may consume the ZMQ_FD edge; the watcher must not stall on that.
+    may consume the ZMQ_FD edge; the watcher must not stall on that. Connect
+    and disconnect a watched socket through proto_zwatch_connect/disconnect,
+    which tell the watcher to look again.
 */
 #include <errno.h>
 #include <setjmp.h>
@@ -405,6 +407,86 @@ test_stop_and_start(void **state)
     assert_int_equal(rx.received, 1);
 }
 
+//  XPUB side: a subscription arrived; the publisher then queues its messages.
+typedef struct {
+    fixture_t *fx; // for the loop
+    void *sock;    // the XPUB
+    int sent;      // messages queued after the subscription
+} publisher_t;
+
+static void
+s_on_subscribe(proto_zwatch_t *watch, void *sock, int revents, void *arg)
+{
+    (void) watch;
+    (void) revents;
+    publisher_t *pub = arg;
+    char sub[16];
+    int rc;
+    while ((rc = zmq_recv(sock, sub, sizeof sub, ZMQ_DONTWAIT)) >= 0) {
+        if (rc < 1 || sub[0] != 1)
+            continue; // an unsubscription
+        for (int i = 0; i < 3; i++)
+            s_send_int(pub->sock, pub->sent++);
+        ev_break(pub->fx->loop, EVBREAK_ALL);
+    }
+}
+
+//  A SUB connected through the watcher while the loop was not looking: the
+//  connect itself takes the ZMQ_FD edge (libzmq processes pending commands
+//  in it), the messages arrive without another edge, and a SUB never sends,
+//  so only the touch in proto_zwatch_connect makes the watcher look again.
+//
+//  Sequence: the SUB connects (unwatched yet: its first connect needs no
+//  touch), the XPUB sees the subscription and queues 3 messages, which the
+//  SUB's pipe holds with their activation command pending; the loop runs
+//  with both watchers until nothing is left to do (the SUB's ZMQ_FD edge is
+//  armed: its watcher blocks in ev_io); then the SUB connects to a second
+//  endpoint outside the loop, and that zmq_connect processes the pending
+//  commands: the messages become readable and the edge is spent. The loop
+//  must deliver them before the deadline.
+static void
+test_connect_touches(void **state)
+{
+    fixture_t *fx = *state;
+    void *xpub = s_socket(fx, ZMQ_XPUB, "inproc://xpub", true);
+    void *other = s_socket(fx, ZMQ_XPUB, "inproc://other", true);
+    void *sub = zmq_socket(fx->ctx, ZMQ_SUB);
+    assert_non_null(sub);
+    fx->socks[fx->nsocks++] = sub;
+    int linger = 0;
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0), 0);
+
+    publisher_t pub = {.fx = fx, .sock = xpub};
+    rx_t rx;
+    s_rx_init(&rx, fx, 3);
+    fx->watch[0] = proto_zwatch_new(fx->loop, xpub, ZMQ_POLLIN, s_on_subscribe, &pub);
+    fx->watch[1] = proto_zwatch_new(fx->loop, sub, ZMQ_POLLIN, s_on_rx, &rx);
+    assert_non_null(fx->watch[0]);
+    assert_non_null(fx->watch[1]);
+    proto_zwatch_start(fx->watch[0]);
+    proto_zwatch_start(fx->watch[1]);
+    assert_int_equal(proto_zwatch_connect(fx->watch[1], "inproc://xpub"), 0);
+
+    // the XPUB hears the subscription and publishes: the SUB's watcher has
+    // already looked (no messages then) and waits on its edge
+    s_run(fx);
+    assert_int_equal(pub.sent, 3);
+    assert_int_equal(rx.received, 0);
+
+    // a connect outside the loop consumes that edge; the touch makes up for it
+    assert_int_equal(proto_zwatch_connect(fx->watch[1], "inproc://other"), 0);
+    s_run(fx);
+    assert_int_equal(rx.received, 3);
+    assert_true(rx.in_order);
+
+    // a disconnect goes through the watcher too, and the socket keeps working
+    assert_int_equal(proto_zwatch_disconnect(fx->watch[1], "inproc://other"), 0);
+    assert_int_equal(proto_zwatch_disconnect(fx->watch[1], "inproc://nowhere"), -1);
+    assert_int_equal(zmq_errno(), ENOENT);
+    (void) other;
+}
+
 //  Destroy sets the pointer to NULL and a second call is a no-op; the loop
 //  keeps no reference to the freed watcher (ASan would see it).
 static void
@@ -438,6 +520,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ping_pong_in_callbacks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stop_and_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_destroy_twice, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_touches, s_setup, s_teardown),
     };
     int failed = cmocka_run_group_tests_name("proto_zwatch", tests, NULL, NULL);
     proto_log_shutdown();

@@ -4,7 +4,9 @@
     Pins the defaults the router resolves at write time (route id = vHost,
     backend id = hostname:port, weight 1, region = REGION, probe http), the
     policy defaults a lease carries, that runtime fields sent back are
-    ignored, and the field named for each kind of bad input.
+    ignored, and the field named for each kind of bad input, including the
+    route model's rules the router shares with apid (proto_route): what the
+    router used to accept and apid refused is refused here too.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,8 +61,8 @@ test_defaults(void **state)
     assert_int_equal(route->retries, 2);
     assert_int_equal(route->timeout_ms, 30000);
     assert_int_equal(route->queue_timeout_ms, 30000); // defaults to timeoutMs
-    assert_int_equal(route->req_active, RT_ROUTE_REQ_ACTIVE);
-    assert_int_equal(route->req_queue, RT_ROUTE_REQ_QUEUE);
+    assert_int_equal(route->req_active, PROTO_ROUTE_REQ_ACTIVE_DEFAULT);
+    assert_int_equal(route->req_queue, PROTO_ROUTE_REQ_QUEUE_DEFAULT);
     assert_int_equal(route->max_body, 10485760);
     assert_int_equal(route->headers_count, 0);
     assert_int_equal(route->backends_count, 1);
@@ -94,7 +96,7 @@ test_full_route(void **state)
     (void) state;
     rt_error_t err = {.message = ""};
     rt_route_t *route = s_parse("{\"id\": \"service-a\", \"vHost\": \"*.example.com\", "
-                                "\"strategy\": \"ip_hash\", \"autoHttps\": false, "
+                                "\"strategy\": \"IP_HASH\", \"autoHttps\": false, "
                                 "\"reqActiveLength\": 5, \"reqQueueLength\": 7, \"retries\": 0, "
                                 "\"timeoutMs\": 1000, \"queueTimeoutMs\": 250, "
                                 "\"maxBodyBytes\": 1024, \"headers\": {\"X-Env\": \"prod\"}, "
@@ -169,6 +171,8 @@ test_refused(void **state)
     s_refused("{\"vHost\": \"a.com\"}", "backends");
     s_refused("{\"vHost\": \"a.com\", \"backends\": {}}", "backends");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"strategy\": \"FASTEST\"}", "strategy");
+    // strategy names are exact, as apid takes them (proto_strategy_parse)
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"strategy\": \"ip_hash\"}", "strategy");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"retries\": 17}", "retries");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"retries\": -1}", "retries");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"timeoutMs\": 0}", "timeoutMs");
@@ -211,13 +215,87 @@ test_refused(void **state)
               "backends[1].id");
 }
 
+//  The route model's rules the router used to apply differently from apid:
+//  each of these was accepted by the router and refused by apid.
+static void
+test_shared_model(void **state)
+{
+    (void) state;
+    // vHost labels: no leading or trailing '-', at most 63 bytes; 253 bytes in all
+    s_refused("{\"vHost\": \"-a.com\", \"backends\": []}", "vHost");
+    s_refused("{\"vHost\": \"a-.com\", \"backends\": []}", "vHost");
+    s_refused("{\"vHost\": \"*.-a.com\", \"backends\": []}", "vHost");
+    char text[600];
+    char label[70];
+    memset(label, 'a', 64);
+    label[64] = '\0';
+    snprintf(text, sizeof text, "{\"vHost\": \"%s.com\", \"backends\": []}", label);
+    s_refused(text, "vHost");
+    // hostnames: a host name or an IP address, nothing else printable
+    static const char *const bad_hosts[] = {"h:80", "a!b", "-h", "a..b", "[h]", "[::1", "h/x"};
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        snprintf(text, sizeof text,
+                 "{\"vHost\": \"a.com\", \"backends\": [{\"hostname\": \"%s\", \"port\": 80}]}",
+                 bad_hosts[i]);
+        s_refused(text, "backends[0].hostname");
+    }
+    // numbers: apid's bounds
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [{\"hostname\": \"h\", \"port\": 80, "
+              "\"weight\": 1001}]}",
+              "backends[0].weight");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"retries\": 11}", "retries");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"reqActiveLength\": 0}",
+              "reqActiveLength");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"reqQueueLength\": 1000001}",
+              "reqQueueLength");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"timeoutMs\": 3600001}", "timeoutMs");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"queueTimeoutMs\": 3600001}",
+              "queueTimeoutMs");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"maxBodyBytes\": 0}", "maxBodyBytes");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"maxBodyBytes\": 1073741825}",
+              "maxBodyBytes");
+    // ids: a backend id is a path segment of the API
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [{\"id\": \"a/b\", \"hostname\": \"h\", "
+              "\"port\": 80}]}",
+              "backends[0].id");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [{\"id\": \"50%\", \"hostname\": \"h\", "
+              "\"port\": 80}]}",
+              "backends[0].id");
+    // headers: framing headers, duplicates ignoring case, control characters
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"headers\": {\"Connection\": \"x\"}}",
+              "headers.Connection");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"headers\": {\"X-A\": \"1\", "
+              "\"x-a\": \"2\"}}",
+              "headers.x-a");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"headers\": {\"X-A\": \"a\\u0001\"}}",
+              "headers.X-A");
+
+    // accepted alike: a route id with a space (apid's rule), an IPv6
+    // hostname in brackets stored bare, with apid's default id "[v6]:port"
+    rt_error_t err = {.message = ""};
+    rt_route_t *route = s_parse("{\"id\": \"service a\", \"vHost\": \"A_B.example.com\", "
+                                "\"backends\": [{\"hostname\": \"[::1]\", \"port\": 80}, "
+                                "{\"hostname\": \"fe80::2\", \"port\": 81, \"weight\": 1000}], "
+                                "\"headers\": {\"X-Tab\": \"a\\tb\"}}",
+                                &err);
+    if (route == NULL)
+        fail_msg("%s (%s)", err.message, err.field);
+    assert_string_equal(route->id, "service a");
+    assert_string_equal(route->vhost, "a_b.example.com");
+    assert_string_equal(route->backends[0].host, "::1");
+    assert_string_equal(route->backends[0].id, "[::1]:80");
+    assert_string_equal(route->backends[1].id, "[fe80::2]:81");
+    assert_int_equal(route->backends[1].weight, 1000);
+    rt_route_unref(&route);
+}
+
 static void
 test_too_many(void **state)
 {
     (void) state;
     json_t *json = json_pack("{s:s, s:[], s:{}}", "vHost", "a.com", "backends", "headers");
     json_t *backends = json_object_get(json, "backends");
-    for (int i = 0; i <= RT_ROUTE_BACKENDS_MAX; i++)
+    for (int i = 0; i <= PROTO_ROUTE_BACKENDS_MAX; i++)
         json_array_append_new(backends, json_pack("{s:s, s:i}", "hostname", "h", "port", i + 1));
     rt_error_t err = {.message = ""};
     assert_null(rt_route_new(json, "1", &err));
@@ -227,7 +305,7 @@ test_too_many(void **state)
     assert_non_null(route);
     rt_route_unref(&route);
     json_t *headers = json_object_get(json, "headers");
-    for (int i = 0; i <= RT_ROUTE_HEADERS_MAX; i++) {
+    for (int i = 0; i <= PROTO_ROUTE_HEADERS_MAX; i++) {
         char name[16];
         snprintf(name, sizeof name, "X-%d", i);
         json_object_set_new(headers, name, json_string("v"));
@@ -317,20 +395,20 @@ static void
 test_valid_vhost(void **state)
 {
     (void) state;
-    assert_true(rt_route_valid_vhost("*"));
-    assert_true(rt_route_valid_vhost("localhost"));
-    assert_true(rt_route_valid_vhost("*.a"));
-    assert_true(rt_route_valid_vhost("a-b.c_d.example.com"));
-    assert_false(rt_route_valid_vhost(""));
-    assert_false(rt_route_valid_vhost("**"));
-    assert_false(rt_route_valid_vhost("*."));
-    assert_false(rt_route_valid_vhost(".a.com"));
-    assert_false(rt_route_valid_vhost("*.*.a.com"));
-    assert_false(rt_route_valid_vhost("a/b"));
+    assert_true(proto_route_valid_vhost("*"));
+    assert_true(proto_route_valid_vhost("localhost"));
+    assert_true(proto_route_valid_vhost("*.a"));
+    assert_true(proto_route_valid_vhost("a-b.c_d.example.com"));
+    assert_false(proto_route_valid_vhost(""));
+    assert_false(proto_route_valid_vhost("**"));
+    assert_false(proto_route_valid_vhost("*."));
+    assert_false(proto_route_valid_vhost(".a.com"));
+    assert_false(proto_route_valid_vhost("*.*.a.com"));
+    assert_false(proto_route_valid_vhost("a/b"));
     char big[300];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    assert_false(rt_route_valid_vhost(big));
+    assert_false(proto_route_valid_vhost(big));
 }
 
 int
@@ -341,6 +419,7 @@ main(void)
         cmocka_unit_test(test_full_route),
         cmocka_unit_test(test_empty_backends_and_null_fields),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_shared_model),
         cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_backend_normalize),
         cmocka_unit_test(test_runtime_views_and_state),
