@@ -19,7 +19,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 PKGS := libzmq msgpack libcares
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
-CPPFLAGS_ALL = -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools) -DSWITCHYARD_VERSION='"$(VERSION)"' \
+CPPFLAGS_ALL = -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools demo) -DSWITCHYARD_VERSION='"$(VERSION)"' \
         $(PKG_CFLAGS)
 CFLAGS_ALL := -std=gnu11 -g $(WARN)
 CFLAGS_REL := $(CFLAGS_ALL) -O2
@@ -50,7 +50,7 @@ include statsd/module.mk
 include chatd/module.mk
 include apid/module.mk
 include tools/module.mk
-include $(sort $(filter-out tools/module.mk,$(wildcard tools/*.mk)))
+include demo/module.mk
 include tests/module.mk
 # per-folder test lists (tests/<actor>/module.mk), and the generic rules after them
 include $(sort $(wildcard tests/*/module.mk))
@@ -176,3 +176,42 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# libFuzzer targets (tests/fuzz/README.md): each tests/fuzz/fuzz_<name>.c is built with clang into
+# build/fuzz/ (sources per target in tests/fuzz/module.mk) and run FUZZ_SECONDS over
+# build/fuzz/corpus/<name>/, which starts as a copy of tests/fuzz/corpus/<name>/ and keeps what
+# the fuzzer finds (the repository's seeds stay as they are). A crash or a hang fails the target.
+FUZZ_SECONDS ?= 30
+FUZZ_DIR := build/fuzz
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(WARN) \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iprotocol -Igateway
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz fuzz-build
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@for n in $(FUZZ_NAMES); do \
+		corpus=$(FUZZ_DIR)/corpus/$$n; log=$(FUZZ_DIR)/fuzz_$$n.log; dict=; \
+		mkdir -p $$corpus; \
+		if [ -d tests/fuzz/corpus/$$n ]; then cp tests/fuzz/corpus/$$n/* $$corpus/; fi; \
+		if [ -f tests/fuzz/$$n.dict ]; then dict=-dict=tests/fuzz/$$n.dict; fi; \
+		echo "  FUZZ    fuzz_$$n for $(FUZZ_SECONDS) s (log $$log)"; \
+		if ! $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/$$n- $$dict $$corpus >$$log 2>&1; then \
+			tail -n 30 $$log; \
+			echo "fuzz: fuzz_$$n failed; the input is $(FUZZ_DIR)/$$n-crash-* (or timeout-*)"; exit 1; \
+		fi; \
+		echo "  fuzz_$$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) runs, corpus $$(ls $$corpus | wc -l) inputs, no crash"; \
+	done
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
+
+define FUZZ_RULES
+$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_$(1)_SRCS) $$(wildcard gateway/*.h protocol/*.h)
+	@mkdir -p $$(@D)
+	@$(if $(V),,echo "  FUZZ CC $$@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_$(1)_LIBS)
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_RULES,$(n))))

@@ -23,6 +23,7 @@
 #include "gw_conn.h"
 #include "gw_proxy.h"
 #include "proto_log.h"
+#include "proto_url.h"
 #include "proto_util.h"
 
 #define S_OPT(env, flag, type, def, help, field, min, max, choices, flags)                         \
@@ -37,6 +38,16 @@ static const proto_cfg_opt_t s_opts[] = {
           "0.0.0.0:8080",
           "public HTTP listener",
           http_addr,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_HTTPS_ADDR",
+          "https-addr",
+          PROTO_CFG_ADDR,
+          NULL,
+          "public HTTPS listener; unset: none",
+          https_addr,
           0,
           0,
           NULL,
@@ -111,12 +122,32 @@ static const proto_cfg_opt_t s_opts[] = {
           0,
           NULL,
           0),
+    S_OPT("GATEWAY_BODY_TIMEOUT",
+          "body-timeout",
+          PROTO_CFG_DURATION,
+          "30s",
+          "the longest pause between two reads of a request body, else 408",
+          body_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
     S_OPT("GATEWAY_IDLE_TIMEOUT",
           "idle-timeout",
           PROTO_CFG_DURATION,
           "65s",
           "an idle keep-alive client connection is closed after this",
           idle_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("GATEWAY_UPSTREAM_IDLE_TIMEOUT",
+          "upstream-idle-timeout",
+          PROTO_CFG_DURATION,
+          "4s",
+          "a pooled upstream connection idle this long is closed",
+          upstream_idle_timeout_ms,
           0,
           0,
           NULL,
@@ -171,12 +202,68 @@ static const proto_cfg_opt_t s_opts[] = {
           0,
           NULL,
           0),
+    S_OPT(
+        "REDIS_URL",
+        "redis-url",
+        PROTO_CFG_STR,
+        NULL,
+        "redis://[[user]:password@]host[:port][/db], shared rate-limit counters; unset: in memory",
+        redis_url,
+        0,
+        0,
+        NULL,
+        PROTO_CFG_URL),
+    S_OPT("CHAT_JWT_SECRET",
+          "chat-jwt-secret",
+          PROTO_CFG_STR,
+          NULL,
+          "when set, chat upgrades need an HS256 JWT signed with it (at least 32 bytes)",
+          chat_jwt_secret,
+          PROTO_CFG_HS256_KEY_MIN,
+          0,
+          NULL,
+          PROTO_CFG_SECRET),
+    S_OPT("CHAT_PING_INTERVAL",
+          "chat-ping-interval",
+          PROTO_CFG_DURATION,
+          "30s",
+          "how often chat WebSockets are pinged",
+          chat_ping_interval_ms,
+          0,
+          0,
+          NULL,
+          0),
+    S_OPT("CHAT_IDLE_TIMEOUT",
+          "chat-idle-timeout",
+          PROTO_CFG_DURATION,
+          "60s",
+          "a chat session silent this long is closed",
+          chat_idle_timeout_ms,
+          0,
+          0,
+          NULL,
+          0),
 };
+
+//  RFC 6750's b64token: what can follow "Authorization: Bearer " as one token.
+static bool
+s_valid_bearer_token(const char *token)
+{
+    size_t i = 0;
+    while ((token[i] >= 'a' && token[i] <= 'z') || (token[i] >= 'A' && token[i] <= 'Z')
+           || (token[i] >= '0' && token[i] <= '9') || (token[i] && strchr("-._~+/", token[i])))
+        i++;
+    if (i == 0)
+        return false;
+    while (token[i] == '=')
+        i++;
+    return token[i] == '\0';
+}
 
 static bool
 s_loopback_host(const char *host)
 {
-    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0
+    return strcmp(host, "localhost") == 0 || strncmp(host, PROTO_LIT("127.")) == 0
            || strcmp(host, "::1") == 0;
 }
 
@@ -200,6 +287,18 @@ gw_config_load(gw_config_t *cfg, int argc, char **argv)
                 "gateway: bad value for GATEWAY_PUBLIC_HEALTH_PATH: '%s' (expected a path starting "
                 "with / or empty)\n",
                 hp);
+        return 2;
+    }
+    if (cfg->admin_token && *cfg->admin_token && !s_valid_bearer_token(cfg->admin_token)) {
+        fprintf(stderr, "gateway: bad value for ADMIN_TOKEN: '[REDACTED]' (expected a bearer "
+                        "token: letters, digits and -._~+/, then = padding)\n");
+        return 2;
+    }
+    proto_redis_url_t redis;
+    if (cfg->redis_url && proto_redis_url_parse(cfg->redis_url, &redis, err, sizeof err) != 0) {
+        char shown[512];
+        proto_url_redact(cfg->redis_url, shown, sizeof shown);
+        fprintf(stderr, "gateway: bad value for REDIS_URL: '%s' (%s)\n", shown, err);
         return 2;
     }
     if ((cfg->admin_token == NULL || *cfg->admin_token == '\0')
@@ -288,10 +387,22 @@ s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
 }
 
 static void
+s_close_listeners(gw_actor_t *self)
+{
+    ev_io_stop(self->loop, &self->http_io);
+    ev_io_stop(self->loop, &self->admin_io);
+    if (self->http_fd >= 0)
+        close(self->http_fd);
+    if (self->admin_fd >= 0)
+        close(self->admin_fd);
+    self->http_fd = self->admin_fd = -1;
+}
+
+static void
 s_finish_drain(gw_actor_t *self)
 {
     ev_timer_stop(self->loop, &self->drain_timer);
-    ev_timer_stop(self->loop, &self->drain_check);
+    ev_idle_stop(self->loop, &self->drain_done);
     gw_conn_close_all(self);
     proto_actor_stop(self->actor);
 }
@@ -303,19 +414,27 @@ s_on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     gw_actor_t *self = w->data;
     if (self->nconns > 0)
-        log_warn("drain timeout: closing connections", LOG_U("connections", self->nconns));
+        log_warn("drain timeout: cutting what is left", LOG_U("connections", self->nconns),
+                 LOG_I("timeout_ms", self->cfg->drain_timeout_ms));
     s_finish_drain(self);
 }
 
 static void
-s_on_drain_check(struct ev_loop *loop, ev_timer *w, int revents)
+s_on_drain_done(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void) loop;
     (void) revents;
     gw_actor_t *self = w->data;
-    gw_conn_close_idle(self); // connections that finished their request since
-    if (self->nconns == 0)
-        s_finish_drain(self);
+    log_info("drained", LOG_U("requests", self->requests));
+    s_finish_drain(self);
+}
+
+void
+gw_actor_conn_gone(gw_actor_t *self)
+{
+    // from the loop, not from inside the connection's own call stack
+    if (self->nconns == 0 && !ev_is_active(&self->drain_done))
+        ev_idle_start(self->loop, &self->drain_done);
 }
 
 //  SIGTERM/SIGINT: stop accepting, let in-flight requests finish.
@@ -330,9 +449,8 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
         return;
     }
     self->draining = true;
-    ev_io_stop(self->loop, &self->http_io);
-    ev_io_stop(self->loop, &self->admin_io);
-    gw_conn_close_idle(self);
+    s_close_listeners(self);
+    gw_conn_drain(self);
     if (self->nconns == 0 || self->cfg->drain_timeout_ms == 0) {
         s_finish_drain(self);
         return;
@@ -341,7 +459,6 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
              LOG_I("timeout_ms", self->cfg->drain_timeout_ms));
     ev_timer_set(&self->drain_timer, (double) self->cfg->drain_timeout_ms / 1000.0, 0.);
     ev_timer_start(self->loop, &self->drain_timer);
-    ev_timer_start(self->loop, &self->drain_check);
 }
 
 gw_actor_t *
@@ -381,6 +498,12 @@ gw_actor_new(const gw_config_t *cfg)
         .max_entries = 10000,
     };
     self->leases = gw_leases_new(self->loop, self->bus, &lc, gw_conn_on_lease, self);
+    // in pong (switchyard ping -v), later in /metrics
+    (void) proto_bus_counter(self->bus, "requests", &self->requests);
+    (void) proto_bus_counter(self->bus, "requests.admin", &self->admin_requests);
+    (void) proto_bus_counter(self->bus, "requests.stale", &self->stale_served);
+    (void) proto_bus_counter(self->bus, "connections.rejected", &self->rejected);
+    (void) proto_bus_counter(self->bus, "upstream.failures", &self->upstream_failures);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
 
@@ -394,8 +517,8 @@ gw_actor_new(const gw_config_t *cfg)
     ev_io_start(self->loop, &self->http_io);
     ev_io_start(self->loop, &self->admin_io);
     ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);
-    ev_timer_init(&self->drain_check, s_on_drain_check, 0.05, 0.05);
-    self->drain_timer.data = self->drain_check.data = self;
+    ev_idle_init(&self->drain_done, s_on_drain_done);
+    self->drain_timer.data = self->drain_done.data = self;
     return self;
 fail:
     gw_actor_destroy(&self);
@@ -415,10 +538,9 @@ gw_actor_destroy(gw_actor_t **self_p)
     if (self == NULL)
         return;
     if (self->loop) {
-        ev_io_stop(self->loop, &self->http_io);
-        ev_io_stop(self->loop, &self->admin_io);
+        s_close_listeners(self);
         ev_timer_stop(self->loop, &self->drain_timer);
-        ev_timer_stop(self->loop, &self->drain_check);
+        ev_idle_stop(self->loop, &self->drain_done);
         gw_conn_close_all(self);
     }
     gw_pool_destroy(&self->pool);

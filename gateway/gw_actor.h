@@ -17,25 +17,32 @@
 #include "gw_cidr.h"
 #include "gw_lease.h"
 #include "gw_report.h"
-#include "gw_types.h"
+#include "gw_req.h"
 #include "proto_actor.h"
 
 typedef struct {
-    proto_common_config_t common; // settings every actor has
-    proto_addr_t http_addr;       // GATEWAY_HTTP_ADDR
-    proto_addr_t admin_addr;      // GATEWAY_ADMIN_ADDR
-    char *admin_token;            // ADMIN_TOKEN (secret) or NULL
-    char *trusted_proxies;        // GATEWAY_TRUSTED_PROXIES
-    int64_t lease_ttl_ms;         // GATEWAY_LEASE_TTL (0: no reuse)
-    int64_t decision_timeout_ms;  // GATEWAY_DECISION_TIMEOUT
-    int64_t connect_timeout_ms;   // GATEWAY_CONNECT_TIMEOUT
-    int64_t header_timeout_ms;    // GATEWAY_HEADER_TIMEOUT
-    int64_t idle_timeout_ms;      // GATEWAY_IDLE_TIMEOUT
-    int64_t drain_timeout_ms;     // GATEWAY_DRAIN_TIMEOUT
-    int64_t max_connections;      // GATEWAY_MAX_CONNECTIONS
-    char *public_health_path;     // GATEWAY_PUBLIC_HEALTH_PATH ("" disables)
-    int64_t admin_timeout_ms;     // GATEWAY_ADMIN_TIMEOUT (handler deadline)
-    bool access_log;              // GATEWAY_ACCESS_LOG
+    proto_common_config_t common;     // settings every actor has
+    proto_addr_t http_addr;           // GATEWAY_HTTP_ADDR
+    proto_addr_t https_addr;          // GATEWAY_HTTPS_ADDR (port 0: unset, no HTTPS listener)
+    proto_addr_t admin_addr;          // GATEWAY_ADMIN_ADDR
+    char *admin_token;                // ADMIN_TOKEN (secret) or NULL
+    char *trusted_proxies;            // GATEWAY_TRUSTED_PROXIES
+    int64_t lease_ttl_ms;             // GATEWAY_LEASE_TTL (0: no reuse)
+    int64_t decision_timeout_ms;      // GATEWAY_DECISION_TIMEOUT
+    int64_t connect_timeout_ms;       // GATEWAY_CONNECT_TIMEOUT
+    int64_t header_timeout_ms;        // GATEWAY_HEADER_TIMEOUT
+    int64_t body_timeout_ms;          // GATEWAY_BODY_TIMEOUT: longest pause between two body reads
+    int64_t idle_timeout_ms;          // GATEWAY_IDLE_TIMEOUT
+    int64_t upstream_idle_timeout_ms; // GATEWAY_UPSTREAM_IDLE_TIMEOUT: pooled upstream idle limit
+    int64_t drain_timeout_ms;         // GATEWAY_DRAIN_TIMEOUT
+    int64_t max_connections;          // GATEWAY_MAX_CONNECTIONS
+    char *public_health_path;         // GATEWAY_PUBLIC_HEALTH_PATH ("" disables)
+    int64_t admin_timeout_ms;         // GATEWAY_ADMIN_TIMEOUT (handler deadline)
+    bool access_log;                  // GATEWAY_ACCESS_LOG
+    char *redis_url;                  // REDIS_URL (rate limits), NULL: count in memory
+    char *chat_jwt_secret;            // CHAT_JWT_SECRET (secret), NULL: chat needs no token
+    int64_t chat_ping_interval_ms;    // CHAT_PING_INTERVAL: WebSocket ping to chat clients
+    int64_t chat_idle_timeout_ms;     // CHAT_IDLE_TIMEOUT: a silent chat session is closed
 } gw_config_t;
 
 //  Load settings. Returns 0 to run, 1 after --help, 2 after a bad value.
@@ -62,12 +69,15 @@ struct gw_actor {
     uint64_t nconns;        // how many
     bool draining;          // SIGTERM received
     ev_timer drain_timer;   // drain deadline
-    ev_timer drain_check;   // polls for the end of in-flight requests
+    ev_idle drain_done;     // the last connection closed while draining
     uint64_t rng[2];        // xorshift128+ state (request ids, random strategy)
     uint64_t start_us;      // monotonic start
-    uint64_t requests;      // requests answered
-    uint64_t rejected;      // connections over the limit
-    uint64_t upstream_fail; // failed attempts
+    // counters, in pong (proto_bus_counter) and later in /metrics
+    uint64_t requests;          // public requests answered (or abandoned)
+    uint64_t admin_requests;    // admin listener requests answered
+    uint64_t stale_served;      // requests served from a stale lease
+    uint64_t rejected;          // connections over GATEWAY_MAX_CONNECTIONS
+    uint64_t upstream_failures; // failed upstream attempts (upstream.failed)
 };
 
 typedef struct gw_actor gw_actor_t;
@@ -75,6 +85,10 @@ typedef struct gw_actor gw_actor_t;
 gw_actor_t *gw_actor_new(const gw_config_t *cfg);
 int gw_actor_run(gw_actor_t *self);
 void gw_actor_destroy(gw_actor_t **self_p);
+
+//  A connection closed while draining (gw_conn calls it): when it was the
+//  last, the drain ends.
+void gw_actor_conn_gone(gw_actor_t *self);
 
 //  A 64-bit pseudo-random number (not for secrets).
 uint64_t gw_actor_random(gw_actor_t *self);

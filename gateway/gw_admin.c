@@ -2,7 +2,8 @@
 
     /live, /ping, /health and /ready are answered by the gateway itself (an
     apid crash must never fail liveness); /ready pings router and balancer
-    over the bus. /api/... needs `Authorization: Bearer <ADMIN_TOKEN>` when a
+    over the bus and is ready only when a decision can be made: both answer
+    and the router has found a balancer. /api/... needs `Authorization: Bearer <ADMIN_TOKEN>` when a
     token is set, loses its Authorization and Cookie headers (tokens never
     reach the bus or taps), and is handed to apid as admin.request; /metrics
     goes to statsd. No handler, or no answer within GATEWAY_ADMIN_TIMEOUT:
@@ -13,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw_actor.h"
 #include "gw_admin.h"
-#include "gw_conn.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
@@ -28,14 +29,19 @@ s_json_error(gw_req_t *req, int status, const char *code, const char *message, c
     int n =
         snprintf(body, sizeof body,
                  "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":null}}", code, message);
-    gw_conn_respond(req->conn, status, "application/json", body, (size_t) n, extra);
+    gw_req_respond(req, status, "application/json", body, (size_t) n, extra);
 }
 
 void
 gw_admin_too_large(gw_req_t *req)
 {
-    req->close_after = true;
     s_json_error(req, 413, "payload_too_large", "request body over 1 MiB", NULL);
+}
+
+void
+gw_admin_bad_body(gw_req_t *req)
+{
+    s_json_error(req, 400, "bad_request", "malformed request body", NULL);
 }
 
 //  Constant-time comparison, so the token cannot be guessed byte by byte.
@@ -51,12 +57,12 @@ s_equal(const char *a, size_t alen, const char *b, size_t blen)
 static bool
 s_authorized(gw_req_t *req)
 {
-    const char *token = req->conn->gw->cfg->admin_token;
+    const char *token = req->gw->cfg->admin_token;
     if (token == NULL || *token == '\0')
         return true;
     size_t len;
-    const char *auth = gw_req_header(req, "authorization", &len);
-    if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+    const char *auth = gw_req_header(req, GW_H_AUTHORIZATION, &len);
+    if (auth == NULL || len < 7 || strncasecmp(auth, PROTO_LIT("Bearer ")) != 0)
         return false;
     return s_equal(auth + 7, len - 7, token, strlen(token));
 }
@@ -90,9 +96,8 @@ s_on_response(proto_bus_t *bus, proto_in_t *in, void *arg)
         gw_buf_printf(&extra, "%s: %s\r\n", k, v);
     }
     int status = r->status >= 100 && r->status <= 599 ? r->status : 502;
-    gw_conn_respond(req->conn, status, ctype ? ctype : "application/json",
-                    (const char *) r->body.data, r->body.size,
-                    gw_buf_len(&extra) ? gw_buf_head(&extra) : NULL);
+    gw_req_respond(req, status, ctype ? ctype : "application/json", (const char *) r->body.data,
+                   r->body.size, gw_buf_len(&extra) ? gw_buf_head(&extra) : NULL);
     gw_buf_free(&extra);
 }
 
@@ -100,23 +105,15 @@ static void
 s_hand_over(
     gw_req_t *req, int kind, const char *path, size_t path_len, const char *query, size_t query_len)
 {
-    gw_actor_t *gw = req->conn->gw;
-    static const char *skip[] = {"authorization",  "cookie",     "proxy-authorization",
-                                 "connection",     "keep-alive", "transfer-encoding",
-                                 "content-length", "te",         "upgrade"};
+    gw_actor_t *gw = req->gw;
     proto_kv_t headers[S_MAX_FORWARDED];
     char names[S_MAX_FORWARDED][64];
     char *values[S_MAX_FORWARDED];
     uint32_t n = 0;
     for (uint32_t i = 0; i < req->nfields && n < S_MAX_FORWARDED; i++) {
         const gw_field_t *f = &req->fields[i];
-        if (f->name_len >= sizeof names[0] || f->value_len > 8192)
-            continue;
-        bool drop = false;
-        for (size_t k = 0; k < PROTO_ARRAY_SIZE(skip) && !drop; k++)
-            drop = f->name_len == strlen(skip[k])
-                   && strncasecmp(req->head.data + f->name, skip[k], f->name_len) == 0;
-        if (drop)
+        if (f->name_len >= sizeof names[0] || f->value_len > 8192
+            || (gw_http_flags(f->id) & GW_HF_NO_BUS))
             continue;
         for (size_t c = 0; c < f->name_len; c++) {
             char ch = req->head.data[f->name + c];
@@ -147,7 +144,7 @@ s_hand_over(
     msg.admin_request.body.size = gw_buf_len(&req->admin_body);
     if (msg.admin_request.body.data == NULL)
         msg.admin_request.body.data = (const uint8_t *) "";
-    msg.admin_request.client = req->conn->client_ip;
+    msg.admin_request.client = req->client_ip;
     msg.admin_request.principal = gw->cfg->admin_token ? "admin-token" : "local";
     int rc = proto_bus_request(gw->bus, kind, &msg, gw->cfg->admin_timeout_ms, s_on_response, req);
     for (uint32_t i = 0; i < n; i++)
@@ -171,7 +168,17 @@ s_ready_answer(gw_req_t *req)
     int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"router\":%s,\"balancer\":%s}",
                      ok ? "ready" : "not ready", req->ready_up[0] ? "true" : "false",
                      req->ready_up[1] ? "true" : "false");
-    gw_conn_respond(req->conn, ok ? 200 : 503, "application/json", body, (size_t) n, NULL);
+    gw_req_respond(req, ok ? 200 : 503, "application/json", body, (size_t) n, NULL);
+}
+
+//  A pong's counter by name, or 0.
+static uint64_t
+s_pong_counter(const proto_pong_t *pong, const char *name)
+{
+    for (uint32_t i = 0; i < pong->counters_count; i++)
+        if (strcmp(pong->counters[i].name, name) == 0)
+            return pong->counters[i].value;
+    return 0;
 }
 
 static void
@@ -179,6 +186,9 @@ s_ready_done(gw_req_t *req, int which, proto_in_t *in)
 {
     req->ready_ids[which] = 0;
     req->ready_up[which] = in != NULL && in->msg.type == PROTO_PONG;
+    // a router that has not found a balancer yet cannot decide anything
+    if (which == 0 && req->ready_up[0])
+        req->ready_up[0] = s_pong_counter(&in->msg.pong, "peers.balancer") > 0;
     if (--req->ready_pending == 0)
         s_ready_answer(req);
 }
@@ -200,7 +210,7 @@ s_on_balancer_pong(proto_bus_t *bus, proto_in_t *in, void *arg)
 static void
 s_ready(gw_req_t *req)
 {
-    gw_actor_t *gw = req->conn->gw;
+    gw_actor_t *gw = req->gw;
     const int kinds[2] = {PROTO_KIND_ROUTER, PROTO_KIND_BALANCER};
     proto_reply_fn *fns[2] = {s_on_router_pong, s_on_balancer_pong};
     req->ready_pending = 0;
@@ -220,7 +230,7 @@ s_ready(gw_req_t *req)
 void
 gw_admin_cancel(gw_req_t *req)
 {
-    gw_actor_t *gw = req->conn->gw;
+    gw_actor_t *gw = req->gw;
     if (req->admin_id) {
         proto_bus_cancel(gw->bus, req->admin_id);
         req->admin_id = 0;
@@ -241,27 +251,26 @@ s_path_is(const char *path, size_t len, const char *want)
 void
 gw_admin_handle(gw_req_t *req)
 {
-    gw_conn_t *conn = req->conn;
-    const char *target = req->target;
-    const char *qmark = memchr(target, '?', req->target_len);
-    size_t path_len = qmark ? (size_t) (qmark - target) : req->target_len;
+    const char *target = req->path;
+    const char *qmark = memchr(target, '?', req->path_len);
+    size_t path_len = qmark ? (size_t) (qmark - target) : req->path_len;
     const char *query = qmark ? qmark + 1 : "";
-    size_t query_len = qmark ? req->target_len - path_len - 1 : 0;
+    size_t query_len = qmark ? req->path_len - path_len - 1 : 0;
     bool get = strcmp(req->method, "GET") == 0 || req->head_request;
 
     // answered here, never by a handler, never behind the token
     if (get && s_path_is(target, path_len, "/live")) {
-        gw_conn_respond(conn, 200, "application/json", "{\"status\":\"alive\"}", 18, NULL);
+        gw_req_respond(req, 200, "application/json", PROTO_LIT("{\"status\":\"alive\"}"), NULL);
         return;
     }
     if (get && s_path_is(target, path_len, "/ping")) {
-        gw_conn_respond(conn, 200, NULL, "pong", 4, NULL);
+        gw_req_respond_text(req, 200, "pong");
         return;
     }
     if (get && s_path_is(target, path_len, "/health")) {
         gw_buf_t body = {0};
-        gw_conn_health_json(conn, &body);
-        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
+        gw_req_health_json(req, &body);
+        gw_req_respond(req, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
         gw_buf_free(&body);
         return;
     }
@@ -273,7 +282,8 @@ gw_admin_handle(gw_req_t *req)
         s_hand_over(req, PROTO_KIND_STATSD, target, path_len, query, query_len);
         return;
     }
-    if (path_len >= 4 && memcmp(target, "/api", 4) == 0 && (path_len == 4 || target[4] == '/')) {
+    if (path_len >= 4 && memcmp(target, PROTO_LIT("/api")) == 0
+        && (path_len == 4 || target[4] == '/')) {
         if (!s_authorized(req)) {
             s_json_error(req, 401, "unauthorized", "a valid admin token is required",
                          "WWW-Authenticate: Bearer realm=\"switchyard\"\r\n");

@@ -3,128 +3,121 @@
     A connection reads into its input buffer. With no request in progress,
     gw_prescan checks the head strictly (SPEC §3); a valid head becomes a
     gw_req and its bytes are copied out of the buffer. Bytes after the head
-    stay in the buffer: the body is fed through http-parser (which decodes
-    chunked framing) only when the upstream has room, so a slow backend
-    slows the client down instead of filling memory, and pipelined requests
-    wait their turn. One request is served at a time; responses therefore
-    leave in order.
+    stay in the buffer: the body is fed through gw_chunk (strict chunked
+    framing) and http-parser (which decodes it) only when the upstream has
+    room, so a slow backend slows the client down instead of filling memory,
+    and pipelined requests wait their turn. One request is served at a time;
+    responses therefore leave in order.
+
+    This file implements the request seam of gw_req.h: the proxy and the
+    admin listener write to the client, finish and abort only through it,
+    and whether the connection closes after a response is decided in one
+    place (gw_req_should_close), when the head is written.
+
+    A connection that closes while the client may still be sending (a 413
+    or 400 before the body was read, an early response) is closed the way
+    nginx's lingering close does it: our side is shut down for writing, then
+    what the client still sends is read and dropped until it closes or
+    S_LINGER_MS passes; closing at once would make the kernel answer the
+    unread bytes with a reset, which can destroy the response in flight.
 */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <http_parser.h>
+
+#include "gw_actor.h"
 #include "gw_admin.h"
+#include "gw_chunk.h"
 #include "gw_conn.h"
 #include "gw_prescan.h"
 #include "gw_proxy.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
+#define S_LINGER_MS 5000 // longest lingering close (nginx: lingering_timeout 5s)
+
+struct gw_conn {
+    gw_actor_t *gw;     // the actor
+    int fd;             // client socket
+    bool admin;         // accepted on the admin listener
+    bool trusted;       // peer in GATEWAY_TRUSTED_PROXIES
+    char client_ip[64]; // peer address text
+    ev_io rio;          // readable
+    ev_io wio;          // writable
+    ev_timer timer;     // header, idle or lingering timeout
+    ev_timer reap;      // closes a broken connection from the loop
+    bool broken;        // a write failed: the client is gone
+    bool corked;        // gather output; written at uncork or finish
+    gw_buf_t in;        // bytes from the client not yet used
+    gw_buf_t out;       // bytes to the client not yet written
+    http_parser parser; // request body framing (decoding)
+    gw_chunk_t chunk;   // strict chunked framing check
+    gw_req_t *req;      // the request being served, or NULL
+    bool reading;       // rio started
+    bool closing;       // close once out is written
+    bool lingering;     // shut down for writing; input is drained
+    bool unread;        // the client may still be sending what we did not read
+    bool eof;           // the client half-closed
+    uint64_t served;    // requests served on this connection
+    gw_conn_t *prev;    // all connections
+    gw_conn_t *next;    // ...
+};
+
 static void s_process(gw_conn_t *conn);
 static void s_close(gw_conn_t *conn);
 static void s_make_uuid(gw_actor_t *gw, char *out);
+
+const char *
+gw_req_reason(int status)
+{
+    const char *r = http_status_str((enum http_status) status);
+    return strcmp(r, "<unknown>") == 0 ? "" : r;
+}
+
+static gw_req_t *
+s_req_new(gw_conn_t *conn)
+{
+    gw_req_t *req = proto_xcalloc(1, sizeof *req);
+    req->conn = conn;
+    req->gw = conn->gw;
+    req->client_ip = conn->client_ip;
+    req->trusted = conn->trusted;
+    req->cand = -1;
+    req->start_us = proto_mono_us();
+    conn->req = req;
+    return req;
+}
 
 //  A request record for a response made before any head was understood
 //  (408, 400, 414, 431): it gets a request id and closes the connection.
 static gw_req_t *
 s_bare_req(gw_conn_t *conn)
 {
-    gw_req_t *req = proto_xcalloc(1, sizeof *req);
-    req->conn = conn;
-    req->cand = -1;
+    gw_req_t *req = s_req_new(conn);
     req->method = "-";
     req->target = "-";
-    req->start_us = proto_mono_us();
-    req->close_after = true;
+    req->must_close = true;
     s_make_uuid(conn->gw, req->rid);
-    conn->req = req;
     return req;
-}
-
-const char *
-gw_status_reason(int status)
-{
-    switch (status) {
-        case 100:
-            return "Continue";
-        case 101:
-            return "Switching Protocols";
-        case 200:
-            return "OK";
-        case 201:
-            return "Created";
-        case 202:
-            return "Accepted";
-        case 204:
-            return "No Content";
-        case 206:
-            return "Partial Content";
-        case 301:
-            return "Moved Permanently";
-        case 302:
-            return "Found";
-        case 304:
-            return "Not Modified";
-        case 307:
-            return "Temporary Redirect";
-        case 308:
-            return "Permanent Redirect";
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        case 408:
-            return "Request Timeout";
-        case 409:
-            return "Conflict";
-        case 413:
-            return "Payload Too Large";
-        case 414:
-            return "URI Too Long";
-        case 429:
-            return "Too Many Requests";
-        case 431:
-            return "Request Header Fields Too Large";
-        case 499:
-            return "Client Closed Request";
-        case 500:
-            return "Internal Server Error";
-        case 502:
-            return "Bad Gateway";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        default:
-            return status < 300   ? "OK"
-                   : status < 400 ? "Redirect"
-                   : status < 500 ? "Error"
-                                  : "Server Error";
-    }
 }
 
 // --------------------------------------------------------------------------
 // Output
 
 bool
-gw_conn_out_full(const gw_conn_t *conn)
+gw_req_out_full(const gw_req_t *req)
 {
-    return gw_buf_len(&conn->out) > GW_OUT_HIGH;
+    return gw_buf_len(&req->conn->out) > GW_OUT_HIGH;
 }
 
 static void
@@ -156,6 +149,48 @@ s_break(gw_conn_t *conn)
         ev_timer_start(conn->gw->loop, &conn->reap);
 }
 
+static void
+s_arm_timer(gw_conn_t *conn, int64_t ms)
+{
+    if (conn->broken)
+        return;
+    ev_timer_stop(conn->gw->loop, &conn->timer);
+    ev_timer_set(&conn->timer, (double) ms / 1000.0, 0.);
+    ev_timer_start(conn->gw->loop, &conn->timer);
+}
+
+//  Everything is written and the connection must close: at once when the
+//  client has nothing more to send, else after a lingering close.
+static void
+s_close_written(gw_conn_t *conn)
+{
+    bool unread = conn->unread || gw_buf_len(&conn->in) > 0;
+    while (!conn->eof) {
+        char drop[4096];
+        ssize_t n = recv(conn->fd, drop, sizeof drop, MSG_DONTWAIT);
+        if (n > 0)
+            unread = true;
+        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            conn->eof = true; // the client closed (or broke): nothing left to reset
+        else
+            break; // nothing waiting now; more may come
+    }
+    if (conn->eof || !unread) {
+        s_close(conn);
+        return;
+    }
+    // lingering close: our side is done; drain theirs until EOF or the bound
+    conn->lingering = true;
+    gw_buf_reset(&conn->in);
+    shutdown(conn->fd, SHUT_WR);
+    ev_io_stop(conn->gw->loop, &conn->wio);
+    if (!conn->reading) {
+        ev_io_start(conn->gw->loop, &conn->rio);
+        conn->reading = true;
+    }
+    s_arm_timer(conn, S_LINGER_MS);
+}
+
 //  Write what we can. Returns -1 if the connection was closed or broke.
 static int
 s_flush(gw_conn_t *conn)
@@ -173,17 +208,18 @@ s_flush(gw_conn_t *conn)
     }
     s_want_write(conn);
     // a connection to close goes once its last response is written and no
-    // request is being finished (gw_conn_finish flushes again after it)
-    if (gw_buf_len(&conn->out) == 0 && conn->closing && conn->req == NULL) {
-        s_close(conn);
+    // request is being finished (gw_req_finish flushes again after it)
+    if (gw_buf_len(&conn->out) == 0 && conn->closing && conn->req == NULL && !conn->lingering) {
+        s_close_written(conn);
         return -1;
     }
     return 0;
 }
 
 void
-gw_conn_send(gw_conn_t *conn, const void *data, size_t len)
+gw_req_send(gw_req_t *req, const void *data, size_t len)
 {
+    gw_conn_t *conn = req->conn;
     if (conn->broken)
         return;
     gw_buf_append(&conn->out, data, len);
@@ -192,14 +228,15 @@ gw_conn_send(gw_conn_t *conn, const void *data, size_t len)
 }
 
 void
-gw_conn_cork(gw_conn_t *conn)
+gw_req_cork(gw_req_t *req)
 {
-    conn->corked = true;
+    req->conn->corked = true;
 }
 
 void
-gw_conn_uncork(gw_conn_t *conn)
+gw_req_uncork(gw_req_t *req)
 {
+    gw_conn_t *conn = req->conn;
     conn->corked = false;
     if (!ev_is_active(&conn->wio))
         (void) s_flush(conn);
@@ -211,12 +248,13 @@ s_on_writable(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     (void) revents;
     gw_conn_t *conn = w->data;
-    bool was_full = gw_conn_out_full(conn);
+    bool was_full = gw_buf_len(&conn->out) > GW_OUT_HIGH;
     if (s_flush(conn) != 0)
         return;
-    if (conn->req && conn->req->up && gw_buf_len(&conn->out) < GW_OUT_LOW
-        && (was_full || conn->req->state == GW_REQ_RESPONDING))
-        gw_proxy_client_drained(conn->req);
+    gw_req_t *req = conn->req;
+    if (req && gw_buf_len(&conn->out) < GW_OUT_LOW
+        && (was_full || req->phase == GW_PHASE_RESPONDING))
+        gw_proxy_client_drained(req);
 }
 
 // --------------------------------------------------------------------------
@@ -228,25 +266,35 @@ s_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     gw_conn_t *conn = w->data;
-    if (conn->req != NULL)
-        return; // the request's own deadlines apply
+    if (conn->lingering) {
+        s_close(conn); // the client kept sending (or kept the socket) too long
+        return;
+    }
+    gw_req_t *req = conn->req;
+    if (req != NULL) {
+        if (req->body_done || req->phase == GW_PHASE_DONE)
+            return; // the request's own deadlines apply
+        if (!conn->reading) {
+            s_arm_timer(conn, conn->gw->cfg->body_timeout_ms); // we paused it, not the client
+            return;
+        }
+        // GATEWAY_BODY_TIMEOUT: the client stopped sending its body
+        log_info("request body timeout", LOG_S("request_id", req->rid),
+                 LOG_U("body_bytes", req->body_in));
+        if (req->phase == GW_PHASE_RESPONDING) {
+            gw_req_abort(req);
+            return;
+        }
+        gw_proxy_abort(req); // abandoned: not the backend's failure
+        gw_req_respond_text(req, 408, "Request Timeout");
+        return;
+    }
     if (gw_buf_len(&conn->in) == 0 && conn->served > 0) {
         s_close(conn); // idle keep-alive: closed silently
         return;
     }
     // headers not complete in time
-    (void) s_bare_req(conn);
-    gw_conn_respond(conn, 408, NULL, "Request Timeout", 15, NULL);
-}
-
-static void
-s_arm_timer(gw_conn_t *conn, int64_t ms)
-{
-    if (conn->broken)
-        return;
-    ev_timer_stop(conn->gw->loop, &conn->timer);
-    ev_timer_set(&conn->timer, (double) ms / 1000.0, 0.);
-    ev_timer_start(conn->gw->loop, &conn->timer);
+    gw_req_respond_text(s_bare_req(conn), 408, "Request Timeout");
 }
 
 // --------------------------------------------------------------------------
@@ -291,16 +339,20 @@ s_report(gw_conn_t *conn, gw_req_t *req)
     gw_actor_t *gw = conn->gw;
     uint64_t now = proto_mono_us();
     uint64_t dur = now - req->start_us;
-    char path[2049];
+    char path[PROTO_REQINFO_PATH_MAX + 1];
     size_t plen = req->target_len < sizeof path - 1 ? req->target_len : sizeof path - 1;
     memcpy(path, req->target, plen);
     path[plen] = '\0';
-    char redacted[2049];
+    char redacted[PROTO_REQINFO_PATH_MAX + 1];
     proto_log_redact_query(path, redacted, sizeof redacted);
     const char *vhost = req->lease && req->lease->status == GW_LEASE_OK ? req->lease->vhost : "";
-    gw->requests++;
-    if (conn->admin)
+    if (conn->admin) {
+        gw->admin_requests++;
         return; // the admin listener is not traffic
+    }
+    gw->requests++;
+    if (req->stale)
+        gw->stale_served++;
     proto_reqinfo_t info = {
         .rid = req->rid,
         .method = req->method,
@@ -335,7 +387,7 @@ s_close(gw_conn_t *conn)
         gw_leases_cancel(gw->leases, &req->waiter);
         gw_admin_cancel(req);
         gw_proxy_abort(req);
-        if (req->state != GW_REQ_DONE) {
+        if (req->phase != GW_PHASE_DONE) {
             if (req->status == 0)
                 req->status = 499; // the client went away first
             s_report(conn, req);
@@ -357,21 +409,25 @@ s_close(gw_conn_t *conn)
         conn->next->prev = conn->prev;
     gw->nconns--;
     free(conn);
+    if (gw->draining)
+        gw_actor_conn_gone(gw);
 }
 
 void
-gw_conn_abort(gw_conn_t *conn)
+gw_req_abort(gw_req_t *req)
 {
-    s_close(conn);
+    s_close(req->conn);
 }
 
 void
-gw_conn_close_idle(gw_actor_t *gw)
+gw_conn_drain(gw_actor_t *gw)
 {
     gw_conn_t *conn = gw->conns;
     while (conn) {
         gw_conn_t *next = conn->next;
-        if (conn->req == NULL && gw_buf_len(&conn->out) == 0)
+        // idle: no request, nothing to write, no partial head read
+        if (conn->req == NULL && gw_buf_len(&conn->out) == 0 && gw_buf_len(&conn->in) == 0
+            && !conn->lingering)
             s_close(conn);
         conn = next;
     }
@@ -387,17 +443,33 @@ gw_conn_close_all(gw_actor_t *gw)
 // --------------------------------------------------------------------------
 // Proxy-made responses
 
-void
-gw_conn_respond(
-    gw_conn_t *conn, int status, const char *ctype, const char *body, size_t len, const char *extra)
+bool
+gw_req_should_close(gw_req_t *req)
 {
-    gw_req_t *req = conn->req;
+    if (!req->close_decided) {
+        req->close_decided = true;
+        req->must_close = req->must_close || !req->keep_alive || !req->body_done
+                          || req->conn->closing || req->gw->draining;
+    }
+    return req->must_close;
+}
+
+void
+gw_req_responding(gw_req_t *req, int status)
+{
+    req->status = status;
+    req->phase = GW_PHASE_RESPONDING;
+}
+
+void
+gw_req_respond(
+    gw_req_t *req, int status, const char *ctype, const char *body, size_t len, const char *extra)
+{
+    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431)
+        req->must_close = true; // the rest of what the client sends is not understood
+    bool close = gw_req_should_close(req);
     gw_buf_t head = {0};
-    bool close_now = conn->closing || req->close_after || !req->keep_alive || conn->gw->draining
-                     || !req->body_done;
-    if (status == 400 || status == 408 || status == 414 || status == 431)
-        close_now = true;
-    gw_buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, gw_status_reason(status));
+    gw_buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, gw_req_reason(status));
     if (len > 0 || ctype)
         gw_buf_printf(&head, "Content-Type: %s\r\n", ctype ? ctype : "text/plain");
     gw_buf_printf(&head, "Content-Length: %zu\r\n", len);
@@ -406,7 +478,7 @@ gw_conn_respond(
         if (req->client_sent_corr)
             gw_buf_printf(&head, "X-Correlation-Id: %s\r\n", req->rid);
     }
-    if (close_now)
+    if (close)
         gw_buf_puts(&head, "Connection: close\r\n");
     else if (req->minor == 0)
         gw_buf_puts(&head, "Connection: keep-alive\r\n");
@@ -415,24 +487,22 @@ gw_conn_respond(
     gw_buf_puts(&head, "\r\n");
     if (!req->head_request)
         gw_buf_append(&head, body, len);
-    req->status = status;
+    gw_req_responding(req, status);
     req->bytes_out += len;
-    req->close_after = close_now;
-    gw_conn_send(conn, gw_buf_head(&head), gw_buf_len(&head));
+    gw_req_send(req, gw_buf_head(&head), gw_buf_len(&head));
     gw_buf_free(&head);
-    gw_conn_finish(conn);
+    gw_req_finish(req);
 }
 
 // --------------------------------------------------------------------------
 // Requests
 
 const char *
-gw_req_header(const gw_req_t *req, const char *name, size_t *len)
+gw_req_header(const gw_req_t *req, gw_hdr_t id, size_t *len)
 {
-    size_t nlen = strlen(name);
     for (uint32_t i = 0; i < req->nfields; i++) {
         const gw_field_t *f = &req->fields[i];
-        if (f->name_len == nlen && strncasecmp(req->head.data + f->name, name, nlen) == 0) {
+        if (f->id == id) {
             if (len)
                 *len = f->value_len;
             return req->head.data + f->value;
@@ -471,8 +541,8 @@ static void
 s_request_id(gw_conn_t *conn, gw_req_t *req)
 {
     size_t rlen = 0, clen = 0;
-    const char *rid = gw_req_header(req, "x-request-id", &rlen);
-    const char *cid = gw_req_header(req, "x-correlation-id", &clen);
+    const char *rid = gw_req_header(req, GW_H_X_REQUEST_ID, &rlen);
+    const char *cid = gw_req_header(req, GW_H_X_CORRELATION_ID, &clen);
     req->client_sent_corr = cid != NULL;
     if (rid && s_valid_id(rid, rlen)) {
         memcpy(req->rid, rid, rlen);
@@ -485,14 +555,14 @@ s_request_id(gw_conn_t *conn, gw_req_t *req)
     }
 }
 
-//  The value of a query parameter of the target, copied into out.
+//  The value of a query parameter of the path, copied into out.
 static bool
 s_query_param(const gw_req_t *req, const char *name, char *out, size_t cap)
 {
-    const char *q = memchr(req->target, '?', req->target_len);
+    const char *q = memchr(req->path, '?', req->path_len);
     if (q == NULL)
         return false;
-    const char *end = req->target + req->target_len;
+    const char *end = req->path + req->path_len;
     size_t nlen = strlen(name);
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t) (end - p));
@@ -514,7 +584,7 @@ static bool
 s_valid_region(const char *s)
 {
     size_t len = strlen(s);
-    return len > 0 && len <= 64 && s_valid_id(s, len);
+    return len > 0 && len <= PROTO_DECIDE_REGION_MAX && s_valid_id(s, len);
 }
 
 //  Split the (already strictly checked) head into method, target, fields.
@@ -544,7 +614,7 @@ s_parse_head(gw_req_t *req)
     line++;
     while (line < end && !(line[0] == '\r' && line[1] == '\n')) {
         char *eol = memchr(line, '\r', (size_t) (end - line));
-        char *colon = memchr(line, ':', (size_t) (eol - line));
+        char *colon = eol ? memchr(line, ':', (size_t) (eol - line)) : NULL;
         if (eol == NULL || colon == NULL || req->nfields >= GW_MAX_HEADERS)
             return -1;
         char *v = colon + 1;
@@ -556,6 +626,7 @@ s_parse_head(gw_req_t *req)
         gw_field_t *f = &req->fields[req->nfields++];
         f->name = (uint32_t) (line - req->head.data);
         f->name_len = (uint16_t) (colon - line);
+        f->id = (uint8_t) gw_http_header(line, f->name_len);
         f->value = (uint32_t) (v - req->head.data);
         f->value_len = (uint32_t) (ve - v);
         line = eol + 2;
@@ -568,36 +639,75 @@ s_parse_head(gw_req_t *req)
     return 0;
 }
 
-//  Connection/keep-alive semantics of the request.
+//  Connection semantics of the request, from every Connection field.
 static void
 s_keep_alive(gw_req_t *req)
 {
-    size_t len;
-    const char *c = gw_req_header(req, "connection", &len);
-    bool close_token = false, keep_token = false;
-    for (size_t i = 0; c && i < len;) {
-        while (i < len && (c[i] == ' ' || c[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < len && c[j] != ',')
-            j++;
-        size_t tlen = j - i;
-        while (tlen > 0 && c[i + tlen - 1] == ' ')
-            tlen--;
-        if (tlen == 5 && strncasecmp(c + i, "close", 5) == 0)
-            close_token = true;
-        if (tlen == 10 && strncasecmp(c + i, "keep-alive", 10) == 0)
-            keep_token = true;
-        i = j;
+    bool close = false, keep = false;
+    for (uint32_t i = 0; i < req->nfields; i++) {
+        const gw_field_t *f = &req->fields[i];
+        if (f->id != GW_H_CONNECTION)
+            continue;
+        const char *v = req->head.data + f->value;
+        close = close || gw_http_list_has(v, f->value_len, PROTO_LIT("close"));
+        keep = keep || gw_http_list_has(v, f->value_len, PROTO_LIT("keep-alive"));
     }
-    req->keep_alive = req->minor == 1 ? !close_token : keep_token;
+    req->keep_alive = req->minor == 1 ? !close : keep && !close;
 }
 
-//  The gateway's health document (SPEC §10).
-void
-gw_conn_health_json(gw_conn_t *conn, gw_buf_t *out)
+//  The routing host: lower-case, port stripped ("[v6]:port" keeps its brackets).
+static void
+s_routing_host(gw_req_t *req, const char *host, size_t len)
 {
-    gw_actor_t *gw = conn->gw;
+    size_t hl = len;
+    if (len > 0 && host[0] == '[') {
+        const char *rb = memchr(host, ']', len);
+        hl = rb ? (size_t) (rb - host) + 1 : len;
+    } else {
+        const char *colon = memchr(host, ':', len);
+        if (colon)
+            hl = (size_t) (colon - host);
+    }
+    if (hl >= sizeof req->host)
+        hl = sizeof req->host - 1;
+    for (size_t i = 0; i < hl; i++)
+        req->host[i] = (char) (host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
+    req->host[hl] = '\0';
+}
+
+//  Where the request goes: the target's form decides the path sent upstream
+//  and the authority. An absolute-form target's authority replaces Host
+//  (RFC 9112 §3.2.2; nginx does the same), so routing, the upstream Host
+//  and every later check agree on one name. Returns -1 for a target that
+//  cannot be served (400).
+static int
+s_target(gw_req_t *req)
+{
+    size_t ho, hl, po, pl;
+    int form = gw_http_absolute_form(req->target, req->target_len, &ho, &hl, &po, &pl);
+    if (form < 0)
+        return -1;
+    if (form == 1) {
+        req->authority = req->target + ho;
+        req->authority_len = (uint32_t) hl;
+        req->path = req->target + po;
+        req->path_len = (uint32_t) pl;
+    } else {
+        size_t len = 0;
+        req->authority = gw_req_header(req, GW_H_HOST, &len);
+        req->authority_len = (uint32_t) len;
+        req->path = req->target;
+        req->path_len = req->target_len;
+    }
+    if (req->authority)
+        s_routing_host(req, req->authority, req->authority_len);
+    return 0;
+}
+
+void
+gw_req_health_json(const gw_req_t *req, gw_buf_t *out)
+{
+    gw_actor_t *gw = req->gw;
     char ts[40];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -618,28 +728,27 @@ gw_conn_health_json(gw_conn_t *conn, gw_buf_t *out)
 static void
 s_on_decision(gw_req_t *req, gw_lease_t *lease, bool stale)
 {
-    gw_conn_t *conn = req->conn;
     req->lease = lease;
     req->stale = stale;
     if (lease == NULL) {
-        gw_conn_respond(conn, 503, NULL, "Service Unavailable", 19, "Retry-After: 1\r\n");
+        gw_req_respond(req, 503, NULL, PROTO_LIT("Service Unavailable"), "Retry-After: 1\r\n");
         return;
     }
     if (lease->status == GW_LEASE_NO_ROUTE) {
-        gw_conn_respond(conn, 404, NULL, "Service Not Found", 17, NULL);
+        gw_req_respond_text(req, 404, "Service Not Found");
         return;
     }
     if (lease->status == GW_LEASE_NO_BACKEND || lease->ncands == 0) {
-        gw_conn_respond(conn, 503, NULL, "Service Unavailable - VM not responding", 39, NULL);
+        gw_req_respond_text(req, 503, "Service Unavailable - VM not responding");
         return;
     }
     if (!req->chunked && req->content_length > lease->max_body) {
-        req->close_after = true;
-        gw_conn_respond(conn, 413, NULL, "Payload Too Large", 17, NULL);
+        gw_req_respond_text(req, 413, "Payload Too Large");
         return;
     }
     if (req->expect_continue && req->has_body)
-        gw_conn_send(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        gw_req_send(req, PROTO_LIT("HTTP/1.1 100 Continue\r\n\r\n"));
+    req->phase = GW_PHASE_FORWARDING;
     gw_proxy_start(req);
 }
 
@@ -657,17 +766,17 @@ s_route(gw_conn_t *conn, gw_req_t *req)
 {
     gw_actor_t *gw = conn->gw;
     const char *hp = gw->cfg->public_health_path;
-    if (hp && *hp && req->target_len == strlen(hp) && memcmp(req->target, hp, req->target_len) == 0
+    if (hp && *hp && req->path_len == strlen(hp) && memcmp(req->path, hp, req->path_len) == 0
         && (strcmp(req->method, "GET") == 0 || req->head_request)) {
         gw_buf_t body = {0};
-        gw_conn_health_json(conn, &body);
-        gw_conn_respond(conn, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
+        gw_req_health_json(req, &body);
+        gw_req_respond(req, 200, "application/json", gw_buf_head(&body), gw_buf_len(&body), NULL);
         gw_buf_free(&body);
         return;
     }
     size_t rlen = 0;
-    const char *xr = gw_req_header(req, "x-region", &rlen);
-    char region[65] = "";
+    const char *xr = gw_req_header(req, GW_H_X_REGION, &rlen);
+    char region[PROTO_DECIDE_REGION_MAX + 1] = "";
     if (xr && rlen > 0 && rlen < sizeof region) {
         memcpy(region, xr, rlen);
         region[rlen] = '\0';
@@ -675,12 +784,11 @@ s_route(gw_conn_t *conn, gw_req_t *req)
         proto_strlcpy(region, gw->cfg->common.region, sizeof region);
     }
     if (!s_valid_region(region)) {
-        req->close_after = true;
-        gw_conn_respond(conn, 400, NULL, "Bad Request", 11, NULL);
+        gw_req_respond_text(req, 400, "Bad Request");
         return;
     }
     proto_strlcpy(req->region, region, sizeof req->region);
-    req->state = GW_REQ_DECIDING;
+    req->phase = GW_PHASE_DECIDING;
     bool pending, stale;
     gw_lease_t *lease = gw_leases_get(gw->leases, req->host, req->region, conn->client_ip, req->rid,
                                       &req->waiter, &pending, &stale);
@@ -712,7 +820,7 @@ s_on_message_complete(http_parser *p)
     gw_conn_t *conn = p->data;
     conn->req->body_done = true;
     http_parser_pause(p, 1); // pipelined bytes wait for their turn
-    if (!conn->admin && conn->req->up)
+    if (!conn->admin)
         gw_proxy_body_end(conn->req);
     return 0;
 }
@@ -722,8 +830,10 @@ static const http_parser_settings s_settings = {
     .on_message_complete = s_on_message_complete,
 };
 
-//  Feed up to max bytes of the input buffer to the parser. Returns -1 when
-//  the framing is bad or the body over its limit (the caller answers).
+//  Feed up to max bytes of the input buffer to the parser (chunked bodies
+//  through the strict framing check first: http-parser alone is lax).
+//  Returns -1 when the framing is bad or the body over its limit (the
+//  caller answers).
 static int
 s_feed(gw_conn_t *conn, size_t max)
 {
@@ -732,6 +842,19 @@ s_feed(gw_conn_t *conn, size_t max)
         len = max;
     if (len == 0)
         return 0;
+    if (conn->req->chunked) {
+        size_t used = 0;
+        const char *reason = NULL;
+        int rc = gw_chunk_feed(&conn->chunk, gw_buf_head(&conn->in), len, &used, &reason);
+        if (rc == GW_CHUNK_ERROR) {
+            log_debug("request refused", LOG_S("request_id", conn->req->rid),
+                      LOG_S("client_ip", conn->client_ip), LOG_S("reason", reason));
+            return -1;
+        }
+        len = used; // never past the message's end: pipelined bytes are the next head
+        if (len == 0)
+            return -1; // the check saw the end, the parser did not: never guess
+    }
     size_t n = http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), len);
     gw_buf_consume(&conn->in, n);
     enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
@@ -741,23 +864,22 @@ s_feed(gw_conn_t *conn, size_t max)
 }
 
 void
-gw_conn_pump_body(gw_conn_t *conn)
+gw_req_pump_body(gw_req_t *req)
 {
-    gw_req_t *req = conn->req;
-    if (req == NULL || req->body_done)
+    gw_conn_t *conn = req->conn;
+    if (req->body_done)
         return;
     while (!req->body_done && gw_buf_len(&conn->in) > 0 && !gw_proxy_upstream_full(req)) {
         if (s_feed(conn, 65536) != 0) {
-            if (req->status == 0 && req->state != GW_REQ_RESPONDING) {
+            if (req->phase != GW_PHASE_RESPONDING) {
                 gw_proxy_abort(req);
                 bool too_big = req->lease && req->body_in > req->lease->max_body;
-                req->close_after = true;
                 if (too_big)
-                    gw_conn_respond(conn, 413, NULL, "Payload Too Large", 17, NULL);
+                    gw_req_respond_text(req, 413, "Payload Too Large");
                 else
-                    gw_conn_respond(conn, 400, NULL, "Bad Request", 11, NULL);
+                    gw_req_respond_text(req, 400, "Bad Request");
             } else {
-                gw_conn_abort(conn);
+                gw_req_abort(req);
             }
             return;
         }
@@ -769,106 +891,24 @@ gw_conn_pump_body(gw_conn_t *conn)
 static void
 s_reject_head(gw_conn_t *conn, int status)
 {
-    (void) s_bare_req(conn);
+    gw_req_t *req = conn->req ? conn->req : s_bare_req(conn);
     gw_buf_reset(&conn->in);
+    conn->unread = true;
     s_stop_reading(conn);
-    const char *reason = gw_status_reason(status);
-    gw_conn_respond(conn, status, NULL, reason, strlen(reason), NULL);
-}
-
-//  A complete, checked head is at the front of the input buffer.
-static void
-s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
-{
-    gw_actor_t *gw = conn->gw;
-    gw_req_t *req = proto_xcalloc(1, sizeof *req);
-    req->conn = conn;
-    req->cand = -1;
-    req->start_us = proto_mono_us();
-    conn->req = req;
-    ev_timer_stop(gw->loop, &conn->timer);
-    gw_buf_append(&req->head, gw_buf_head(&conn->in), scan->head_len);
-    gw_buf_append(&req->head, "", 1); // NUL after the head, for string helpers
-    req->head.end--;                  // ...not counted in its length
-    if (s_parse_head(req) != 0) {
-        s_reject_head(conn, 400);
-        return;
-    }
-    req->chunked = scan->chunked;
-    req->content_length = scan->content_length;
-    req->has_body = scan->has_body;
-    req->body_done = !scan->has_body;
-    s_keep_alive(req);
-    s_request_id(conn, req);
-    size_t len;
-    const char *ex = gw_req_header(req, "expect", &len);
-    req->expect_continue = ex && len == 12 && strncasecmp(ex, "100-continue", 12) == 0;
-    const char *host = gw_req_header(req, "host", &len);
-    if (host) {
-        // lower-case, port stripped ("[v6]:port" keeps its brackets)
-        size_t hl = len;
-        if (host[0] == '[') {
-            const char *rb = memchr(host, ']', len);
-            hl = rb ? (size_t) (rb - host) + 1 : len;
-        } else {
-            const char *colon = memchr(host, ':', len);
-            if (colon)
-                hl = (size_t) (colon - host);
-        }
-        if (hl >= sizeof req->host)
-            hl = sizeof req->host - 1;
-        for (size_t i = 0; i < hl; i++)
-            req->host[i] = (char) (host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
-        req->host[hl] = '\0';
-    }
-
-    // the head goes through http-parser too, so it tracks the body framing
-    http_parser_init(&conn->parser, HTTP_REQUEST);
-    conn->parser.data = conn;
-    size_t n =
-        http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), scan->head_len);
-    enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
-    if (n != scan->head_len && err != HPE_PAUSED) {
-        s_reject_head(conn, 400);
-        return;
-    }
-    gw_buf_consume(&conn->in, scan->head_len);
-    if (!req->has_body)
-        req->body_done = true;
-    conn->served++;
-
-    if (conn->admin) {
-        if (req->content_length > GW_ADMIN_BODY_MAX) {
-            req->close_after = true;
-            gw_admin_too_large(req);
-            return;
-        }
-        req->state = GW_REQ_ADMIN;
-        if (!req->body_done) {
-            gw_conn_pump_admin(conn);
-            return;
-        }
-        gw_admin_handle(req);
-        return;
-    }
-    s_route(conn, req);
+    const char *reason = gw_req_reason(status);
+    gw_req_respond(req, status, NULL, reason, strlen(reason), NULL);
 }
 
 //  Admin bodies are read whole (at most 1 MiB) before the handler runs.
-void
-gw_conn_pump_admin(gw_conn_t *conn)
+static void
+s_pump_admin(gw_conn_t *conn)
 {
     gw_req_t *req = conn->req;
     if (s_feed(conn, gw_buf_len(&conn->in)) != 0) {
-        req->close_after = true;
-        if (gw_buf_len(&req->admin_body) + 1 > GW_ADMIN_BODY_MAX
-            || req->body_in > GW_ADMIN_BODY_MAX)
+        if (req->body_in > GW_ADMIN_BODY_MAX || gw_buf_len(&req->admin_body) >= GW_ADMIN_BODY_MAX)
             gw_admin_too_large(req);
         else
-            gw_conn_respond(
-                conn, 400, "application/json",
-                "{\"error\":{\"code\":\"bad_request\",\"message\":\"malformed request body\"}}", 67,
-                NULL);
+            gw_admin_bad_body(req);
         return;
     }
     if (req->body_done)
@@ -877,14 +917,77 @@ gw_conn_pump_admin(gw_conn_t *conn)
         s_start_reading(conn);
 }
 
+//  A complete, checked head is at the front of the input buffer.
+static void
+s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
+{
+    gw_actor_t *gw = conn->gw;
+    gw_req_t *req = s_req_new(conn);
+    ev_timer_stop(gw->loop, &conn->timer);
+    gw_buf_append(&req->head, gw_buf_head(&conn->in), scan->head_len);
+    gw_buf_append(&req->head, "", 1); // NUL after the head, for string helpers
+    req->head.end--;                  // ...not counted in its length
+    req->chunked = scan->chunked;
+    req->content_length = scan->content_length;
+    req->has_body = scan->has_body;
+    req->body_done = !scan->has_body;
+    if (s_parse_head(req) != 0) {
+        s_reject_head(conn, 400);
+        return;
+    }
+    s_keep_alive(req);
+    s_request_id(conn, req);
+    size_t len;
+    const char *ex = gw_req_header(req, GW_H_EXPECT, &len);
+    req->expect_continue = ex && len == 12 && strncasecmp(ex, PROTO_LIT("100-continue")) == 0;
+    if (s_target(req) != 0) {
+        log_debug("request refused", LOG_S("request_id", req->rid),
+                  LOG_S("client_ip", conn->client_ip), LOG_S("reason", "request-target"));
+        s_reject_head(conn, 400);
+        return;
+    }
+
+    // the head goes through http-parser too, so it tracks the body framing
+    http_parser_init(&conn->parser, HTTP_REQUEST);
+    conn->parser.data = conn;
+    gw_chunk_init(&conn->chunk);
+    size_t n =
+        http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), scan->head_len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
+    if (n != scan->head_len && err != HPE_PAUSED) {
+        s_reject_head(conn, 400);
+        return;
+    }
+    gw_buf_consume(&conn->in, scan->head_len);
+    conn->served++;
+    if (!req->body_done)
+        s_arm_timer(conn, gw->cfg->body_timeout_ms);
+
+    if (conn->admin) {
+        req->phase = GW_PHASE_ADMIN;
+        if (req->content_length > GW_ADMIN_BODY_MAX) {
+            gw_admin_too_large(req); // as soon as Content-Length says so
+            return;
+        }
+        if (!req->body_done) {
+            s_pump_admin(conn);
+            return;
+        }
+        gw_admin_handle(req);
+        return;
+    }
+    s_route(conn, req);
+}
+
 static void
 s_process(gw_conn_t *conn)
 {
-    if (conn->req != NULL) {
-        if (conn->req->state == GW_REQ_ADMIN && !conn->req->body_done)
-            gw_conn_pump_admin(conn);
-        else if (conn->req->up)
-            gw_conn_pump_body(conn);
+    gw_req_t *req = conn->req;
+    if (req != NULL) {
+        if (req->phase == GW_PHASE_ADMIN && !req->body_done)
+            s_pump_admin(conn);
+        else if (gw_proxy_has_upstream(req))
+            gw_req_pump_body(req);
         else if (gw_buf_len(&conn->in) >= GW_HOLD_MAX)
             s_stop_reading(conn); // the body waits for an upstream
         return;
@@ -908,20 +1011,20 @@ s_process(gw_conn_t *conn)
 }
 
 void
-gw_conn_finish(gw_conn_t *conn)
+gw_req_finish(gw_req_t *req)
 {
+    gw_conn_t *conn = req->conn;
     gw_actor_t *gw = conn->gw;
-    gw_req_t *req = conn->req;
-    if (req == NULL)
-        return;
-    req->state = GW_REQ_DONE;
+    req->phase = GW_PHASE_DONE;
     conn->corked = false; // the response is whole: it goes out below or at once
     s_report(conn, req);
-    bool close_after = req->close_after || !req->keep_alive || !req->body_done || gw->draining;
+    // what the head promised; a drain that began after it closes too
+    bool close = gw_req_should_close(req) || gw->draining;
+    conn->unread = conn->unread || !req->body_done;
     gw_leases_cancel(gw->leases, &req->waiter);
     gw_proxy_release(req);
     s_req_free(&conn->req);
-    if (close_after) {
+    if (close) {
         conn->closing = true;
         s_stop_reading(conn);
         (void) s_flush(conn); // closes when written
@@ -939,11 +1042,31 @@ gw_conn_finish(gw_conn_t *conn)
         ev_feed_event(gw->loop, &conn->rio, EV_CUSTOM); // serve it from the loop, not recursively
 }
 
+//  Lingering close: read and drop until the client closes.
+static void
+s_linger_read(gw_conn_t *conn)
+{
+    char drop[16384];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(conn->fd, drop, sizeof drop);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        s_close(conn); // EOF or error: done
+        return;
+    }
+}
+
 static void
 s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void) loop;
     gw_conn_t *conn = w->data;
+    if (conn->lingering) {
+        s_linger_read(conn);
+        return;
+    }
     if (revents & EV_READ) {
         bool had = gw_buf_len(&conn->in) > 0;
         ssize_t n = gw_buf_read(&conn->in, conn->fd, GW_READ_CHUNK);
@@ -951,7 +1074,7 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
             conn->eof = true;
             s_stop_reading(conn);
             if (conn->req == NULL
-                || (conn->req->state != GW_REQ_RESPONDING && !conn->req->body_done)) {
+                || (conn->req->phase != GW_PHASE_RESPONDING && !conn->req->body_done)) {
                 s_close(conn);
                 return;
             }
@@ -963,6 +1086,8 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         } else if (!had && conn->req == NULL && conn->served > 0) {
             // first byte of a later request: its head must come within the header timeout
             s_arm_timer(conn, conn->gw->cfg->header_timeout_ms);
+        } else if (conn->req && !conn->req->body_done) {
+            s_arm_timer(conn, conn->gw->cfg->body_timeout_ms); // the longest pause in a body
         }
     }
     s_process(conn);
@@ -980,7 +1105,7 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
                 log_warn("accept failed", LOG_ERRNO(errno));
             return;
         }
-        if (gw->draining || (int64_t) gw->nconns >= gw->cfg->max_connections) {
+        if ((int64_t) gw->nconns >= gw->cfg->max_connections) {
             gw->rejected++;
             close(fd); // over the limit: accepted and closed at once
             continue;
@@ -991,8 +1116,6 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
         conn->gw = gw;
         conn->fd = fd;
         conn->admin = admin;
-        conn->peer = ss;
-        conn->accepted_ms = proto_mono_us() / 1000;
         if (ss.ss_family == AF_INET)
             inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, conn->client_ip,
                       sizeof conn->client_ip);

@@ -161,7 +161,7 @@ gw_lease_from_msg(const proto_lease_t *m)
         l->headers[i].key = s_dup(m->headers[i].key);
         l->headers[i].value = s_dup(m->headers[i].value);
     }
-    l->wildcard = strncmp(l->vhost, "*.", 2) == 0;
+    l->wildcard = strncmp(l->vhost, PROTO_LIT("*.")) == 0;
     l->made_ms = s_now_ms();
     return l;
 }
@@ -192,10 +192,7 @@ gw_lease_pick(gw_lease_t *l, uint64_t tried, const char *client_ip, uint64_t ran
 static size_t
 s_hash(const char *key)
 {
-    uint64_t h = 1469598103934665603ull; // FNV-1a
-    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t) (h & (S_BUCKETS - 1));
+    return (size_t) (proto_fnv1a_str(key) & (S_BUCKETS - 1));
 }
 
 static void
@@ -336,8 +333,13 @@ s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
     msg.decide.region = e->region;
     msg.decide.gw_region = self->gw_region;
     msg.decide.client = client;
-    int rc =
-        proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, self->cfg.timeout_ms, s_on_reply, e);
+    // with an old lease to fall back on, a router that cannot take the ask
+    // now (gone, restarting) means serving that lease at once; without one
+    // (a cold start) the ask waits for a router within the deadline
+    int rc = e->lease ? proto_bus_try_request(self->bus, PROTO_KIND_ROUTER, &msg,
+                                              self->cfg.timeout_ms, s_on_reply, e)
+                      : proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, self->cfg.timeout_ms,
+                                          s_on_reply, e);
     if (rc != 0)
         return false;
     e->asking = true;
@@ -362,6 +364,10 @@ gw_leases_new(struct ev_loop *loop,
         self->cfg.max_entries = 10000;
     self->fn = fn;
     self->arg = arg;
+    // in pong: how often the router was asked, and how often an ask failed
+    // and an old lease served instead
+    (void) proto_bus_counter(bus, "leases.asks", &self->asks);
+    (void) proto_bus_counter(bus, "leases.stale", &self->stale);
     return self;
 }
 
@@ -430,12 +436,6 @@ gw_leases_on_config(gw_leases_t *self, uint64_t version)
 {
     if (version > self->min_version)
         self->min_version = version;
-}
-
-uint64_t
-gw_leases_asks(gw_leases_t *self)
-{
-    return self->asks;
 }
 
 uint64_t

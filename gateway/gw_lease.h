@@ -110,8 +110,8 @@ void gw_leases_cancel(gw_leases_t *self, gw_waiter_t *waiter);
 //  (but still serve as stale fallback).
 void gw_leases_on_config(gw_leases_t *self, uint64_t version);
 
-//  Counters for pong/metrics.
-uint64_t gw_leases_asks(gw_leases_t *self);
+//  Asks that failed with an old lease served instead (also in pong as
+//  leases.stale, with leases.asks).
 uint64_t gw_leases_stale(gw_leases_t *self);
 size_t gw_leases_size(gw_leases_t *self);
 

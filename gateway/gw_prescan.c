@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gw_prescan.h"
+#include "proto_util.h"
 
 #define S_TCHAR 0x01 // RFC 9110 token character
 #define S_HOST  0x02 // allowed in a Host value: A-Z a-z 0-9 . - : [ ] _
@@ -147,7 +148,7 @@ s_request_line(const char *p, size_t n, bool complete, gw_prescan_t *out, bool *
     size_t target = i;
     while (i < n && (uint8_t) p[i] >= 0x21 && (uint8_t) p[i] <= 0x7e)
         i++;
-    bool options = method_len == 7 && memcmp(p, "OPTIONS", 7) == 0;
+    bool options = method_len == 7 && memcmp(p, PROTO_LIT("OPTIONS")) == 0;
     if (!s_target_ok(p + target, i - target, i < n || complete, options))
         return s_fail(out, 400, "invalid request-target");
     if (i == n)
@@ -266,7 +267,7 @@ s_field(const char *p, size_t n, bool complete, s_fields_t *fields, gw_prescan_t
 
     //  The three fields that decide framing and routing; lengths first, as most names are
     //  none of them.
-    if (s_name_is(p, i, "content-length", 14)) {
+    if (s_name_is(p, i, PROTO_LIT("content-length"))) {
         if (fields->seen_cl)
             return s_fail(out, 400, "duplicate Content-Length");
         if (fields->seen_te)
@@ -274,7 +275,7 @@ s_field(const char *p, size_t n, bool complete, s_fields_t *fields, gw_prescan_t
         if (s_content_length(v, vn, complete, out) < 0)
             return -1;
         fields->seen_cl = complete;
-    } else if (s_name_is(p, i, "transfer-encoding", 17)) {
+    } else if (s_name_is(p, i, PROTO_LIT("transfer-encoding"))) {
         if (fields->http10)
             return s_fail(out, 400, "Transfer-Encoding in HTTP/1.0");
         if (fields->seen_te)
@@ -284,7 +285,7 @@ s_field(const char *p, size_t n, bool complete, s_fields_t *fields, gw_prescan_t
         if (s_transfer_encoding(v, vn, complete, out) < 0)
             return -1;
         fields->seen_te = complete;
-    } else if (s_name_is(p, i, "host", 4)) {
+    } else if (s_name_is(p, i, PROTO_LIT("host"))) {
         if (fields->seen_host)
             return s_fail(out, 400, "duplicate Host");
         if (s_host(v, vn, complete, out) < 0)

@@ -8,8 +8,14 @@
     as upstream.failed, takes the backend out of this lease at once, and is
     retried on another candidate while that is safe: the connect failed, or
     the method is idempotent and the whole body is still held. The response
-    head is rewritten (hop-by-hop headers out, X-Request-Id in) and the body
-    streamed through http-parser, re-chunked when the client needs it.
+    head's fields are collected by http-parser's callbacks (the head is
+    parsed once), rewritten (hop-by-hop headers and the names every
+    Connection field lists out, X-Request-Id in) and the body streamed
+    through http-parser, re-chunked when the client needs it.
+
+    Only gw_req.h's seam is used to reach the client: this module never sees
+    the connection, and writes no request state but its own (attempts, the
+    upstream, the held body).
 */
 #include <errno.h>
 #include <limits.h>
@@ -22,14 +28,53 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gw_conn.h"
+#include <http_parser.h>
+
+#include "gw_actor.h"
 #include "gw_proxy.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
-#define S_POOL_BUCKETS  1024
-#define S_POOL_MAX_IDLE 1024
-#define S_POOL_IDLE_S   60.0
+#define S_POOL_BUCKETS    1024
+#define S_POOL_MAX_IDLE   1024
+#define S_RESP_HEAD_MAX   (64 * 1024) // upstream response head bound
+#define S_RESP_FIELDS_MAX 128         // upstream response header fields
+
+typedef struct {
+    const char *name;  // into the upstream's input buffer (valid while the head is parsed)
+    size_t name_len;   // bytes
+    const char *value; // ...
+    size_t value_len;  // bytes
+    gw_hdr_t id;       // gw_http id of the name
+} s_rfield_t;
+
+struct gw_up {
+    gw_actor_t *gw;                       // the actor
+    int fd;                               // upstream socket
+    ev_io rio;                            // readable
+    ev_io wio;                            // writable
+    ev_timer timer;                       // connect / response / idle timeout
+    gw_buf_t in;                          // bytes from the backend
+    gw_buf_t out;                         // bytes to the backend
+    http_parser parser;                   // response framing
+    gw_req_t *req;                        // the request using it, or NULL when pooled
+    char key[300];                        // "host:port" for the pool
+    bool connected;                       // connect completed
+    bool reused;                          // came from the pool
+    bool got_bytes;                       // a response byte arrived
+    bool head_done;                       // response head parsed
+    bool msg_done;                        // response complete
+    bool keep_alive;                      // backend allows reuse
+    bool resp_chunked;                    // we chunk the response to the client
+    bool head_bad;                        // a field we cannot relay (obs-fold, too many)
+    const char *reason;                   // status reason phrase (during the head)
+    size_t reason_len;                    // bytes
+    s_rfield_t fields[S_RESP_FIELDS_MAX]; // response header fields (during the head)
+    uint32_t nfields;                     // how many
+    bool in_value;                        // the last callback was a value
+    gw_up_t *pool_prev;                   // idle list of its key
+    gw_up_t *pool_next;                   // ...
+};
 
 struct gw_pool {
     gw_actor_t *gw;                   // the actor
@@ -46,10 +91,7 @@ static void s_up_close(gw_up_t **up_p);
 static size_t
 s_pool_hash(const char *key)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t) (h % S_POOL_BUCKETS);
+    return (size_t) (proto_fnv1a(key, strlen(key)) % S_POOL_BUCKETS);
 }
 
 static void
@@ -103,7 +145,7 @@ s_pool_put(gw_pool_t *pool, gw_up_t *up)
     ev_set_cb(&up->rio, s_on_idle_event);
     ev_io_start(loop, &up->rio);
     ev_set_cb(&up->timer, s_on_idle_timer);
-    ev_timer_set(&up->timer, S_POOL_IDLE_S, 0.);
+    ev_timer_set(&up->timer, (double) pool->gw->cfg->upstream_idle_timeout_ms / 1000.0, 0.);
     ev_timer_start(loop, &up->timer);
     size_t b = s_pool_hash(up->key);
     up->pool_prev = NULL;
@@ -229,21 +271,21 @@ s_name_is(const gw_req_t *req, const gw_field_t *f, const char *name)
     return f->name_len == n && strncasecmp(req->head.data + f->name, name, n) == 0;
 }
 
-//  True if the Connection header value (c, len bytes; may be NULL) lists
-//  this field's name.
+//  True if a Connection field of the request names this field (RFC 9110
+//  §7.6.1: every Connection field, comma-separated, optional whitespace).
+//  The fields the gateway itself needs (Host, framing, ids) are never
+//  removed this way.
 static bool
-s_listed_in_connection(const gw_req_t *req, const gw_field_t *f, const char *c, size_t len)
+s_listed_in_connection(const gw_req_t *req, const gw_field_t *f)
 {
-    const char *name = req->head.data + f->name;
-    for (size_t i = 0; c && i < len;) {
-        while (i < len && (c[i] == ' ' || c[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < len && c[j] != ',' && c[j] != ' ')
-            j++;
-        if (j - i == f->name_len && strncasecmp(c + i, name, f->name_len) == 0)
+    if (gw_http_flags((gw_hdr_t) f->id) & GW_HF_PROTECTED)
+        return false;
+    for (uint32_t i = 0; i < req->nfields; i++) {
+        const gw_field_t *c = &req->fields[i];
+        if (c->id == GW_H_CONNECTION
+            && gw_http_list_has(req->head.data + c->value, c->value_len, req->head.data + f->name,
+                                f->name_len))
             return true;
-        i = j;
     }
     return false;
 }
@@ -261,58 +303,59 @@ static void
 s_put_field(gw_buf_t *out, const gw_req_t *req, const gw_field_t *f)
 {
     gw_buf_append(out, req->head.data + f->name, f->name_len);
-    gw_buf_append(out, ": ", 2);
+    gw_buf_append(out, PROTO_LIT(": "));
     gw_buf_append(out, req->head.data + f->value, f->value_len);
-    gw_buf_append(out, "\r\n", 2);
+    gw_buf_append(out, PROTO_LIT("\r\n"));
+}
+
+//  The Host sent upstream: the client's (or the absolute-form URI's
+//  authority); a request without one (HTTP/1.0) gets the route's vHost when
+//  it names one host, else the backend's address.
+static void
+s_put_host(gw_buf_t *out, const gw_req_t *req, const gw_cand_t *c)
+{
+    if (req->authority_len > 0) {
+        gw_buf_puts(out, "Host: ");
+        gw_buf_append(out, req->authority, req->authority_len);
+        gw_buf_puts(out, "\r\n");
+    } else if (strchr(req->lease->vhost, '*') == NULL && req->lease->vhost[0]) {
+        gw_buf_printf(out, "Host: %s\r\n", req->lease->vhost);
+    } else if (strchr(c->host, ':')) {
+        gw_buf_printf(out, "Host: [%s]:%u\r\n", c->host, c->port);
+    } else {
+        gw_buf_printf(out, "Host: %s:%u\r\n", c->host, c->port);
+    }
 }
 
 static void
 s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
 {
-    const gw_conn_t *conn = req->conn;
     const gw_lease_t *lease = req->lease;
-    static const char *hop_by_hop[] = {"connection",   "keep-alive",       "proxy-connection",
-                                       "te",           "trailer",          "transfer-encoding",
-                                       "upgrade",      "content-length",   "expect",
-                                       "x-request-id", "x-correlation-id", "x-tenant-id"};
-    static const char *forwarded[] = {"x-forwarded-for", "x-real-ip", "x-forwarded-proto",
-                                      "x-forwarded-host", "x-switchyard-hop"};
     gw_buf_append(out, req->method, strlen(req->method));
-    gw_buf_append(out, " ", 1);
-    gw_buf_append(out, req->target, req->target_len);
-    gw_buf_append(out, " HTTP/1.1\r\n", 11);
-    const gw_field_t *xff = NULL, *xri = NULL, *xfp = NULL, *xfh = NULL;
-    size_t host_len = 0, conn_len = 0;
-    const char *host = gw_req_header(req, "host", &host_len);
-    const char *conn_hdr = gw_req_header(req, "connection", &conn_len);
+    gw_buf_append(out, PROTO_LIT(" "));
+    if (req->path_len == 0 || req->path[0] != '/')
+        gw_buf_append(out, PROTO_LIT("/")); // absolute form without a path: origin form "/"
+    gw_buf_append(out, req->path, req->path_len);
+    gw_buf_append(out, PROTO_LIT(" HTTP/1.1\r\n"));
+    s_put_host(out, req, c);
+    const gw_field_t *kept[GW_H_COUNT] = {0}; // a trusted peer's forwarding fields
     for (uint32_t i = 0; i < req->nfields; i++) {
         const gw_field_t *f = &req->fields[i];
-        bool skip = false;
-        for (size_t k = 0; k < PROTO_ARRAY_SIZE(hop_by_hop) && !skip; k++)
-            skip = s_name_is(req, f, hop_by_hop[k]);
-        for (size_t k = 0; k < PROTO_ARRAY_SIZE(forwarded) && !skip; k++) {
-            if (!s_name_is(req, f, forwarded[k]))
-                continue;
-            skip = true; // ours replace them; a trusted peer's are kept below
-            if (conn->trusted) {
-                if (k == 0 && xff == NULL)
-                    xff = f;
-                else if (k == 1 && xri == NULL)
-                    xri = f;
-                else if (k == 2 && xfp == NULL)
-                    xfp = f;
-                else if (k == 3 && xfh == NULL)
-                    xfh = f;
-                else if (k == 4)
-                    s_put_field(out, req, f);
-            }
+        unsigned flags = gw_http_flags((gw_hdr_t) f->id);
+        if (f->id == GW_H_HOST || (flags & (GW_HF_HOP | GW_HF_FRAMING | GW_HF_OURS)))
+            continue;
+        if (flags & GW_HF_FORWARDED) {
+            // ours replace them; a trusted peer's are kept (the first of each)
+            if (req->trusted && kept[f->id] == NULL)
+                kept[f->id] = f;
+            continue;
         }
-        if (skip || s_listed_in_connection(req, f, conn_hdr, conn_len)
-            || s_route_sets(lease, req, f))
+        if (s_listed_in_connection(req, f) || s_route_sets(lease, req, f))
             continue;
         s_put_field(out, req, f);
     }
-    const char *ip = conn->client_ip;
+    const char *ip = req->client_ip;
+    const gw_field_t *xff = kept[GW_H_X_FORWARDED_FOR];
     if (xff) {
         gw_buf_puts(out, "X-Forwarded-For: ");
         gw_buf_append(out, req->head.data + xff->value, xff->value_len);
@@ -320,19 +363,19 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
     } else {
         gw_buf_printf(out, "X-Forwarded-For: %s\r\n", ip);
     }
-    if (xri)
-        s_put_field(out, req, xri);
+    if (kept[GW_H_X_REAL_IP])
+        s_put_field(out, req, kept[GW_H_X_REAL_IP]);
     else
         gw_buf_printf(out, "X-Real-IP: %s\r\n", ip);
-    if (xfp)
-        s_put_field(out, req, xfp);
+    if (kept[GW_H_X_FORWARDED_PROTO])
+        s_put_field(out, req, kept[GW_H_X_FORWARDED_PROTO]);
     else
         gw_buf_puts(out, "X-Forwarded-Proto: http\r\n");
-    if (xfh) {
-        s_put_field(out, req, xfh);
-    } else if (host) {
+    if (kept[GW_H_X_FORWARDED_HOST]) {
+        s_put_field(out, req, kept[GW_H_X_FORWARDED_HOST]);
+    } else if (req->authority_len > 0) {
         gw_buf_puts(out, "X-Forwarded-Host: ");
-        gw_buf_append(out, host, host_len);
+        gw_buf_append(out, req->authority, req->authority_len);
         gw_buf_puts(out, "\r\n");
     }
     gw_buf_printf(out, "X-Request-Id: %s\r\nX-Correlation-Id: %s\r\n", req->rid, req->rid);
@@ -341,7 +384,9 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         if (dot && dot > req->host)
             gw_buf_printf(out, "X-Tenant-Id: %.*s\r\n", (int) (dot - req->host), req->host);
     }
-    if (c->hop)
+    if (kept[GW_H_X_SWITCHYARD_HOP])
+        s_put_field(out, req, kept[GW_H_X_SWITCHYARD_HOP]);
+    else if (c->hop)
         gw_buf_puts(out, "X-Switchyard-Hop: 1\r\n");
     for (uint32_t i = 0; i < lease->nheaders; i++)
         gw_buf_printf(out, "%s: %s\r\n", lease->headers[i].key, lease->headers[i].value);
@@ -384,7 +429,7 @@ s_append_body(gw_req_t *req, const char *data, size_t len)
         int n = snprintf(size, sizeof size, "%zx\r\n", len);
         gw_buf_append(&up->out, size, (size_t) n);
         gw_buf_append(&up->out, data, len);
-        gw_buf_append(&up->out, "\r\n", 2);
+        gw_buf_append(&up->out, PROTO_LIT("\r\n"));
     } else {
         gw_buf_append(&up->out, data, len);
     }
@@ -410,7 +455,7 @@ gw_proxy_body_end(gw_req_t *req)
     if (req->up == NULL)
         return;
     if (req->chunked)
-        gw_buf_append(&req->up->out, "0\r\n\r\n", 5);
+        gw_buf_append(&req->up->out, PROTO_LIT("0\r\n\r\n"));
     s_up_flush(req->up);
 }
 
@@ -420,8 +465,8 @@ gw_proxy_body_end(gw_req_t *req)
 static void
 s_report_failure(gw_req_t *req, const char *reason)
 {
-    gw_actor_t *gw = req->conn->gw;
-    gw->upstream_fail++;
+    gw_actor_t *gw = req->gw;
+    gw->upstream_failures++;
     const gw_cand_t *c = &req->lease->cands[req->cand];
     proto_msg_t msg;
     proto_msg_init(&msg, PROTO_UPSTREAM_FAILED);
@@ -456,123 +501,136 @@ s_attempt_failed(gw_req_t *req, const char *reason, bool connect_failed)
         s_attempt(req);
         return;
     }
-    gw_conn_respond(req->conn, 502, NULL, "Bad Gateway", 11, NULL);
+    gw_req_respond_text(req, 502, "Bad Gateway");
 }
 
 // --------------------------------------------------------------------------
-// The response
+// The response: fields collected by the parser's callbacks, head written once
+
+static int
+s_on_resp_status(http_parser *p, const char *at, size_t len)
+{
+    gw_up_t *up = p->data;
+    if (up->reason && up->reason + up->reason_len == at)
+        up->reason_len += len;
+    else if (up->reason == NULL)
+        up->reason = at, up->reason_len = len;
+    return 0;
+}
+
+static int
+s_on_resp_field(http_parser *p, const char *at, size_t len)
+{
+    gw_up_t *up = p->data;
+    if (up->head_done)
+        return 0; // trailers of a chunked response are not relayed
+    s_rfield_t *f = up->nfields ? &up->fields[up->nfields - 1] : NULL;
+    if (f && !up->in_value && f->name + f->name_len == at) {
+        f->name_len += len; // the same name, in two pieces
+        return 0;
+    }
+    if (up->nfields >= S_RESP_FIELDS_MAX) {
+        up->head_bad = true;
+        return 0;
+    }
+    f = &up->fields[up->nfields++];
+    *f = (s_rfield_t){.name = at, .name_len = len, .value = at + len, .value_len = 0};
+    up->in_value = false;
+    return 0;
+}
+
+static int
+s_on_resp_value(http_parser *p, const char *at, size_t len)
+{
+    gw_up_t *up = p->data;
+    if (up->head_done || up->nfields == 0 || up->head_bad)
+        return 0;
+    s_rfield_t *f = &up->fields[up->nfields - 1];
+    if (!up->in_value)
+        f->value = at, f->value_len = len;
+    else if (f->value + f->value_len == at)
+        f->value_len += len;
+    else
+        up->head_bad = true; // obs-fold from a lax backend: not relayed (RFC 9112 §5.2)
+    up->in_value = true;
+    return 0;
+}
+
+//  True if a Connection field of the response names this field.
+static bool
+s_resp_listed(const gw_up_t *up, const s_rfield_t *f)
+{
+    if (gw_http_flags(f->id) & GW_HF_PROTECTED)
+        return false;
+    for (uint32_t i = 0; i < up->nfields; i++) {
+        const s_rfield_t *c = &up->fields[i];
+        if (c->id == GW_H_CONNECTION
+            && gw_http_list_has(c->value, c->value_len, f->name, f->name_len))
+            return true;
+    }
+    return false;
+}
 
 static int
 s_on_resp_headers(http_parser *p)
 {
     gw_up_t *up = p->data;
     gw_req_t *req = up->req;
-    gw_conn_t *conn = req->conn;
-    const char *head = gw_buf_head(&up->in);
-    size_t avail = gw_buf_len(&up->in);
-    // the head ends at the first blank line (CRLF CRLF, or a bare LF LF from a
-    // lax backend); never search the body that follows it
-    const char *end = memmem(head, avail, "\r\n\r\n", 4);
-    size_t scope = end ? (size_t) (end - head) + 2 : avail;
-    const char *lf_end = memmem(head, scope, "\n\n", 2);
-    if (end == NULL || (lf_end && lf_end < end))
-        end = lf_end;
+    up->head_done = true;
+    if (up->head_bad)
+        return -1; // answered 502 by the caller
     int status = p->status_code;
-    req->status = status;
     req->upstream_us = proto_mono_us();
+    bool interim = status / 100 == 1 && status != 101;
+    if (interim)
+        return 0; // we sent our own 100 Continue; the real response follows
     bool no_body = req->head_request || status == 204 || status == 304 || status / 100 == 1;
     bool has_length = !(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX;
     up->keep_alive = http_should_keep_alive(p) != 0;
+    up->resp_chunked = false;
+    if (!no_body && !has_length) {
+        if (req->minor >= 1)
+            up->resp_chunked = true;
+        else
+            req->must_close = true; // HTTP/1.0 client: the end is the close
+    }
+    for (uint32_t i = 0; i < up->nfields; i++)
+        up->fields[i].id = gw_http_header(up->fields[i].name, up->fields[i].name_len);
 
     gw_buf_t out = {0};
-    // status line: keep the backend's reason phrase
-    const char *sp = memchr(head, ' ', (size_t) (end - head));
-    const char *eol = memchr(head, '\n', (size_t) (end - head) + 1);
-    const char *reason = sp && sp + 4 < eol ? sp + 5 : NULL;
-    size_t rlen = reason ? (size_t) (eol - reason) : 0;
-    if (rlen && reason[rlen - 1] == '\r')
-        rlen--;
-    gw_buf_printf(&out, "HTTP/1.1 %d ", status);
-    if (rlen)
-        gw_buf_append(&out, reason, rlen);
+    gw_buf_printf(&out, "HTTP/1.1 %d ", status); // keep the backend's reason phrase
+    if (up->reason_len)
+        gw_buf_append(&out, up->reason, up->reason_len);
     else
-        gw_buf_puts(&out, gw_status_reason(status));
+        gw_buf_puts(&out, gw_req_reason(status));
     gw_buf_puts(&out, "\r\n");
-
-    // fields: everything but hop-by-hop ones and the names the backend's
-    // Connection header lists
-    const char *conn_val = NULL;
-    size_t conn_len = 0;
-    for (const char *line = eol + 1; line < end;) {
-        const char *le = memchr(line, '\n', (size_t) (end + 2 - line));
-        if (le == NULL)
-            break;
-        const char *colon = memchr(line, ':', (size_t) (le - line));
-        if (colon && colon - line == 10 && strncasecmp(line, "connection", 10) == 0) {
-            conn_val = colon + 1;
-            conn_len = (size_t) (le - conn_val);
-        }
-        line = le + 1;
-    }
-    for (const char *line = eol + 1; line < end;) {
-        const char *le = memchr(line, '\n', (size_t) (end + 2 - line));
-        if (le == NULL)
-            break;
-        const char *colon = memchr(line, ':', (size_t) (le - line));
-        size_t len = (size_t) (le - line) + 1;
-        if (colon) {
-            size_t nlen = (size_t) (colon - line);
-            static const char *drop[] = {"connection", "keep-alive",   "proxy-connection",
-                                         "te",         "trailer",      "transfer-encoding",
-                                         "upgrade",    "x-request-id", "x-correlation-id"};
-            bool skip = false;
-            for (size_t k = 0; k < PROTO_ARRAY_SIZE(drop) && !skip; k++)
-                skip = nlen == strlen(drop[k]) && strncasecmp(line, drop[k], nlen) == 0;
-            if (!skip && nlen == 14 && strncasecmp(line, "content-length", 14) == 0)
-                skip = !has_length && !no_body;
-            for (size_t i = 0; conn_val && !skip && i < conn_len;) {
-                while (i < conn_len && (conn_val[i] == ' ' || conn_val[i] == ','))
-                    i++;
-                size_t j = i;
-                while (j < conn_len && conn_val[j] != ',' && conn_val[j] != ' '
-                       && conn_val[j] != '\r')
-                    j++;
-                skip = j - i == nlen && strncasecmp(conn_val + i, line, nlen) == 0;
-                i = j + 1;
-            }
-            if (!skip) {
-                gw_buf_append(&out, line, len - 1);
-                if (len < 2 || line[len - 2] != '\r')
-                    gw_buf_puts(&out, "\r\n");
-                else
-                    gw_buf_puts(&out, "\n");
-            }
-        }
-        line = le + 1;
+    for (uint32_t i = 0; i < up->nfields; i++) {
+        const s_rfield_t *f = &up->fields[i];
+        unsigned flags = gw_http_flags(f->id);
+        if ((flags & GW_HF_RESP_DROP) || s_resp_listed(up, f))
+            continue;
+        if (f->id == GW_H_CONTENT_LENGTH && !has_length && !no_body)
+            continue;
+        gw_buf_append(&out, f->name, f->name_len);
+        gw_buf_append(&out, PROTO_LIT(": "));
+        gw_buf_append(&out, f->value, f->value_len);
+        gw_buf_append(&out, PROTO_LIT("\r\n"));
     }
     gw_buf_printf(&out, "X-Request-Id: %s\r\n", req->rid);
     if (req->client_sent_corr)
         gw_buf_printf(&out, "X-Correlation-Id: %s\r\n", req->rid);
-    req->resp_chunked = false;
-    if (!no_body && !has_length) {
-        if (req->minor >= 1) {
-            req->resp_chunked = true;
-            gw_buf_puts(&out, "Transfer-Encoding: chunked\r\n");
-        } else {
-            req->close_after = true; // HTTP/1.0 client: the end is the close
-        }
-    }
-    if (req->close_after || !req->keep_alive || conn->gw->draining || !req->body_done)
-        req->close_after = !req->keep_alive || req->close_after || conn->gw->draining;
-    if (req->close_after)
+    if (up->resp_chunked)
+        gw_buf_puts(&out, "Transfer-Encoding: chunked\r\n");
+    if (gw_req_should_close(req))
         gw_buf_puts(&out, "Connection: close\r\n");
     else if (req->minor == 0)
         gw_buf_puts(&out, "Connection: keep-alive\r\n");
     gw_buf_puts(&out, "\r\n");
-    gw_conn_send(conn, gw_buf_head(&out), gw_buf_len(&out));
-    req->bytes_out += 0; // counted as body bytes below
+    gw_req_responding(req, status);
+    gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
     gw_buf_free(&out);
-    req->state = GW_REQ_RESPONDING;
+    up->nfields = 0; // the pointers are about to go stale
+    up->reason = NULL;
     proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
     return req->head_request ? 1 : 0; // HEAD: no body follows
 }
@@ -582,14 +640,14 @@ s_on_resp_body(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
     gw_req_t *req = up->req;
-    if (req->resp_chunked) {
+    if (up->resp_chunked) {
         char size[24];
         int n = snprintf(size, sizeof size, "%zx\r\n", len);
-        gw_conn_send(req->conn, size, (size_t) n);
-        gw_conn_send(req->conn, at, len);
-        gw_conn_send(req->conn, "\r\n", 2);
+        gw_req_send(req, size, (size_t) n);
+        gw_req_send(req, at, len);
+        gw_req_send(req, PROTO_LIT("\r\n"));
     } else {
-        gw_conn_send(req->conn, at, len);
+        gw_req_send(req, at, len);
     }
     req->bytes_out += len;
     return 0;
@@ -605,10 +663,35 @@ s_on_resp_complete(http_parser *p)
 }
 
 static const http_parser_settings s_resp_settings = {
+    .on_status = s_on_resp_status,
+    .on_header_field = s_on_resp_field,
+    .on_header_value = s_on_resp_value,
     .on_headers_complete = s_on_resp_headers,
     .on_body = s_on_resp_body,
     .on_message_complete = s_on_resp_complete,
 };
+
+static void
+s_resp_reset(gw_up_t *up)
+{
+    up->head_done = up->msg_done = up->head_bad = up->in_value = false;
+    up->nfields = 0;
+    up->reason = NULL;
+    up->reason_len = 0;
+    http_parser_init(&up->parser, HTTP_RESPONSE);
+    up->parser.data = up;
+}
+
+//  Where the response head ends in what we have (0: not yet).
+static size_t
+s_head_end(const char *data, size_t len)
+{
+    const char *crlf = memmem(data, len, "\r\n\r\n", 4);
+    const char *lf = memmem(data, crlf ? (size_t) (crlf - data) + 2 : len, "\n\n", 2);
+    if (lf)
+        return (size_t) (lf - data) + 2; // a bare LF LF from a lax backend
+    return crlf ? (size_t) (crlf - data) + 4 : 0;
+}
 
 //  Run the response bytes we have through the parser. Returns -1 when the
 //  request is over (finished or failed) and the caller must not touch it.
@@ -616,56 +699,47 @@ static int
 s_parse_response(gw_up_t *up, bool eof)
 {
     gw_req_t *req = up->req;
-    gw_conn_t *conn = req->conn;
     if (!up->head_done) {
-        // NUL after the bytes (not counted), for the head's string helpers
-        gw_buf_reserve(&up->in, 1)[0] = '\0';
-        const char *head = gw_buf_head(&up->in);
-        size_t len = gw_buf_len(&up->in);
-        if (memmem(head, len, "\r\n\r\n", 4) == NULL && memmem(head, len, "\n\n", 2) == NULL) {
-            if (len > GW_RESP_HEAD_MAX || eof) {
-                gw_conn_respond(conn, 502, NULL, "Bad Gateway", 11, NULL);
+        // the whole head must be in one parser call: the fields point into it
+        size_t end = s_head_end(gw_buf_head(&up->in), gw_buf_len(&up->in));
+        if (end == 0 || end > S_RESP_HEAD_MAX) {
+            if (end > S_RESP_HEAD_MAX || gw_buf_len(&up->in) > S_RESP_HEAD_MAX || eof) {
+                gw_req_respond_text(req, 502, "Bad Gateway");
                 return -1;
             }
             return 0;
         }
-        up->head_done = true;
     }
     while (gw_buf_len(&up->in) > 0 || eof) {
-        if (gw_conn_out_full(conn)) {
+        if (gw_req_out_full(req)) {
             ev_io_stop(up->gw->loop, &up->rio); // the client is slow: stop reading
             return 0;
         }
         size_t len = gw_buf_len(&up->in);
-        if (len > 65536)
-            len = 65536;
+        if (len > S_RESP_HEAD_MAX)
+            len = S_RESP_HEAD_MAX;
         size_t n = http_parser_execute(&up->parser, &s_resp_settings, gw_buf_head(&up->in), len);
         enum http_errno err = HTTP_PARSER_ERRNO(&up->parser);
         gw_buf_consume(&up->in, n);
         if (err != HPE_OK && err != HPE_PAUSED) {
-            if (req->state != GW_REQ_RESPONDING) {
-                gw_conn_respond(conn, 502, NULL, "Bad Gateway", 11, NULL);
-            } else {
-                gw_conn_abort(conn);
-            }
+            if (req->phase != GW_PHASE_RESPONDING)
+                gw_req_respond_text(req, 502, "Bad Gateway");
+            else
+                gw_req_abort(req);
             return -1;
         }
         if (up->msg_done) {
-            int status = req->status;
+            int status = up->parser.status_code;
             if (status / 100 == 1 && status != 101) {
-                // an interim response: we sent our own 100 Continue; wait for the real one
-                up->msg_done = false;
-                up->head_done = false;
-                req->state = GW_REQ_SENDING;
-                http_parser_init(&up->parser, HTTP_RESPONSE);
-                up->parser.data = up;
+                // an interim response: wait for the real one
+                s_resp_reset(up);
                 return s_parse_response(up, eof);
             }
-            if (req->resp_chunked)
-                gw_conn_send(conn, "0\r\n\r\n", 5);
+            if (up->resp_chunked)
+                gw_req_send(req, PROTO_LIT("0\r\n\r\n"));
             if (gw_buf_len(&up->in) > 0)
                 up->keep_alive = false; // extra bytes after the response: do not reuse
-            gw_conn_finish(conn);
+            gw_req_finish(req);
             return -1;
         }
         if (eof && n == len) {
@@ -673,11 +747,11 @@ s_parse_response(gw_up_t *up, bool eof)
             http_parser_execute(&up->parser, &s_resp_settings, NULL, 0);
             if (up->msg_done) {
                 up->keep_alive = false;
-                if (req->resp_chunked)
-                    gw_conn_send(conn, "0\r\n\r\n", 5);
-                gw_conn_finish(conn);
+                if (up->resp_chunked)
+                    gw_req_send(req, PROTO_LIT("0\r\n\r\n"));
+                gw_req_finish(req);
             } else {
-                gw_conn_abort(conn);
+                gw_req_abort(req);
             }
             return -1;
         }
@@ -703,10 +777,9 @@ s_on_up_readable(struct ev_loop *loop, ev_io *w, int revents)
         up->got_bytes = true;
         s_up_arm(up, (double) req->lease->timeout_ms / 1000.0); // silence between reads
     }
-    gw_conn_t *conn = req->conn;
-    gw_conn_cork(conn); // head and body of what we read leave in one write
+    gw_req_cork(req); // head and body of what we read leave in one write
     if (s_parse_response(up, n <= 0) == 0)
-        gw_conn_uncork(conn); // still going (on -1 the request is over and flushed)
+        gw_req_uncork(req); // still going (on -1 the request is over and flushed)
 }
 
 static void
@@ -725,14 +798,13 @@ s_on_up_writable(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         up->connected = true;
-        req->state = GW_REQ_SENDING;
         ev_io_start(up->gw->loop, &up->rio);
         s_up_arm(up, (double) req->lease->timeout_ms / 1000.0);
     }
     bool was_full = gw_buf_len(&up->out) > GW_OUT_HIGH;
     s_up_flush(up);
     if (gw_buf_len(&up->out) < GW_OUT_LOW || was_full)
-        gw_conn_pump_body(req->conn);
+        gw_req_pump_body(req);
 }
 
 static void
@@ -749,12 +821,12 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
     log_warn("upstream timeout", LOG_S("request_id", req->rid),
              LOG_S("backend", req->lease->cands[req->cand].id),
              LOG_U("timeout_ms", req->lease->timeout_ms));
-    if (req->state == GW_REQ_RESPONDING) {
-        gw_conn_abort(req->conn); // mid-body silence: nothing else can be said
+    if (req->phase == GW_PHASE_RESPONDING) {
+        gw_req_abort(req); // mid-body silence: nothing else can be said
         return;
     }
     s_up_close(&req->up);
-    gw_conn_respond(req->conn, 504, NULL, "Gateway Timeout", 15, NULL);
+    gw_req_respond_text(req, 504, "Gateway Timeout");
 }
 
 // --------------------------------------------------------------------------
@@ -763,15 +835,14 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 s_attempt(gw_req_t *req)
 {
-    gw_actor_t *gw = req->conn->gw;
+    gw_actor_t *gw = req->gw;
     gw_lease_t *lease = req->lease;
-    int idx = gw_lease_pick(lease, req->tried, req->conn->client_ip, gw_actor_random(gw));
+    int idx = gw_lease_pick(lease, req->tried, req->client_ip, gw_actor_random(gw));
     if (idx < 0) {
         if (req->attempts == 0)
-            gw_conn_respond(req->conn, 503, NULL, "Service Unavailable - VM not responding", 39,
-                            NULL);
+            gw_req_respond_text(req, 503, "Service Unavailable - VM not responding");
         else
-            gw_conn_respond(req->conn, 502, NULL, "Bad Gateway", 11, NULL);
+            gw_req_respond_text(req, 502, "Bad Gateway");
         return;
     }
     req->cand = idx;
@@ -799,10 +870,9 @@ s_attempt(gw_req_t *req)
         }
     }
     up->req = req;
-    up->got_bytes = up->head_done = up->msg_done = false;
+    up->got_bytes = false;
     req->up = up;
-    http_parser_init(&up->parser, HTTP_RESPONSE);
-    up->parser.data = up;
+    s_resp_reset(up);
     ev_set_cb(&up->rio, s_on_up_readable);
     ev_set_cb(&up->timer, s_on_up_timer);
     s_build_head(req, c, &up->out);
@@ -813,16 +883,14 @@ s_attempt(gw_req_t *req)
         if (len)
             s_append_body(req, held, len);
         if (req->body_done && req->chunked)
-            gw_buf_append(&up->out, "0\r\n\r\n", 5);
+            gw_buf_append(&up->out, PROTO_LIT("0\r\n\r\n"));
     }
     if (up->connected) {
-        req->state = GW_REQ_SENDING;
         ev_io_start(gw->loop, &up->rio);
         s_up_arm(up, (double) lease->timeout_ms / 1000.0);
         s_up_flush(up);
-        gw_conn_pump_body(req->conn);
+        gw_req_pump_body(req);
     } else {
-        req->state = GW_REQ_CONNECTING;
         ev_io_start(gw->loop, &up->wio);
         s_up_arm(up, (double) gw->cfg->connect_timeout_ms / 1000.0);
     }
@@ -839,7 +907,7 @@ void
 gw_proxy_client_drained(gw_req_t *req)
 {
     gw_up_t *up = req->up;
-    if (up == NULL || req->state != GW_REQ_RESPONDING)
+    if (up == NULL || req->phase != GW_PHASE_RESPONDING)
         return;
     ev_io_start(up->gw->loop, &up->rio);
     if (gw_buf_len(&up->in) > 0)
@@ -855,11 +923,17 @@ gw_proxy_release(gw_req_t *req)
     req->up = NULL;
     up->req = NULL;
     bool reusable = up->msg_done && up->keep_alive && req->body_done && gw_buf_len(&up->out) == 0
-                    && gw_buf_len(&up->in) == 0 && !req->conn->gw->draining;
+                    && gw_buf_len(&up->in) == 0 && !req->gw->draining;
     if (reusable)
-        s_pool_put(req->conn->gw->pool, up);
+        s_pool_put(req->gw->pool, up);
     else
         s_up_close(&up);
+}
+
+bool
+gw_proxy_has_upstream(const gw_req_t *req)
+{
+    return req->up != NULL;
 }
 
 void

@@ -9,8 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gw_actor.h"
-#include "gw_types.h"
+#include "gw_req.h"
 
 //  The request has an OK lease: make the first attempt.
 void gw_proxy_start(gw_req_t *req);
@@ -25,6 +24,9 @@ void gw_proxy_body_end(gw_req_t *req);
 //  no connected upstream to take body bytes).
 bool gw_proxy_upstream_full(const gw_req_t *req);
 
+//  True while the request has an upstream connection (connecting or not).
+bool gw_proxy_has_upstream(const gw_req_t *req);
+
 //  The client's output drained: resume reading the response.
 void gw_proxy_client_drained(gw_req_t *req);
 
@@ -35,7 +37,9 @@ void gw_proxy_release(gw_req_t *req);
 //  The request is abandoned (client gone, error): close its upstream.
 void gw_proxy_abort(gw_req_t *req);
 
-//  The pool of idle upstream keep-alive connections.
+//  The pool of idle upstream keep-alive connections (closed after
+//  GATEWAY_UPSTREAM_IDLE_TIMEOUT idle).
+typedef struct gw_pool gw_pool_t;
 gw_pool_t *gw_pool_new(gw_actor_t *gw);
 size_t gw_pool_idle(gw_pool_t *pool);
 void gw_pool_destroy(gw_pool_t **pool_p);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh - make sure every Debian package Switchyard needs is installed.
 #
-# Usage: scripts/deps.sh [build|test|run|bench]...   (default: build)
+# Usage: scripts/deps.sh [build|test|run|bench|fuzz]...   (default: build)
 # Checks with dpkg-query (a fraction of a second when nothing is missing).
 # As root it installs what is missing with apt-get; otherwise it prints the one
-# command to run and exits 1. Called by `make`, `make test`, `make run`, `make bench`.
+# command to run and exits 1. Called by `make`, `make test`, `make run`, `make bench`,
+# `make fuzz`.
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
@@ -13,6 +14,7 @@ test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest p
     procps)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl)
+fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
 
 want=()
 [ $# -eq 0 ] && set -- build
@@ -22,7 +24,8 @@ for group in "$@"; do
         test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
         run) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
         bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown group '$group' (build, test, run, bench)" >&2; exit 2 ;;
+        fuzz) want+=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown group '$group' (build, test, run, bench, fuzz)" >&2; exit 2 ;;
     esac
 done
 

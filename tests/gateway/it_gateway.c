@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,17 @@ typedef struct {
     int http_port;
     int admin_port;
     int backend_port;
-    int dead_port;    // a port nobody listens on
-    void *router;     // scripted router: requests from the gateway
-    void *router_pub; // scripted router: config.changed
-    void *gw_events;  // SUB on the gateway's events
-    uint64_t version; // configuration version we announce
-    int decides;      // decides answered
+    int dead_port;              // a port nobody listens on
+    void *router;               // scripted router: requests from the gateway
+    void *router_pub;           // scripted router: config.changed
+    void *balancer;             // scripted balancer: answers pings (/ready)
+    void *balancer_pub;         // ...its events socket (so it is found)
+    uint64_t router_balancers;  // peers.balancer the scripted router reports
+    char last_decide_host[256]; // host of the last decide served
+    int stop_at;                // s_serve returns once decides reaches this (0: never)
+    void *gw_events;            // SUB on the gateway's events
+    uint64_t version;           // configuration version we announce
+    int decides;                // decides answered
 } t_stack_t;
 
 //  --------------------------------------------------------------------------
@@ -140,6 +146,29 @@ s_policy(const char *host)
 
 //  Serve the gateway's decides for up to ms (answers as s_policy says).
 static void
+s_pong(void *sock,
+       const void *id,
+       size_t idlen,
+       const proto_msg_t *ping,
+       const char *kind,
+       uint64_t balancers)
+{
+    proto_counter_t counters[1] = {{.name = "peers.balancer", .value = balancers}};
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_PONG);
+    pong.id = ping->id;
+    pong.pong.kind = kind;
+    pong.pong.instance = "scripted";
+    pong.pong.version = "0";
+    pong.pong.region = "1";
+    if (strcmp(kind, "router") == 0) {
+        pong.pong.counters = counters;
+        pong.pong.counters_count = 1;
+    }
+    s_send_msg(sock, id, idlen, &pong);
+}
+
+static void
 s_serve(t_stack_t *s, int ms)
 {
     uint64_t deadline = it_now_ms() + (uint64_t) ms;
@@ -147,14 +176,16 @@ s_serve(t_stack_t *s, int ms)
         int left = (int) (deadline - it_now_ms());
         if (left <= 0)
             return;
-        zmq_pollitem_t item = {.socket = s->router, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, left) <= 0)
+        zmq_pollitem_t items[2] = {{.socket = s->router, .events = ZMQ_POLLIN},
+                                   {.socket = s->balancer, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, 2, left) <= 0)
             return;
+        void *sock = (items[0].revents & ZMQ_POLLIN) ? s->router : s->balancer;
         uint8_t id[256];
-        int idlen = zmq_recv(s->router, id, sizeof id, 0);
+        int idlen = zmq_recv(sock, id, sizeof id, 0);
         zmq_msg_t body;
         zmq_msg_init(&body);
-        zmq_msg_recv(&body, s->router, 0);
+        zmq_msg_recv(&body, sock, 0);
         proto_msg_t in;
         proto_msg_init(&in, PROTO_NONE);
         int rc = proto_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in);
@@ -162,17 +193,12 @@ s_serve(t_stack_t *s, int ms)
         if (rc != 0 || idlen <= 0)
             continue;
         if (in.type == PROTO_PING) {
-            proto_msg_t pong;
-            proto_msg_init(&pong, PROTO_PONG);
-            pong.id = in.id;
-            pong.pong.kind = "router";
-            pong.pong.instance = "scripted";
-            pong.pong.version = "0";
-            pong.pong.region = "1";
-            s_send_msg(s->router, id, (size_t) idlen, &pong);
-        } else if (in.type == PROTO_DECIDE) {
+            s_pong(sock, id, (size_t) idlen, &in, sock == s->router ? "router" : "balancer",
+                   s->router_balancers);
+        } else if (in.type == PROTO_DECIDE && sock == s->router) {
             t_answer_t a = s_policy(in.decide.host);
             s->decides++;
+            snprintf(s->last_decide_host, sizeof s->last_decide_host, "%s", in.decide.host);
             if (a == T_SILENT) {
                 proto_msg_clear(&in);
                 continue;
@@ -220,6 +246,8 @@ s_serve(t_stack_t *s, int ms)
             s_send_msg(s->router, id, (size_t) idlen, &lease);
         }
         proto_msg_clear(&in);
+        if (s->stop_at > 0 && s->decides >= s->stop_at)
+            return;
     }
 }
 
@@ -251,9 +279,18 @@ s_setup(void **state)
     char ep[256];
     s->router = zmq_socket(s->env.ctx, ZMQ_ROUTER);
     s->router_pub = zmq_socket(s->env.ctx, ZMQ_XPUB);
+    s->balancer = zmq_socket(s->env.ctx, ZMQ_ROUTER);
+    s->balancer_pub = zmq_socket(s->env.ctx, ZMQ_XPUB);
+    s->router_balancers = 1;
     int zero = 0;
     zmq_setsockopt(s->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s->router_pub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s->balancer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s->balancer_pub, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(ep, sizeof ep, "ipc://%s/balancer.%d.req", s->env.bus_dir, (int) getpid());
+    assert_int_equal(zmq_bind(s->balancer, ep), 0);
+    snprintf(ep, sizeof ep, "ipc://%s/balancer.%d.pub", s->env.bus_dir, (int) getpid());
+    assert_int_equal(zmq_bind(s->balancer_pub, ep), 0);
     snprintf(ep, sizeof ep, "ipc://%s/router.%d.req", s->env.bus_dir, (int) getpid());
     assert_int_equal(zmq_bind(s->router, ep), 0);
     snprintf(ep, sizeof ep, "ipc://%s/router.%d.pub", s->env.bus_dir, (int) getpid());
@@ -266,7 +303,12 @@ s_setup(void **state)
     char http[64], admin[64];
     snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", s->http_port);
     snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", s->admin_port);
-    const char *genv[] = {http, admin, "GATEWAY_DECISION_TIMEOUT=300ms", "INSTANCE_ID=gw-it", NULL};
+    const char *genv[] = {http,
+                          admin,
+                          "GATEWAY_DECISION_TIMEOUT=300ms",
+                          "INSTANCE_ID=gw-it",
+                          "GATEWAY_BODY_TIMEOUT=1s",
+                          NULL};
     s->gw = it_spawn(&s->env, "gateway", "gateway", genv, NULL);
     assert_int_equal(it_wait_bound(&s->env, "gateway", s->gw, 20000), 0);
     char pub[256];
@@ -302,10 +344,14 @@ s_teardown(void **state)
     zmq_close(s->gw_events);
     zmq_close(s->router);
     zmq_close(s->router_pub);
-    int status = it_stop(&s->env, s->gw, 20000);
-    if (status != 0)
-        it_dump(&s->env, "gateway");
-    assert_int_equal(status, 0);
+    zmq_close(s->balancer);
+    zmq_close(s->balancer_pub);
+    if (s->gw > 0) {
+        int status = it_stop(&s->env, s->gw, 20000);
+        if (status != 0)
+            it_dump(&s->env, "gateway");
+        assert_int_equal(status, 0);
+    }
     assert_true(it_clean_stderr(&s->env, "gateway"));
     assert_int_equal(it_stop(&s->env, s->backend, 20000), 0);
     it_env_fini(&s->env);
@@ -394,6 +440,19 @@ test_outcomes(void **state)
     }
     assert_true(failed_seen);
     assert_true(done_seen);
+    // the gateway's own counters are in its pong
+    char ep[256];
+    it_req_endpoint(&s->env, "gateway", s->gw, ep, sizeof ep);
+    void *dealer = it_dealer(&s->env, ep);
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_NONE);
+    assert_int_equal(it_ping(dealer, &pong, 5000), 0);
+    assert_true(it_counter(&pong, "requests") >= 4 && it_counter(&pong, "requests") != UINT64_MAX);
+    assert_int_equal(it_counter(&pong, "upstream.failures"), 1);
+    assert_true(it_counter(&pong, "leases.asks") >= 4);
+    assert_int_equal(it_counter(&pong, "connections.rejected"), 0);
+    proto_msg_clear(&pong);
+    zmq_close(dealer);
 }
 
 static void
@@ -517,6 +576,241 @@ test_admin_local_answers(void **state)
     free(out);
 }
 
+//  /ready is 200 only when a decision can be made: router and balancer
+//  answer, and the router has found a balancer (its pong's peers.balancer).
+static void
+test_ready_needs_a_router_with_a_balancer(void **state)
+{
+    t_stack_t *s = *state;
+    const char *ready = "GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    s->router_balancers = 0;
+    int fd = s_connect(s->admin_port);
+    assert_int_equal(write(fd, ready, strlen(ready)), (ssize_t) strlen(ready));
+    s_serve(s, 300);
+    char *out = s_read_all(fd, 5000);
+    close(fd);
+    assert_non_null(strstr(out, "HTTP/1.1 503"));
+    assert_non_null(strstr(out, "\"router\":false"));
+    free(out);
+    s->router_balancers = 1;
+    fd = s_connect(s->admin_port);
+    assert_int_equal(write(fd, ready, strlen(ready)), (ssize_t) strlen(ready));
+    s_serve(s, 300);
+    out = s_read_all(fd, 5000);
+    close(fd);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "\"status\":\"ready\""));
+    free(out);
+}
+
+//  A connection to port refused at once (nothing listens): true; accepted: false.
+static bool
+s_refused(int port)
+{
+    int fd = s_connect(port);
+    if (fd < 0)
+        return true;
+    close(fd);
+    return false;
+}
+
+//  SIGTERM: both listeners close at once, the in-flight request on a
+//  keep-alive connection finishes with Connection: close, an idle
+//  keep-alive connection is closed, and the gateway exits 0.
+static void
+test_sigterm_drains(void **state)
+{
+    t_stack_t *s = *state;
+    char *warm = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    free(warm);
+    // an idle keep-alive connection
+    int idle = s_connect(s->http_port);
+    const char *get = "GET / HTTP/1.1\r\nHost: site.test\r\n\r\n";
+    assert_int_equal(write(idle, get, strlen(get)), (ssize_t) strlen(get));
+    char buf[4096];
+    struct pollfd pi = {.fd = idle, .events = POLLIN};
+    assert_int_equal(poll(&pi, 1, 5000), 1);
+    assert_true(read(idle, buf, sizeof buf) > 0);
+    // a slow in-flight request on a keep-alive connection, for a Host not yet
+    // decided: its decide shows the gateway has the request
+    int slow = s_connect(s->http_port);
+    const char *req = "GET /slow?ms=1500 HTTP/1.1\r\nHost: slow.test\r\n\r\n";
+    assert_int_equal(write(slow, req, strlen(req)), (ssize_t) strlen(req));
+    s->stop_at = s->decides + 1;
+    s_serve(s, 5000);
+    assert_int_equal(s->decides, s->stop_at);
+    uint64_t t0 = it_now_ms();
+    kill(s->gw, SIGTERM);
+    // both listeners refuse new connections well before the response is due
+    bool refused = false;
+    while (!refused && it_now_ms() - t0 < 1000) {
+        refused = s_refused(s->http_port) && s_refused(s->admin_port);
+        if (!refused)
+            it_pause(10);
+    }
+    printf("listeners refused %llu ms after SIGTERM\n", (unsigned long long) (it_now_ms() - t0));
+    assert_true(refused);
+    // the idle keep-alive connection was closed
+    assert_int_equal(poll(&pi, 1, 2000), 1);
+    assert_int_equal(read(idle, buf, sizeof buf), 0);
+    close(idle);
+    // the in-flight response completes, says Connection: close, then EOF
+    char *out = s_read_all(slow, 10000);
+    close(slow);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "Connection: close"));
+    free(out);
+    int status = it_wait_exit(&s->env, s->gw, 10000);
+    s->gw = 0;
+    assert_int_equal(status, 0);
+    assert_true(it_clean_stderr(&s->env, "gateway"));
+}
+
+//  A PUT over 1 MiB on the admin listener: 413 with the JSON error shape as
+//  soon as Content-Length says so, and the client, which sends its whole
+//  body before it reads (as most HTTP clients do), can send it and read the
+//  answer: no reset (a body larger than the socket buffers shows it).
+static void
+test_admin_body_over_1mib(void **state)
+{
+    t_stack_t *s = *state;
+    size_t len = 8 * 1024 * 1024;
+    char head[256];
+    int hn =
+        snprintf(head, sizeof head,
+                 "PUT /api/v1/routes/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 len);
+    int fd = s_connect(s->admin_port);
+    assert_int_equal(write(fd, head, (size_t) hn), hn);
+    char *body = malloc(len);
+    memset(body, ' ', len);
+    size_t off = 0;
+    signal(SIGPIPE, SIG_IGN);
+    while (off < len) {
+        ssize_t n = write(fd, body + off, len - off);
+        if (n <= 0)
+            break; // the server may stop reading; what matters is the answer
+        off += (size_t) n;
+    }
+    free(body);
+    char *out = s_read_all(fd, 5000);
+    close(fd);
+    if (strstr(out, "HTTP/1.1 413") == NULL || off != len)
+        fprintf(stderr, "got: '%.200s' after writing %zu bytes\n", out, off);
+    assert_int_equal(off, len);
+    assert_non_null(strstr(out, "HTTP/1.1 413"));
+    assert_non_null(strstr(out, "\"code\":\"payload_too_large\""));
+    assert_non_null(strstr(out, "Connection: close"));
+    free(out);
+}
+
+//  RFC 9112 §3.2.2: an absolute-form target's authority wins over Host, for
+//  routing and upstream; userinfo in it is 400.
+static void
+test_absolute_form(void **state)
+{
+    t_stack_t *s = *state;
+    char *out = s_request(s, "GET http://Other.Test:8080/echo?a=1 HTTP/1.1\r\nHost: site.test\r\n"
+                             "Connection: close\r\n\r\n");
+    assert_string_equal(s->last_decide_host, "other.test");
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "\"path\":\"/echo\""));
+    assert_non_null(strstr(out, "\"host\":\"Other.Test:8080\""));
+    assert_null(strstr(out, "site.test"));
+    free(out);
+    out = s_request(s, "GET http://other.test HTTP/1.1\r\nHost: site.test\r\n"
+                       "Connection: close\r\n\r\n");
+    assert_non_null(strstr(out, "Hello from Backend"));
+    free(out);
+    out = s_request(s, "GET http://user:pw@other.test/ HTTP/1.1\r\nHost: site.test\r\n"
+                       "Connection: close\r\n\r\n");
+    assert_non_null(strstr(out, "HTTP/1.1 400"));
+    free(out);
+}
+
+//  RFC 9110 §7.6.1: every Connection field, tokens separated by commas with
+//  optional whitespace; Host is never removed because Connection names it.
+static void
+test_connection_fields(void **state)
+{
+    t_stack_t *s = *state;
+    char *warm = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    free(warm);
+    const char *req = "GET /echo HTTP/1.1\r\nHost: site.test\r\nConnection: Host,\tx-drop\r\n"
+                      "Connection: x-other, close\r\nX-Drop: 1\r\nX-Other: 2\r\nX-Keep: 3\r\n\r\n";
+    int fd = s_connect(s->http_port);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t) strlen(req));
+    char *out = s_read_all(fd, 5000); // ends at EOF: the second field's close is honoured
+    close(fd);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "Connection: close"));
+    assert_non_null(strstr(out, "\"host\":\"site.test\""));
+    assert_non_null(strstr(out, "\"x-keep\":\"3\""));
+    assert_null(strstr(out, "x-drop"));
+    assert_null(strstr(out, "x-other"));
+    free(out);
+}
+
+//  Loose chunk framing is refused: junk after chunk data, a bare CR in a
+//  size line, an LF inside a chunk extension.
+static void
+test_strict_chunk_framing(void **state)
+{
+    t_stack_t *s = *state;
+    char *warm = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    free(warm);
+    static const char *bodies[] = {
+        "5\r\nhelloXX0\r\n\r\n",
+        "5\rx\r\nhello\r\n0\r\n\r\n",
+        "5;ext=a\nb\r\nhello\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char req[512];
+        snprintf(req, sizeof req,
+                 "POST /echo HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                 bodies[i]);
+        char *out = s_exchange(s->http_port, req, strlen(req), 5000);
+        if (strstr(out, "HTTP/1.1 400") == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, out);
+            free(out);
+            fail();
+        }
+        free(out);
+    }
+}
+
+//  An HTTP/1.0 request without Host is never forwarded as a Host-less
+//  HTTP/1.1 request.
+static void
+test_http10_without_host(void **state)
+{
+    t_stack_t *s = *state;
+    char *out = s_request(s, "GET /echo HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "\"host\":\"127.0.0.1:"));
+    free(out);
+}
+
+//  GATEWAY_BODY_TIMEOUT: a client that stops sending its body gets 408 and
+//  the connection closes; the backend is not blamed.
+static void
+test_body_timeout(void **state)
+{
+    t_stack_t *s = *state;
+    char *warm = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    free(warm);
+    const char *req = "POST /echo HTTP/1.1\r\nHost: site.test\r\nContent-Length: 10\r\n\r\nabc";
+    uint64_t t0 = it_now_ms();
+    char *out = s_exchange(s->http_port, req, strlen(req), 8000);
+    uint64_t took = it_now_ms() - t0;
+    printf("408 after %llu ms (GATEWAY_BODY_TIMEOUT=1s)\n", (unsigned long long) took);
+    assert_non_null(strstr(out, "HTTP/1.1 408"));
+    assert_non_null(strstr(out, "Connection: close"));
+    assert_true(took >= 900 && took < 6000);
+    free(out);
+}
+
 int
 main(void)
 {
@@ -528,6 +822,15 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chunked_both_ways, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_admin_local_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ready_needs_a_router_with_a_balancer, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drains, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_body_over_1mib, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_absolute_form, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_fields, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_strict_chunk_framing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_http10_without_host, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_body_timeout, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("it_gateway", tests, NULL, NULL);
 }

@@ -3,3 +3,7 @@ UNIT_TESTS += tests/gateway/test_prescan
 tests/gateway/test_prescan_SRCS := gateway/gw_prescan.c
 UNIT_TESTS += tests/gateway/test_lease
 tests/gateway/test_lease_SRCS := gateway/gw_lease.c tests/lib/it.c
+UNIT_TESTS += tests/gateway/test_chunk
+tests/gateway/test_chunk_SRCS := gateway/gw_chunk.c
+UNIT_TESTS += tests/gateway/test_http
+tests/gateway/test_http_SRCS := gateway/gw_http.c

@@ -1,0 +1,6 @@
+# tests/fuzz/ - libFuzzer targets, built and run by `make fuzz` (not part of `make test`).
+# tests/fuzz/fuzz_<name>.c is linked with FUZZ_<name>_SRCS and FUZZ_<name>_LIBS; its seeds are
+# tests/fuzz/corpus/<name>/ and its dictionary, if any, tests/fuzz/<name>.dict.
+FUZZ_prescan_SRCS := gateway/gw_prescan.c
+FUZZ_chunk_SRCS := gateway/gw_chunk.c
+FUZZ_chunk_LIBS := -lhttp_parser
