@@ -7,3 +7,5 @@ UNIT_TESTS += tests/gateway/test_chunk
 tests/gateway/test_chunk_SRCS := gateway/gw_chunk.c
 UNIT_TESTS += tests/gateway/test_http
 tests/gateway/test_http_SRCS := gateway/gw_http.c
+UNIT_TESTS += tests/gateway/test_head
+tests/gateway/test_head_SRCS := gateway/gw_head.c gateway/gw_http.c gateway/gw_buf.c
