@@ -455,9 +455,17 @@ api_json_load_checked(
             *err = first; // only after S_ROUNDS of them
         else if (s_blank(text, len))
             api_error_set(err, "invalid_json", NULL, "the body is empty: a JSON object is needed");
-        else
+        else {
+            // jansson quotes the raw bytes near the error, which may be a
+            // piece of a UTF-8 character: keep printable ASCII only
+            char near[sizeof je.text];
+            size_t n = 0;
+            for (const char *c = je.text; *c && n + 1 < sizeof near; c++)
+                near[n++] = (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+            near[n] = '\0';
             api_error_set(err, "invalid_json", NULL, "invalid JSON at line %d, column %d: %s",
-                          je.line, je.column, je.text);
+                          je.line, je.column, near);
+        }
         return NULL;
     }
     api_error_t checked = {0};

@@ -62,6 +62,19 @@ s_enter(s_ctx_t *c, const char *seg, bool dot)
     int n = snprintf(p, room, "%s%s", dot && c->plen > 0 ? "." : "", seg);
     if (n > 0)
         c->plen += (size_t) n < room ? (size_t) n : room - 1;
+    if (n > 0 && (size_t) n >= room) {
+        // cut at the bound: never inside a UTF-8 character (keys are UTF-8), or the
+        // error body could not carry the field (fuzz_route_json)
+        size_t lead = c->plen;
+        while (lead > old && ((unsigned char) c->path[lead - 1] & 0xc0) == 0x80)
+            lead--;
+        unsigned char ch = lead > old ? (unsigned char) c->path[lead - 1] : 0;
+        size_t need = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+        if (lead > old && c->plen - (lead - 1) < need) {
+            c->plen = lead - 1;
+            c->path[c->plen] = '\0';
+        }
+    }
     return old;
 }
 

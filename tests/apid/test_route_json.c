@@ -562,6 +562,54 @@ test_error_body(void **state)
     free(s);
 }
 
+//  A key too long for the field path is cut at a UTF-8 character boundary, so the 400 body
+//  still carries the field and the message (found by tests/fuzz/fuzz_route_json).
+static void
+test_long_key_cut_utf8(void **state)
+{
+    (void) state;
+    for (int pad = 0; pad < 4; pad++) {
+        char text[1024];
+        int n = snprintf(text, sizeof text,
+                         "{" V "\"backends\":[{\"hostname\":\"h\",\"port\":1,\"%.*s", pad, "xxx");
+        for (int i = 0; i < 100; i++)
+            n += snprintf(text + n, sizeof text - (size_t) n, "\xf0\x9f\x98\x80"); // U+1F600
+        snprintf(text + n, sizeof text - (size_t) n, "\":1}]}");
+        api_error_t err;
+        assert_null(t_route(text, NULL, &err));
+        assert_string_equal(err.code, "unknown_field");
+        assert_true(strncmp(err.field, "backends[0].", 12) == 0);
+        assert_true(strlen(err.field) <= API_FIELD_MAX);
+        json_t *field = json_string(err.field), *message = json_string(err.message);
+        assert_non_null(field);
+        assert_non_null(message);
+        json_decref(field);
+        json_decref(message);
+        char *body = api_error_body(err.code, err.message, err.field);
+        assert_non_null(strstr(body, "\"field\":\"backends[0]."));
+        free(body);
+    }
+}
+
+//  Invalid JSON that breaks off inside a UTF-8 character: the message quoting the place
+//  is still UTF-8, so the 400 body keeps it (found by tests/fuzz/fuzz_route_json).
+static void
+test_invalid_json_message_is_utf8(void **state)
+{
+    (void) state;
+    const char *text = "{\"vHost\":\"a.example\",\"backends\":[{\"hostname\":\"\\\xe2\x96\x91\x8b"
+                       "x\"}]}";
+    api_error_t err;
+    assert_null(t_route(text, NULL, &err));
+    assert_string_equal(err.code, "invalid_json");
+    json_t *message = json_string(err.message);
+    assert_non_null(message);
+    json_decref(message);
+    char *body = api_error_body(err.code, err.message, err.field);
+    assert_non_null(strstr(body, "\"message\":\"invalid JSON at line 1"));
+    free(body);
+}
+
 int
 main(void)
 {
@@ -577,6 +625,8 @@ main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_json_paths),
         cmocka_unit_test(test_error_body),
+        cmocka_unit_test(test_long_key_cut_utf8),
+        cmocka_unit_test(test_invalid_json_message_is_utf8),
     };
     return cmocka_run_group_tests_name("test_route_json", tests, NULL, NULL);
 }
