@@ -162,6 +162,69 @@ s_to_router(api_plan_t *plan, api_op_t op, proto_type_t type, const char *what)
     plan->what = what;
 }
 
+//  Check a region body for the region id and store its normalized form.
+static bool
+s_take_region_body(api_plan_t *plan, const void *body, size_t len, const char *id)
+{
+    if (len > API_BODY_MAX) {
+        s_error(&plan->response, 413, "payload_too_large", NULL,
+                "the body is %zu bytes, over the limit of %d (1 MiB)", len, API_BODY_MAX);
+        return false;
+    }
+    api_error_t err = {0};
+    json_t *doc = api_region_parse(body ? body : "", len, id, &err);
+    if (doc == NULL) {
+        s_error(&plan->response, 400, err.code, err.field, "%s", err.message);
+        return false;
+    }
+    plan->body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (plan->body == NULL) {
+        s_error(&plan->response, 500, "internal", NULL, "cannot encode the body");
+        return false;
+    }
+    return true;
+}
+
+//  /api/v1/regions[/:id]: n is 3 or 4 segments.
+static void
+s_plan_regions(const char *method,
+               const char *path,
+               char **segs,
+               int n,
+               const void *body,
+               size_t body_len,
+               api_plan_t *plan)
+{
+    bool get = s_method_is(method, "GET") || s_method_is(method, "HEAD");
+    bool put = s_method_is(method, "PUT");
+    bool del = s_method_is(method, "DELETE");
+    if (n == 3) {
+        if (get)
+            s_to_router(plan, API_OP_REGIONS_LIST, PROTO_CONFIG_GET, "regions");
+        else
+            s_not_allowed(plan, method, path, "GET, HEAD");
+        return;
+    }
+    if (!put && !del) {
+        s_not_allowed(plan, method, path, "PUT, DELETE");
+        return;
+    }
+    char id[PROTO_ROUTE_REGION_MAX + 1];
+    if (!s_unescape(segs[3], id, sizeof id) || !proto_route_valid_region(id)) {
+        s_error(&plan->response, 400, "invalid_value", "id",
+                "id: the path's '%.64s' is not a valid region id (1-%d bytes of printable ASCII "
+                "without spaces)",
+                segs[3], PROTO_ROUTE_REGION_MAX);
+        return;
+    }
+    proto_strlcpy(plan->key, id, sizeof plan->key);
+    if (del)
+        s_to_router(plan, API_OP_REGION_DELETE, PROTO_CONFIG_DELETE, "region");
+    else if (s_take_region_body(plan, body, body_len, id))
+        s_to_router(plan, API_OP_REGION_PUT, PROTO_CONFIG_PUT, "region");
+}
+
 void
 api_http_plan(
     const char *method, const char *path, const void *body, size_t body_len, api_plan_t *plan)
@@ -170,8 +233,12 @@ api_http_plan(
     char buf[PROTO_ADMIN_REQUEST_PATH_MAX + 1];
     char *segs[S_SEGMENTS_MAX];
     int n = s_split(path, buf, sizeof buf, segs, S_SEGMENTS_MAX);
-    bool routes = n >= 3 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0
-                  && strcmp(segs[2], "routes") == 0;
+    bool api = n >= 3 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0;
+    if (api && (n == 3 || n == 4) && strcmp(segs[2], "regions") == 0) {
+        s_plan_regions(method, path, segs, n, body, body_len, plan);
+        return;
+    }
+    bool routes = api && strcmp(segs[2], "routes") == 0;
     bool backends = routes && n >= 5 && strcmp(segs[4], "backends") == 0;
     bool state =
         backends && n == 7 && (strcmp(segs[6], "dead") == 0 || strcmp(segs[6], "alive") == 0);
@@ -293,8 +360,11 @@ s_code_of(unsigned status)
 static void
 s_default_message(const api_plan_t *plan, unsigned status, char *out, size_t cap)
 {
-    bool backend = plan->op >= API_OP_BACKEND_ADD;
-    if (status == 404 && backend && plan->sub[0])
+    bool backend = plan->op >= API_OP_BACKEND_ADD && plan->op <= API_OP_BACKEND_ALIVE;
+    bool region = plan->op >= API_OP_REGIONS_LIST;
+    if (status == 404 && region)
+        snprintf(out, cap, "no region '%s'", plan->key);
+    else if (status == 404 && backend && plan->sub[0])
         snprintf(out, cap, "no backend '%s' in route '%s'", plan->sub, plan->key);
     else if (status == 404)
         snprintf(out, cap, "no route for vHost '%s'", plan->key);

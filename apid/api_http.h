@@ -1,8 +1,8 @@
 /*  api_http - the control API (SPEC §5) over the bus.
 
     The gateway hands each /api/... request to apid as admin.request. apid
-    matches the path, validates the body completely (api_route), and turns
-    the call into one config.get, config.put or config.delete to a router
+    matches the path, validates the body completely (api_route, api_region),
+    and turns the call into one config.get, config.put or config.delete to a router
     (docs/request-path.md), waiting at most the router timeout. The router's
     config.reply becomes the admin.response: its status, its JSON body, and
     on 4xx SPEC §5's error shape {"error": {"code", "message", "field"}}.
@@ -24,6 +24,7 @@
 
 #include "proto.h"
 #include "proto_bus.h"
+#include "api_region.h"
 #include "api_route.h"
 
 #define API_BODY_MAX     PROTO_CONFIG_PUT_BODY_MAX     // request bodies over this get 413 (1 MiB)
@@ -41,6 +42,9 @@ typedef enum {
     API_OP_BACKEND_DELETE, // DELETE /routes/:vHost/backends/:id
     API_OP_BACKEND_DEAD,   // POST /routes/:vHost/backends/:id/dead
     API_OP_BACKEND_ALIVE,  // POST /routes/:vHost/backends/:id/alive
+    API_OP_REGIONS_LIST,   // GET /regions
+    API_OP_REGION_PUT,     // PUT /regions/:id
+    API_OP_REGION_DELETE,  // DELETE /regions/:id
 } api_op_t;
 
 //  An HTTP answer.
@@ -57,7 +61,7 @@ typedef struct {
     api_response_t response;                  // the answer when op is API_OP_NONE
     proto_type_t type;                        // PROTO_CONFIG_GET, _PUT or _DELETE
     const char *what;                         // config.*'s what (static)
-    char key[PROTO_ROUTE_VHOST_MAX + 1];      // vHost (lower-case), "" for none
+    char key[PROTO_ROUTE_VHOST_MAX + 1];      // vHost (lower-case) or region id, "" for none
     char sub[PROTO_ROUTE_BACKEND_ID_MAX + 1]; // backend id, "" for none
     bool create_only;                         // POST /routes: 409 if it exists
     char *body;                               // normalized JSON (owned), or NULL

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proto.h"
 #include "proto_route.h"
 #include "proto_util.h"
 
@@ -18,6 +19,9 @@ _Static_assert(PROTO_ROUTE_RETRIES_MAX <= 16, "retries over the lease bound");
 _Static_assert(PROTO_ROUTE_HOSTNAME_MAX <= 255, "hostname over the backend.host bound");
 _Static_assert(PROTO_ROUTE_VHOST_MAX <= 255, "vHost over the pick/lease bound");
 _Static_assert(PROTO_ROUTE_BACKENDS_MAX <= PROTO_STRATEGY_MAX, "backends over the pick bound");
+_Static_assert(PROTO_ROUTE_REGION_MAX <= PROTO_REGION_ID_MAX, "region over the pick bound");
+_Static_assert(PROTO_ROUTE_ADDRESS_MAX <= PROTO_REGION_ADDRESS_MAX, "address over the pick bound");
+_Static_assert(PROTO_ROUTE_HOSTNAME_MAX + 6 <= PROTO_ROUTE_ADDRESS_MAX, "host:port over the bound");
 
 #define S_PROBE_NAME(C, name) name,
 static const char *const s_probes[PROTO_ROUTE_PROBE_COUNT] = {PROTO_ROUTE_PROBES(S_PROBE_NAME)};
@@ -194,6 +198,60 @@ proto_route_valid_region(const char *text)
         if (!s_printable((unsigned char) text[i]))
             return false;
     return true;
+}
+
+int
+proto_route_address_normalize(const char *text, char *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = '\0';
+    size_t len = strlen(text);
+    if (len == 0 || len > PROTO_ROUTE_ADDRESS_MAX)
+        return -1;
+    char host[PROTO_ROUTE_ADDRESS_MAX + 1];
+    const char *port = NULL; // digits after the host's ':', or NULL
+    bool v6 = text[0] == '[';
+    if (v6) {
+        const char *close = strchr(text, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return -1;
+        size_t hlen = (size_t) (close - text) + 1; // with the brackets
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        port = close[1] == ':' ? close + 2 : NULL;
+        char bare[INET6_ADDRSTRLEN];
+        if (!s_ipv6(host, bare))
+            return -1;
+    } else {
+        const char *colon = strchr(text, ':');
+        size_t hlen = colon ? (size_t) (colon - text) : len;
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        port = colon ? colon + 1 : NULL;
+        if (!proto_route_valid_host_name(host, PROTO_ROUTE_HOSTNAME_MAX))
+            return -1;
+    }
+    unsigned value = PROTO_ROUTE_ADDRESS_PORT_DEFAULT;
+    if (port) {
+        size_t plen = strlen(port);
+        if (plen == 0 || plen > 5)
+            return -1;
+        value = 0;
+        for (size_t i = 0; i < plen; i++) {
+            if (port[i] < '0' || port[i] > '9')
+                return -1;
+            value = value * 10 + (unsigned) (port[i] - '0');
+        }
+        if (value < PROTO_ROUTE_PORT_MIN || value > PROTO_ROUTE_PORT_MAX)
+            return -1;
+    }
+    int n = snprintf(out, cap, "%s:%u", host, value);
+    if (n < 0 || (size_t) n >= cap || n > PROTO_ROUTE_ADDRESS_MAX) {
+        if (cap > 0)
+            out[0] = '\0';
+        return -1;
+    }
+    return 0;
 }
 
 bool

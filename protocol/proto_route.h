@@ -28,6 +28,10 @@
                  defaulting to "hostname:port" ("[v6]:port" for IPv6).
       region     1-PROTO_ROUTE_REGION_MAX bytes of printable ASCII without
                  space.
+      address    (a region's public address, SPEC §7) "host[:port]": host a
+                 host name (an IPv4 address is one) or an IPv6 address in
+                 brackets; port 1-65535, default 80. Stored with its port
+                 ("host:port", "[v6]:port": proto_route_address_normalize).
       headers    custom headers sent upstream: names are RFC 9110 tokens of
                  at most PROTO_ROUTE_HEADER_NAME_MAX bytes, unique ignoring
                  case, and not a header that frames the message or belongs to
@@ -59,6 +63,7 @@
 #define PROTO_ROUTE_HEADERS_MAX      32   // custom headers per route (lease's KV bound)
 #define PROTO_ROUTE_HEADER_NAME_MAX  256  // bytes of a custom header name
 #define PROTO_ROUTE_HEADER_VALUE_MAX 1024 // bytes of a custom header value (lease bound)
+#define PROTO_ROUTE_ADDRESS_MAX      262  // bytes of a region's stored public address
 
 //  Numbers: the range each field accepts and its default (SPEC §4).
 #define PROTO_ROUTE_PORT_MIN              1
@@ -86,6 +91,7 @@
 #define PROTO_ROUTE_AUTH_CACHE_MS_MIN     0
 #define PROTO_ROUTE_AUTH_CACHE_MS_MAX     3600000
 #define PROTO_ROUTE_AUTH_CACHE_MS_DEFAULT 5000
+#define PROTO_ROUTE_ADDRESS_PORT_DEFAULT  80 // a region's public address without a port
 
 //  Other defaults.
 #define PROTO_ROUTE_STRATEGY_DEFAULT    PROTO_STRATEGY_ROUND_ROBIN
@@ -145,6 +151,14 @@ bool proto_route_valid_backend_id(const char *text);
 //  True if text is a valid region id: 1-PROTO_ROUTE_REGION_MAX bytes of
 //  printable ASCII without space.
 bool proto_route_valid_region(const char *text);
+
+//  Write the stored form of a region's public address into out, of cap bytes
+//  (PROTO_ROUTE_ADDRESS_MAX + 1 is always enough): "host:port" or
+//  "[v6]:port", the port PROTO_ROUTE_ADDRESS_PORT_DEFAULT when text has
+//  none. text is "host[:port]" as above: a bare IPv6 address, an empty host,
+//  a port that is not 1-65535 in decimal, or anything else is refused.
+//  Returns 0, or -1 if text is not valid or does not fit (out is then "").
+int proto_route_address_normalize(const char *text, char *out, size_t cap);
 
 //  True if name is a valid custom header name as far as syntax goes: an
 //  RFC 9110 token of 1-PROTO_ROUTE_HEADER_NAME_MAX bytes.

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "proto_log.h"
+#include "proto_route.h"
 #include "proto_util.h"
 #include "rt_control.h"
 #include "rt_store.h"
@@ -177,23 +178,25 @@ s_empty(const char *s)
 // --------------------------------------------------------------------------
 // Changes
 
-//  Make *next_p the current table as a new version, saved first. Takes
-//  *next_p (sets it to NULL). Returns 0, or -1 with a 500 in result and
+//  Make *next_p the current table (NULL: keep the table) and *regions_p the
+//  current regions (NULL: keep them) as a new version, saved first. Takes
+//  both (sets them to NULL). Returns 0, or -1 with a 500 in result and
 //  nothing changed.
 static int
-s_commit(rt_control_t *self,
-         rt_table_t **next_p,
-         const char *what,
-         const char *key,
-         const char *by,
-         const char *summary,
-         uint64_t now_ms,
-         rt_result_t *result)
+s_commit_data(rt_control_t *self,
+              rt_table_t **next_p,
+              json_t **regions_p,
+              const char *what,
+              const char *key,
+              const char *by,
+              const char *summary,
+              uint64_t now_ms,
+              rt_result_t *result)
 {
     rt_store_data_t next = {
         .version = self->data.version + 1,
-        .table = *next_p,
-        .regions = self->data.regions,
+        .table = *next_p ? *next_p : self->data.table,
+        .regions = *regions_p ? *regions_p : self->data.regions,
         .history = json_copy(self->data.history),
     };
     json_array_append_new(
@@ -207,12 +210,23 @@ s_commit(rt_control_t *self,
                   LOG_S("change", summary));
         json_decref(next.history);
         rt_table_destroy(next_p);
+        json_decref(*regions_p);
+        *regions_p = NULL;
         s_error(result, 500, NULL, "cannot save the configuration (the router's log says why)");
         return -1;
     }
-    rt_table_destroy(&self->data.table);
-    self->data.table = *next_p;
-    *next_p = NULL;
+    if (*next_p) {
+        rt_table_destroy(&self->data.table);
+        self->data.table = *next_p;
+        *next_p = NULL;
+    }
+    if (*regions_p) {
+        json_t *old = self->data.regions;
+        self->data.regions = *regions_p;
+        *regions_p = NULL;
+        s_build_regions(self); // before the old strings it points to go
+        json_decref(old);
+    }
     json_decref(self->data.history);
     self->data.history = next.history;
     self->data.version = next.version;
@@ -240,7 +254,117 @@ s_commit_route(rt_control_t *self,
         rt_table_put(next, route);
     else
         rt_table_remove(next, vhost);
-    return s_commit(self, &next, what, vhost, by, summary, now_ms, result);
+    json_t *regions = NULL;
+    return s_commit_data(self, &next, &regions, what, vhost, by, summary, now_ms, result);
+}
+
+//  Make regions (taken) the current regions and commit.
+static int
+s_commit_regions(rt_control_t *self,
+                 json_t *regions,
+                 const char *id,
+                 const char *by,
+                 const char *summary,
+                 uint64_t now_ms,
+                 rt_result_t *result)
+{
+    rt_table_t *table = NULL;
+    return s_commit_data(self, &table, &regions, "region", id, by, summary, now_ms, result);
+}
+
+//  The index of region id in the current regions, or -1.
+static int
+s_find_region(const rt_control_t *self, const char *id)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(self->data.regions, i, r)
+    {
+        const char *rid = json_string_value(json_object_get(r, "id"));
+        if (rid && strcmp(rid, id) == 0)
+            return (int) i;
+    }
+    return -1;
+}
+
+static void
+s_put_region(rt_control_t *self,
+             const proto_config_put_t *cmd,
+             uint64_t now_ms,
+             rt_result_t *result)
+{
+    const char *id = s_empty(cmd->key) ? "" : cmd->key;
+    if (!proto_route_valid_region(id)) {
+        s_error(result, 400, "id", "'%.64s' is not a valid region id", id);
+        return;
+    }
+    json_t *body = s_parse_body(cmd->body, result);
+    if (body == NULL)
+        return;
+    const char *key;
+    json_t *value;
+    char address[PROTO_ROUTE_ADDRESS_MAX + 1] = "";
+    json_object_foreach(body, key, value)
+    {
+        if (strcmp(key, "id") == 0) {
+            if (!json_is_string(value) || strcmp(json_string_value(value), id) != 0) {
+                s_error(result, 400, "id", "the body's id differs from the region '%s'", id);
+                break;
+            }
+        } else if (strcmp(key, "publicAddress") == 0) {
+            if (!json_is_string(value)
+                || proto_route_address_normalize(json_string_value(value), address, sizeof address)
+                       != 0) {
+                s_error(result, 400, "publicAddress", "publicAddress must be host[:port]");
+                break;
+            }
+        } else {
+            s_error(result, 400, key, "unknown field");
+            break;
+        }
+    }
+    json_decref(body);
+    if (result->status != 0)
+        return;
+    if (address[0] == '\0') {
+        s_error(result, 400, "publicAddress", "publicAddress is required");
+        return;
+    }
+    int at = s_find_region(self, id);
+    if (at < 0 && json_array_size(self->data.regions) >= RT_CONTROL_REGIONS_MAX) {
+        s_error(result, 400, "id", "at most %d regions may be registered", RT_CONTROL_REGIONS_MAX);
+        return;
+    }
+    json_t *region = json_pack("{s:s, s:s}", "id", id, "publicAddress", address);
+    json_t *regions = json_deep_copy(self->data.regions);
+    if (at >= 0)
+        json_array_set(regions, (size_t) at, region);
+    else
+        json_array_append(regions, region);
+    char summary[360];
+    snprintf(summary, sizeof summary, "PUT region %s %s", id, address);
+    if (s_commit_regions(self, regions, id, cmd->by, summary, now_ms, result) == 0)
+        s_ok(result, at >= 0 ? 200 : 201, json_incref(region));
+    json_decref(region);
+}
+
+static void
+s_delete_region(rt_control_t *self,
+                const proto_config_delete_t *cmd,
+                uint64_t now_ms,
+                rt_result_t *result)
+{
+    int at = s_find_region(self, cmd->key);
+    if (at < 0) {
+        s_error(result, 404, NULL, "no region '%.64s'", cmd->key);
+        return;
+    }
+    json_t *regions = json_deep_copy(self->data.regions);
+    json_array_remove(regions, (size_t) at);
+    char summary[120];
+    snprintf(summary, sizeof summary, "DELETE region %.64s", cmd->key);
+    if (s_commit_regions(self, regions, cmd->key, cmd->by, summary, now_ms, result) == 0)
+        s_ok(result, 204, NULL);
 }
 
 static void
@@ -460,6 +584,8 @@ rt_control_put(rt_control_t *self,
         s_put_backend(self, cmd, now_ms, result);
     else if (strcmp(what, "dead") == 0 || strcmp(what, "alive") == 0)
         s_put_maint(self, cmd, strcmp(what, "dead") == 0, now_ms, result);
+    else if (strcmp(what, "region") == 0)
+        s_put_region(self, cmd, now_ms, result);
     else
         s_error(result, 400, "what", "config.put of '%s' is not supported", what);
     result->version = self->data.version;
@@ -477,6 +603,8 @@ rt_control_delete(rt_control_t *self,
         s_delete_route(self, cmd, now_ms, result);
     else if (strcmp(what, "backend") == 0)
         s_delete_backend(self, cmd, now_ms, result);
+    else if (strcmp(what, "region") == 0)
+        s_delete_region(self, cmd, now_ms, result);
     else
         s_error(result, 400, "what", "config.delete of '%s' is not supported", what);
     result->version = self->data.version;

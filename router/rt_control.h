@@ -19,7 +19,8 @@
 #include "proto.h"
 #include "rt_table.h"
 
-#define RT_CONTROL_BODY_MAX PROTO_CONFIG_REPLY_BODY_MAX // config.reply body bound
+#define RT_CONTROL_BODY_MAX    PROTO_CONFIG_REPLY_BODY_MAX // config.reply body bound
+#define RT_CONTROL_REGIONS_MAX PROTO_PICK_REGIONS_MAX      // regions a PUT may register
 
 typedef struct rt_control rt_control_t;
 

@@ -429,6 +429,18 @@ test_crud_mapping(void **state)
          NULL},
         {"DELETE", "/api/v1/routes/api.example.com", NULL, NULL, PROTO_CONFIG_DELETE, "route",
          "api.example.com", "", 0, "local", NULL, 204, NULL},
+        {"GET", "/api/v1/regions", NULL, NULL, PROTO_CONFIG_GET, "regions", "", "", 0, NULL, NULL,
+         200, "[]"},
+        {"PUT", "/api/v1/regions/eu%2Fwest",
+         "{\"id\":\"eu/west\",\"publicAddress\":\"[::1]:8080\"}", NULL, PROTO_CONFIG_PUT, "region",
+         "eu/west", "", 0, "local", "{\"id\":\"eu/west\",\"publicAddress\":\"[::1]:8080\"}", 200,
+         "{\"id\":\"eu/west\"}"},
+        {"PUT", "/api/v1/regions/2", "{\"publicAddress\":\"r2.example.net\"}", "ops",
+         PROTO_CONFIG_PUT, "region", "2", "", 0, "ops",
+         "{\"id\":\"2\",\"publicAddress\":\"r2.example.net:80\"}", 201,
+         "{\"id\":\"2\",\"publicAddress\":\"r2.example.net:80\"}"},
+        {"DELETE", "/api/v1/regions/2", NULL, "ops", PROTO_CONFIG_DELETE, "region", "2", "", 0,
+         "ops", NULL, 204, NULL},
     };
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
         t_through_router(f, &calls[i]);
@@ -507,6 +519,10 @@ test_local_answers(void **state)
     t_local(f, "GET", "/api/v2/routes", NULL, 404, "not_found", "");
     t_local(f, "GET", "/api/v1/routes/a.com/backends/n/x", NULL, 404, "not_found", "");
     t_local(f, "GET", "/api/v1/routes/a..b", NULL, 404, "not_found", "");
+    t_local(f, "PUT", "/api/v1/regions/2", "{\"publicAddress\":\"a.com:0\"}", 400, "invalid_value",
+            "publicAddress");
+    t_local(f, "PUT", "/api/v1/regions/a%20b", "{\"publicAddress\":\"a.com\"}", 400,
+            "invalid_value", "id");
 
     // a wrong method on a known path: 405 with Allow
     proto_msg_t resp;

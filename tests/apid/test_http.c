@@ -211,6 +211,69 @@ test_plan_refused(void **state)
 }
 
 static void
+test_plan_regions(void **state)
+{
+    (void) state;
+    api_plan_t plan;
+    t_plan("GET", "/api/v1/regions", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_REGIONS_LIST);
+    assert_int_equal(plan.type, PROTO_CONFIG_GET);
+    assert_string_equal(plan.what, "regions");
+    assert_string_equal(plan.key, "");
+    api_http_plan_free(&plan);
+
+    t_plan("PUT", "/api/v1/regions/eu%2Fwest", "{\"publicAddress\":\"10.0.0.2\"}", &plan);
+    assert_int_equal(plan.op, API_OP_REGION_PUT);
+    assert_int_equal(plan.type, PROTO_CONFIG_PUT);
+    assert_string_equal(plan.what, "region");
+    assert_string_equal(plan.key, "eu/west");
+    assert_string_equal(plan.body, "{\"id\":\"eu/west\",\"publicAddress\":\"10.0.0.2:80\"}");
+    api_http_plan_free(&plan);
+
+    t_plan("DELETE", "/api/v1/regions/2/", NULL, &plan);
+    assert_int_equal(plan.op, API_OP_REGION_DELETE);
+    assert_int_equal(plan.type, PROTO_CONFIG_DELETE);
+    assert_string_equal(plan.what, "region");
+    assert_string_equal(plan.key, "2");
+    api_http_plan_free(&plan);
+
+    // refused at once
+    t_refused("PUT", "/api/v1/regions/2", "{\"publicAddress\":\"a.com:0\"}", 400, "invalid_value",
+              "publicAddress");
+    t_refused("PUT", "/api/v1/regions/2", "{\"publicAddress\":\"a.com\",\"x\":1}", 400,
+              "unknown_field", "x");
+    t_refused("PUT", "/api/v1/regions/2", "{\"id\":\"3\",\"publicAddress\":\"a.com\"}", 400,
+              "invalid_value", "id");
+    t_refused("PUT", "/api/v1/regions/2", NULL, 400, "invalid_json", "");
+    t_refused("PUT", "/api/v1/regions/a%20b", "{\"publicAddress\":\"a.com\"}", 400, "invalid_value",
+              "id");
+    t_refused("DELETE", "/api/v1/regions/a%zz", NULL, 400, "invalid_value", "id");
+    t_refused("PUT",
+              "/api/v1/regions/"
+              "12345678901234567890123456789012345678901234567890123456789012345",
+              "{\"publicAddress\":\"a.com\"}", 400, "invalid_value", "id");
+    t_refused("GET", "/api/v1/regions/2/x", NULL, 404, "not_found", "");
+    t_refused("POST", "/api/v1/regions", NULL, 405, "method_not_allowed", "");
+    t_plan("GET", "/api/v1/regions/2", NULL, &plan);
+    assert_int_equal(plan.response.status, 405);
+    assert_string_equal(plan.response.allow, "PUT, DELETE");
+    api_http_plan_free(&plan);
+
+    // the router's 404 without a message names the region
+    t_plan("DELETE", "/api/v1/regions/2", NULL, &plan);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CONFIG_REPLY);
+    msg.config_reply.status = 404;
+    msg.config_reply.version = 3;
+    api_response_t r;
+    api_http_answer(&plan, &msg, false, 1000, &r);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "no region '2'"));
+    api_response_free(&r);
+    api_http_plan_free(&plan);
+}
+
+static void
 t_reply(proto_msg_t *msg, uint16_t status, const char *body, const char *error, const char *field)
 {
     proto_msg_init(msg, PROTO_CONFIG_REPLY);
@@ -306,9 +369,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_routes),
-        cmocka_unit_test(test_plan_backends),
-        cmocka_unit_test(test_plan_refused),
+        cmocka_unit_test(test_plan_routes),  cmocka_unit_test(test_plan_backends),
+        cmocka_unit_test(test_plan_refused), cmocka_unit_test(test_plan_regions),
         cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests_name("test_http", tests, NULL, NULL);

@@ -342,6 +342,71 @@ test_defaults_and_bounds(void **state)
     assert_true(PROTO_ROUTE_BACKENDS_MAX <= PROTO_STRATEGY_MAX);
 }
 
+//  address must normalize to want, or be refused when want is NULL.
+static void
+s_address(const char *address, const char *want)
+{
+    char out[PROTO_ROUTE_ADDRESS_MAX + 1];
+    int rc = proto_route_address_normalize(address, out, sizeof out);
+    if (want == NULL) {
+        if (rc == 0)
+            fail_msg("'%s' accepted as '%s'", address, out);
+        assert_string_equal(out, "");
+        return;
+    }
+    if (rc != 0)
+        fail_msg("'%s' refused", address);
+    assert_string_equal(out, want);
+}
+
+static void
+test_region_address(void **state)
+{
+    (void) state;
+    s_address("edge.example.com", "edge.example.com:80");
+    s_address("edge.example.com:8080", "edge.example.com:8080");
+    s_address("10.0.0.2", "10.0.0.2:80");
+    s_address("10.0.0.2:1", "10.0.0.2:1");
+    s_address("10.0.0.2:65535", "10.0.0.2:65535");
+    s_address("[::1]", "[::1]:80");
+    s_address("[2001:db8::7]:4443", "[2001:db8::7]:4443");
+    s_address("internal_name", "internal_name:80");
+    s_address("", NULL);
+    s_address(":80", NULL);
+    s_address("host:", NULL);
+    s_address("host:0", NULL);
+    s_address("host:65536", NULL);
+    s_address("host:123456", NULL);
+    s_address("host:+80", NULL);
+    s_address("host:8 0", NULL);
+    s_address("host:80:80", NULL);
+    s_address("::1", NULL); // IPv6 needs brackets
+    s_address("[::1", NULL);
+    s_address("[::1]80", NULL);
+    s_address("[not-v6]:80", NULL);
+    s_address("[10.0.0.1]:80", NULL);
+    s_address("-bad.example", NULL);
+    s_address("bad..example", NULL);
+    s_address("http://edge.example.com", NULL);
+    s_address("edge.example.com/", NULL);
+    s_address("edge.example.com.", NULL);
+    s_address("host name", NULL);
+    char big[PROTO_ROUTE_HOSTNAME_MAX + 2];
+    for (size_t i = 0; i < sizeof big - 1; i++)
+        big[i] = (i % 60 == 59) ? '.' : 'a';
+    big[sizeof big - 1] = '\0';
+    s_address(big, NULL); // 254 bytes: over a host name's bound
+    big[PROTO_ROUTE_HOSTNAME_MAX] = '\0';
+    char want[PROTO_ROUTE_ADDRESS_MAX + 1];
+    snprintf(want, sizeof want, "%s:65535", big);
+    char with_port[PROTO_ROUTE_ADDRESS_MAX + 1];
+    snprintf(with_port, sizeof with_port, "%s:65535", big);
+    s_address(with_port, want); // the longest host name with the longest port fits
+    char small[8];
+    assert_int_equal(proto_route_address_normalize("host:8080", small, sizeof small), -1);
+    assert_string_equal(small, "");
+}
+
 //  The length half of a (pointer, length) pair, checking the pointer half.
 static size_t
 s_lit_len(const char *p, size_t n, const char *want)
@@ -364,15 +429,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vhost),
-        cmocka_unit_test(test_vhost_normalize),
-        cmocka_unit_test(test_hostname),
-        cmocka_unit_test(test_default_backend_id),
-        cmocka_unit_test(test_ids_and_region),
-        cmocka_unit_test(test_headers),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_defaults_and_bounds),
-        cmocka_unit_test(test_lit),
+        cmocka_unit_test(test_vhost),          cmocka_unit_test(test_vhost_normalize),
+        cmocka_unit_test(test_hostname),       cmocka_unit_test(test_default_backend_id),
+        cmocka_unit_test(test_ids_and_region), cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_names),          cmocka_unit_test(test_defaults_and_bounds),
+        cmocka_unit_test(test_region_address), cmocka_unit_test(test_lit),
     };
     return cmocka_run_group_tests_name("test_route_model", tests, NULL, NULL);
 }

@@ -556,6 +556,83 @@ test_decide(void **state)
     it_env_fini(&env);
 }
 
+//  The regions registry: config.put/delete of a region, its versions and
+//  config.changed, picks that carry the current public address, and a
+//  restart that serves the same regions.
+static void
+test_regions(void **state)
+{
+    (void) state;
+    it_env_t env;
+    assert_int_equal(it_env_init(&env), 0);
+    s_router_t rt;
+    s_start(&env, &rt, "router", "var/state.json");
+    proto_msg_t reply, pick;
+    proto_msg_init(&reply, PROTO_NONE);
+    proto_msg_init(&pick, PROTO_NONE);
+    assert_int_equal(s_put(&rt, "route", "api.example.com", NULL, 0, s_api_route, &reply), 201);
+    s_expect_changed(&rt, 1, "route", "api.example.com");
+
+    assert_int_equal(
+        s_put(&rt, "region", "2", NULL, 0, "{\"publicAddress\": \"r2.example.net\"}", &reply), 201);
+    assert_int_equal(reply.config_reply.version, 2);
+    assert_string_equal(reply.config_reply.body,
+                        "{\"id\":\"2\",\"publicAddress\":\"r2.example.net:80\"}");
+    s_expect_changed(&rt, 2, "region", "2");
+    assert_int_equal(s_put(&rt, "region", "2", NULL, 0, "{\"publicAddress\": \"bad:0\"}", &reply),
+                     400);
+    assert_string_equal(reply.config_reply.field, "publicAddress");
+    assert_int_equal(reply.config_reply.version, 2);
+
+    // picks carry the region's public address
+    s_balancer_t bal;
+    s_balancer_bind(&env, &bal);
+    s_wait_balancers(&rt, 1);
+    s_decide(&rt, &bal, true, "api.example.com", &pick, &reply);
+    assert_int_equal(pick.pick.version, 2);
+    assert_int_equal(pick.pick.regions_count, 1);
+    assert_string_equal(pick.pick.regions[0].id, "2");
+    assert_string_equal(pick.pick.regions[0].address, "r2.example.net:80");
+
+    // replaced: 200, and the next pick has the new address
+    assert_int_equal(
+        s_put(&rt, "region", "2", NULL, 0, "{\"publicAddress\": \"10.9.0.2:8080\"}", &reply), 200);
+    assert_int_equal(reply.config_reply.version, 3);
+    s_expect_changed(&rt, 3, "region", "2");
+    s_decide(&rt, &bal, true, "api.example.com", &pick, &reply);
+    assert_int_equal(pick.pick.version, 3);
+    assert_int_equal(pick.pick.regions_count, 1);
+    assert_string_equal(pick.pick.regions[0].address, "10.9.0.2:8080");
+    assert_int_equal(
+        s_put(&rt, "region", "3", NULL, 0, "{\"publicAddress\": \"[2001:db8::3]\"}", &reply), 201);
+    s_expect_changed(&rt, 4, "region", "3");
+    assert_int_equal(s_delete(&rt, "region", "3", NULL, &reply), 204);
+    assert_int_equal(reply.config_reply.version, 5);
+    s_expect_changed(&rt, 5, "region", "3");
+    assert_int_equal(s_delete(&rt, "region", "3", NULL, &reply), 404);
+    assert_int_equal(reply.config_reply.version, 5);
+    assert_int_equal(s_get(&rt, "regions", NULL, &reply), 200);
+    assert_string_equal(reply.config_reply.body,
+                        "[{\"id\":\"2\",\"publicAddress\":\"10.9.0.2:8080\"}]");
+    s_stop(&env, &rt);
+
+    // a restarted router serves the same regions, in its picks too
+    s_start(&env, &rt, "router2", "var/state.json");
+    assert_int_equal(s_get(&rt, "regions", NULL, &reply), 200);
+    assert_int_equal(reply.config_reply.version, 5);
+    assert_string_equal(reply.config_reply.body,
+                        "[{\"id\":\"2\",\"publicAddress\":\"10.9.0.2:8080\"}]");
+    s_wait_balancers(&rt, 1);
+    s_decide(&rt, &bal, true, "api.example.com", &pick, &reply);
+    assert_int_equal(pick.pick.regions_count, 1);
+    assert_string_equal(pick.pick.regions[0].address, "10.9.0.2:8080");
+    proto_msg_clear(&pick);
+    proto_msg_clear(&reply);
+    s_stop(&env, &rt);
+    s_balancer_close(&bal);
+    it_env_fini(&env);
+}
+
 //  SIGTERM while a pick is in flight: the ask is freed, no leak report.
 static void
 test_stop_with_pick_in_flight(void **state)
@@ -638,8 +715,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_ACTOR_COMMON_TESTS("router"),       cmocka_unit_test(test_config),
-        cmocka_unit_test(test_decide),         cmocka_unit_test(test_stop_with_pick_in_flight),
+        IT_ACTOR_COMMON_TESTS("router"),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_regions),
+        cmocka_unit_test(test_stop_with_pick_in_flight),
         cmocka_unit_test(test_bad_state_file),
     };
     return cmocka_run_group_tests_name("it_router", tests, NULL, NULL);

@@ -241,7 +241,8 @@ test_bad_input(void **state)
         s_put(fx, "route", "a.com", NULL, 0, "{\"vHost\": \"a.com\", \"vHost\": \"b.com\"}"), 400);
     assert_int_equal(s_put(fx, "certificate", "a.com", NULL, 0, "{}"), 400);
     assert_string_equal(fx->result.field, "what");
-    assert_int_equal(s_delete(fx, "region", "2", NULL), 400);
+    assert_int_equal(s_delete(fx, "region", "2", NULL), 404);
+    assert_false(fx->result.changed);
     assert_int_equal(fx->result.version, 0);
     assert_int_equal(rt_control_version(fx->ctl), 0);
     assert_int_equal(access(fx->path, F_OK), -1);
@@ -469,6 +470,144 @@ test_regions_for_pick(void **state)
     rt_control_destroy(&ctl);
 }
 
+//  The one region rt_control_regions carries for id, or NULL.
+static const char *
+s_pick_address(const rt_control_t *ctl, const char *id)
+{
+    uint32_t n = 0;
+    const proto_region_t *regions = rt_control_regions(ctl, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(regions[i].id, id) == 0)
+            return regions[i].address;
+    return NULL;
+}
+
+static void
+test_regions_registry(void **state)
+{
+    s_fixture_t *fx = *state;
+    // new: 201, stored with its port, in the file before the answer
+    assert_int_equal(s_put(fx, "region", "2", NULL, 0, "{\"publicAddress\": \"r2.example.net\"}"),
+                     201);
+    assert_string_equal(fx->result.body, "{\"id\":\"2\",\"publicAddress\":\"r2.example.net:80\"}");
+    assert_int_equal(fx->result.version, 1);
+    assert_true(fx->result.changed);
+    assert_string_equal(fx->result.what, "region");
+    assert_string_equal(fx->result.key, "2");
+    json_t *file = s_file(fx);
+    assert_int_equal(json_integer_value(json_object_get(file, "version")), 1);
+    json_t *r0 = json_array_get(json_object_get(file, "regions"), 0);
+    assert_string_equal(json_string_value(json_object_get(r0, "publicAddress")),
+                        "r2.example.net:80");
+    json_decref(file);
+    assert_string_equal(s_pick_address(fx->ctl, "2"), "r2.example.net:80");
+
+    // replaced: 200, a new version, and pick carries the new address
+    assert_int_equal(
+        s_put(fx, "region", "2", NULL, 0, "{\"id\": \"2\", \"publicAddress\": \"10.9.0.2:8080\"}"),
+        200);
+    assert_int_equal(fx->result.version, 2);
+    assert_string_equal(s_pick_address(fx->ctl, "2"), "10.9.0.2:8080");
+    assert_int_equal(s_put(fx, "region", "3", NULL, 0, "{\"publicAddress\": \"[2001:db8::3]\"}"),
+                     201);
+    assert_int_equal(s_get(fx, "regions", NULL), 200);
+    assert_string_equal(fx->result.body, "[{\"id\":\"2\",\"publicAddress\":\"10.9.0.2:8080\"},"
+                                         "{\"id\":\"3\",\"publicAddress\":\"[2001:db8::3]:80\"}]");
+    assert_int_equal(fx->result.version, 3);
+
+    // bad input: 400 on the field, nothing changed
+    struct {
+        const char *key, *body, *field;
+    } bad[] = {
+        {"2", "{\"publicAddress\": \"a.com:0\"}", "publicAddress"},
+        {"2", "{\"publicAddress\": 80}", "publicAddress"},
+        {"2", "{\"publicAddress\": \"::1\"}", "publicAddress"},
+        {"2", "{}", "publicAddress"},
+        {"2", "{\"publicAddress\": \"a.com\", \"x\": 1}", "x"},
+        {"2", "{\"id\": \"9\", \"publicAddress\": \"a.com\"}", "id"},
+        {"a b", "{\"publicAddress\": \"a.com\"}", "id"},
+        {"", "{\"publicAddress\": \"a.com\"}", "id"},
+        {"2", "[1]", ""},
+        {"2", "{\"publicAddress\": \"a.com\", \"publicAddress\": \"b.com\"}", ""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (s_put(fx, "region", bad[i].key, NULL, 0, bad[i].body) != 400)
+            fail_msg("%s: %u, expected 400", bad[i].body, fx->result.status);
+        assert_string_equal(fx->result.field, bad[i].field);
+        assert_false(fx->result.changed);
+        assert_int_equal(fx->result.version, 3);
+    }
+    assert_string_equal(s_pick_address(fx->ctl, "2"), "10.9.0.2:8080");
+
+    // delete: 204, then 404; history has every change
+    assert_int_equal(s_delete(fx, "region", "3", NULL), 204);
+    assert_null(fx->result.body);
+    assert_int_equal(fx->result.version, 4);
+    assert_true(fx->result.changed);
+    assert_null(s_pick_address(fx->ctl, "3"));
+    assert_int_equal(s_delete(fx, "region", "3", NULL), 404);
+    assert_false(fx->result.changed);
+    assert_int_equal(fx->result.version, 4);
+    assert_int_equal(s_get(fx, "versions", NULL), 200);
+    json_t *versions = s_body(fx);
+    assert_int_equal(json_array_size(versions), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(versions, 0), "summary")),
+                        "DELETE region 3");
+    json_decref(versions);
+
+    // a restart serves the same regions
+    char err[512];
+    rt_control_t *again = rt_control_new(fx->path, "eu-1", err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(rt_control_version(again), 4);
+    assert_string_equal(s_pick_address(again, "2"), "10.9.0.2:8080");
+    assert_null(s_pick_address(again, "3"));
+    rt_control_destroy(&again);
+}
+
+static void
+test_regions_save_failure(void **state)
+{
+    s_fixture_t *fx = *state;
+    assert_int_equal(s_put(fx, "region", "2", NULL, 0, "{\"publicAddress\": \"a.com\"}"), 201);
+    char var[128], moved[160];
+    snprintf(var, sizeof var, "%s/var", fx->dir);
+    snprintf(moved, sizeof moved, "%s/var.saved", fx->dir);
+    assert_int_equal(rename(var, moved), 0);
+    FILE *f = fopen(var, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(s_put(fx, "region", "2", NULL, 0, "{\"publicAddress\": \"b.com\"}"), 500);
+    assert_false(fx->result.changed);
+    assert_int_equal(s_put(fx, "region", "3", NULL, 0, "{\"publicAddress\": \"c.com\"}"), 500);
+    assert_int_equal(s_delete(fx, "region", "2", NULL), 500);
+    assert_int_equal(rt_control_version(fx->ctl), 1);
+    assert_string_equal(s_pick_address(fx->ctl, "2"), "a.com:80");
+    assert_int_equal(s_get(fx, "regions", NULL), 200);
+    assert_string_equal(fx->result.body, "[{\"id\":\"2\",\"publicAddress\":\"a.com:80\"}]");
+    unlink(var);
+    assert_int_equal(rename(moved, var), 0);
+}
+
+static void
+test_regions_bound(void **state)
+{
+    s_fixture_t *fx = *state;
+    char id[16];
+    for (int i = 0; i < RT_CONTROL_REGIONS_MAX; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        assert_int_equal(s_put(fx, "region", id, NULL, 0, "{\"publicAddress\": \"a.com\"}"), 201);
+    }
+    assert_int_equal(s_put(fx, "region", "one-more", NULL, 0, "{\"publicAddress\": \"a.com\"}"),
+                     400);
+    assert_string_equal(fx->result.field, "id");
+    // replacing one is still fine
+    assert_int_equal(s_put(fx, "region", "r0", NULL, 0, "{\"publicAddress\": \"b.com\"}"), 200);
+    uint32_t n = 0;
+    rt_control_regions(fx->ctl, &n);
+    assert_int_equal(n, RT_CONTROL_REGIONS_MAX);
+}
+
 int
 main(void)
 {
@@ -485,6 +624,9 @@ main(void)
         S_TEST(test_reload),
         S_TEST(test_history_capped),
         S_TEST(test_regions_for_pick),
+        S_TEST(test_regions_registry),
+        S_TEST(test_regions_save_failure),
+        S_TEST(test_regions_bound),
     };
     // the expected "cannot save" error lines go nowhere
     int devnull = open("/dev/null", O_WRONLY);
