@@ -17,7 +17,8 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 # below), never while make reads this file: on a fresh machine `make test`
 # installs the packages (scripts/deps.sh) before anything asks pkg-config.
 PKGS := libzmq msgpack libcares
-PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+# libpq: headers for everyone, linked only by the router (router_LIBS)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS) libpq))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 CPPFLAGS_ALL = -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iprotocol -Itests/lib $(addprefix -I,$(ACTOR_DIRS) tools demo) -DSWITCHYARD_VERSION='"$(VERSION)"' \
         $(PKG_CFLAGS)

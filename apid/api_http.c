@@ -225,9 +225,220 @@ s_plan_regions(const char *method,
         s_to_router(plan, API_OP_REGION_PUT, PROTO_CONFIG_PUT, "region");
 }
 
+//  A path segment as it may be quoted in a message: printable ASCII (other
+//  bytes as '?'), cut to cap - 1 bytes. Returns out.
+static const char *
+s_shown(const char *segment, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = segment; *p && n + 1 < cap; p++)
+        out[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+    out[n] = '\0';
+    return out;
+}
+
+//  Check a certificate body and store its normalized form; the key is its domain.
+static bool
+s_take_cert_body(api_plan_t *plan, const void *body, size_t len)
+{
+    if (len > API_BODY_MAX) {
+        s_error(&plan->response, 413, "payload_too_large", NULL,
+                "the body is %zu bytes, over the limit of %d (1 MiB)", len, API_BODY_MAX);
+        return false;
+    }
+    api_error_t err = {0};
+    json_t *doc = api_cert_parse(body ? body : "", len, &err);
+    if (doc == NULL) {
+        s_error(&plan->response, 400, err.code, err.field, "%s", err.message);
+        return false;
+    }
+    proto_strlcpy(plan->key, json_string_value(json_object_get(doc, "domain")), sizeof plan->key);
+    plan->body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (plan->body == NULL) {
+        s_error(&plan->response, 500, "internal", NULL, "cannot encode the body");
+        return false;
+    }
+    return true;
+}
+
+//  /api/v1/certificates[/:domain]: n is 3 or 4 segments.
+static void
+s_plan_certificates(const char *method,
+                    const char *path,
+                    char **segs,
+                    int n,
+                    const void *body,
+                    size_t body_len,
+                    api_plan_t *plan)
+{
+    bool get = s_method_is(method, "GET") || s_method_is(method, "HEAD");
+    if (n == 3) {
+        if (get)
+            s_to_router(plan, API_OP_CERTS_LIST, PROTO_CONFIG_GET, "certificates");
+        else if (!s_method_is(method, "POST"))
+            s_not_allowed(plan, method, path, "GET, HEAD, POST");
+        else if (s_take_cert_body(plan, body, body_len))
+            s_to_router(plan, API_OP_CERT_PUT, PROTO_CONFIG_PUT, "certificate");
+        return;
+    }
+    if (!s_method_is(method, "DELETE")) {
+        s_not_allowed(plan, method, path, "DELETE");
+        return;
+    }
+    char raw[PROTO_ROUTE_VHOST_MAX + 1];
+    if (!s_unescape(segs[3], raw, sizeof raw)
+        || api_cert_domain_normalize(raw, plan->key, sizeof plan->key) != 0) {
+        char shown[PROTO_ROUTE_VHOST_MAX + 1];
+        s_error(&plan->response, 400, "invalid_value", "domain",
+                "domain: the path's '%s' is not a valid domain (a host name, *.<host name> or *, "
+                "at most %d bytes)",
+                s_shown(segs[3], shown, sizeof shown), PROTO_ROUTE_VHOST_MAX);
+        return;
+    }
+    s_to_router(plan, API_OP_CERT_DELETE, PROTO_CONFIG_DELETE, "certificate");
+}
+
+//  A configuration version: 1-20 decimal digits that fit 64 bits, written
+//  into out without leading zeros. Returns false otherwise.
+static bool
+s_version(const char *text, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        unsigned d = (unsigned) (text[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    snprintf(out, cap, "%llu", (unsigned long long) v);
+    return true;
+}
+
+//  GET /config/diff's query: from and to, both required, nothing else.
+static void
+s_plan_diff(const char *query, api_plan_t *plan)
+{
+    char from[24] = "", to[24] = "";
+    bool have_from = false, have_to = false;
+    const char *p = query ? query : "";
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t name_len = eq ? (size_t) (eq - p) : n;
+        const char *value = eq ? eq + 1 : p + n;
+        size_t value_len = (size_t) (p + n - value);
+        bool is_from = name_len == 4 && memcmp(p, "from", 4) == 0;
+        bool is_to = name_len == 2 && memcmp(p, "to", 2) == 0;
+        if (n == 0) {
+            p++; // "a=1&&b=2": an empty piece says nothing
+            continue;
+        }
+        if (!is_from && !is_to) {
+            char name[65];
+            size_t shown = 0;
+            for (size_t i = 0; i < name_len && shown + 1 < sizeof name; i++)
+                name[shown++] = p[i] > 0x20 && p[i] < 0x7f ? p[i] : '?';
+            name[shown] = '\0';
+            s_error(&plan->response, 400, "unknown_field", name,
+                    "%s: unknown query parameter (diff takes from and to)", name);
+            return;
+        }
+        const char *field = is_from ? "from" : "to";
+        if (is_from ? have_from : have_to) {
+            s_error(&plan->response, 400, "duplicate_key", field,
+                    "%s: the query parameter is given twice", field);
+            return;
+        }
+        if (!s_version(value, value_len, is_from ? from : to, sizeof from)) {
+            s_error(&plan->response, 400, "invalid_value", field,
+                    "%s: must be a configuration version (decimal digits)", field);
+            return;
+        }
+        if (is_from)
+            have_from = true;
+        else
+            have_to = true;
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    if (!have_from || !have_to) {
+        const char *field = have_from ? "to" : "from";
+        s_error(&plan->response, 400, "missing_field", field,
+                "%s: required (GET /api/v1/config/diff?from=<version>&to=<version>)", field);
+        return;
+    }
+    snprintf(plan->key, sizeof plan->key, "%s:%s", from, to);
+    s_to_router(plan, API_OP_DIFF, PROTO_CONFIG_GET, "diff");
+}
+
+//  /api/v1/config/...: versions[/:v], diff, rollback/:v. Anything else is 404.
+static void
+s_plan_config(const char *method,
+              const char *path,
+              const char *query,
+              char **segs,
+              int n,
+              size_t body_len,
+              api_plan_t *plan)
+{
+    bool get = s_method_is(method, "GET") || s_method_is(method, "HEAD");
+    bool post = s_method_is(method, "POST");
+    bool versions = strcmp(segs[3], "versions") == 0 && (n == 4 || n == 5);
+    bool diff = strcmp(segs[3], "diff") == 0 && n == 4;
+    bool rollback = strcmp(segs[3], "rollback") == 0 && n == 5;
+    if (!versions && !diff && !rollback) {
+        s_not_found(plan, path);
+        return;
+    }
+    if (rollback ? !post : !get) {
+        s_not_allowed(plan, method, path, rollback ? "POST" : "GET, HEAD");
+        return;
+    }
+    if (diff) {
+        s_plan_diff(query, plan);
+        return;
+    }
+    if (n == 4) {
+        s_to_router(plan, API_OP_VERSIONS_LIST, PROTO_CONFIG_GET, "versions");
+        return;
+    }
+    if (!s_version(segs[4], strlen(segs[4]), plan->key, sizeof plan->key)) {
+        char shown[24];
+        s_error(&plan->response, 400, "invalid_value", "version",
+                "version: the path's '%s' is not a configuration version (1-20 decimal digits, "
+                "at most 18446744073709551615)",
+                s_shown(segs[4], shown, sizeof shown));
+        return;
+    }
+    if (versions) {
+        s_to_router(plan, API_OP_VERSION_GET, PROTO_CONFIG_GET, "version");
+        return;
+    }
+    if (body_len > API_BODY_MAX) {
+        s_error(&plan->response, 413, "payload_too_large", NULL,
+                "the body is %zu bytes, over the limit of %d (1 MiB)", body_len, API_BODY_MAX);
+        return;
+    }
+    if (body_len > 0) {
+        s_error(&plan->response, 400, "invalid_value", NULL, "rollback takes no body");
+        return;
+    }
+    s_to_router(plan, API_OP_ROLLBACK, PROTO_CONFIG_PUT, "rollback");
+}
+
 void
-api_http_plan(
-    const char *method, const char *path, const void *body, size_t body_len, api_plan_t *plan)
+api_http_plan(const char *method,
+              const char *path,
+              const char *query,
+              const void *body,
+              size_t body_len,
+              api_plan_t *plan)
 {
     memset(plan, 0, sizeof *plan);
     char buf[PROTO_ADMIN_REQUEST_PATH_MAX + 1];
@@ -236,6 +447,14 @@ api_http_plan(
     bool api = n >= 3 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0;
     if (api && (n == 3 || n == 4) && strcmp(segs[2], "regions") == 0) {
         s_plan_regions(method, path, segs, n, body, body_len, plan);
+        return;
+    }
+    if (api && (n == 3 || n == 4) && strcmp(segs[2], "certificates") == 0) {
+        s_plan_certificates(method, path, segs, n, body, body_len, plan);
+        return;
+    }
+    if (api && (n == 4 || n == 5) && strcmp(segs[2], "config") == 0) {
+        s_plan_config(method, path, query, segs, n, body_len, plan);
         return;
     }
     bool routes = api && strcmp(segs[2], "routes") == 0;
@@ -361,9 +580,19 @@ static void
 s_default_message(const api_plan_t *plan, unsigned status, char *out, size_t cap)
 {
     bool backend = plan->op >= API_OP_BACKEND_ADD && plan->op <= API_OP_BACKEND_ALIVE;
-    bool region = plan->op >= API_OP_REGIONS_LIST;
+    bool region = plan->op >= API_OP_REGIONS_LIST && plan->op <= API_OP_REGION_DELETE;
+    bool cert = plan->op >= API_OP_CERTS_LIST && plan->op <= API_OP_CERT_DELETE;
+    bool version = plan->op == API_OP_VERSION_GET || plan->op == API_OP_ROLLBACK;
     if (status == 404 && region)
         snprintf(out, cap, "no region '%s'", plan->key);
+    else if (status == 404 && cert)
+        snprintf(out, cap, "no certificate for '%s'", plan->key);
+    else if (status == 404 && version)
+        snprintf(out, cap, "no version %s", plan->key);
+    else if (status == 404 && plan->op == API_OP_DIFF)
+        snprintf(out, cap, "no such version in %s (from:to)", plan->key);
+    else if (status == 404 && plan->op == API_OP_VERSIONS_LIST)
+        snprintf(out, cap, "no configuration versions");
     else if (status == 404 && backend && plan->sub[0])
         snprintf(out, cap, "no backend '%s' in route '%s'", plan->sub, plan->key);
     else if (status == 404)
@@ -553,7 +782,7 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
         plan->op = API_OP_NONE;
         s_error(&plan->response, 503, "unavailable", NULL, "apid is shutting down");
     } else {
-        api_http_plan(req->method, req->path, req->body.data, req->body.size, plan);
+        api_http_plan(req->method, req->path, req->query, req->body.data, req->body.size, plan);
     }
     if (plan->op == API_OP_NONE) {
         s_respond(self, &call->ret, &plan->response, call->method, "-", start_us);

@@ -1,7 +1,8 @@
 /*  api_http - the control API (SPEC §5) over the bus.
 
     The gateway hands each /api/... request to apid as admin.request. apid
-    matches the path, validates the body completely (api_route, api_region),
+    matches the path, validates the body completely (api_route, api_region,
+    api_cert),
     and turns the call into one config.get, config.put or config.delete to a router
     (docs/request-path.md), waiting at most the router timeout. The router's
     config.reply becomes the admin.response: its status, its JSON body, and
@@ -24,6 +25,7 @@
 
 #include "proto.h"
 #include "proto_bus.h"
+#include "api_cert.h"
 #include "api_region.h"
 #include "api_route.h"
 
@@ -45,6 +47,13 @@ typedef enum {
     API_OP_REGIONS_LIST,   // GET /regions
     API_OP_REGION_PUT,     // PUT /regions/:id
     API_OP_REGION_DELETE,  // DELETE /regions/:id
+    API_OP_CERTS_LIST,     // GET /certificates
+    API_OP_CERT_PUT,       // POST /certificates
+    API_OP_CERT_DELETE,    // DELETE /certificates/:domain
+    API_OP_VERSIONS_LIST,  // GET /config/versions
+    API_OP_VERSION_GET,    // GET /config/versions/:v
+    API_OP_DIFF,           // GET /config/diff?from=a&to=b
+    API_OP_ROLLBACK,       // POST /config/rollback/:v
 } api_op_t;
 
 //  An HTTP answer.
@@ -61,16 +70,23 @@ typedef struct {
     api_response_t response;                  // the answer when op is API_OP_NONE
     proto_type_t type;                        // PROTO_CONFIG_GET, _PUT or _DELETE
     const char *what;                         // config.*'s what (static)
-    char key[PROTO_ROUTE_VHOST_MAX + 1];      // vHost (lower-case) or region id, "" for none
+    char key[PROTO_ROUTE_VHOST_MAX + 1];      // vHost or domain (lower-case), region id,
+                                              // version, "from:to", or "" for none
     char sub[PROTO_ROUTE_BACKEND_ID_MAX + 1]; // backend id, "" for none
     bool create_only;                         // POST /routes: 409 if it exists
     char *body;                               // normalized JSON (owned), or NULL
 } api_plan_t;
 
-//  Plan the call for method and path (without query) with a body of
-//  body_len bytes. Always fills plan; free it with api_http_plan_free.
-void api_http_plan(
-    const char *method, const char *path, const void *body, size_t body_len, api_plan_t *plan);
+//  Plan the call for method, path and query (without '?'; NULL or "" for
+//  none; only GET /config/diff reads it, the other calls ignore it) with a
+//  body of body_len bytes. Always fills plan; free it with
+//  api_http_plan_free.
+void api_http_plan(const char *method,
+                   const char *path,
+                   const char *query,
+                   const void *body,
+                   size_t body_len,
+                   api_plan_t *plan);
 
 //  Free what a plan owns. Safe to call twice.
 void api_http_plan_free(api_plan_t *plan);

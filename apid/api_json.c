@@ -22,16 +22,65 @@
 #define S_PATH_MAX   1024 // bytes of a path while scanning
 #define S_ROUNDS     16   // re-parses after blanking a number too big
 
+//  Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+//  surrogates, nothing above U+10FFFF), or 0.
+static size_t
+s_utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+//  Replace every byte that does not start a valid UTF-8 sequence by '?': a
+//  message that quotes input with "%.64s" may cut a character in two, and
+//  the error body must still carry it (fuzz_region_json).
+static void
+s_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *) s;
+    while (*p) {
+        size_t n = s_utf8_len(p);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void
 api_error_set(api_error_t *err, const char *code, const char *field, const char *fmt, ...)
 {
     err->status = 400;
     proto_strlcpy(err->code, code, sizeof err->code);
     proto_strlcpy(err->field, field ? field : "", sizeof err->field);
+    s_utf8_repair(err->field);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    s_utf8_repair(err->message);
 }
 
 char *

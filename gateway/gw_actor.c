@@ -383,6 +383,9 @@ s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
     (void) bus;
     gw_actor_t *self = arg;
     gw_leases_on_config(self->leases, in->msg.config_changed.version);
+    const char *what = in->msg.config_changed.what;
+    if (what && strcmp(what, "edge") == 0)
+        gw_leases_expire_all(self->leases);
     log_debug("configuration changed", LOG_U("version", in->msg.config_changed.version));
 }
 

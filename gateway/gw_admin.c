@@ -187,8 +187,10 @@ s_ready_done(gw_req_t *req, int which, proto_in_t *in)
     req->ready_ids[which] = 0;
     req->ready_up[which] = in != NULL && in->msg.type == PROTO_PONG;
     // a router that has not found a balancer yet cannot decide anything
+    // nor one whose configuration store has not loaded yet (PostgreSQL)
     if (which == 0 && req->ready_up[0])
-        req->ready_up[0] = s_pong_counter(&in->msg.pong, "peers.balancer") > 0;
+        req->ready_up[0] = s_pong_counter(&in->msg.pong, "peers.balancer") > 0
+                           && s_pong_counter(&in->msg.pong, "config.loaded") > 0;
     if (--req->ready_pending == 0)
         s_ready_answer(req);
 }

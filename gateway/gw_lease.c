@@ -438,6 +438,13 @@ gw_leases_on_config(gw_leases_t *self, uint64_t version)
         self->min_version = version;
 }
 
+void
+gw_leases_expire_all(gw_leases_t *self)
+{
+    for (s_entry_t *e = self->lru_head; e; e = e->lnext)
+        e->expires_ms = 0;
+}
+
 uint64_t
 gw_leases_stale(gw_leases_t *self)
 {

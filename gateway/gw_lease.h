@@ -110,6 +110,11 @@ void gw_leases_cancel(gw_leases_t *self, gw_waiter_t *waiter);
 //  (but still serve as stale fallback).
 void gw_leases_on_config(gw_leases_t *self, uint64_t version);
 
+//  Routes changed without a new version (seed 002's tables, read again by
+//  the router): every lease is asked again before its next use (each still
+//  serves as stale fallback).
+void gw_leases_expire_all(gw_leases_t *self);
+
 //  Asks that failed with an old lease served instead (also in pong as
 //  leases.stale, with leases.asks).
 uint64_t gw_leases_stale(gw_leases_t *self);

@@ -16,12 +16,20 @@
 #include "rt_actor.h"
 #include "rt_control.h"
 #include "rt_decide.h"
+#include "rt_edge.h"
+#include "rt_pg.h"
 #include "rt_table.h"
 
 struct rt_actor {
     proto_actor_t *actor;  // loop, bus, signals
     rt_control_t *control; // the configuration and its store
     rt_decide_t *decide;   // decide -> pick -> lease
+    rt_pg_t *pg;           // the PostgreSQL store, or NULL (the file store)
+    uint64_t loaded;       // pong config.loaded: 1 once a configuration is loaded
+    uint64_t store_up;     // pong store.up: 1 while the store is reachable
+    uint64_t edge_routes;  // pong edge.routes: routes from seed 002's tables
+    uint64_t edge_skipped; // pong edge.skipped: rows refused in the last read
+    uint64_t edge_hash;    // fingerprint of the last rows (a change is published)
 };
 
 static const proto_cfg_opt_t s_opts[] = {
@@ -87,9 +95,15 @@ rt_config_free(rt_config_t *cfg)
     proto_actor_config_free(&cfg->common, &extra, 1);
 }
 
+//  Where a change's answer goes once the store has it.
+typedef struct {
+    rt_actor_t *self;   // the actor
+    proto_return_t ret; // the request's return address
+} s_reply_t;
+
 //  Answer a config command and, after a change, publish config.changed.
 static void
-s_answer(proto_bus_t *bus, proto_in_t *in, rt_result_t *result)
+s_answer(proto_bus_t *bus, const proto_return_t *ret, rt_result_t *result)
 {
     proto_msg_t msg;
     proto_msg_init(&msg, PROTO_CONFIG_REPLY);
@@ -100,18 +114,104 @@ s_answer(proto_bus_t *bus, proto_in_t *in, rt_result_t *result)
         msg.config_reply.error = result->error;
         msg.config_reply.field = result->field[0] ? result->field : NULL;
     }
-    if (proto_bus_reply(bus, &in->ret, &msg) != 0)
-        log_warn("cannot send config.reply", LOG_S("rid", in->ret.rid));
+    if (proto_bus_reply(bus, ret, &msg) != 0)
+        log_warn("cannot send config.reply", LOG_S("rid", ret->rid));
     if (result->changed) {
         proto_msg_t event;
         proto_msg_init(&event, PROTO_CONFIG_CHANGED);
-        event.rid = in->ret.rid;
+        event.rid = ret->rid;
         event.config_changed.version = result->version;
         event.config_changed.what = result->what;
         event.config_changed.key = result->key;
         proto_bus_publish(bus, &event);
     }
-    rt_result_clear(result);
+}
+
+static void
+s_on_change_done(void *arg, rt_result_t *result)
+{
+    s_reply_t *reply = arg;
+    if (result)
+        s_answer(proto_actor_bus(reply->self->actor), &reply->ret, result);
+    free(reply);
+}
+
+//  A configuration made elsewhere became current (PostgreSQL: another
+//  router's change, a refresh): tell the gateways and balancers.
+static void
+s_on_reload(void *arg, uint64_t version)
+{
+    rt_actor_t *self = arg;
+    proto_msg_t event;
+    proto_msg_init(&event, PROTO_CONFIG_CHANGED);
+    event.config_changed.version = version;
+    event.config_changed.what = "reload";
+    proto_bus_publish(proto_actor_bus(self->actor), &event);
+}
+
+// --------------------------------------------------------------------------
+// The PostgreSQL store's events
+
+static void
+s_pg_loaded(void *arg, rt_store_data_t *data)
+{
+    rt_actor_t *self = arg;
+    rt_control_replace(self->control, data);
+    self->loaded = rt_control_loaded(self->control);
+}
+
+static void
+s_pg_load_failed(void *arg, const char *why)
+{
+    rt_actor_t *self = arg;
+    rt_control_reload_failed(self->control, why);
+}
+
+static void
+s_pg_connected(void *arg, bool up)
+{
+    rt_actor_t *self = arg;
+    self->store_up = up;
+}
+
+static void
+s_pg_edge(void *arg, const rt_edge_row_t *rows, size_t n)
+{
+    rt_actor_t *self = arg;
+    uint64_t h = proto_fnv1a_str("edge");
+    for (size_t i = 0; i < n; i++) {
+        const char *cols[] = {rows[i].domain, rows[i].ip, rows[i].port, rows[i].region,
+                              rows[i].public_ip};
+        for (size_t c = 0; c < PROTO_ARRAY_SIZE(cols); c++)
+            h = proto_fnv1a_more(h, cols[c] ? cols[c] : "\x01null",
+                                 cols[c] ? strlen(cols[c]) + 1 : 6);
+    }
+    if (h == self->edge_hash)
+        return; // the same rows as last time
+    self->edge_hash = h;
+    rt_table_t *table = NULL;
+    json_t *regions = NULL;
+    size_t skipped = 0;
+    rt_edge_build(rows, n, &table, &regions, &skipped);
+    self->edge_routes = table ? rt_table_size(table) : 0;
+    self->edge_skipped = skipped;
+    rt_control_set_edge(self->control, table, regions);
+    log_info("routes from seed 002's tables", LOG_U("routes", self->edge_routes), LOG_U("rows", n),
+             LOG_U("skipped", skipped));
+    proto_msg_t event;
+    proto_msg_init(&event, PROTO_CONFIG_CHANGED);
+    event.config_changed.version = rt_control_version(self->control);
+    event.config_changed.what = "edge";
+    proto_bus_publish(proto_actor_bus(self->actor), &event);
+}
+
+static s_reply_t *
+s_reply_new(rt_actor_t *self, const proto_in_t *in)
+{
+    s_reply_t *reply = proto_xcalloc(1, sizeof *reply);
+    reply->self = self;
+    reply->ret = in->ret;
+    return reply;
 }
 
 static void
@@ -120,25 +220,26 @@ s_on_config_get(proto_bus_t *bus, proto_in_t *in, void *arg)
     rt_actor_t *self = arg;
     rt_result_t result;
     rt_control_get(self->control, &in->msg.config_get, &result);
-    s_answer(bus, in, &result);
+    s_answer(bus, &in->ret, &result);
+    rt_result_clear(&result);
 }
 
 static void
 s_on_config_put(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
+    (void) bus;
     rt_actor_t *self = arg;
-    rt_result_t result;
-    rt_control_put(self->control, &in->msg.config_put, proto_now_ms(), &result);
-    s_answer(bus, in, &result);
+    rt_control_put(self->control, &in->msg.config_put, proto_now_ms(), s_on_change_done,
+                   s_reply_new(self, in));
 }
 
 static void
 s_on_config_delete(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
+    (void) bus;
     rt_actor_t *self = arg;
-    rt_result_t result;
-    rt_control_delete(self->control, &in->msg.config_delete, proto_now_ms(), &result);
-    s_answer(bus, in, &result);
+    rt_control_delete(self->control, &in->msg.config_delete, proto_now_ms(), s_on_change_done,
+                      s_reply_new(self, in));
 }
 
 rt_actor_t *
@@ -146,22 +247,37 @@ rt_actor_new(const rt_config_t *cfg)
 {
     char err[512];
     rt_actor_t *self = proto_xcalloc(1, sizeof *self);
-    // the store first: never bind and serve an empty table over a file we
-    // could not read
-    self->control = rt_control_new(cfg->state_file, cfg->common.region, err, sizeof err);
-    if (self->control == NULL) {
-        log_error("cannot load the state file", LOG_S("path", cfg->state_file),
-                  LOG_S("error", err));
-        fprintf(stderr, "router: cannot load ROUTER_STATE_FILE: %s\n", err);
-        goto fail;
+    if (cfg->database_url == NULL) {
+        // the store first: never bind and serve an empty table over a file
+        // we could not read
+        self->control = rt_control_open_file(cfg->state_file, cfg->common.region, err, sizeof err);
+        if (self->control == NULL) {
+            log_error("cannot load the state file", LOG_S("path", cfg->state_file),
+                      LOG_S("error", err));
+            fprintf(stderr, "router: cannot load ROUTER_STATE_FILE: %s\n", err);
+            goto fail;
+        }
+        log_info("configuration loaded", LOG_S("path", cfg->state_file),
+                 LOG_U("version", rt_control_version(self->control)),
+                 LOG_U("routes", rt_table_size(rt_control_table(self->control))));
+        self->loaded = 1;
+        self->store_up = 1;
     }
-    log_info("configuration loaded", LOG_S("path", cfg->state_file),
-             LOG_U("version", rt_control_version(self->control)),
-             LOG_U("routes", rt_table_size(rt_control_table(self->control))));
     self->actor = proto_actor_new("router", &cfg->common, err, sizeof err);
     if (self->actor == NULL) {
         log_error("cannot create the actor", LOG_S("error", err));
         goto fail;
+    }
+    if (cfg->database_url) {
+        // PostgreSQL: connect on the loop; until the first load, decide and
+        // config commands answer "unavailable" and pong says config.loaded 0
+        rt_pg_events_t events = {.loaded = s_pg_loaded,
+                                 .edge = s_pg_edge,
+                                 .load_failed = s_pg_load_failed,
+                                 .connected = s_pg_connected};
+        self->pg = rt_pg_new(proto_actor_loop(self->actor), cfg->database_url, cfg->common.region,
+                             cfg->refresh_interval_ms, cfg->edge_schema == 1, events, self);
+        self->control = rt_control_new_unloaded(cfg->common.region, rt_pg_ops(self->pg));
     }
     if (proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0)
         goto fail;
@@ -170,6 +286,17 @@ rt_actor_new(const rt_config_t *cfg)
     proto_bus_on(bus, PROTO_CONFIG_PUT, s_on_config_put, self);
     proto_bus_on(bus, PROTO_CONFIG_DELETE, s_on_config_delete, self);
     self->decide = rt_decide_new(bus, self->control);
+    rt_control_on_reload(self->control, s_on_reload, self);
+    (void) proto_bus_counter(bus, "config.loaded", &self->loaded);
+    (void) proto_bus_counter(bus, "store.up", &self->store_up);
+    if (self->pg) {
+        (void) proto_bus_counter(bus, "store.loads", rt_pg_counter(self->pg, "loads"));
+        (void) proto_bus_counter(bus, "store.commits", rt_pg_counter(self->pg, "commits"));
+        (void) proto_bus_counter(bus, "store.failures", rt_pg_counter(self->pg, "failures"));
+        (void) proto_bus_counter(bus, "store.connects", rt_pg_counter(self->pg, "connects"));
+        (void) proto_bus_counter(bus, "edge.routes", &self->edge_routes);
+        (void) proto_bus_counter(bus, "edge.skipped", &self->edge_skipped);
+    }
     return self;
 fail:
     rt_actor_destroy(&self);
@@ -190,9 +317,10 @@ rt_actor_destroy(rt_actor_t **self_p)
         return;
     // the bus first: it drops pending picks without calling back, then the
     // asks they pointed to can go
+    rt_pg_destroy(&self->pg); // its watchers are on the actor's loop
     proto_actor_destroy(&self->actor);
     rt_decide_destroy(&self->decide);
-    rt_control_destroy(&self->control);
+    rt_control_destroy(&self->control); // a change in flight is dropped, not answered
     free(self);
     *self_p = NULL;
 }

@@ -1,13 +1,26 @@
 /*  rt_control - the configuration the router serves, and the commands that
     read and change it (config.get, config.put, config.delete; the table of
-    docs/request-path.md).
+    docs/request-path.md and router/README.md).
 
-    Owns the route table, regions and history, loaded from the file store at
-    creation. A change is staged on a copy of the table, saved to the store,
-    and only then made current: when the save fails the answer is 500 and
-    nothing changes in memory. The caller (rt_actor) sends the reply and,
-    when result.changed, publishes config.changed. No bus here, so every
-    command is unit-testable.
+    Owns the route table, regions, certificates and history. A change is
+    staged as the next configuration (a copy of the current one with the
+    change applied, the next version, and a history entry that records what
+    changed, before and after: rt_history), handed to the store, and made
+    current only when the store says it is durable; when the store fails,
+    the answer is 500 (503 when the store is unreachable) and nothing
+    changes in memory.
+
+    A store may answer later (PostgreSQL, on the loop): one change is in
+    flight at a time, and commands that change something wait their turn in
+    a FIFO queue (reads are answered at once, from the current state). A
+    command that waited more than RT_CONTROL_QUEUE_MS is answered 503
+    without being run (apid has given up on it by then: it must not happen
+    behind the client's back). When another router made the same version
+    first (RT_STORE_CONFLICT), the store is asked to reload and the command
+    runs again on the new state, up to RT_CONTROL_TRIES times.
+
+    No bus and no I/O here: the store is a set of callbacks
+    (rt_store_ops_t), so every command is unit-testable.
 */
 #ifndef RT_CONTROL_H
 #define RT_CONTROL_H
@@ -17,10 +30,14 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "rt_store.h"
 #include "rt_table.h"
 
 #define RT_CONTROL_BODY_MAX    PROTO_CONFIG_REPLY_BODY_MAX // config.reply body bound
 #define RT_CONTROL_REGIONS_MAX PROTO_PICK_REGIONS_MAX      // regions a PUT may register
+#define RT_CONTROL_CERTS_MAX   10000                       // certificates that may be stored
+#define RT_CONTROL_QUEUE_MS    2500 // a change waits at most this long for its turn
+#define RT_CONTROL_TRIES       8    // runs of one change that meets a conflict
 
 typedef struct rt_control rt_control_t;
 
@@ -36,10 +53,32 @@ typedef struct {
     char key[PROTO_CONFIG_CHANGED_KEY_MAX + 1];   // config.changed's key
 } rt_result_t;
 
-//  Load the store at path. region is REGION (default backend region).
-//  Returns NULL with a one-line reason in err if the file cannot be read or
-//  is malformed (a missing file is an empty configuration at version 0).
-rt_control_t *rt_control_new(const char *path, const char *region, char *err, size_t errlen);
+//  Answer to a change: called exactly once per rt_control_put/delete,
+//  possibly before it returns. result is cleared after the call. result is
+//  NULL when rt_control_destroy drops a change nobody can be told about.
+typedef void(rt_control_done_fn)(void *arg, rt_result_t *result);
+
+//  Serve data (taken; the caller's copy is zeroed), saving changes through
+//  store. region is REGION (default backend region).
+rt_control_t *rt_control_new(const char *region, rt_store_data_t *data, rt_store_ops_t store);
+
+//  Serve nothing until the store's first load (rt_control_replace): until
+//  then rt_control_loaded is false and every command answers 503.
+rt_control_t *rt_control_new_unloaded(const char *region, rt_store_ops_t store);
+
+//  True once a configuration is loaded.
+bool rt_control_loaded(const rt_control_t *self);
+
+//  Routes derived from seed 002's tables (rt_edge; both taken, NULL for
+//  none): served with the API's routes, the API's route winning a vHost
+//  both have (logged), and their regions likewise. Not versioned, not in
+//  GET /routes: they are the database's, read again every refresh.
+void rt_control_set_edge(rt_control_t *self, rt_table_t *table, json_t *regions);
+
+//  Load the file store at path and serve it (rt_store_file_ops). Returns
+//  NULL with a one-line reason in err if the file cannot be read or is
+//  malformed (a missing file is an empty configuration at version 0).
+rt_control_t *rt_control_open_file(const char *path, const char *region, char *err, size_t errlen);
 
 //  Free everything. Sets *self_p to NULL. Safe to call twice.
 void rt_control_destroy(rt_control_t **self_p);
@@ -47,24 +86,51 @@ void rt_control_destroy(rt_control_t **self_p);
 //  Current configuration version.
 uint64_t rt_control_version(const rt_control_t *self);
 
-//  The current route table. Borrowed: valid until the next change.
+//  The route table served (the API's routes and the edge's). Borrowed:
+//  valid until the next change.
 const rt_table_t *rt_control_table(const rt_control_t *self);
 
 //  Regions that have a public address, as pick carries them. Borrowed:
 //  valid until the next change.
 const proto_region_t *rt_control_regions(const rt_control_t *self, uint32_t *count);
 
-//  The commands. now_ms is the wall clock for history. Fill *result (which
-//  the caller clears with rt_result_clear).
+//  A read: fills *result at once (the caller clears it with
+//  rt_result_clear).
 void rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *result);
+
+//  A change (or a refusal): done is called with the answer, at once or when
+//  the store has answered. now_ms is the wall clock (history, queue
+//  deadline). cmd is copied.
 void rt_control_put(rt_control_t *self,
                     const proto_config_put_t *cmd,
                     uint64_t now_ms,
-                    rt_result_t *result);
+                    rt_control_done_fn *done,
+                    void *arg);
 void rt_control_delete(rt_control_t *self,
                        const proto_config_delete_t *cmd,
                        uint64_t now_ms,
-                       rt_result_t *result);
+                       rt_control_done_fn *done,
+                       void *arg);
+
+//  The store found a configuration made elsewhere (another router's change,
+//  a refresh, a reload after a conflict): serve data (taken) if its version
+//  differs from the current one. While a change is in flight the newest
+//  such data waits until it is done. When it becomes current, the reload
+//  callback (rt_control_on_reload) is called (the caller publishes
+//  config.changed).
+void rt_control_replace(rt_control_t *self, rt_store_data_t *data);
+
+typedef void(rt_control_reload_fn)(void *arg, uint64_t version);
+
+//  Call fn when rt_control_replace made a configuration current.
+void rt_control_on_reload(rt_control_t *self, rt_control_reload_fn *fn, void *arg);
+
+//  A reload asked for after a conflict could not be made: the changes
+//  waiting for it are answered 503.
+void rt_control_reload_failed(rt_control_t *self, const char *why);
+
+//  How many changes wait (in flight included).
+size_t rt_control_queued(const rt_control_t *self);
 
 //  Free what a result holds and zero it.
 void rt_result_clear(rt_result_t *result);

@@ -81,6 +81,12 @@ s_on_decide(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     rt_decide_t *self = arg;
     const proto_decide_t *decide = &in->msg.decide;
+    if (!rt_control_loaded(self->control)) {
+        // an empty table would answer 404 for routes that exist
+        proto_bus_reply_error(bus, &in->ret, "unavailable",
+                              "the configuration is not loaded from the store yet");
+        return;
+    }
     uint64_t version = rt_control_version(self->control);
     rt_route_t *route = rt_table_match(rt_control_table(self->control), decide->host);
     if (route == NULL) {

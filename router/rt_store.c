@@ -58,6 +58,8 @@ rt_store_data_clear(rt_store_data_t *data)
     rt_table_destroy(&data->table);
     json_decref(data->regions);
     data->regions = NULL;
+    json_decref(data->certificates);
+    data->certificates = NULL;
     json_decref(data->history);
     data->history = NULL;
     data->version = 0;
@@ -133,6 +135,34 @@ s_parse_regions(json_t *regions, rt_store_data_t *data, char *err, size_t errlen
 }
 
 static int
+s_parse_document(json_t *doc, const char *region, rt_store_data_t *data, char *err, size_t errlen);
+
+//  Certificates were validated by apid (OpenSSL) before they were stored;
+//  here only the shape is checked.
+static int
+s_parse_certificates(json_t *certs, rt_store_data_t *data, char *err, size_t errlen)
+{
+    if (certs == NULL)
+        return 0;
+    if (!json_is_array(certs))
+        return s_fail(err, errlen, "\"certificates\" is not an array");
+    static const char *const fields[] = {"domain", "cert", "key"};
+    size_t i;
+    const json_t *c;
+    json_array_foreach(certs, i, c)
+    {
+        if (!json_is_object(c))
+            return s_fail(err, errlen, "certificates[%zu] is not an object", i);
+        for (size_t f = 0; f < PROTO_ARRAY_SIZE(fields); f++)
+            if (!json_is_string(json_object_get(c, fields[f])))
+                return s_fail(err, errlen, "certificates[%zu].%s is not a string", i, fields[f]);
+    }
+    json_decref(data->certificates);
+    data->certificates = json_incref(certs);
+    return 0;
+}
+
+static int
 s_parse_history(json_t *history, rt_store_data_t *data, char *err, size_t errlen)
 {
     if (history == NULL)
@@ -153,6 +183,26 @@ s_parse_history(json_t *history, rt_store_data_t *data, char *err, size_t errlen
     return 0;
 }
 
+int
+rt_store_parse(
+    const json_t *cdoc, const char *region, rt_store_data_t *data, char *err, size_t errlen)
+{
+    if (data->table == NULL)
+        data->table = rt_table_new();
+    if (data->regions == NULL)
+        data->regions = json_array();
+    if (data->certificates == NULL)
+        data->certificates = json_array();
+    if (data->history == NULL)
+        data->history = json_array();
+    json_t *doc = (json_t *) cdoc; // only read: jansson's getters are not const
+    if (s_parse_document(doc, region, data, err, errlen) != 0) {
+        rt_store_data_clear(data);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_parse_document(json_t *doc, const char *region, rt_store_data_t *data, char *err, size_t errlen)
 {
@@ -169,6 +219,8 @@ s_parse_document(json_t *doc, const char *region, rt_store_data_t *data, char *e
         return -1;
     if (s_parse_regions(json_object_get(doc, "regions"), data, err, errlen) != 0)
         return -1;
+    if (s_parse_certificates(json_object_get(doc, "certificates"), data, err, errlen) != 0)
+        return -1;
     return s_parse_history(json_object_get(doc, "history"), data, err, errlen);
 }
 
@@ -178,6 +230,7 @@ rt_store_load(const char *path, const char *region, rt_store_data_t *data, char 
     data->version = 0;
     data->table = rt_table_new();
     data->regions = json_array();
+    data->certificates = json_array();
     data->history = json_array();
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -219,6 +272,8 @@ rt_store_document(const rt_store_data_t *data)
     json_object_set_new(doc, "version", json_integer((json_int_t) data->version));
     json_object_set_new(doc, "routes", routes);
     json_object_set_new(doc, "regions", data->regions ? json_incref(data->regions) : json_array());
+    json_object_set_new(doc, "certificates",
+                        data->certificates ? json_incref(data->certificates) : json_array());
     json_object_set_new(doc, "history", data->history ? json_incref(data->history) : json_array());
     return doc;
 }
@@ -314,4 +369,93 @@ rt_store_save(const char *path, const rt_store_data_t *data, char *err, size_t e
     if (dfd >= 0)
         close(dfd);
     return 0;
+}
+
+// --------------------------------------------------------------------------
+// Keyed form (rt_history) and the file store as rt_store_ops_t
+
+//  {member of each element: element} of an array of objects.
+static json_t *
+s_keyed(const json_t *array, const char *member)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *obj;
+    json_array_foreach(array, i, obj)
+    {
+        const char *k = json_string_value(json_object_get(obj, member));
+        if (k)
+            json_object_set(out, k, obj);
+    }
+    return out;
+}
+
+json_t *
+rt_store_cfg(const rt_store_data_t *data)
+{
+    json_t *routes = json_object();
+    size_t n = data->table ? rt_table_size(data->table) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const rt_route_t *route = rt_table_at(data->table, i);
+        json_object_set_new(routes, route->vhost, rt_route_to_store(route));
+    }
+    return json_pack("{s:o, s:o, s:o}", "routes", routes, "regions", s_keyed(data->regions, "id"),
+                     "certificates", s_keyed(data->certificates, "domain"));
+}
+
+static int
+s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+//  The values of a keyed object, as an array ordered by key.
+static json_t *
+s_unkeyed(const json_t *obj)
+{
+    json_t *out = json_array();
+    const char *key;
+    json_t *value;
+    json_t *o = (json_t *) obj;
+    if (!json_is_object(o))
+        return out;
+    // jansson keeps insertion order; sort by key for a stable document
+    size_t n = json_object_size(o), i = 0;
+    const char **keys = proto_xcalloc(n ? n : 1, sizeof *keys);
+    json_object_foreach(o, key, value) keys[i++] = key;
+    qsort(keys, n, sizeof *keys, s_cmp_str);
+    for (i = 0; i < n; i++)
+        json_array_append(out, json_object_get(o, keys[i]));
+    free(keys);
+    return out;
+}
+
+json_t *
+rt_store_cfg_document(const json_t *cfg, uint64_t version, const json_t *history)
+{
+    json_t *c = (json_t *) cfg;
+    return json_pack("{s:i, s:I, s:o, s:o, s:o, s:o}", "format", RT_STORE_FORMAT, "version",
+                     (json_int_t) version, "routes", s_unkeyed(json_object_get(c, "routes")),
+                     "regions", s_unkeyed(json_object_get(c, "regions")), "certificates",
+                     s_unkeyed(json_object_get(c, "certificates")), "history",
+                     history ? json_copy((json_t *) history) : json_array());
+}
+
+static void
+s_file_commit(void *store,
+              const rt_store_data_t *next,
+              const json_t *entry,
+              rt_store_done_fn *done,
+              void *done_arg)
+{
+    (void) entry; // the whole document holds it
+    char err[512] = "";
+    int rc = rt_store_save(store, next, err, sizeof err);
+    done(done_arg, rc == 0 ? RT_STORE_OK : RT_STORE_FAILED, err);
+}
+
+rt_store_ops_t
+rt_store_file_ops(const char *path)
+{
+    return (rt_store_ops_t){.commit = s_file_commit, .reload = NULL, .store = (void *) path};
 }

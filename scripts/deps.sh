@@ -8,10 +8,12 @@
 # `make fuzz`.
 set -euo pipefail
 
+# libcurl: `switchyard routes`; libpq: the PostgreSQL config store
 build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
-    libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev)
+    libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev)
+# postgresql: the throwaway cluster of tests/lib/pgtmp.sh; psycopg2: tests/e2e talk to it
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
-    procps)
+    procps postgresql python3-psycopg2)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl)
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14

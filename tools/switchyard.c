@@ -4,12 +4,14 @@
     tap   live bus messages as JSON lines
     monitor  the actors' ZeroMQ socket events as JSON lines
     run   the whole stack in the foreground (make run)
+    routes  list/get/apply/delete routes through the control API
 */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_routes.h"
 #include "proto_log.h"
 
 static void
@@ -27,9 +29,13 @@ s_usage(FILE *out)
         "                                      (connected, disconnected, handshake failed)\n"
         "  run [--no-demo] [--no-redis]        start the whole stack in the foreground: redis,\n"
         "                                      every actor, two demo backends and their\n"
-        "                                      routes; Ctrl-C stops everything\n\n"
+        "                                      routes; Ctrl-C stops everything\n"
+        "  routes list|get VHOST|apply FILE|delete VHOST\n"
+        "                                      the control API's routes from a terminal\n"
+        "                                      (--admin URL, --token T; `routes --help`)\n\n"
         "Every command reads BUS_DIR (default run/bus) and BUS_PEERS_<KIND> from flags,\n"
-        "the environment or .env, like the actors. `switchyard COMMAND --help` lists them.\n");
+        "the environment or .env, like the actors (routes reads GATEWAY_ADMIN_ADDR and\n"
+        "ADMIN_TOKEN instead). `switchyard COMMAND --help` lists them.\n");
 }
 
 int
@@ -49,6 +55,8 @@ main(int argc, char **argv)
         rc = cli_monitor(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "run") == 0) {
         rc = cli_run(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "routes") == 0) {
+        rc = cli_routes(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "switchyard: unknown command '%s'\n", argv[1]);
         s_usage(stderr);

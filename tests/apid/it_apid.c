@@ -116,7 +116,8 @@ t_router_reply(t_fix_t *f,
 // --------------------------------------------------------------------------
 // The gateway side
 
-//  Send admin.request; returns its message id.
+//  Send admin.request; returns its message id. A query after '?' in path is
+//  sent apart, as the gateway does.
 static uint64_t
 t_admin(t_fix_t *f, const char *method, const char *path, const char *body, const char *principal)
 {
@@ -124,6 +125,13 @@ t_admin(t_fix_t *f, const char *method, const char *path, const char *body, cons
     proto_msg_init(&msg, PROTO_ADMIN_REQUEST);
     msg.rid = "it-request-1";
     msg.admin_request.method = method;
+    char bare[512];
+    const char *q = strchr(path, '?');
+    if (q) {
+        snprintf(bare, sizeof bare, "%.*s", (int) (q - path), path);
+        msg.admin_request.query = q + 1;
+        path = bare;
+    }
     msg.admin_request.path = path;
     msg.admin_request.client = "127.0.0.1";
     msg.admin_request.principal = principal;
@@ -545,6 +553,215 @@ test_local_answers(void **state)
     t_through_router(f, &list);
 }
 
+// --------------------------------------------------------------------------
+// Certificates and configuration versions
+
+//  A small EC P-256 certificate and its key (openssl req -x509 -newkey ec, 10 years from
+//  2026-12-05), as JSON string contents.
+#define T_CERT_PEM                                                                                 \
+    "-----BEGIN "                                                                                  \
+    "CERTIFICATE-----\nMIIBvTCCAWOgAwIBAgIUCDBFql/DvfXMFUnGaLTMbvwj0gUwCgYIKoZIzj0EAwIw\n"         \
+    "NDEYMBYGA1UEAwwPYXBpLmV4YW1wbGUuY29tMRgwFgYDVQQKDA9Td2l0Y2h5YXJk\nIFRlc3QwHhcNMjYxMjA1MjM1"   \
+    "MDA3WhcNMzYxMjAyMjM1MDA3WjA0MRgwFgYDVQQD\nDA9hcGkuZXhhbXBsZS5jb20xGDAWBgNVBAoMD1N3aXRjaHlh"   \
+    "cmQgVGVzdDBZMBMG\nByqGSM49AgEGCCqGSM49AwEHA0IABEHGG274JvVAG9p86rq32QbsL16/xsBUiokB\nKZktuT"   \
+    "Tr+MuKeAJroDhumFKKxPI/EX0Dh1tPOtFHG1ysEsqVBmSjUzBRMB0GA1Ud\nDgQWBBR79sh7GkVpzeKC0FZe+UEf0JO"  \
+    "dITAfBgNVHSMEGDAWgBR79sh7GkVpzeKC\n0FZe+UEf0JOdITAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA"  \
+    "MEUCIAfF\nWxiMZILJ9ey6XG0JufX2YwHs+sYNVGRFF/FibYiAAiEAqn/S3EOQaFquK0sR327z\nd0i9wvJ+cyfDbv"   \
+    "ls/sVcK+k=\n-----END CERTIFICATE-----\n"
+#define T_KEY_PEM                                                                                  \
+    "-----BEGIN PRIVATE "                                                                          \
+    "KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFrfymLe51lumKRmY\n"                 \
+    "4FsRONtq4ONV14z/WxPjysO+3aShRANCAARBxhtu+Cb1QBvafOq6t9kG7C9ev8bA\nVIqJASmZLbk06/jLingCa6A4"   \
+    "bphSisTyPxF9A4dbTzrRRxtcrBLKlQZk\n-----END PRIVATE KEY-----\n"
+//  Another EC key, which does not match T_CERT_PEM.
+#define T_OTHER_KEY_PEM                                                                            \
+    "-----BEGIN PRIVATE "                                                                          \
+    "KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWCUDbRtFHuIgAJ+K\n"                 \
+    "nXroTwbOj6K7jgRwLKzuRN4Z5O+hRANCAARewHb+QsQ7JcUj8UQK08BzttdGPVK8\n"                           \
+    "3pPtFhCa6EVX+wJOCrXRSXb2syioCEXz1OstcS/tpeS4D/hsAHlS1wbK\n-----END PRIVATE KEY-----\n"
+
+//  A JSON body {"domain", "key", "cert"} with PEM texts whose newlines are escaped.
+static char *
+t_cert_body(const char *domain, const char *key, const char *cert)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s}", "domain", domain, "key", key, "cert", cert);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
+static void
+test_cert_config_mapping(void **state)
+{
+    t_fix_t *f = *state;
+    t_start(f, "3s", true);
+    char *body = t_cert_body("API.Example.com", T_KEY_PEM, T_CERT_PEM);
+    // what the router must get: the whole normalized body (the PEM texts are canonical already)
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "domain", "api.example.com", "cert",
+                  T_CERT_PEM, "key", T_KEY_PEM, "issuer", "O=Switchyard Test,CN=api.example.com",
+                  "subject", "O=Switchyard Test,CN=api.example.com", "notBefore",
+                  "2026-12-05T23:50:07Z", "notAfter", "2036-12-02T23:50:07Z");
+    char *stored = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    const char *view = "{\"domain\":\"api.example.com\",\"issuer\":\"O=Switchyard Test,CN=api."
+                       "example.com\"}";
+    const t_call_t calls[] = {
+        {"POST", "/api/v1/certificates", body, "ops", PROTO_CONFIG_PUT, "certificate",
+         "api.example.com", "", 0, "ops", stored, 201, view},
+        {"POST", "/api/v1/certificates", body, NULL, PROTO_CONFIG_PUT, "certificate",
+         "api.example.com", "", 0, "local", stored, 200, view},
+        {"GET", "/api/v1/certificates", NULL, NULL, PROTO_CONFIG_GET, "certificates", "", "", 0,
+         NULL, NULL, 200, "[]"},
+        {"HEAD", "/api/v1/certificates/", NULL, NULL, PROTO_CONFIG_GET, "certificates", "", "", 0,
+         NULL, NULL, 200, "[]"},
+        {"DELETE", "/api/v1/certificates/%2A.Example.COM", NULL, "ops", PROTO_CONFIG_DELETE,
+         "certificate", "*.example.com", "", 0, "ops", NULL, 204, NULL},
+        {"DELETE", "/api/v1/certificates/*", NULL, NULL, PROTO_CONFIG_DELETE, "certificate", "*",
+         "", 0, "local", NULL, 204, NULL},
+        {"GET", "/api/v1/config/versions", NULL, NULL, PROTO_CONFIG_GET, "versions", "", "", 0,
+         NULL, NULL, 200, "[{\"version\":3}]"},
+        {"GET", "/api/v1/config/versions/0012", NULL, NULL, PROTO_CONFIG_GET, "version", "12", "",
+         0, NULL, NULL, 200, "{\"routes\":[]}"},
+        {"GET", "/api/v1/config/diff?from=3&to=18446744073709551615", NULL, NULL, PROTO_CONFIG_GET,
+         "diff", "3:18446744073709551615", "", 0, NULL, NULL, 200, "{\"routes\":{}}"},
+        {"GET", "/api/v1/config/diff?to=5&from=4", NULL, NULL, PROTO_CONFIG_GET, "diff", "4:5", "",
+         0, NULL, NULL, 200, "{}"},
+        {"POST", "/api/v1/config/rollback/4", NULL, "ops", PROTO_CONFIG_PUT, "rollback", "4", "", 0,
+         "ops", NULL, 200, "{\"version\":43}"},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        t_through_router(f, &calls[i]);
+    free(stored);
+    free(body);
+}
+
+//  The router's 404s on the new calls: its message, or apid's own when it gave none.
+static void
+test_cert_config_errors(void **state)
+{
+    t_fix_t *f = *state;
+    t_start(f, "3s", true);
+    struct {
+        const char *method, *path;
+        uint16_t status;
+        const char *error, *field, *code, *message;
+    } cases[] = {
+        {"DELETE", "/api/v1/certificates/Nope.com", 404, NULL, NULL, "not_found",
+         "no certificate for 'nope.com'"},
+        {"GET", "/api/v1/config/versions/9", 404, NULL, NULL, "not_found", "no version 9"},
+        {"POST", "/api/v1/config/rollback/9", 404, "", NULL, "not_found", "no version 9"},
+        {"GET", "/api/v1/config/diff?from=1&to=99", 404, "no version 99 (the oldest kept is 2)",
+         NULL, "not_found", "no version 99 (the oldest kept is 2)"},
+        {"POST", "/api/v1/config/rollback/2", 500, "store write failed", NULL, "internal",
+         "store write failed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t id = t_admin(f, cases[i].method, cases[i].path, NULL, NULL);
+        t_ask_t ask = {0};
+        assert_int_equal(t_router_recv(f, &ask, T_WAIT_MS), 0);
+        t_router_reply(f, &ask, cases[i].status, NULL, cases[i].error, cases[i].field);
+        proto_msg_clear(&ask.msg);
+        proto_msg_t resp;
+        proto_msg_init(&resp, PROTO_NONE);
+        assert_int_equal(t_response(f, id, &resp, T_WAIT_MS), 0);
+        t_expect_error(&resp, cases[i].status, cases[i].code, cases[i].field ? cases[i].field : "");
+        char *text = t_body(&resp);
+        if (strstr(text, cases[i].message) == NULL)
+            fail_msg("%s %s: %s lacks %s", cases[i].method, cases[i].path, text, cases[i].message);
+        free(text);
+        proto_msg_clear(&resp);
+    }
+    // the router's 400 on a certificate: its field and message relayed
+    char *body = t_cert_body("a.com", T_KEY_PEM, T_CERT_PEM);
+    uint64_t id = t_admin(f, "POST", "/api/v1/certificates", body, NULL);
+    free(body);
+    t_ask_t ask = {0};
+    assert_int_equal(t_router_recv(f, &ask, T_WAIT_MS), 0);
+    t_router_reply(f, &ask, 400, NULL, "the domain is reserved", "domain");
+    proto_msg_clear(&ask.msg);
+    proto_msg_t resp;
+    proto_msg_init(&resp, PROTO_NONE);
+    assert_int_equal(t_response(f, id, &resp, T_WAIT_MS), 0);
+    t_expect_error(&resp, 400, "invalid_value", "domain");
+    proto_msg_clear(&resp);
+}
+
+//  Bad certificates, versions and queries are answered by apid: nothing reaches the router.
+static void
+test_cert_config_local(void **state)
+{
+    t_fix_t *f = *state;
+    t_start(f, "3s", true);
+    char *body = t_cert_body("a.com", T_OTHER_KEY_PEM, T_CERT_PEM);
+    t_local(f, "POST", "/api/v1/certificates", body, 400, "invalid_value", "key");
+    free(body);
+    body = t_cert_body("a.com", T_KEY_PEM,
+                       "-----BEGIN CERTIFICATE-----\nAAAA\n"
+                       "-----END CERTIFICATE-----\n");
+    t_local(f, "POST", "/api/v1/certificates", body, 400, "invalid_value", "cert");
+    free(body);
+    body = t_cert_body("a..com", T_KEY_PEM, T_CERT_PEM);
+    t_local(f, "POST", "/api/v1/certificates", body, 400, "invalid_value", "domain");
+    free(body);
+    t_local(f, "POST", "/api/v1/certificates", "{\"domain\":\"a.com\"}", 400, "missing_field",
+            "key");
+    t_local(f, "POST", "/api/v1/certificates", "{\"domain\":\"a.com\",\"x\":1}", 400,
+            "unknown_field", "x");
+    t_local(f, "POST", "/api/v1/certificates", "", 400, "invalid_json", "");
+    t_local(f, "DELETE", "/api/v1/certificates/a..com", NULL, 400, "invalid_value", "domain");
+    t_local(f, "GET", "/api/v1/config/versions/x1", NULL, 400, "invalid_value", "version");
+    t_local(f, "GET", "/api/v1/config/versions/18446744073709551616", NULL, 400, "invalid_value",
+            "version");
+    t_local(f, "POST", "/api/v1/config/rollback/-1", NULL, 400, "invalid_value", "version");
+    t_local(f, "POST", "/api/v1/config/rollback/3", "{}", 400, "invalid_value", "");
+    t_local(f, "GET", "/api/v1/config/diff?to=3", NULL, 400, "missing_field", "from");
+    t_local(f, "GET", "/api/v1/config/diff?from=3", NULL, 400, "missing_field", "to");
+    t_local(f, "GET", "/api/v1/config/diff?from=a&to=3", NULL, 400, "invalid_value", "from");
+    t_local(f, "GET", "/api/v1/config/diff?from=1&to=3&verbose=1", NULL, 400, "unknown_field",
+            "verbose");
+    t_local(f, "GET", "/api/v1/config", NULL, 404, "not_found", "");
+    t_local(f, "GET", "/api/v1/config/rollback", NULL, 404, "not_found", "");
+    t_local(f, "GET", "/api/v1/certificates/a.com/x", NULL, 404, "not_found", "");
+
+    // wrong methods: 405 with Allow
+    const struct {
+        const char *method, *path, *allow;
+    } wrong[] = {
+        {"PUT", "/api/v1/certificates", "GET, HEAD, POST"},
+        {"GET", "/api/v1/certificates/a.com", "DELETE"},
+        {"POST", "/api/v1/config/versions", "GET, HEAD"},
+        {"DELETE", "/api/v1/config/versions/3", "GET, HEAD"},
+        {"POST", "/api/v1/config/diff", "GET, HEAD"},
+        {"GET", "/api/v1/config/rollback/3", "POST"},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        proto_msg_t resp;
+        proto_msg_init(&resp, PROTO_NONE);
+        uint64_t id = t_admin(f, wrong[i].method, wrong[i].path, NULL, NULL);
+        assert_int_equal(t_response(f, id, &resp, T_WAIT_MS), 0);
+        t_expect_error(&resp, 405, "method_not_allowed", "");
+        assert_string_equal(t_header(&resp, "allow"), wrong[i].allow);
+        proto_msg_clear(&resp);
+    }
+
+    // the first thing the router hears of is this call: nothing above reached it
+    t_call_t list = {"GET",
+                     "/api/v1/certificates",
+                     NULL,
+                     NULL,
+                     PROTO_CONFIG_GET,
+                     "certificates",
+                     "",
+                     "",
+                     0,
+                     NULL,
+                     NULL,
+                     200,
+                     "[]"};
+    t_through_router(f, &list);
+}
+
 //  A router that does not answer within APID_ROUTER_TIMEOUT: 503, and its
 //  late reply is dropped without harm.
 static void
@@ -693,6 +910,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_crud_mapping, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_router_errors, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_local_answers, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_cert_config_mapping, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_cert_config_errors, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_cert_config_local, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_router_timeout, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_no_router, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_calls, t_setup, t_teardown),

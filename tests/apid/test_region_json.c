@@ -93,6 +93,36 @@ test_bad_bodies(void **state)
              "duplicate_key", "publicAddress");
 }
 
+//  Messages that quote input cut at a byte count ("%.64s") never split a
+//  UTF-8 character: the error body carries the real error (regression:
+//  fuzz_region_json, "unprintable error" instead).
+static void
+test_error_body_is_utf8(void **state)
+{
+    (void) state;
+    char text[1024], key[256];
+    int n = snprintf(text, sizeof text, "{\"id\":\"a");
+    for (int i = 0; i < 40; i++)
+        n += snprintf(text + n, sizeof text - (size_t) n, "\xc3\xa9");
+    snprintf(text + n, sizeof text - (size_t) n, "\",\"publicAddress\":\"a.com\"}");
+    memset(key, 'x', 199);
+    memcpy(key + 199, "\xc3\xa9", 3);
+    char text2[512];
+    snprintf(text2, sizeof text2, "{\"%s\":1}", key);
+    const char *bodies[] = {text, text2};
+    for (size_t i = 0; i < 2; i++) {
+        api_error_t err = {0};
+        json_t *out = api_region_parse(bodies[i], strlen(bodies[i]), "2", &err);
+        assert_null(out);
+        char *body = api_error_body(err.code, err.message, err.field);
+        assert_null(strstr(body, "unprintable"));
+        json_t *parsed = json_loads(body, 0, NULL);
+        assert_non_null(parsed);
+        json_decref(parsed);
+        free(body);
+    }
+}
+
 static void
 test_normalized(void **state)
 {
@@ -118,6 +148,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_normalized),
+        cmocka_unit_test(test_error_body_is_utf8),
     };
     return cmocka_run_group_tests_name("test_region_json", tests, NULL, NULL);
 }

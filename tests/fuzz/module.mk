@@ -7,3 +7,9 @@ FUZZ_chunk_LIBS := -lhttp_parser
 FUZZ_route_json_SRCS := apid/api_route.c apid/api_json.c protocol/proto_route.c \
                         protocol/proto_strategy.c protocol/proto_util.c
 FUZZ_route_json_LIBS := -ljansson -lm
+FUZZ_cert_json_SRCS := apid/api_cert.c apid/api_json.c protocol/proto_route.c \
+                       protocol/proto_strategy.c protocol/proto_util.c
+FUZZ_cert_json_LIBS := -ljansson -lcrypto -lm
+FUZZ_region_json_SRCS := apid/api_region.c apid/api_json.c protocol/proto_route.c \
+                         protocol/proto_strategy.c protocol/proto_util.c
+FUZZ_region_json_LIBS := -ljansson -lm

@@ -33,6 +33,7 @@ typedef struct {
     void *balancer;             // scripted balancer: answers pings (/ready)
     void *balancer_pub;         // ...its events socket (so it is found)
     uint64_t router_balancers;  // peers.balancer the scripted router reports
+    uint64_t router_unloaded;   // 1: its config.loaded is 0 (store not loaded yet)
     char last_decide_host[256]; // host of the last decide served
     int stop_at;                // s_serve returns once decides reaches this (0: never)
     void *gw_events;            // SUB on the gateway's events
@@ -151,9 +152,11 @@ s_pong(void *sock,
        size_t idlen,
        const proto_msg_t *ping,
        const char *kind,
-       uint64_t balancers)
+       uint64_t balancers,
+       bool loaded)
 {
-    proto_counter_t counters[1] = {{.name = "peers.balancer", .value = balancers}};
+    proto_counter_t counters[2] = {{.name = "peers.balancer", .value = balancers},
+                                   {.name = "config.loaded", .value = loaded}};
     proto_msg_t pong;
     proto_msg_init(&pong, PROTO_PONG);
     pong.id = ping->id;
@@ -163,7 +166,7 @@ s_pong(void *sock,
     pong.pong.region = "1";
     if (strcmp(kind, "router") == 0) {
         pong.pong.counters = counters;
-        pong.pong.counters_count = 1;
+        pong.pong.counters_count = 2;
     }
     s_send_msg(sock, id, idlen, &pong);
 }
@@ -194,7 +197,7 @@ s_serve(t_stack_t *s, int ms)
             continue;
         if (in.type == PROTO_PING) {
             s_pong(sock, id, (size_t) idlen, &in, sock == s->router ? "router" : "balancer",
-                   s->router_balancers);
+                   s->router_balancers, !s->router_unloaded);
         } else if (in.type == PROTO_DECIDE && sock == s->router) {
             t_answer_t a = s_policy(in.decide.host);
             s->decides++;
@@ -577,7 +580,8 @@ test_admin_local_answers(void **state)
 }
 
 //  /ready is 200 only when a decision can be made: router and balancer
-//  answer, and the router has found a balancer (its pong's peers.balancer).
+//  answer, the router has found a balancer (its pong's peers.balancer) and
+//  has loaded its configuration (config.loaded: PostgreSQL may be down).
 static void
 test_ready_needs_a_router_with_a_balancer(void **state)
 {
@@ -601,6 +605,15 @@ test_ready_needs_a_router_with_a_balancer(void **state)
     assert_non_null(strstr(out, "HTTP/1.1 200"));
     assert_non_null(strstr(out, "\"status\":\"ready\""));
     free(out);
+    s->router_unloaded = 1;
+    fd = s_connect(s->admin_port);
+    assert_int_equal(write(fd, ready, strlen(ready)), (ssize_t) strlen(ready));
+    s_serve(s, 300);
+    out = s_read_all(fd, 5000);
+    close(fd);
+    assert_non_null(strstr(out, "HTTP/1.1 503"));
+    free(out);
+    s->router_unloaded = 0;
 }
 
 //  A connection to port refused at once (nothing listens): true; accepted: false.

@@ -44,7 +44,7 @@ s_setup(void **state)
         return -1;
     snprintf(fx->path, sizeof fx->path, "%s/var/state.json", fx->dir);
     char err[512];
-    fx->ctl = rt_control_new(fx->path, "eu-1", err, sizeof err);
+    fx->ctl = rt_control_open_file(fx->path, "eu-1", err, sizeof err);
     if (fx->ctl == NULL)
         return -1;
     *state = fx;
@@ -83,6 +83,17 @@ s_teardown(void **state)
 }
 
 //  Run a command; returns the status. The answer stays in fx->result.
+//  rt_control_done_fn: keep the answer (the file store answers at once).
+static void
+s_take(void *arg, rt_result_t *result)
+{
+    rt_result_t *keep = arg;
+    if (result == NULL)
+        return; // dropped at destroy
+    *keep = *result;
+    memset(result, 0, sizeof *result); // ours now: rt_control clears an empty one
+}
+
 static uint16_t
 s_put(s_fixture_t *fx,
       const char *what,
@@ -98,7 +109,7 @@ s_put(s_fixture_t *fx,
                               .create_only = (uint8_t) create_only,
                               .body = body,
                               .by = "test"};
-    rt_control_put(fx->ctl, &cmd, S_NOW, &fx->result);
+    rt_control_put(fx->ctl, &cmd, S_NOW, s_take, &fx->result);
     return fx->result.status;
 }
 
@@ -116,7 +127,7 @@ s_delete(s_fixture_t *fx, const char *what, const char *key, const char *sub)
 {
     rt_result_clear(&fx->result);
     proto_config_delete_t cmd = {.what = what, .key = key, .sub = sub, .by = ""};
-    rt_control_delete(fx->ctl, &cmd, S_NOW, &fx->result);
+    rt_control_delete(fx->ctl, &cmd, S_NOW, s_take, &fx->result);
     return fx->result.status;
 }
 
@@ -239,8 +250,10 @@ test_bad_input(void **state)
     assert_int_equal(s_put(fx, "route", "a.com", NULL, 0, NULL), 400);
     assert_int_equal(
         s_put(fx, "route", "a.com", NULL, 0, "{\"vHost\": \"a.com\", \"vHost\": \"b.com\"}"), 400);
-    assert_int_equal(s_put(fx, "certificate", "a.com", NULL, 0, "{}"), 400);
+    assert_int_equal(s_put(fx, "listener", "a.com", NULL, 0, "{}"), 400);
     assert_string_equal(fx->result.field, "what");
+    assert_int_equal(s_put(fx, "certificate", "a.com", NULL, 0, "{}"), 400);
+    assert_string_equal(fx->result.field, "domain");
     assert_int_equal(s_delete(fx, "region", "2", NULL), 404);
     assert_false(fx->result.changed);
     assert_int_equal(fx->result.version, 0);
@@ -406,7 +419,7 @@ test_reload(void **state)
     assert_int_equal(s_put(fx, "route", "*.example.com", NULL, 0, "{\"backends\": []}"), 201);
     assert_int_equal(s_put(fx, "dead", "api.example.com", "n1", 0, NULL), 200);
     char err[512];
-    rt_control_t *again = rt_control_new(fx->path, "eu-1", err, sizeof err);
+    rt_control_t *again = rt_control_open_file(fx->path, "eu-1", err, sizeof err);
     assert_non_null(again);
     assert_int_equal(rt_control_version(again), 3);
     const rt_route_t *route = rt_table_match(rt_control_table(again), "api.example.com");
@@ -428,7 +441,7 @@ test_history_capped(void **state)
     char err[512];
     assert_int_equal(rt_store_save(fx->path, &data, err, sizeof err), 0);
     rt_store_data_clear(&data);
-    rt_control_t *ctl = rt_control_new(fx->path, "1", err, sizeof err);
+    rt_control_t *ctl = rt_control_open_file(fx->path, "1", err, sizeof err);
     assert_non_null(ctl);
     rt_control_destroy(&fx->ctl);
     fx->ctl = ctl;
@@ -460,7 +473,7 @@ test_regions_for_pick(void **state)
           "{\"id\": \"2\", \"publicAddress\": \"r2.example.net:80\"}]}",
           f);
     fclose(f);
-    rt_control_t *ctl = rt_control_new(fx->path, "1", err, sizeof err);
+    rt_control_t *ctl = rt_control_open_file(fx->path, "1", err, sizeof err);
     assert_non_null(ctl);
     uint32_t n = 0;
     const proto_region_t *regions = rt_control_regions(ctl, &n);
@@ -557,7 +570,7 @@ test_regions_registry(void **state)
 
     // a restart serves the same regions
     char err[512];
-    rt_control_t *again = rt_control_new(fx->path, "eu-1", err, sizeof err);
+    rt_control_t *again = rt_control_open_file(fx->path, "eu-1", err, sizeof err);
     assert_non_null(again);
     assert_int_equal(rt_control_version(again), 4);
     assert_string_equal(s_pick_address(again, "2"), "10.9.0.2:8080");

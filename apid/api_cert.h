@@ -1,0 +1,65 @@
+/*  api_cert - validation and normalization of a certificate body (SPEC §5, §11).
+
+    POST /api/v1/certificates takes {"domain", "key", "cert"}, all three
+    required strings:
+      domain  the name the certificate serves: a host name, a wildcard
+              "*.example.com", or "*" (the default certificate, served when
+              no other name matches); the vHost rule of proto_route.h, at
+              most PROTO_ROUTE_VHOST_MAX (253) bytes; stored lower-case.
+      cert    PEM: one or more CERTIFICATE blocks, the leaf first and then
+              its chain, at most API_CERT_CHAIN_MAX of them, with nothing but
+              whitespace around and between the blocks; each must parse.
+      key     PEM: one private key (RSA, EC, Ed25519...), unencrypted: an
+              encrypted key is refused (apid never asks for a passphrase).
+              An "EC PARAMETERS" block before it (openssl ecparam -genkey)
+              is accepted and dropped.
+    Each text is at most API_CERT_PEM_MAX bytes. The key must be the leaf's
+    (X509_check_private_key), else invalid_value on "key". Validity dates
+    are NOT checked: an expired (or not yet valid) certificate is accepted,
+    so an operator can store one before fixing it; notAfter says when.
+
+    Why here and not only in the router: a bad PEM or a key of another
+    certificate is the client's mistake and gets a 400 naming the field
+    before anything reaches the store; the router may check again.
+
+    The normalized body is {"domain", "cert", "key", "issuer", "subject",
+    "notBefore", "notAfter"}: cert and key re-encoded by OpenSSL (canonical
+    PEM, the key as unencrypted PKCS#8), issuer and subject of the leaf as
+    one-line RFC 2253 strings (ASCII: other bytes escaped), notBefore and
+    notAfter as ISO-8601 UTC ("2026-12-05T10:00:00Z"). Normalizing it again
+    gives the same text.
+
+    Errors are api_route's (api_route.h), all 400, with the first bad field
+    in document order: invalid_json, duplicate_key, unknown_field,
+    invalid_type, missing_field (in the order domain, key, cert, after every
+    member written), out_of_range (a PEM over API_CERT_PEM_MAX bytes, a chain
+    over API_CERT_CHAIN_MAX), invalid_value (a bad domain; a PEM that does
+    not parse, on "cert" or "key", with OpenSSL's reason; a key that does not
+    match the certificate, on "key", checked as soon as both were read).
+    Messages are ASCII and never quote the input. Nothing is left on
+    OpenSSL's error queue.
+*/
+#ifndef API_CERT_H
+#define API_CERT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "proto_route.h"
+#include "api_json.h"
+
+#define API_CERT_PEM_MAX   65536 // bytes of the cert text, and of the key text
+#define API_CERT_CHAIN_MAX 10    // certificates in cert, the leaf included
+
+//  Validate and normalize a certificate body of len bytes (need not end in
+//  NUL). Returns a new JSON object the caller owns (json_decref), or NULL
+//  with err filled.
+json_t *api_cert_parse(const char *text, size_t len, api_error_t *err);
+
+//  Write the stored form of a certificate domain (lower-case) into out, of
+//  cap bytes (PROTO_ROUTE_VHOST_MAX + 1 is enough). Returns 0, or -1 if
+//  text is not a valid domain (out is then "").
+int api_cert_domain_normalize(const char *text, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,221 @@
+/*  fuzz_cert_json - libFuzzer target for the certificate body (api_cert).
+
+    Feeds the input to api_cert_parse, as POST /api/v1/certificates does, and checks what
+    apid/api_cert.h and api_json.h promise:
+    - on failure: status 400, a code from the header's list, a non-empty message, all three
+      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; the
+      error body built from them (api_error_body) carries code, message and field unchanged
+      (valid UTF-8; the one known exception is a field cut at API_FIELD_MAX bytes in the
+      middle of a character, tests/fuzz/README.md); the field of a PEM or domain error is
+      "domain", "key" or "cert"; a message is printable ASCII unless it quotes a key name;
+    - on success: exactly {"domain", "cert", "key", "issuer", "subject", "notBefore",
+      "notAfter"} in this order, all strings; the domain lower-case and valid
+      (api_cert_domain_normalize gives it back unchanged); the dates "YYYY-MM-DDTHH:MM:SSZ";
+      issuer and subject printable ASCII; normalization is idempotent: the output's domain,
+      key and cert sent again give the same text;
+    - the same input gives the same answer twice, and OpenSSL's error queue is empty after
+      each call (nothing leaks into the next request).
+    Everything is freed (ASan's leak check). Build and run: tests/fuzz/README.md.
+*/
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+
+#include "api_cert.h"
+#include "api_json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const s_codes[] = {
+    "invalid_json", "duplicate_key", "unknown_field", "invalid_type",
+    "out_of_range", "invalid_value", "missing_field", NULL};
+
+static const char *const s_keys[] = {"domain",  "cert",      "key",      "issuer",
+                                     "subject", "notBefore", "notAfter", NULL};
+
+static bool
+s_terminated(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static bool
+s_ascii(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+//  True if s is valid UTF-8. If it is not, it must be s cut at max bytes in the middle of
+//  its last character (the known exception); then false.
+static bool
+s_utf8_or_cut(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    json_t *j = json_stringn(s, len);
+    json_decref(j);
+    if (j != NULL)
+        return true;
+    size_t keep = len;
+    while (keep > 0 && len - keep < 3 && ((unsigned char) s[keep - 1] & 0xc0) == 0x80)
+        keep--;
+    if (len != max || keep == 0 || (unsigned char) s[keep - 1] < 0xc0)
+        abort();
+    j = json_stringn(s, keep - 1);
+    if (j == NULL)
+        abort();
+    json_decref(j);
+    return false;
+}
+
+static void
+s_check_error(const api_error_t *err)
+{
+    if (err->status != 400 || !s_terminated(err->code, sizeof err->code)
+        || !s_terminated(err->field, sizeof err->field)
+        || !s_terminated(err->message, sizeof err->message) || err->message[0] == '\0')
+        abort();
+    size_t i = 0;
+    while (s_codes[i] && strcmp(s_codes[i], err->code) != 0)
+        i++;
+    if (s_codes[i] == NULL)
+        abort();
+    if (strcmp(err->code, "invalid_json") == 0 && err->field[0] != '\0')
+        abort();
+    //  api_cert's own errors name one of its three fields and never quote the input
+    bool own = strcmp(err->field, "domain") == 0 || strcmp(err->field, "key") == 0
+               || strcmp(err->field, "cert") == 0;
+    if (own && strcmp(err->code, "duplicate_key") != 0 && !s_ascii(err->message))
+        abort();
+    if (strcmp(err->code, "invalid_value") == 0 && !own)
+        abort();
+    bool field_utf8 = s_utf8_or_cut(err->field, API_FIELD_MAX);
+    if (!s_utf8_or_cut(err->message, API_MESSAGE_MAX))
+        abort(); // a message is never cut: it quotes at most 200 bytes of a key
+    char *body = api_error_body(err->code, err->message, err->field);
+    json_t *doc = json_loads(body, 0, NULL);
+    json_t *inner = json_object_get(doc, "error");
+    const char *code = json_string_value(json_object_get(inner, "code"));
+    const char *message = json_string_value(json_object_get(inner, "message"));
+    json_t *field = json_object_get(inner, "field");
+    if (code == NULL || strcmp(code, err->code) != 0)
+        abort();
+    if (field_utf8 && (message == NULL || strcmp(message, err->message) != 0))
+        abort();
+    if (field_utf8
+        && (err->field[0] == '\0'
+                ? !json_is_null(field)
+                : !json_is_string(field) || strcmp(json_string_value(field), err->field) != 0))
+        abort();
+    json_decref(doc);
+    free(body);
+}
+
+static bool
+s_date(const char *s)
+{
+    static const char pattern[] = "dddd-dd-ddTdd:dd:ddZ";
+    if (strlen(s) != sizeof pattern - 1)
+        return false;
+    for (size_t i = 0; pattern[i]; i++)
+        if (pattern[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pattern[i])
+            return false;
+    return true;
+}
+
+static void
+s_check_shape(const json_t *out)
+{
+    if (!json_is_object(out))
+        abort();
+    const char *key;
+    json_t *value;
+    size_t i = 0;
+    json_object_foreach((json_t *) out, key, value)
+    {
+        if (s_keys[i] == NULL || strcmp(key, s_keys[i]) != 0 || !json_is_string(value))
+            abort();
+        i++;
+    }
+    if (s_keys[i] != NULL)
+        abort();
+    const char *domain = json_string_value(json_object_get(out, "domain"));
+    char again[PROTO_ROUTE_VHOST_MAX + 1];
+    if (api_cert_domain_normalize(domain, again, sizeof again) != 0 || strcmp(again, domain) != 0)
+        abort();
+    if (!s_ascii(json_string_value(json_object_get(out, "issuer")))
+        || !s_ascii(json_string_value(json_object_get(out, "subject")))
+        || !s_date(json_string_value(json_object_get(out, "notBefore")))
+        || !s_date(json_string_value(json_object_get(out, "notAfter"))))
+        abort();
+    if (strncmp(json_string_value(json_object_get(out, "cert")), "-----BEGIN CERTIFICATE-----\n",
+                28)
+        != 0)
+        abort();
+}
+
+//  One parse, checked; returns the result (caller frees) or NULL.
+static json_t *
+s_run(const char *buf, size_t len)
+{
+    api_error_t err, err_b;
+    memset(&err, 0xa5, sizeof err); // so an unfilled field shows
+    memset(&err_b, 0xa5, sizeof err_b);
+    json_t *out = api_cert_parse(buf, len, &err);
+    if (ERR_peek_error() != 0)
+        abort();
+    json_t *out_b = api_cert_parse(buf, len, &err_b);
+    if (ERR_peek_error() != 0)
+        abort();
+    if ((out == NULL) != (out_b == NULL))
+        abort();
+    if (out == NULL) {
+        s_check_error(&err);
+        if (strcmp(err.code, err_b.code) != 0 || strcmp(err.field, err_b.field) != 0
+            || strcmp(err.message, err_b.message) != 0)
+            abort();
+        return NULL;
+    }
+    if (!json_equal(out, out_b))
+        abort();
+    json_decref(out_b);
+    s_check_shape(out);
+    return out;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    //  A copy of exactly size bytes, not NUL-terminated, so ASan catches any read past the end.
+    char *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return 0;
+    if (size)
+        memcpy(buf, data, size);
+    json_t *out = s_run(buf, size);
+    if (out) {
+        char *text = json_dumps(out, JSON_COMPACT);
+        json_t *body = json_pack("{s:O, s:O, s:O}", "domain", json_object_get(out, "domain"), "key",
+                                 json_object_get(out, "key"), "cert", json_object_get(out, "cert"));
+        char *body_text = json_dumps(body, JSON_COMPACT);
+        json_t *again = s_run(body_text, strlen(body_text));
+        char *text2 = again ? json_dumps(again, JSON_COMPACT) : NULL;
+        if (text == NULL || text2 == NULL || strcmp(text, text2) != 0)
+            abort();
+        free(text2);
+        json_decref(again);
+        free(body_text);
+        json_decref(body);
+        free(text);
+        json_decref(out);
+    }
+    free(buf);
+    return 0;
+}
