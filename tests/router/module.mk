@@ -7,7 +7,7 @@ tests/router/test_route_SRCS := router/rt_route.c
 tests/router/test_route_LIBS := -ljansson
 tests/router/test_store_SRCS := router/rt_store.c router/rt_table.c router/rt_route.c
 tests/router/test_store_LIBS := -ljansson
-tests/router/test_control_SRCS := router/rt_control.c router/rt_store.c router/rt_table.c router/rt_history.c \
+tests/router/test_control_SRCS := router/rt_control.c router/rt_change.c router/rt_query.c router/rt_store.c router/rt_table.c router/rt_history.c \
         router/rt_route.c
 tests/router/test_control_LIBS := -ljansson
 tests/router/it_router_LIBS := -ljansson
@@ -15,7 +15,7 @@ UNIT_TESTS += tests/router/test_history
 tests/router/test_history_SRCS := router/rt_history.c
 tests/router/test_history_LIBS := -ljansson
 UNIT_TESTS += tests/router/test_versions
-tests/router/test_versions_SRCS := router/rt_control.c router/rt_store.c router/rt_table.c \
+tests/router/test_versions_SRCS := router/rt_control.c router/rt_change.c router/rt_query.c router/rt_store.c router/rt_table.c \
         router/rt_route.c router/rt_history.c
 tests/router/test_versions_LIBS := -ljansson
 UNIT_TESTS += tests/router/test_edge

@@ -1,0 +1,118 @@
+/*  rt_query - the reads (config.get): routes, regions, certificates
+    without keys, the version list, a version's configuration (redacted)
+    and the diff between two versions. Answered at once from the current
+    configuration, even while a change is in flight.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto_util.h"
+#include "rt_control_int.h"
+#include "rt_history.h"
+#include "rt_store.h"
+
+void
+rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *result)
+{
+    memset(result, 0, sizeof *result);
+    const char *what = cmd->what;
+    const char *key = rt_empty(cmd->key) ? "" : cmd->key;
+    if (!self->loaded) {
+        rt_result_error(result, 503, NULL, "the configuration is not loaded from the store yet");
+    } else if (strcmp(what, "routes") == 0) {
+        json_t *out = json_array();
+        for (size_t i = 0; i < rt_table_size(self->data.table); i++)
+            json_array_append_new(out, rt_route_to_api(rt_table_at(self->data.table, i)));
+        rt_result_ok(result, 200, out);
+    } else if (strcmp(what, "route") == 0) {
+        rt_route_t *route = rt_table_get(self->data.table, key);
+        if (route)
+            rt_result_ok(result, 200, rt_route_to_api(route));
+        else
+            rt_result_error(result, 404, NULL, "no route for vHost '%s'", key);
+    } else if (strcmp(what, "regions") == 0) {
+        rt_result_ok(result, 200, json_deep_copy(self->data.regions));
+    } else if (strcmp(what, "certificates") == 0) {
+        json_t *cfg = json_object();
+        size_t i;
+        json_t *c;
+        json_array_foreach(self->data.certificates, i, c)
+        {
+            const char *d = json_string_value(json_object_get(c, "domain"));
+            json_object_set_new(cfg, d ? d : "", rt_control_cert_public(c));
+        }
+        // ordered by domain (rt_store_cfg_document sorts by key)
+        json_t *keyed = json_pack("{s:{}, s:{}, s:o}", "routes", "regions", "certificates", cfg);
+        json_t *doc = rt_store_cfg_document(keyed, 0, NULL);
+        json_decref(keyed);
+        rt_result_ok(result, 200, json_incref(json_object_get(doc, "certificates")));
+        json_decref(doc);
+    } else if (strcmp(what, "versions") == 0) {
+        json_t *out = json_array();
+        for (size_t i = json_array_size(self->data.history); i-- > 0;) {
+            json_t *h = json_array_get(self->data.history, i);
+            json_t *e = json_object();
+            static const char *const shown[] = {"version", "at", "by", "summary"};
+            for (size_t f = 0; f < PROTO_ARRAY_SIZE(shown); f++)
+                if (json_object_get(h, shown[f]))
+                    json_object_set(e, shown[f], json_object_get(h, shown[f]));
+            json_array_append_new(out, e);
+        }
+        rt_result_ok(result, 200, out);
+    } else if (strcmp(what, "version") == 0) {
+        json_t *cfg = rt_control_cfg_at(self, key, result);
+        if (cfg) {
+            json_t *redacted = rt_history_redact(cfg);
+            json_decref(cfg);
+            uint64_t v = 0;
+            rt_control_parse_version(key, &v);
+            json_t *doc = rt_store_cfg_document(redacted, v, NULL);
+            json_decref(redacted);
+            json_object_del(doc, "format");
+            json_object_del(doc, "history");
+            int at = -1;
+            size_t i;
+            json_t *h;
+            json_array_foreach(self->data.history, i, h)
+            {
+                if (json_integer_value(json_object_get(h, "version")) == (json_int_t) v)
+                    at = (int) i;
+            }
+            if (at >= 0) {
+                h = json_array_get(self->data.history, (size_t) at);
+                json_object_set(doc, "at", json_object_get(h, "at"));
+                json_object_set(doc, "by", json_object_get(h, "by"));
+                json_object_set(doc, "summary", json_object_get(h, "summary"));
+            }
+            rt_result_ok(result, 200, doc);
+        }
+    } else if (strcmp(what, "diff") == 0) {
+        char from[32] = "", to[32] = "";
+        const char *colon = strchr(key, ':');
+        if (colon && (size_t) (colon - key) < sizeof from && strlen(colon + 1) < sizeof to) {
+            memcpy(from, key, (size_t) (colon - key));
+            proto_strlcpy(to, colon + 1, sizeof to);
+        }
+        uint64_t va = 0, vb = 0;
+        json_t *a = NULL, *b = NULL;
+        if (!rt_control_parse_version(from, &va))
+            rt_result_error(result, 400, "from", "from: '%.32s' is not a version number", from);
+        else if (!rt_control_parse_version(to, &vb))
+            rt_result_error(result, 400, "to", "to: '%.32s' is not a version number", to);
+        else if ((a = rt_control_cfg_at(self, from, result)) != NULL
+                 && (b = rt_control_cfg_at(self, to, result)) != NULL) {
+            json_t *diff = rt_history_diff(a, b);
+            json_object_set_new(diff, "from", json_integer((json_int_t) va));
+            json_object_set_new(diff, "to", json_integer((json_int_t) vb));
+            rt_result_ok(result, 200, diff);
+        }
+        json_decref(a);
+        json_decref(b);
+    } else {
+        rt_result_error(result, 400, "what", "config.get of '%s' is not supported", what);
+    }
+    result->version = self->data.version;
+}
