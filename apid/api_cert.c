@@ -461,6 +461,29 @@ api_cert_parse(const char *text, size_t len, api_error_t *err)
 }
 
 int
+api_cert_check_pair(const char *key, const char *cert, api_error_t *err)
+{
+    ERR_clear_error();
+    s_cert_t c;
+    memset(&c, 0, sizeof c);
+    json_t *jcert = json_string(cert);
+    json_t *jkey = key ? json_string(key) : NULL;
+    bool ok = jcert != NULL && (key == NULL || jkey != NULL);
+    if (!ok)
+        api_error_set(err, "invalid_value", jcert ? "key" : "cert", "not UTF-8 text");
+    ok = ok && s_check_chain(jcert, &c, err);
+    ok = ok && (jkey == NULL || s_check_key(jkey, &c, err));
+    ok = ok && (jkey == NULL || s_check_match(&c, err));
+    for (int i = 0; i < c.nchain; i++)
+        X509_free(c.chain[i]);
+    EVP_PKEY_free(c.key);
+    json_decref(jcert);
+    json_decref(jkey);
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int
 api_cert_domain_normalize(const char *text, char *out, size_t cap)
 {
     return proto_route_vhost_normalize(text, out, cap);

@@ -57,6 +57,13 @@
 //  with err filled.
 json_t *api_cert_parse(const char *text, size_t len, api_error_t *err);
 
+//  Check a route's "ssl" pair (SPEC §4: the same rules as a certificate
+//  body): cert a PEM chain, key one unencrypted private key matching the
+//  leaf; key NULL checks cert alone (a GET -> edit -> PUT sends the key
+//  back redacted: the router keeps the stored one). Returns 0, or -1 with
+//  err on "cert" or "key".
+int api_cert_check_pair(const char *key, const char *cert, api_error_t *err);
+
 //  Write the stored form of a certificate domain (lower-case) into out, of
 //  cap bytes (PROTO_ROUTE_VHOST_MAX + 1 is enough). Returns 0, or -1 if
 //  text is not a valid domain (out is then "").

@@ -25,6 +25,7 @@
 #include "proto_route.h"
 #include "proto_strategy.h"
 #include "proto_util.h"
+#include "api_cert.h"
 #include "api_route.h"
 
 //  Read-only runtime fields of a backend, accepted and ignored in a body.
@@ -850,12 +851,12 @@ s_check_rate_limit(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 static bool
 s_check_pem(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
-    (void) f;
     const char *s = NULL;
     size_t len = 0;
     if (!s_get_str(c, value, 1, 1048576, &s, &len))
         return false;
-    if (strstr(s, "-----BEGIN ") == NULL)
+    bool kept = strcmp(f->name, "key") == 0 && strcmp(s, API_ROUTE_KEY_REDACTED) == 0;
+    if (!kept && strstr(s, "-----BEGIN ") == NULL)
         return s_fail(c, "invalid_value", "expected PEM text (-----BEGIN ...)");
     *out = json_incref(value);
     return true;
@@ -881,6 +882,16 @@ s_check_ssl(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
         ok = s_fail_at(c, "key", "missing_field", "required");
     if (ok && slots[1] == NULL)
         ok = s_fail_at(c, "cert", "missing_field", "required");
+    if (ok) {
+        // the pair as POST /certificates checks it; the key sent back
+        // redacted from a GET means "keep the stored one" (the router's)
+        const char *key = json_string_value(slots[0]);
+        api_error_t perr = {0};
+        if (api_cert_check_pair(strcmp(key, API_ROUTE_KEY_REDACTED) == 0 ? NULL : key,
+                                json_string_value(slots[1]), &perr)
+            != 0)
+            ok = s_fail_at(c, perr.field, perr.code, "%s", perr.message);
+    }
     if (!ok) {
         s_free_slots(slots, 2);
         return false;

@@ -41,6 +41,9 @@
 #define API_URL_MAX          2048 // bytes of authProvider
 #define API_AUTH_ENTRIES_MAX 1000 // auth users or tokens
 
+//  A route's ssl.key as GET answers it; sent back, it keeps the stored key.
+#define API_ROUTE_KEY_REDACTED "[redacted]"
+
 //  Validate and normalize a route body of len bytes (need not end in NUL).
 //  path_vhost is the vHost of a PUT's path (lower-case) or NULL: when given,
 //  a body vHost must equal it (case-insensitively, else 400 on "vHost") and

@@ -73,7 +73,14 @@ s_stage(rt_control_t *self,
 {
     rt_result_t answer = {0};
     rt_result_ok(&answer, status, body);
-    if (answer.status >= 400) {
+    bool same = json_array_size(changes) > 0;
+    for (size_t i = 0; same && i < json_array_size(changes); i++) {
+        json_t *c = json_array_get(changes, i);
+        same = json_equal(json_object_get(c, "before"), json_object_get(c, "after"));
+    }
+    if (answer.status >= 400 || same) {
+        // refused, or nothing would change (the same object again): no new
+        // version, as for /dead on a backend already dead
         *result = answer;
         rt_table_destroy(&table);
         json_decref(regions);
@@ -366,6 +373,14 @@ s_put_route(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
         }
     }
     rt_error_t err = {.message = ""};
+    char lower[PROTO_ROUTE_VHOST_MAX + 1] = "";
+    const char *vh = json_string_value(json_object_get(body, "vHost"));
+    if (vh && proto_route_vhost_normalize(vh, lower, sizeof lower) == 0
+        && rt_route_keep_ssl_key(body, rt_table_get(self->data.table, lower), &err) != 0) {
+        json_decref(body);
+        rt_result_route_error(result, &err);
+        return;
+    }
     rt_route_t *route = rt_route_new(body, self->region, &err);
     json_decref(body);
     if (route == NULL) {

@@ -471,7 +471,35 @@ rt_route_to_api(const rt_route_t *route)
     json_t *backends = json_object_get(out, "backends");
     for (uint32_t i = 0; i < route->backends_count; i++)
         s_add_runtime(json_array_get(backends, i), &route->backends[i]);
+    // a private key is never answered; sent back as it is, it means "keep
+    // the stored key" (rt_route_keep_ssl_key)
+    json_t *ssl = json_object_get(out, "ssl");
+    if (json_is_object(ssl) && json_object_get(ssl, "key"))
+        json_object_set_new(ssl, "key", json_string(RT_ROUTE_KEY_REDACTED));
     return out;
+}
+
+int
+rt_route_keep_ssl_key(json_t *doc, const rt_route_t *old, rt_error_t *err)
+{
+    json_t *ssl = json_object_get(doc, "ssl");
+    const char *key = json_string_value(json_object_get(ssl, "key"));
+    if (key == NULL || strcmp(key, RT_ROUTE_KEY_REDACTED) != 0)
+        return 0;
+    json_t *old_ssl = old ? json_object_get(old->doc, "ssl") : NULL;
+    const char *old_key = json_string_value(json_object_get(old_ssl, "key"));
+    const char *old_cert = json_string_value(json_object_get(old_ssl, "cert"));
+    const char *cert = json_string_value(json_object_get(ssl, "cert"));
+    if (old_key == NULL || old_cert == NULL || cert == NULL || strcmp(old_cert, cert) != 0) {
+        snprintf(err->message, sizeof err->message,
+                 "ssl.key: \"%s\" keeps the stored key only for the same certificate; send the "
+                 "key",
+                 RT_ROUTE_KEY_REDACTED);
+        proto_strlcpy(err->field, "ssl.key", sizeof err->field);
+        return -1;
+    }
+    json_object_set_new(ssl, "key", json_string(old_key));
+    return 0;
 }
 
 json_t *

@@ -104,6 +104,15 @@ void rt_route_carry_state(rt_route_t *to, const rt_route_t *from);
 //  (isDead, deadSince, failureCount, latencyMs). Caller owns the result.
 json_t *rt_route_to_api(const rt_route_t *route);
 
+//  What the API shows instead of a route's ssl.key (rt_route_to_api).
+#define RT_ROUTE_KEY_REDACTED "[redacted]"
+
+//  GET -> edit -> PUT of a route with TLS: an ssl.key of
+//  RT_ROUTE_KEY_REDACTED in doc is replaced by old's stored key when the
+//  certificate is old's. Returns 0 (doc has a real key or none), or -1 with
+//  err on "ssl.key" (no stored key, or a different certificate).
+int rt_route_keep_ssl_key(json_t *doc, const rt_route_t *old, rt_error_t *err);
+
 //  One backend as the API shows it. Caller owns the result.
 json_t *rt_route_backend_to_api(const rt_route_t *route, size_t index);
 

@@ -29,6 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "t_pki.h"
 #include "../../apid/api_cert.h"
 
 typedef struct {
@@ -46,69 +47,6 @@ typedef struct {
 // --------------------------------------------------------------------------
 // Making keys and certificates
 
-static char *
-t_bio_text(BIO *bio)
-{
-    char *data = NULL;
-    long n = BIO_get_mem_data(bio, &data);
-    assert_true(n > 0);
-    char *s = malloc((size_t) n + 1);
-    memcpy(s, data, (size_t) n);
-    s[n] = '\0';
-    BIO_free(bio);
-    return s;
-}
-
-static char *
-t_key_pem(EVP_PKEY *key)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), 1);
-    return t_bio_text(bio);
-}
-
-static char *
-t_cert_pem(X509 *x)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_X509(bio, x), 1);
-    return t_bio_text(bio);
-}
-
-//  A certificate for key with subject CN=cn, O=org, valid from..to ("YYYYMMDDHHMMSSZ"),
-//  signed by ca (ca_key), or self-signed when ca is NULL. Returns its PEM.
-static char *
-t_cert(EVP_PKEY *key,
-       const char *cn,
-       const char *from,
-       const char *to,
-       X509 *ca,
-       EVP_PKEY *ca_key,
-       X509 **out)
-{
-    X509 *x = X509_new();
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
-    assert_int_equal(ASN1_TIME_set_string(X509_getm_notBefore(x), from), 1);
-    assert_int_equal(ASN1_TIME_set_string(X509_getm_notAfter(x), to), 1);
-    assert_int_equal(X509_set_pubkey(x, key), 1);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *) "Switchyard, Test",
-                               -1, -1, 0);
-    X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : name);
-    EVP_PKEY *signer = ca ? ca_key : key;
-    const EVP_MD *md = EVP_PKEY_get_id(signer) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
-    assert_true(X509_sign(x, signer, md) > 0);
-    char *pem = t_cert_pem(x);
-    if (out)
-        *out = x;
-    else
-        X509_free(x);
-    return pem;
-}
-
 static int
 t_setup(void **state)
 {
@@ -121,23 +59,23 @@ t_setup(void **state)
     f->leaf_key = EVP_EC_gen("P-256");
     if (!f->ec || !f->ec2 || !f->ed || !f->rsa || !f->ca_key || !f->leaf_key)
         return -1;
-    f->ec_key = t_key_pem(f->ec);
-    f->ec2_key = t_key_pem(f->ec2);
-    f->ed_key = t_key_pem(f->ed);
-    f->rsa_key = t_key_pem(f->rsa);
-    f->ca_key_pem = t_key_pem(f->ca_key);
-    f->leaf_key_pem = t_key_pem(f->leaf_key);
+    f->ec_key = t_pki_key_pem(f->ec);
+    f->ec2_key = t_pki_key_pem(f->ec2);
+    f->ed_key = t_pki_key_pem(f->ed);
+    f->rsa_key = t_pki_key_pem(f->rsa);
+    f->ca_key_pem = t_pki_key_pem(f->ca_key);
+    f->leaf_key_pem = t_pki_key_pem(f->leaf_key);
     const char *from = "20261205100000Z", *to = "20361205100000Z";
-    f->ec_cert = t_cert(f->ec, "api.example.com", from, to, NULL, NULL, NULL);
-    f->ec2_cert = t_cert(f->ec2, "other.example.com", from, to, NULL, NULL, NULL);
-    f->ed_cert = t_cert(f->ed, "default", from, to, NULL, NULL, NULL);
-    f->rsa_cert = t_cert(f->rsa, "rsa.example.com", from, to, NULL, NULL, NULL);
+    f->ec_cert = t_pki_cert(f->ec, "api.example.com", from, to, NULL, NULL, NULL);
+    f->ec2_cert = t_pki_cert(f->ec2, "other.example.com", from, to, NULL, NULL, NULL);
+    f->ed_cert = t_pki_cert(f->ed, "default", from, to, NULL, NULL, NULL);
+    f->rsa_cert = t_pki_cert(f->rsa, "rsa.example.com", from, to, NULL, NULL, NULL);
     X509 *ca;
-    f->ca_cert = t_cert(f->ca_key, "Test CA", from, to, NULL, NULL, &ca);
-    f->leaf_cert = t_cert(f->leaf_key, "*.example.com", from, to, ca, f->ca_key, NULL);
+    f->ca_cert = t_pki_cert(f->ca_key, "Test CA", from, to, NULL, NULL, &ca);
+    f->leaf_cert = t_pki_cert(f->leaf_key, "*.example.com", from, to, ca, f->ca_key, NULL);
     X509_free(ca);
-    f->old_cert =
-        t_cert(f->ec, "old.example.com", "20190101000000Z", "20200101000000Z", NULL, NULL, NULL);
+    f->old_cert = t_pki_cert(f->ec, "old.example.com", "20190101000000Z", "20200101000000Z", NULL,
+                             NULL, NULL);
     *state = f;
     return 0;
 }
@@ -338,7 +276,7 @@ test_key_types(void **state)
     BIO_puts(bio, "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n");
     assert_int_equal(PEM_write_bio_PrivateKey_traditional(bio, f->ec, NULL, NULL, 0, NULL, NULL),
                      1);
-    char *traditional = t_bio_text(bio);
+    char *traditional = t_pki_bio_text(bio);
     assert_non_null(strstr(traditional, "-----BEGIN EC PRIVATE KEY-----"));
     out = t_accept_free(t_body("domain", "a.com", "key", traditional, "cert", f->ec_cert, NULL));
     assert_string_equal(t_str(out, "key"), f->ec_key); // stored as PKCS#8
@@ -457,7 +395,7 @@ test_encrypted_key(void **state)
     BIO *bio = BIO_new(BIO_s_mem());
     assert_int_equal(
         PEM_write_bio_PKCS8PrivateKey(bio, f->ec, EVP_aes_256_cbc(), "secret", 6, NULL, NULL), 1);
-    char *pkcs8 = t_bio_text(bio);
+    char *pkcs8 = t_pki_bio_text(bio);
     assert_non_null(strstr(pkcs8, "ENCRYPTED PRIVATE KEY"));
     const char *m = t_expect_free(t_body("domain", "a.com", "key", pkcs8, "cert", f->ec_cert, NULL),
                                   "invalid_value", "key");
@@ -467,7 +405,7 @@ test_encrypted_key(void **state)
     assert_int_equal(PEM_write_bio_PrivateKey_traditional(
                          bio, f->ec, EVP_aes_128_cbc(), (unsigned char *) "secret", 6, NULL, NULL),
                      1);
-    char *traditional = t_bio_text(bio);
+    char *traditional = t_pki_bio_text(bio);
     assert_non_null(strstr(traditional, "Proc-Type: 4,ENCRYPTED"));
     t_expect_free(t_body("domain", "a.com", "key", traditional, "cert", f->ec_cert, NULL),
                   "invalid_value", "key");

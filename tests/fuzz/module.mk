@@ -4,9 +4,9 @@
 FUZZ_prescan_SRCS := gateway/gw_prescan.c
 FUZZ_chunk_SRCS := gateway/gw_chunk.c
 FUZZ_chunk_LIBS := -lhttp_parser
-FUZZ_route_json_SRCS := apid/api_route.c apid/api_json.c protocol/proto_route.c \
+FUZZ_route_json_SRCS := apid/api_route.c apid/api_cert.c apid/api_json.c protocol/proto_route.c \
                         protocol/proto_strategy.c protocol/proto_util.c
-FUZZ_route_json_LIBS := -ljansson -lm
+FUZZ_route_json_LIBS := -ljansson -lcrypto -lm
 FUZZ_cert_json_SRCS := apid/api_cert.c apid/api_json.c protocol/proto_route.c \
                        protocol/proto_strategy.c protocol/proto_util.c
 FUZZ_cert_json_LIBS := -ljansson -lcrypto -lm

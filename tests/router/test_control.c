@@ -206,9 +206,16 @@ test_put_route(void **state)
                         "PUT route api.example.com");
     json_decref(file);
 
-    // replace: 200, next version
+    // the same route again: 200, not a change (no new version)
     assert_int_equal(s_put(fx, "route", "API.example.com", NULL, 0, s_api), 200);
+    assert_int_equal(fx->result.version, 1);
+    assert_false(fx->result.changed);
+    // replace: 200, next version
+    assert_int_equal(s_put(fx, "route", "API.example.com", NULL, 0,
+                           "{\"vHost\": \"api.example.com\", \"backends\": [], \"retries\": 1}"),
+                     200);
     assert_int_equal(fx->result.version, 2);
+    assert_true(fx->result.changed);
     assert_int_equal(s_get(fx, "routes", NULL), 200);
     json_t *all = s_body(fx);
     assert_int_equal(json_array_size(all), 1);

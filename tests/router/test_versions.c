@@ -231,6 +231,28 @@ test_certificates(void **state)
     assert_int_equal(rt_control_version(fx->ctl), 5);
 }
 
+//  The same object again is not a change: 200, no new version, no commit.
+static void
+test_same_again_is_no_change(void **state)
+{
+    s_fixture_t *fx = *state;
+    char *body = s_cert_body("a.com", "CN=a");
+    assert_int_equal(s_put(fx, "certificate", "a.com", body), 201);
+    assert_int_equal(s_put(fx, "certificate", "a.com", body), 200);
+    assert_false(fx->ans[fx->answers - 1].changed);
+    free(body);
+    assert_int_equal(s_put(fx, "route", "a.example.com", s_route_a), 201);
+    assert_int_equal(s_put(fx, "route", "a.example.com", s_route_a), 200);
+    assert_false(fx->ans[fx->answers - 1].changed);
+    assert_int_equal(s_put(fx, "region", "2", "{\"publicAddress\": \"r2\"}"), 201);
+    assert_int_equal(s_put(fx, "region", "2", "{\"publicAddress\": \"r2:80\"}"), 200);
+    assert_int_equal(rt_control_version(fx->ctl), 3);
+    assert_int_equal(fx->store.commits, 3);
+    // a real change still is one
+    assert_int_equal(s_put(fx, "region", "2", "{\"publicAddress\": \"r3\"}"), 200);
+    assert_int_equal(rt_control_version(fx->ctl), 4);
+}
+
 static void
 test_certificate_shape(void **state)
 {
@@ -504,6 +526,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_certificates, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_certificate_shape, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_same_again_is_no_change, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_version_get, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_diff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback, s_setup, s_teardown),
