@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "gw_actor.h"
 #include "gw_conn.h"
 #include "gw_proxy.h"
@@ -300,6 +302,22 @@ gw_config_load(gw_config_t *cfg, int argc, char **argv)
         proto_url_redact(cfg->redis_url, shown, sizeof shown);
         fprintf(stderr, "gateway: bad value for REDIS_URL: '%s' (%s)\n", shown, err);
         return 2;
+    }
+    // the token's id in the configuration history (SPEC §5 "by"): a
+    // fingerprint that tells tokens apart without revealing one
+    proto_strlcpy(cfg->admin_principal, "local", sizeof cfg->admin_principal);
+    if (cfg->admin_token && *cfg->admin_token) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        if (EVP_Digest(cfg->admin_token, strlen(cfg->admin_token), md, &mdlen, EVP_sha256(), NULL)
+            != 1) {
+            fprintf(stderr, "gateway: cannot hash ADMIN_TOKEN (OpenSSL)\n");
+            return 2;
+        }
+        int n = snprintf(cfg->admin_principal, sizeof cfg->admin_principal, "token-");
+        for (unsigned i = 0; i < 6; i++)
+            n += snprintf(cfg->admin_principal + n, sizeof cfg->admin_principal - (size_t) n,
+                          "%02x", md[i]);
     }
     if ((cfg->admin_token == NULL || *cfg->admin_token == '\0')
         && !s_loopback_host(cfg->admin_addr.host)) {

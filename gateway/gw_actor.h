@@ -21,18 +21,19 @@
 #include "proto_actor.h"
 
 typedef struct {
-    proto_common_config_t common;     // settings every actor has
-    proto_addr_t http_addr;           // GATEWAY_HTTP_ADDR
-    proto_addr_t https_addr;          // GATEWAY_HTTPS_ADDR (port 0: unset, no HTTPS listener)
-    proto_addr_t admin_addr;          // GATEWAY_ADMIN_ADDR
-    char *admin_token;                // ADMIN_TOKEN (secret) or NULL
-    char *trusted_proxies;            // GATEWAY_TRUSTED_PROXIES
-    int64_t lease_ttl_ms;             // GATEWAY_LEASE_TTL (0: no reuse)
-    int64_t decision_timeout_ms;      // GATEWAY_DECISION_TIMEOUT
-    int64_t connect_timeout_ms;       // GATEWAY_CONNECT_TIMEOUT
-    int64_t header_timeout_ms;        // GATEWAY_HEADER_TIMEOUT
-    int64_t body_timeout_ms;          // GATEWAY_BODY_TIMEOUT: longest pause between two body reads
-    int64_t idle_timeout_ms;          // GATEWAY_IDLE_TIMEOUT
+    proto_common_config_t common; // settings every actor has
+    proto_addr_t http_addr;       // GATEWAY_HTTP_ADDR
+    proto_addr_t https_addr;      // GATEWAY_HTTPS_ADDR (port 0: unset, no HTTPS listener)
+    proto_addr_t admin_addr;      // GATEWAY_ADMIN_ADDR
+    char *admin_token;            // ADMIN_TOKEN (secret) or NULL
+    char admin_principal[24];     // who changes config: "token-<12 hex of its SHA-256>" or "local"
+    char *trusted_proxies;        // GATEWAY_TRUSTED_PROXIES
+    int64_t lease_ttl_ms;         // GATEWAY_LEASE_TTL (0: no reuse)
+    int64_t decision_timeout_ms;  // GATEWAY_DECISION_TIMEOUT
+    int64_t connect_timeout_ms;   // GATEWAY_CONNECT_TIMEOUT
+    int64_t header_timeout_ms;    // GATEWAY_HEADER_TIMEOUT
+    int64_t body_timeout_ms;      // GATEWAY_BODY_TIMEOUT: longest pause between two body reads
+    int64_t idle_timeout_ms;      // GATEWAY_IDLE_TIMEOUT
     int64_t upstream_idle_timeout_ms; // GATEWAY_UPSTREAM_IDLE_TIMEOUT: pooled upstream idle limit
     int64_t drain_timeout_ms;         // GATEWAY_DRAIN_TIMEOUT
     int64_t max_connections;          // GATEWAY_MAX_CONNECTIONS

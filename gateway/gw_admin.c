@@ -145,7 +145,7 @@ s_hand_over(
     if (msg.admin_request.body.data == NULL)
         msg.admin_request.body.data = (const uint8_t *) "";
     msg.admin_request.client = req->client_ip;
-    msg.admin_request.principal = gw->cfg->admin_token ? "admin-token" : "local";
+    msg.admin_request.principal = gw->cfg->admin_principal;
     int rc = proto_bus_request(gw->bus, kind, &msg, gw->cfg->admin_timeout_ms, s_on_response, req);
     for (uint32_t i = 0; i < n; i++)
         free(values[i]);

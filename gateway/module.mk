@@ -5,4 +5,4 @@ GATEWAY_MODULES := gateway/gw_actor.c gateway/gw_admin.c gateway/gw_buf.c gatewa
         gateway/gw_report.c
 GATEWAY_MODULES += gateway/gw_chunk.c
 gateway_SRCS := gateway/main.c $(GATEWAY_MODULES)
-gateway_LIBS := -lhttp_parser
+gateway_LIBS := -lhttp_parser -lcrypto
