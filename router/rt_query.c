@@ -14,6 +14,33 @@
 #include "rt_history.h"
 #include "rt_store.h"
 
+//  What healthd probes: every served route (the API's and seed 002's) with
+//  its health path and backends (config.get what=health, healthd/README.md).
+static json_t *
+s_health(const rt_table_t *table)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < rt_table_size(table); i++) {
+        const rt_route_t *route = rt_table_at(table, i);
+        const char *path = json_string_value(json_object_get(route->doc, "healthPath"));
+        json_t *backends = json_array();
+        json_t *docs = json_object_get(route->doc, "backends");
+        for (uint32_t b = 0; b < route->backends_count; b++) {
+            const rt_backend_t *be = &route->backends[b];
+            const char *probe =
+                json_string_value(json_object_get(json_array_get(docs, b), "probe"));
+            json_array_append_new(
+                backends, json_pack("{s:s, s:s, s:i, s:s, s:s, s:b}", "id", be->id, "hostname",
+                                    be->host, "port", (int) be->port, "region", be->region, "probe",
+                                    probe ? probe : "http", "maintenance", be->maint));
+        }
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o}", "route", route->id, "vHost",
+                                             route->vhost, "healthPath", path ? path : "/",
+                                             "backends", backends));
+    }
+    return out;
+}
+
 void
 rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *result)
 {
@@ -33,6 +60,8 @@ rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *r
             rt_result_ok(result, 200, rt_route_to_api(route));
         else
             rt_result_error(result, 404, NULL, "no route for vHost '%s'", key);
+    } else if (strcmp(what, "health") == 0) {
+        rt_result_ok(result, 200, s_health(rt_control_table(self)));
     } else if (strcmp(what, "regions") == 0) {
         rt_result_ok(result, 200, json_deep_copy(self->data.regions));
     } else if (strcmp(what, "certificates") == 0) {

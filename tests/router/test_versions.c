@@ -231,6 +231,55 @@ test_certificates(void **state)
     assert_int_equal(rt_control_version(fx->ctl), 5);
 }
 
+//  Another router's configuration at version: one route b.example.com.
+static void
+s_theirs(rt_store_data_t *data, uint64_t version)
+{
+    json_t *doc = json_pack("{s:i, s:I, s:[{s:s, s:[{s:s, s:i}]}]}", "format", RT_STORE_FORMAT,
+                            "version", (json_int_t) version, "routes", "vHost", "b.example.com",
+                            "backends", "hostname", "10.1.1.1", "port", 80);
+    char err[256];
+    assert_int_equal(rt_store_parse(doc, "eu-1", data, err, sizeof err), 0);
+    json_decref(doc);
+}
+
+//  config.get health: every served route with its health path and backends,
+//  seed 002's included (what healthd probes).
+static void
+test_health_list(void **state)
+{
+    s_fixture_t *fx = *state;
+    assert_int_equal(
+        s_put(fx, "route", "a.example.com",
+              "{\"healthPath\": \"/hz\", \"backends\": [{\"hostname\": \"10.0.0.1\", "
+              "\"port\": 80, \"probe\": \"tcp\"}, {\"hostname\": \"10.0.0.2\", \"port\": 81}]}"),
+        201);
+    proto_config_put_t dead = {
+        .what = "dead", .key = "a.example.com", .sub = "10.0.0.2:81", .by = ""};
+    rt_control_put(fx->ctl, &dead, S_NOW, s_on_done, fx);
+    rt_store_data_t edge = {0};
+    s_theirs(&edge, 1); // a table with b.example.com, used as seed 002's routes
+    rt_control_set_edge(fx->ctl, edge.table, NULL);
+    edge.table = NULL;
+    rt_store_data_clear(&edge);
+    assert_int_equal(s_get(fx, "health", NULL), 200);
+    json_t *list = s_json(fx->get.body);
+    assert_int_equal(json_array_size(list), 2);
+    json_t *a = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(a, "vHost")), "a.example.com");
+    assert_string_equal(json_string_value(json_object_get(a, "healthPath")), "/hz");
+    json_t *b0 = json_array_get(json_object_get(a, "backends"), 0);
+    assert_string_equal(json_string_value(json_object_get(b0, "probe")), "tcp");
+    assert_int_equal(json_integer_value(json_object_get(b0, "port")), 80);
+    assert_false(json_is_true(json_object_get(b0, "maintenance")));
+    json_t *b1 = json_array_get(json_object_get(a, "backends"), 1);
+    assert_true(json_is_true(json_object_get(b1, "maintenance")));
+    json_t *b = json_array_get(list, 1);
+    assert_string_equal(json_string_value(json_object_get(b, "vHost")), "b.example.com");
+    assert_string_equal(json_string_value(json_object_get(b, "healthPath")), "/");
+    json_decref(list);
+}
+
 //  The same object again is not a change: 200, no new version, no commit.
 static void
 test_same_again_is_no_change(void **state)
@@ -439,18 +488,6 @@ test_store_failures(void **state)
     assert_int_equal(fx->ans[fx->answers - 1].version, 1);
 }
 
-//  Another router's configuration at version: one route b.example.com.
-static void
-s_theirs(rt_store_data_t *data, uint64_t version)
-{
-    json_t *doc = json_pack("{s:i, s:I, s:[{s:s, s:[{s:s, s:i}]}]}", "format", RT_STORE_FORMAT,
-                            "version", (json_int_t) version, "routes", "vHost", "b.example.com",
-                            "backends", "hostname", "10.1.1.1", "port", 80);
-    char err[256];
-    assert_int_equal(rt_store_parse(doc, "eu-1", data, err, sizeof err), 0);
-    json_decref(doc);
-}
-
 static void
 test_conflict_reloads_and_retries(void **state)
 {
@@ -527,6 +564,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_certificates, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_certificate_shape, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_same_again_is_no_change, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_health_list, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_version_get, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_diff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback, s_setup, s_teardown),
