@@ -14,11 +14,13 @@
 #include "proto_log.h"
 #include "proto_util.h"
 #include "api_actor.h"
+#include "api_health.h"
 #include "api_http.h"
 
 struct api_actor {
     proto_actor_t *actor; // loop, bus, signals
     api_http_t *http;     // the control API handler
+    api_health_t *health; // /api/health and below
     ev_timer drain_timer; // bounds the wait for calls in flight at a signal
     int64_t timeout_ms;   // APID_ROUTER_TIMEOUT
     bool stopping;        // a signal came
@@ -101,6 +103,13 @@ api_actor_new(const api_config_t *cfg)
     if (proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
         goto fail;
     self->http = api_http_new(proto_actor_bus(self->actor), cfg->router_timeout_ms);
+    self->health = api_health_new(proto_actor_loop(self->actor), proto_actor_bus(self->actor),
+                                  &cfg->common, err, sizeof err);
+    if (self->health == NULL) {
+        log_error("cannot start the health census", LOG_S("error", err));
+        goto fail;
+    }
+    api_http_set_health(self->http, self->health);
     proto_actor_on_signal(self->actor, s_on_signal, self);
     return self;
 fail:
@@ -123,6 +132,9 @@ api_actor_destroy(api_actor_t **self_p)
     if (self->actor)
         ev_timer_stop(proto_actor_loop(self->actor), &self->drain_timer);
     // the bus first: it drops its pending requests, so no reply can reach a freed call
+    // the census's watchers are on the actor's loop: before it goes (nothing
+    // runs in between, so no bus reply reaches a freed wait)
+    api_health_destroy(&self->health);
     proto_actor_destroy(&self->actor);
     api_http_destroy(&self->http);
     free(self);

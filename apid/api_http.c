@@ -16,6 +16,7 @@
 
 #include "proto_log.h"
 #include "proto_util.h"
+#include "api_health.h"
 #include "api_http.h"
 
 #define S_SEGMENTS_MAX 8 // path segments looked at
@@ -677,6 +678,7 @@ struct api_http {
     bool draining;             // stopping: new calls get 503
     api_http_idle_fn *on_idle; // called when draining and no call waits
     void *idle_arg;            // its argument
+    api_health_t *health;      // /api/health..., or NULL
 };
 
 static void
@@ -777,6 +779,11 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
     call->ret = in->ret;
     call->start_us = start_us;
     proto_strlcpy(call->method, req->method, sizeof call->method);
+    if (!self->draining && self->health
+        && api_health_handle(self->health, &in->ret, req->method, req->path)) {
+        free(call);
+        return;
+    }
     api_plan_t *plan = &call->plan;
     if (self->draining) {
         plan->op = API_OP_NONE;
@@ -838,6 +845,12 @@ api_http_new(proto_bus_t *bus, int64_t router_timeout_ms)
     self->timeout_ms = router_timeout_ms;
     proto_bus_on(bus, PROTO_ADMIN_REQUEST, s_on_admin_request, self);
     return self;
+}
+
+void
+api_http_set_health(api_http_t *self, api_health_t *health)
+{
+    self->health = health;
 }
 
 size_t

@@ -112,6 +112,11 @@ api_http_t *api_http_new(proto_bus_t *bus, int64_t router_timeout_ms);
 //  Calls waiting for the router.
 size_t api_http_pending(const api_http_t *self);
 
+//  Hand /api/health and below to health (borrowed; NULL: 404 like any
+//  unknown path).
+typedef struct api_health api_health_t;
+void api_http_set_health(api_http_t *self, api_health_t *health);
+
 //  Stop taking calls (new ones get 503) and call fn(arg) once no call is
 //  waiting any more (at once if none is).
 typedef void(api_http_idle_fn)(void *arg);
