@@ -407,6 +407,24 @@ s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
     log_debug("configuration changed", LOG_U("version", in->msg.config_changed.version));
 }
 
+//  healthd: a backend went down or up. Leases holding a dead backend are
+//  dropped (asked again before their next use; the backend is skipped by
+//  the requests holding them), and a recovery expires the route's leases so
+//  the backend is offered again.
+static void
+s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    gw_actor_t *self = arg;
+    const proto_backend_state_t *st = &in->msg.backend_state;
+    size_t n = st->up ? gw_leases_backend_up(self->leases, st->route, st->backend)
+                      : gw_leases_backend_down(self->leases, st->route, st->backend);
+    if (n > 0)
+        log_info(st->up ? "backend up: leases expired" : "backend down: leases dropped",
+                 LOG_S("route", st->route), LOG_S("backend", st->backend),
+                 LOG_S("reason", st->reason ? st->reason : ""), LOG_U("leases", n));
+}
+
 static void
 s_close_listeners(gw_actor_t *self)
 {
@@ -503,13 +521,16 @@ gw_actor_new(const gw_config_t *cfg)
     self->loop = proto_actor_loop(self->actor);
     self->bus = proto_actor_bus(self->actor);
     static const char *const router_topics[] = {"config.changed", NULL};
+    static const char *const healthd_topics[] = {"backend.state", NULL};
     if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, router_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0
         || proto_actor_use(self->actor, PROTO_KIND_APID, true, NULL) != 0
         || proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0
-        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
+        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_HEALTHD, false, healthd_topics) != 0)
         goto fail;
     proto_bus_on(self->bus, PROTO_CONFIG_CHANGED, s_on_config_changed, self);
+    proto_bus_on(self->bus, PROTO_BACKEND_STATE, s_on_backend_state, self);
     proto_actor_on_signal(self->actor, s_on_signal, self);
 
     gw_lease_config_t lc = {

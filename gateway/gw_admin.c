@@ -5,9 +5,10 @@
     over the bus and is ready only when a decision can be made: both answer
     and the router has found a balancer. /api/... needs `Authorization: Bearer <ADMIN_TOKEN>` when a
     token is set, loses its Authorization and Cookie headers (tokens never
-    reach the bus or taps), and is handed to apid as admin.request; /metrics
-    goes to statsd. No handler, or no answer within GATEWAY_ADMIN_TIMEOUT:
-    503 with a JSON error.
+    reach the bus or taps), and is handed to apid as admin.request, but for
+    /api/v1/stats and /api/v1/stats/... which go to statsd, as /metrics does.
+    No handler, or no answer within GATEWAY_ADMIN_TIMEOUT: 503 with a JSON
+    error.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,7 +292,11 @@ gw_admin_handle(gw_req_t *req)
                          "WWW-Authenticate: Bearer realm=\"switchyard\"\r\n");
             return;
         }
-        s_hand_over(req, PROTO_KIND_APID, target, path_len, query, query_len);
+        // the stats API is statsd's (SPEC §10), behind the same token
+        bool stats = s_path_is(target, path_len, "/api/v1/stats")
+                     || (path_len > 14 && memcmp(target, PROTO_LIT("/api/v1/stats/")) == 0);
+        s_hand_over(req, stats ? PROTO_KIND_STATSD : PROTO_KIND_APID, target, path_len, query,
+                    query_len);
         return;
     }
     s_json_error(req, 404, "not_found", "no such admin path", NULL);

@@ -445,6 +445,46 @@ gw_leases_expire_all(gw_leases_t *self)
         e->expires_ms = 0;
 }
 
+size_t
+gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend)
+{
+    size_t n = 0;
+    if (route == NULL || backend == NULL)
+        return 0;
+    for (s_entry_t *e = self->lru_head; e; e = e->lnext) {
+        gw_lease_t *l = e->lease;
+        if (l == NULL || strcmp(l->route, route) != 0)
+            continue;
+        for (uint32_t i = 0; i < l->ncands; i++)
+            if (strcmp(l->cands[i].id, backend) == 0) {
+                l->cands[i].failed = true;
+                e->expires_ms = 0;
+                n++;
+                break;
+            }
+    }
+    return n;
+}
+
+size_t
+gw_leases_backend_up(gw_leases_t *self, const char *route, const char *backend)
+{
+    size_t n = 0;
+    if (route == NULL || backend == NULL)
+        return 0;
+    for (s_entry_t *e = self->lru_head; e; e = e->lnext) {
+        gw_lease_t *l = e->lease;
+        if (l == NULL || strcmp(l->route, route) != 0)
+            continue;
+        for (uint32_t i = 0; i < l->ncands; i++)
+            if (strcmp(l->cands[i].id, backend) == 0)
+                l->cands[i].failed = false;
+        e->expires_ms = 0;
+        n++;
+    }
+    return n;
+}
+
 uint64_t
 gw_leases_stale(gw_leases_t *self)
 {

@@ -115,6 +115,20 @@ void gw_leases_on_config(gw_leases_t *self, uint64_t version);
 //  serves as stale fallback).
 void gw_leases_expire_all(gw_leases_t *self);
 
+//  healthd says backend of route went down: every cached lease of that
+//  route holding it is asked again before its next use, and the backend is
+//  marked failed in it, so requests already holding the lease skip it and
+//  the lease, if it must serve stale (no router), never sends to it.
+//  Returns how many leases were expired.
+size_t gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend);
+
+//  healthd says backend of route is alive again: every cached lease of that
+//  route is asked again before its next use (the recovered backend is not in
+//  a lease decided while it was down), and a lease that still holds it no
+//  longer skips it (so a stale lease serves it again). Returns how many
+//  leases were expired.
+size_t gw_leases_backend_up(gw_leases_t *self, const char *route, const char *backend);
+
 //  Asks that failed with an old lease served instead (also in pong as
 //  leases.stale, with leases.asks).
 uint64_t gw_leases_stale(gw_leases_t *self);

@@ -96,6 +96,8 @@ static const char *const s_fixed_counters[] = {
     (PROTO_ERR_COUNT - 1 + PROTO_ARRAY_SIZE(s_fixed_counters) + PROTO_KIND_COUNT)
 _Static_assert(S_BUILTIN_COUNTERS + PROTO_BUS_COUNTERS <= PROTO_PONG_COUNTERS_MAX,
                "pong's counters list cannot hold every counter");
+_Static_assert((int) PROTO_PROC_STATS_COUNTERS_MAX == (int) PROTO_PONG_COUNTERS_MAX,
+               "proc.stats carries the counters pong reports");
 
 struct proto_bus {
     struct ev_loop *loop;                            // the actor's loop
@@ -379,8 +381,10 @@ s_counter(proto_counter_t *c, size_t *n, size_t cap, const char *name, uint64_t 
     (*n)++;
 }
 
-static void
-s_answer_ping(proto_bus_t *self, proto_in_t *in)
+//  The counters pong and proc.stats report, into counters (PROTO_PONG_COUNTERS_MAX
+//  entries; names are borrowed from the bus). Returns how many.
+static size_t
+s_fill_counters(proto_bus_t *self, proto_counter_t *counters)
 {
     static const char *drop_names[PROTO_ERR_COUNT] = {
         NULL,
@@ -411,8 +415,7 @@ s_answer_ping(proto_bus_t *self, proto_in_t *in)
     };
     _Static_assert(PROTO_ARRAY_SIZE(fixed) == PROTO_ARRAY_SIZE(s_fixed_counters),
                    "a fixed counter without a name or value");
-    proto_counter_t counters[PROTO_PONG_COUNTERS_MAX];
-    size_t n = 0, cap = PROTO_ARRAY_SIZE(counters);
+    size_t n = 0, cap = PROTO_PONG_COUNTERS_MAX;
     for (int r = 1; r < PROTO_ERR_COUNT; r++)
         s_counter(counters, &n, cap, drop_names[r], self->dropped[r]);
     for (size_t i = 0; i < PROTO_ARRAY_SIZE(fixed); i++)
@@ -422,6 +425,14 @@ s_answer_ping(proto_bus_t *self, proto_in_t *in)
             s_counter(counters, &n, cap, peer_names[k], proto_bus_peers(self, k));
     for (size_t i = 0; i < self->ncounters; i++)
         s_counter(counters, &n, cap, self->counters[i].name, *self->counters[i].value);
+    return n;
+}
+
+static void
+s_answer_ping(proto_bus_t *self, proto_in_t *in)
+{
+    proto_counter_t counters[PROTO_PONG_COUNTERS_MAX];
+    size_t n = s_fill_counters(self, counters);
 
     proto_msg_t pong;
     proto_msg_init(&pong, PROTO_PONG);
@@ -439,21 +450,30 @@ s_answer_ping(proto_bus_t *self, proto_in_t *in)
     proto_bus_reply(self, &in->ret, &pong);
 }
 
-static void
-s_publish_stats(proto_bus_t *self)
+void
+proto_bus_proc_stats(proto_bus_t *self, proto_msg_t *msg, proto_counter_t *counters)
 {
     proto_proc_sample_t s;
     (void) proto_proc_sample(&s);
+    proto_msg_init(msg, PROTO_PROC_STATS);
+    msg->proc_stats.kind = self->kind;
+    msg->proc_stats.instance = self->instance;
+    msg->proc_stats.pid = (uint32_t) getpid();
+    msg->proc_stats.cpu_seconds = s.cpu_seconds;
+    msg->proc_stats.rss_bytes = s.rss_bytes;
+    msg->proc_stats.open_fds = s.open_fds;
+    msg->proc_stats.start_time = (double) self->start_ms / 1000.0;
+    msg->proc_stats.uptime_ms = (proto_mono_us() - self->start_us) / 1000;
+    msg->proc_stats.counters = counters;
+    msg->proc_stats.counters_count = (uint32_t) s_fill_counters(self, counters);
+}
+
+static void
+s_publish_stats(proto_bus_t *self)
+{
+    proto_counter_t counters[PROTO_PONG_COUNTERS_MAX];
     proto_msg_t msg;
-    proto_msg_init(&msg, PROTO_PROC_STATS);
-    msg.proc_stats.kind = self->kind;
-    msg.proc_stats.instance = self->instance;
-    msg.proc_stats.pid = (uint32_t) getpid();
-    msg.proc_stats.cpu_seconds = s.cpu_seconds;
-    msg.proc_stats.rss_bytes = s.rss_bytes;
-    msg.proc_stats.open_fds = s.open_fds;
-    msg.proc_stats.start_time = (double) self->start_ms / 1000.0;
-    msg.proc_stats.uptime_ms = (proto_mono_us() - self->start_us) / 1000;
+    proto_bus_proc_stats(self, &msg, counters);
     proto_bus_publish(self, &msg);
 }
 

@@ -187,6 +187,13 @@ void proto_bus_count_drop(proto_bus_t *self, proto_err_t reason);
 //  pong already reports) or ENOSPC (no room left).
 int proto_bus_counter(proto_bus_t *self, const char *name, const uint64_t *value);
 
+//  Fill msg (initialised here) as the proc.stats this bus publishes every
+//  PROC_STATS_INTERVAL: /proc figures and the counters pong reports, written
+//  into counters (PROTO_PONG_COUNTERS_MAX entries, names borrowed from the
+//  bus), which must outlive msg. For an actor that records its own figures
+//  (statsd does not hear its own XPUB).
+void proto_bus_proc_stats(proto_bus_t *self, proto_msg_t *msg, proto_counter_t *counters);
+
 //  Stop watching, close every socket (linger 0), remove our ipc files, free.
 //  Sets *self_p to NULL. Safe to call twice.
 void proto_bus_destroy(proto_bus_t **self_p);

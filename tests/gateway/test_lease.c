@@ -264,6 +264,72 @@ test_ask_then_reuse(void **state)
     proto_msg_clear(&decide);
 }
 
+//  healthd says a backend went down: the lease holding it is asked again
+//  before its next use, requests holding it skip the backend, and a lease
+//  of another route (or without that backend) is untouched; up expires the
+//  route's leases again.
+static void
+test_backend_down(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "a.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    gw_lease_t *held = gw_lease_ref(t->last); // a request in flight holds it
+
+    // not this route, not this backend: nothing expires
+    assert_int_equal(gw_leases_backend_down(t->leases, "other", "a"), 0);
+    assert_int_equal(gw_leases_backend_down(t->leases, "r1", "zz"), 0);
+    bool pending, stale;
+    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-2",
+                                  &t->waiters[1], &pending, &stale);
+    assert_non_null(l);
+    assert_false(pending);
+    gw_lease_unref(&l);
+
+    // "a" of r1 goes down
+    assert_int_equal(gw_leases_backend_down(t->leases, "r1", "a"), 1);
+    assert_true(held->cands[0].failed);
+    assert_false(held->cands[1].failed);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(gw_lease_pick(held, 0, "10.0.0.1", (uint64_t) i), 1);
+    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-3", &t->waiters[2],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending); // asked again
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_int_equal(decide.type, PROTO_DECIDE);
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 2));
+    assert_ptr_not_equal(t->last, held);
+
+    // fresh again; then up expires the route's leases once more
+    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-4", &t->waiters[3],
+                      &pending, &stale);
+    assert_non_null(l);
+    gw_lease_unref(&l);
+    assert_int_equal(gw_leases_backend_up(t->leases, "other", "a"), 0);
+    gw_lease_t *cached = t->last; // the cache's lease (it may have to serve stale)
+    assert_int_equal(gw_leases_backend_down(t->leases, "r1", "a"), 1);
+    assert_true(cached->cands[0].failed);
+    assert_int_equal(gw_leases_backend_up(t->leases, "r1", "a"), 1);
+    assert_false(cached->cands[0].failed); // served again, even stale
+    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-5", &t->waiters[4],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 3));
+    gw_lease_unref(&held);
+    proto_msg_clear(&decide);
+}
+
 static void
 test_coalesced(void **state)
 {
@@ -415,6 +481,7 @@ main(void)
         cmocka_unit_test(test_pick_inside_lease),
         cmocka_unit_test_setup_teardown(test_ask_then_reuse, s_setup_ttl, s_teardown),
         cmocka_unit_test_setup_teardown(test_coalesced, s_setup_ttl, s_teardown),
+        cmocka_unit_test_setup_teardown(test_backend_down, s_setup_ttl, s_teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_waiter, s_setup_ttl, s_teardown),
         cmocka_unit_test_setup_teardown(test_ttl0_and_stale, s_setup_ttl0, s_teardown),
         cmocka_unit_test_setup_teardown(test_eviction_bound, s_setup_ttl, s_teardown),
