@@ -131,6 +131,8 @@ $(ASAN)/bin/proto_spec: $(patsubst %.c,$(ASAN)/obj/%.o,$(PROTO_SPEC_SRCS)) $(ASA
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build-asan
+	@# the release build too (make run, make bench): -O2 finds warnings -O1 does not
+	@$(MAKE) --no-print-directory build-rel
 	@$(MAKE) --no-print-directory spec-check lint format-check
 	@SWITCHYARD_BIN_DIR=$(CURDIR)/$(ASAN)/bin tests/run.sh $(addprefix $(ASAN)/,$(UNIT_TESTS)) $(SCRIPT_TESTS) -- $(addprefix $(ASAN)/,$(IT_TESTS)) \
 		$(if $(wildcard tests/e2e/run.sh),-- tests/e2e/run.sh)

@@ -93,7 +93,7 @@ s_iso_now(char *out, size_t cap)
     gmtime_r(&ts.tv_sec, &tm);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%03ldZ", date, ts.tv_nsec / 1000000);
+    snprintf(out, cap, "%.20s.%03dZ", date, (int) (ts.tv_nsec / 1000000) % 1000);
 }
 
 //  A pong's counter, or -1 when it has none of that name.

@@ -167,7 +167,7 @@ static st_vhost_t *
 s_vhost(st_agg_t *self, const char *name)
 {
     uint64_t hash = proto_fnv1a_str(name);
-    unsigned slot;
+    unsigned slot = 0;
     int e = s_index_find(&self->vhost_index, hash, (void *const *) self->vhosts, s_vhost_eq, name,
                          &slot);
     if (e >= 0)
@@ -194,7 +194,7 @@ s_backend(st_agg_t *self, const char *vhost, const char *id, const char *route)
     uint64_t hash = proto_fnv1a_str(vhost);
     hash = proto_fnv1a_byte(hash, 0);
     hash = proto_fnv1a_more(hash, id, strlen(id));
-    unsigned slot;
+    unsigned slot = 0;
     int e = s_index_find(&self->backend_index, hash, (void *const *) self->backends, s_backend_eq,
                          &key, &slot);
     if (e >= 0)
@@ -243,7 +243,7 @@ void
 st_agg_failure(st_agg_t *self, const char *backend)
 {
     uint64_t hash = proto_fnv1a_str(backend);
-    unsigned slot;
+    unsigned slot = 0;
     int e = s_index_find(&self->failure_index, hash, (void *const *) self->failures, s_failure_eq,
                          backend, &slot);
     if (e >= 0) {
@@ -354,7 +354,7 @@ st_agg_vhost(const st_agg_t *self, const char *name)
 {
     if (strcmp(name, ST_AGG_OTHER) == 0)
         return self->vhost_other;
-    unsigned slot;
+    unsigned slot = 0;
     int e = s_index_find(&self->vhost_index, proto_fnv1a_str(name), (void *const *) self->vhosts,
                          s_vhost_eq, name, &slot);
     return e >= 0 ? self->vhosts[e] : NULL;
