@@ -821,6 +821,9 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
     log_warn("upstream timeout", LOG_S("request_id", req->rid),
              LOG_S("backend", req->lease->cands[req->cand].id),
              LOG_U("timeout_ms", req->lease->timeout_ms));
+    // a passive health signal, as nginx counts a timeout among max_fails;
+    // healthd decides (3 in a row), the lease keeps the backend meanwhile
+    s_report_failure(req, "timeout");
     if (req->phase == GW_PHASE_RESPONDING) {
         gw_req_abort(req); // mid-body silence: nothing else can be said
         return;

@@ -201,8 +201,7 @@ s_present(const proto_field_t *f, const uint8_t *base)
     return false;
 }
 
-static int
-s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base, size_t extra);
+static int s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base);
 
 //  Unsigned value of an integer field, for bound checks.
 static uint64_t
@@ -291,7 +290,7 @@ s_encode_field(msgpack_packer *pk, const proto_field_t *f, const uint8_t *base)
             }
             msgpack_pack_array(pk, n);
             for (uint32_t i = 0; i < n; i++)
-                if (s_encode_struct(pk, sub, items + i * sub->size, 0) != 0)
+                if (s_encode_struct(pk, sub, items + i * sub->size) != 0)
                     return -1;
             return 0;
         }
@@ -327,16 +326,21 @@ s_encode_field(msgpack_packer *pk, const proto_field_t *f, const uint8_t *base)
     return -1;
 }
 
-//  Encode a struct as a map. extra: entries the caller packs after these
-//  (the envelope), counted in the map header.
-static int
-s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base, size_t extra)
+//  Entries of a struct's map: its present fields.
+static size_t
+s_struct_entries(const proto_sdesc_t *d, const uint8_t *base)
 {
-    size_t n = extra;
+    size_t n = 0;
     for (size_t i = 0; i < d->nfields; i++)
         if (s_present(&d->fields[i], base))
             n++;
-    msgpack_pack_map(pk, n);
+    return n;
+}
+
+//  Pack a struct's present fields as map entries (the header is the caller's).
+static int
+s_encode_fields(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base)
+{
     for (size_t i = 0; i < d->nfields; i++) {
         const proto_field_t *f = &d->fields[i];
         if (!s_present(f, base))
@@ -346,6 +350,14 @@ s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base,
             return -1;
     }
     return 0;
+}
+
+//  Encode a struct as a map.
+static int
+s_encode_struct(msgpack_packer *pk, const proto_sdesc_t *d, const uint8_t *base)
+{
+    msgpack_pack_map(pk, s_struct_entries(d, base));
+    return s_encode_fields(pk, d, base);
 }
 
 int
@@ -365,9 +377,10 @@ proto_encode(const proto_msg_t *msg, proto_buf_t *buf)
     buf->size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, s_buf_write);
-    // body first (its map header counts the six envelope entries), then envelope
-    if (s_encode_struct(&pk, md->body(), (const uint8_t *) &msg->ping, 6) != 0)
-        return -1;
+    // the envelope first, v and t leading: the decoder reads in one pass then
+    const proto_sdesc_t *d = md->body();
+    const uint8_t *base = (const uint8_t *) &msg->ping;
+    msgpack_pack_map(&pk, 6 + s_struct_entries(d, base));
     s_pack_key(&pk, "v");
     msgpack_pack_uint8(&pk, PROTO_VERSION);
     s_pack_key(&pk, "t");
@@ -380,6 +393,8 @@ proto_encode(const proto_msg_t *msg, proto_buf_t *buf)
     s_pack_str(&pk, msg->src, src_len);
     s_pack_key(&pk, "ts");
     msgpack_pack_uint64(&pk, msg->ts);
+    if (s_encode_fields(&pk, d, base) != 0)
+        return -1;
     if (buf->size > PROTO_MSG_MAX) {
         errno = EMSGSIZE;
         return -1;
@@ -539,12 +554,17 @@ s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t
     return s_fail(msg, PROTO_ERR_TYPE, f->key);
 }
 
-//  Find a field by key; returns its index or -1.
+//  Find a field by key; returns its index or -1. Encoders write fields in
+//  definition order, so the one after the previous match (hint) is tried
+//  first: one comparison per key in the usual case.
 static int
-s_find_field(const proto_sdesc_t *d, const char *key, uint32_t len)
+s_find_field(const proto_sdesc_t *d, const char *key, uint32_t len, size_t hint)
 {
+    const proto_field_t *f = d->fields;
+    if (hint < d->nfields && f[hint].key_len == len && memcmp(key, f[hint].key, len) == 0)
+        return (int) hint;
     for (size_t i = 0; i < d->nfields; i++)
-        if (s_key_is(key, len, d->fields[i].key))
+        if (f[i].key_len == len && memcmp(key, f[i].key, len) == 0)
             return (int) i;
     return -1;
 }
@@ -583,17 +603,19 @@ s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_
     if (proto_mp_map(mp, &n) != 0)
         return s_fail(msg, PROTO_ERR_MALFORMED, d->name);
     uint64_t seen = 0;
+    size_t hint = 0;
     for (uint32_t k = 0; k < n; k++) {
         const char *key;
         uint32_t len;
         if (proto_mp_str(mp, &key, &len) != 0)
             return s_fail(msg, PROTO_ERR_MALFORMED, d->name);
-        int i = s_find_field(d, key, len);
+        int i = s_find_field(d, key, len, hint);
         if (i < 0) {
             if (proto_mp_skip(mp) != 0)
                 return s_fail(msg, PROTO_ERR_MALFORMED, d->name);
             continue;
         }
+        hint = (size_t) i + 1;
         if (s_decode_entry(mp, msg, d, i, base, &seen) != 0)
             return -2;
     }
@@ -698,42 +720,39 @@ s_decode_envelope(proto_mp_t *mp, proto_msg_t *msg, int which)
     return s_fail(msg, PROTO_ERR_MALFORMED, key);
 }
 
-int
-proto_decode(const void *buf, size_t len, proto_msg_t *msg)
+//  Decode n map entries (envelope and body) of a message whose type is
+//  known; env_seen: envelope keys already read. Every read is checked, so
+//  this is safe on bytes no first pass has proven.
+static int
+s_decode_entries(proto_mp_t *mp, uint32_t n, proto_msg_t *msg, unsigned env_seen)
 {
-    proto_msg_clear(msg);
-    if (len > PROTO_MSG_MAX)
-        return s_fail(msg, PROTO_ERR_OVERSIZE, NULL);
-    if (s_scan_type(buf, len, msg) != 0)
-        return -2;
-
     const proto_sdesc_t *d = proto_mdesc(msg->type)->body();
     uint8_t *base = (uint8_t *) &msg->ping;
-    proto_mp_t mp;
-    uint32_t n;
     uint64_t seen = 0;
-    unsigned env_seen = 0;
-    proto_mp_init(&mp, buf, len);
-    (void) proto_mp_map(&mp, &n); // proven by the first pass
+    size_t hint = 0;
     for (uint32_t k = 0; k < n; k++) {
         const char *key;
         uint32_t klen;
-        (void) proto_mp_str(&mp, &key, &klen);
-        int e = s_env_index(key, klen);
+        if (proto_mp_str(mp, &key, &klen) != 0)
+            return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
+        int e = klen <= 3 ? s_env_index(key, klen) : -1;
         if (e >= 0) {
             if (env_seen & (1u << e))
                 return s_fail(msg, PROTO_ERR_DUPLICATE, s_env_keys[e]);
             env_seen |= 1u << e;
-            if (s_decode_envelope(&mp, msg, e) != 0)
+            if (s_decode_envelope(mp, msg, e) != 0)
                 return -2;
             continue;
         }
-        int i = s_find_field(d, key, klen);
+        int i = s_find_field(d, key, klen, hint);
         if (i < 0) {
-            (void) proto_mp_skip(&mp); // unknown keys are ignored: newer senders may add fields
+            // unknown keys are ignored: newer senders may add fields
+            if (proto_mp_skip(mp) != 0)
+                return s_fail(msg, PROTO_ERR_MALFORMED, NULL);
             continue;
         }
-        if (s_decode_entry(&mp, msg, d, i, base, &seen) != 0)
+        hint = (size_t) i + 1;
+        if (s_decode_entry(mp, msg, d, i, base, &seen) != 0)
             return -2;
     }
     const int required_env[] = {ENV_V, ENV_ID, ENV_SRC, ENV_TS};
@@ -741,4 +760,53 @@ proto_decode(const void *buf, size_t len, proto_msg_t *msg)
         if (!(env_seen & (1u << required_env[r])))
             return s_fail(msg, PROTO_ERR_MISSING, s_env_keys[required_env[r]]);
     return s_check_required(msg, d, seen);
+}
+
+//  One pass, for what proto_encode writes: "v" (this version) and "t" as
+//  the first two keys, then everything else, and nothing after the map.
+//  Returns 0, or -1 when the message is not of that shape or fails in any
+//  way: the caller then decodes it again the careful way, which gives the
+//  canonical error (the same bytes get the same answer either way).
+static int
+s_decode_fast(const void *buf, size_t len, proto_msg_t *msg)
+{
+    proto_mp_t mp;
+    uint32_t n;
+    const char *key, *type_name;
+    uint32_t klen, type_len;
+    uint64_t v;
+    proto_mp_init(&mp, buf, len);
+    if (proto_mp_map(&mp, &n) != 0 || n < 2)
+        return -1;
+    if (proto_mp_str(&mp, &key, &klen) != 0 || !s_key_is(key, klen, "v")
+        || proto_mp_peek(&mp) != PROTO_MP_UINT || proto_mp_uint(&mp, &v) != 0 || v != PROTO_VERSION)
+        return -1;
+    if (proto_mp_str(&mp, &key, &klen) != 0 || !s_key_is(key, klen, "t")
+        || proto_mp_peek(&mp) != PROTO_MP_STR || proto_mp_str(&mp, &type_name, &type_len) != 0)
+        return -1;
+    msg->type = proto_type_by_name(type_name, type_len);
+    if (msg->type == PROTO_NONE)
+        return -1;
+    if (s_decode_entries(&mp, n - 2, msg, (1u << ENV_V) | (1u << ENV_T)) != 0)
+        return -1;
+    return proto_mp_done(&mp) ? 0 : -1;
+}
+
+int
+proto_decode(const void *buf, size_t len, proto_msg_t *msg)
+{
+    proto_msg_clear(msg);
+    if (len > PROTO_MSG_MAX)
+        return s_fail(msg, PROTO_ERR_OVERSIZE, NULL);
+    if (s_decode_fast(buf, len, msg) == 0)
+        return 0;
+    // the careful way: a first pass proves the map and finds the type
+    proto_msg_clear(msg);
+    if (s_scan_type(buf, len, msg) != 0)
+        return -2;
+    proto_mp_t mp;
+    uint32_t n;
+    proto_mp_init(&mp, buf, len);
+    (void) proto_mp_map(&mp, &n); // proven by the first pass
+    return s_decode_entries(&mp, n, msg, 0);
 }

@@ -249,12 +249,35 @@ s_encode(proto_bus_t *self, proto_msg_t *msg, bool new_id)
     return 0;
 }
 
+//  At debug level, one line per request a message is about (its envelope
+//  rid, or each item of a request.done batch), so that one grep for a
+//  request id follows the request through every process. dir: "sent" or
+//  "received"; peer: the sender of a received message.
+static void
+s_trace(const char *dir, const proto_msg_t *msg, const char *peer)
+{
+    if (proto_log_level_current < PROTO_LOG_DEBUG)
+        return;
+    const char *type = proto_type_name(msg->type);
+    if (msg->rid != NULL && msg->rid[0] != '\0')
+        log_debug(dir[0] == 's' ? "bus message sent" : "bus message received",
+                  LOG_S("request_id", msg->rid), LOG_S("type", type), LOG_S("peer", peer));
+    if (msg->type == PROTO_REQUEST_DONE)
+        for (uint32_t i = 0; i < msg->request_done.items_count; i++) {
+            const proto_reqinfo_t *r = &msg->request_done.items[i];
+            log_debug(dir[0] == 's' ? "request metadata sent" : "request metadata received",
+                      LOG_S("request_id", r->rid), LOG_S("type", type), LOG_S("peer", peer),
+                      LOG_U("status", r->status), LOG_S("backend", r->backend));
+        }
+}
+
 static void
 s_sent(proto_bus_t *self, int rc, const proto_msg_t *msg)
 {
     if (rc == 0) {
         self->msgs_out++;
         s_tap(self, "out", msg->type, self->buf.data, self->buf.size);
+        s_trace("sent", msg, NULL);
     } else {
         self->send_failed++;
         log_debug("bus send failed", LOG_S("type", proto_type_name(msg->type)),
@@ -550,6 +573,7 @@ s_dispatch(proto_bus_t *self, const void *body, size_t len, const char *socket)
         s_drop(self, in, socket);
         return;
     }
+    s_trace("received", &in->msg, in->msg.src);
     if (in->from == PROTO_FROM_REQUEST) {
         in->ret.id = in->msg.id;
         proto_strlcpy(in->ret.rid, in->msg.rid, sizeof in->ret.rid);

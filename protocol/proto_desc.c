@@ -12,6 +12,7 @@
 
 #define FIELD(pt, pk, pb, pr, pd)                                                                  \
     {.key = #pk,                                                                                   \
+     .key_len = sizeof(#pk) - 1,                                                                   \
      .type = PROTO_FT_##pt,                                                                        \
      .bound = (pb),                                                                                \
      .required = PROTO_REQ_##pr,                                                                   \
@@ -19,6 +20,7 @@
      .doc = (pd)},
 #define LIST(ps, pk, pm, pr, pd)                                                                   \
     {.key = #pk,                                                                                   \
+     .key_len = sizeof(#pk) - 1,                                                                   \
      .type = PROTO_FT_LIST,                                                                        \
      .bound = (pm),                                                                                \
      .required = PROTO_REQ_##pr,                                                                   \
@@ -28,6 +30,7 @@
      .doc = (pd)},
 #define KV(pk, pm, pb, pr, pd)                                                                     \
     {.key = #pk,                                                                                   \
+     .key_len = sizeof(#pk) - 1,                                                                   \
      .type = PROTO_FT_KV,                                                                          \
      .bound = (pm),                                                                                \
      .item_bound = (pb),                                                                           \

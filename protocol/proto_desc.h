@@ -33,6 +33,7 @@ typedef enum {
 
 typedef struct {
     const char *key;                   // wire key and C member name
+    uint32_t key_len;                  // strlen(key)
     proto_ftype_t type;                // kind of value
     uint32_t bound;                    // STR/BIN bytes, LIST/KV items, max unsigned value (0: none)
     uint32_t item_bound;               // KV: bytes of each key and value

@@ -40,48 +40,26 @@ s_be(proto_mp_t *mp, size_t n, uint64_t *value)
     return 0;
 }
 
-proto_mp_kind_t
-proto_mp_peek(const proto_mp_t *mp)
-{
-    if (s_left(mp) == 0)
-        return PROTO_MP_INVALID;
-    uint8_t b = *mp->pos;
-    if (b <= 0x7f || b == 0xcc || b == 0xcd || b == 0xce || b == 0xcf)
-        return PROTO_MP_UINT;
-    if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3))
-        return PROTO_MP_INT;
-    if ((b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda || b == 0xdb)
-        return PROTO_MP_STR;
-    if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)
-        return PROTO_MP_MAP;
-    if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)
-        return PROTO_MP_ARRAY;
-    switch (b) {
-        case 0xc0:
-            return PROTO_MP_NIL;
-        case 0xc2:
-        case 0xc3:
-            return PROTO_MP_BOOL;
-        case 0xca:
-        case 0xcb:
-            return PROTO_MP_FLOAT;
-        case 0xc4:
-        case 0xc5:
-        case 0xc6:
-            return PROTO_MP_BIN;
-        case 0xc7:
-        case 0xc8:
-        case 0xc9:
-        case 0xd4:
-        case 0xd5:
-        case 0xd6:
-        case 0xd7:
-        case 0xd8:
-            return PROTO_MP_EXT;
-        default:
-            return PROTO_MP_INVALID; // 0xc1 is never used
-    }
-}
+//  The kind of every msgpack lead byte (spec's "formats" table).
+const uint8_t proto_mp_kinds[256] = {
+    [0x00 ... 0x7f] = PROTO_MP_UINT,
+    [0x80 ... 0x8f] = PROTO_MP_MAP,
+    [0x90 ... 0x9f] = PROTO_MP_ARRAY,
+    [0xa0 ... 0xbf] = PROTO_MP_STR,
+    [0xc0] = PROTO_MP_NIL,
+    [0xc1] = PROTO_MP_INVALID, // never used
+    [0xc2 ... 0xc3] = PROTO_MP_BOOL,
+    [0xc4 ... 0xc6] = PROTO_MP_BIN,
+    [0xc7 ... 0xc9] = PROTO_MP_EXT,
+    [0xca ... 0xcb] = PROTO_MP_FLOAT,
+    [0xcc ... 0xcf] = PROTO_MP_UINT,
+    [0xd0 ... 0xd3] = PROTO_MP_INT,
+    [0xd4 ... 0xd8] = PROTO_MP_EXT,
+    [0xd9 ... 0xdb] = PROTO_MP_STR,
+    [0xdc ... 0xdd] = PROTO_MP_ARRAY,
+    [0xde ... 0xdf] = PROTO_MP_MAP,
+    [0xe0 ... 0xff] = PROTO_MP_INT,
+};
 
 int
 proto_mp_nil(proto_mp_t *mp)

@@ -42,8 +42,16 @@ void proto_mp_init(proto_mp_t *mp, const void *buf, size_t len);
 //  True when every byte has been read.
 bool proto_mp_done(const proto_mp_t *mp);
 
+//  The kind of every lead byte (private to proto_mp_peek).
+extern const uint8_t proto_mp_kinds[256];
+
 //  The kind of the next value, without consuming it (PROTO_MP_INVALID at end).
-proto_mp_kind_t proto_mp_peek(const proto_mp_t *mp);
+//  Inline: the decoder asks once per value.
+static inline proto_mp_kind_t
+proto_mp_peek(const proto_mp_t *mp)
+{
+    return mp->pos < mp->end ? (proto_mp_kind_t) proto_mp_kinds[*mp->pos] : PROTO_MP_INVALID;
+}
 
 int proto_mp_nil(proto_mp_t *mp);
 int proto_mp_bool(proto_mp_t *mp, bool *value);

@@ -1,5 +1,6 @@
-/*  cli_tap - `switchyard tap [--actor NAME] [--type GLOB]`: live bus
-    messages as JSON lines; and `switchyard monitor [--actor NAME]`: the
+/*  cli_tap - `switchyard tap [--actor NAME] [--type GLOB] [--request-id ID]`:
+    live bus messages as JSON lines (with --request-id only those about one
+    request: its envelope rid, or a request.done batch holding it); and `switchyard monitor [--actor NAME]`: the
     actors' ZeroMQ socket events (connected, disconnected, handshake failed)
     as JSON lines. Both follow every instance as it comes and goes.
 
@@ -20,6 +21,7 @@
 
 #include "cli.h"
 #include "cli_json.h"
+#include "proto.h"
 #include "proto_log.h"
 #include "proto_util.h"
 #include "proto_zwatch.h"
@@ -28,6 +30,7 @@ typedef struct {
     cli_bus_config_t bus; // where the bus is
     char *actor;          // only this kind, or NULL
     char *type;           // glob on the message type, or NULL
+    char *rid;            // only messages about this request id, or NULL
     int64_t count;        // stop after this many lines (0: never)
 } s_config_t;
 
@@ -36,6 +39,8 @@ static const proto_cfg_opt_t s_opts[] = {
      offsetof(s_config_t, actor), 0, 0, NULL, 0},
     {"SWITCHYARD_TAP_TYPE", "type", PROTO_CFG_STR, NULL, "only message types matching this glob",
      offsetof(s_config_t, type), 0, 0, NULL, 0},
+    {"SWITCHYARD_TAP_REQUEST_ID", "request-id", PROTO_CFG_STR, NULL,
+     "only messages about this request (X-Request-Id)", offsetof(s_config_t, rid), 0, 0, NULL, 0},
     {"SWITCHYARD_TAP_COUNT", "count", PROTO_CFG_INT, "0",
      "exit after this many messages (0: run until Ctrl-C)", offsetof(s_config_t, count), 0,
      1000000000, NULL, 0},
@@ -48,6 +53,7 @@ typedef struct {
     proto_zwatch_t *watch; // watcher of sub: connects go through it
     int64_t printed;       // lines printed
     cli_json_t json;       // conversion buffer
+    proto_msg_t msg;       // decoded message, for --request-id
     bool monitor;          // socket events instead of taps
 } s_tap_t;
 
@@ -77,6 +83,23 @@ s_split(char *topic, char **kind, char **dir, char **type)
     return tap && strcmp(tap, "tap") == 0 && *kind && *dir && *type && **type;
 }
 
+//  True if the message is about request id rid: its envelope says so, or
+//  it is a batch of request metadata holding it.
+static bool
+s_about(s_tap_t *tap, const void *body, size_t len, const char *rid)
+{
+    proto_msg_t *msg = &tap->msg;
+    if (proto_decode(body, len, msg) != 0)
+        return false;
+    if (strcmp(msg->rid, rid) == 0)
+        return true;
+    if (msg->type == PROTO_REQUEST_DONE)
+        for (uint32_t i = 0; i < msg->request_done.items_count; i++)
+            if (strcmp(msg->request_done.items[i].rid, rid) == 0)
+                return true;
+    return false;
+}
+
 static void
 s_on_message(proto_zwatch_t *w, void *sock, int revents, void *arg)
 {
@@ -104,7 +127,9 @@ s_on_message(proto_zwatch_t *w, void *sock, int revents, void *arg)
             fflush(stdout);
             tap->printed++;
         } else if (two && !tap->monitor && s_split(name, &kind, &dir, &type)
-                   && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)) {
+                   && (tap->cfg->type == NULL || fnmatch(tap->cfg->type, type, 0) == 0)
+                   && (tap->cfg->rid == NULL
+                       || s_about(tap, zmq_msg_data(&body), zmq_msg_size(&body), tap->cfg->rid))) {
             int rc = cli_json_from_msgpack(zmq_msg_data(&body), zmq_msg_size(&body), &tap->json);
             printf("{\"actor\":\"%s\",\"dir\":\"%s\",\"type\":\"%s\",\"msg\":%s}\n", kind, dir,
                    type, rc == 0 ? tap->json.data : "null");
@@ -148,6 +173,7 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     s_tap_t tap = {.cfg = &cfg, .monitor = monitor};
+    proto_msg_init(&tap.msg, PROTO_NONE);
     tap.loop = ev_loop_new(EVFLAG_AUTO);
     void *ctx = zmq_ctx_new();
     tap.sub = zmq_socket(ctx, ZMQ_SUB);
@@ -186,6 +212,7 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
     zmq_ctx_term(ctx);
     ev_loop_destroy(tap.loop);
     cli_json_free(&tap.json);
+    proto_msg_clear(&tap.msg);
     proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
     return 0;
 }
