@@ -5,10 +5,14 @@
     Sockets: the bus ROUTER and XPUB of proto_bus (healthd.<pid>.req/.pub in
     BUS_DIR, or BUS_BIND); a DEALER and a SUB (config.changed) to every
     router; a SUB (upstream.failed) to every gateway. See healthd/README.md.
+
+    Backend host names are resolved with proto_resolve (c-ares on our loop),
+    never with a blocking call: a target waits for its first answer before
+    its first probe, and is looked up again at its TTL and on every new
+    configuration version.
 */
 #include <arpa/inet.h>
 #include <assert.h>
-#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 
 #include "proto_log.h"
+#include "proto_resolve.h"
 #include "proto_util.h"
 #include "hd_actor.h"
 #include "hd_fsm.h"
@@ -29,6 +34,8 @@
 #define S_FETCH_RETRY   1.0   // after a failed config.get, s
 #define S_REFRESH       30.0  // config.get again without config.changed, s (a safety net)
 #define S_WAIT_RETRY    0.005 // a probe waiting for a slot is retried after, s
+#define S_RESOLVE_MIN   5.0   // a name is looked up again after its TTL, at least this, s
+#define S_RESOLVE_MAX   300.0 // ... and at most this (also after a name that cannot be valid)
 
 typedef struct s_target s_target_t;
 
@@ -36,6 +43,7 @@ struct hd_actor {
     proto_actor_t *actor;           // loop, bus, signals
     struct ev_loop *loop;           // borrowed from actor
     proto_bus_t *bus;               // borrowed from actor
+    proto_resolve_t *resolve;       // backend names, off the loop
     const hd_config_t *cfg;         // settings (borrowed)
     s_target_t *buckets[S_BUCKETS]; // by "route\nbackend"
     s_target_t *all;                // every target (list)
@@ -45,6 +53,7 @@ struct hd_actor {
     bool fetching;                  // a config.get is in flight
     bool fetch_again;               // config.changed during the fetch
     bool loaded;                    // a config.get answer was applied
+    uint64_t version;               // the configuration version applied last
     ev_timer fetch_timer;           // the first fetch, retries, the refresh
     uint64_t rng;                   // jitter
     uint64_t probes;                // probes run
@@ -61,8 +70,13 @@ struct s_target {
     char *key;                    // "route\nbackend"
     char *ident;                  // everything probed: a change resets the state
     hd_spec_t spec;               // owned copy
-    struct sockaddr_storage addr; // resolved at (re)configuration
+    struct sockaddr_storage addr; // the literal, or the name's latest address
     socklen_t addrlen;            // 0: unresolved
+    bool literal;                 // an address (or localhost): never looked up
+    bool awaiting;                // the first answer is not in yet: not probed
+    int resolves;                 // last outcome of the name: 0 none yet, 1 resolves, -1 not
+    uint64_t lookup;              // the name's lookup in flight, 0 if none
+    ev_timer refresh;             // the name's next lookup
     char req[HD_PROBE_REQ_MAX];   // the HTTP request (empty: TCP)
     size_t req_len;               // ...
     hd_fsm_state_t state;         // the state machine
@@ -186,6 +200,10 @@ s_target_free(hd_actor_t *self, s_target_t **t_p)
 {
     s_target_t *t = *t_p;
     s_target_quiet(self, t);
+    // an answer to come must not reach a freed target
+    proto_resolve_cancel(self->resolve, t->lookup);
+    t->lookup = 0;
+    ev_timer_stop(self->loop, &t->refresh);
     s_spec_free(&t->spec);
     free(t->key);
     free(t->ident);
@@ -193,32 +211,14 @@ s_target_free(hd_actor_t *self, s_target_t **t_p)
     *t_p = NULL;
 }
 
-//  Resolve the address and build the request (at configuration time: a
-//  literal address costs nothing, a name is looked up once per change).
+//  Build the request, and take the address if it is a literal ("localhost"
+//  is 127.0.0.1): a name is looked up by s_resolve, off the loop.
 static void
 s_target_prepare(s_target_t *t)
 {
-    t->addrlen = 0;
     const char *host = strcmp(t->spec.host, "localhost") == 0 ? "127.0.0.1" : t->spec.host;
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned) t->spec.port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        hints.ai_flags = 0;
-        rc = getaddrinfo(host, port, &hints, &res);
-    }
-    if (rc == 0 && res && res->ai_addrlen <= sizeof t->addr) {
-        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-        t->addrlen = (socklen_t) res->ai_addrlen;
-    } else {
-        log_warn("backend address does not resolve", LOG_S("route", t->spec.route),
-                 LOG_S("backend", t->spec.backend), LOG_S("hostname", t->spec.host),
-                 LOG_S("error", rc ? gai_strerror(rc) : "no address"));
-    }
-    if (res)
-        freeaddrinfo(res);
+    t->addrlen = proto_resolve_literal(host, t->spec.port, AF_UNSPEC, &t->addr);
+    t->literal = t->addrlen > 0;
     t->req_len = 0;
     if (!t->spec.tcp) {
         char hosthdr[512];
@@ -333,7 +333,8 @@ s_on_probe(hd_probe_t *probe, hd_probe_result_t result, const char *reason, int 
 static void
 s_probe_start(hd_actor_t *self, s_target_t *t)
 {
-    if (t->probe.active || !hd_fsm_is_probed(t->state))
+    // a name without its first answer is neither probed nor failing: the answer schedules it
+    if (t->probe.active || !hd_fsm_is_probed(t->state) || t->awaiting)
         return;
     if (self->inflight >= HD_SCHED_INFLIGHT) {
         t->waiting = true;
@@ -369,6 +370,105 @@ s_on_next(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 // --------------------------------------------------------------------------
+// Names
+
+static bool
+s_same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b)
+{
+    return alen == proto_resolve_addrlen(b) && memcmp(a, b, alen) == 0;
+}
+
+//  Take a lookup's outcome. A name that is gone (or cannot be one) has no
+//  address: its probes fail as "unresolved". A server that did not answer
+//  leaves the last address in use; there was none on a first lookup.
+static void
+s_resolved(hd_actor_t *self,
+           s_target_t *t,
+           proto_resolve_status_t status,
+           const struct sockaddr_storage *addrs,
+           size_t count,
+           uint32_t ttl_s)
+{
+    bool first = t->awaiting;
+    t->awaiting = false;
+    double again = S_RESOLVE_MIN;
+    if (status == PROTO_RESOLVE_OK && count > 0) {
+        if (!s_same_addr(&t->addr, t->addrlen, &addrs[0]))
+            log_debug("backend address", LOG_S("route", t->spec.route),
+                      LOG_S("backend", t->spec.backend), LOG_S("hostname", t->spec.host),
+                      LOG_U("ttl", ttl_s));
+        t->addr = addrs[0];
+        t->addrlen = proto_resolve_addrlen(&addrs[0]);
+        if (t->resolves < 0)
+            log_info("backend address resolves again", LOG_S("route", t->spec.route),
+                     LOG_S("backend", t->spec.backend), LOG_S("hostname", t->spec.host));
+        t->resolves = 1;
+        again = ttl_s < S_RESOLVE_MIN   ? S_RESOLVE_MIN
+                : ttl_s > S_RESOLVE_MAX ? S_RESOLVE_MAX
+                                        : (double) ttl_s;
+    } else {
+        if (status != PROTO_RESOLVE_TIMEOUT && status != PROTO_RESOLVE_FAILED)
+            t->addrlen = 0;
+        if (status == PROTO_RESOLVE_BAD_NAME)
+            again = S_RESOLVE_MAX; // it will not get better before the configuration does
+        if (t->addrlen == 0 && t->resolves >= 0) {
+            // once per change of outcome: every probe of it fails until then
+            log_warn("backend address does not resolve: probed as failed",
+                     LOG_S("route", t->spec.route), LOG_S("backend", t->spec.backend),
+                     LOG_S("hostname", t->spec.host),
+                     LOG_S("error", proto_resolve_strstatus(status)));
+            t->resolves = -1;
+        } else if (t->addrlen > 0) {
+            log_debug("backend name not looked up again: keeping its address",
+                      LOG_S("route", t->spec.route), LOG_S("backend", t->spec.backend),
+                      LOG_S("hostname", t->spec.host),
+                      LOG_S("error", proto_resolve_strstatus(status)));
+        }
+    }
+    ev_timer_stop(self->loop, &t->refresh);
+    ev_timer_set(&t->refresh, again, 0.);
+    ev_timer_start(self->loop, &t->refresh);
+    // a first probe that fell due while we waited did nothing: schedule it now
+    if (first && hd_fsm_is_probed(t->state) && !t->probe.active && !t->waiting
+        && !ev_is_active(&t->next))
+        s_schedule(self, t, hd_sched_first_ms(s_interval(self, t), hd_sched_random(&self->rng)));
+}
+
+static void
+s_on_resolved(void *arg,
+              proto_resolve_status_t status,
+              const struct sockaddr_storage *addrs,
+              size_t count,
+              uint32_t ttl_s)
+{
+    s_target_t *t = arg;
+    t->lookup = 0;
+    s_resolved(t->owner, t, status, addrs, count, ttl_s);
+}
+
+//  Look the target's name up (again), unless it is a literal or a lookup runs.
+static void
+s_resolve(hd_actor_t *self, s_target_t *t)
+{
+    if (t->literal || t->lookup != 0)
+        return;
+    ev_timer_stop(self->loop, &t->refresh);
+    proto_resolve_status_t rc = proto_resolve_lookup(self->resolve, t->spec.host, t->spec.port,
+                                                     AF_UNSPEC, s_on_resolved, t, &t->lookup);
+    if (rc != PROTO_RESOLVE_OK)
+        s_resolved(self, t, rc, NULL, 0, 0);
+}
+
+static void
+s_on_refresh(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    s_target_t *t = w->data;
+    s_resolve(t->owner, t);
+}
+
+// --------------------------------------------------------------------------
 // Configuration
 
 static s_target_t *
@@ -384,12 +484,16 @@ s_target_new(hd_actor_t *self, hd_spec_t *spec, char *key)
     hd_probe_init(&t->probe, self->loop);
     ev_init(&t->next, s_on_next);
     t->next.data = t;
+    ev_init(&t->refresh, s_on_refresh);
+    t->refresh.data = t;
     size_t b = s_hash(key);
     t->hnext = self->buckets[b];
     self->buckets[b] = t;
     t->anext = self->all;
     self->all = t;
     s_target_prepare(t);
+    t->awaiting = !t->literal;
+    s_resolve(self, t);
     return t;
 }
 
@@ -425,8 +529,10 @@ s_target_settle(hd_actor_t *self, s_target_t *t, bool maint)
         s_schedule(self, t, hd_sched_first_ms(s_interval(self, t), hd_sched_random(&self->rng)));
 }
 
+//  Apply a configuration; changed: its version is not the one applied last
+//  (names are looked up again then).
 static void
-s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count)
+s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count, bool changed)
 {
     for (s_target_t *t = self->all; t; t = t->anext)
         t->seen = false;
@@ -453,6 +559,8 @@ s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count)
         }
         if (t) {
             free(key);
+            if (changed)
+                s_resolve(self, t);
         } else {
             t = s_target_new(self, spec, key);
         }
@@ -502,7 +610,9 @@ s_on_config_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
             if (skipped)
                 log_warn("health entries skipped: no id, hostname or port",
                          LOG_U("skipped", skipped));
-            s_reconcile(self, specs, count);
+            s_reconcile(self, specs, count,
+                        !self->loaded || self->version != in->msg.config_reply.version);
+            self->version = in->msg.config_reply.version;
             hd_specs_free(&specs, count);
             self->fetches++;
             if (!self->loaded)
@@ -606,6 +716,11 @@ hd_actor_new(const hd_config_t *cfg)
     }
     self->loop = proto_actor_loop(self->actor);
     self->bus = proto_actor_bus(self->actor);
+    self->resolve = proto_resolve_new(self->loop, NULL);
+    if (self->resolve == NULL) {
+        log_error("cannot create the DNS resolver");
+        goto fail;
+    }
     ev_init(&self->fetch_timer, s_on_fetch_timer);
     self->fetch_timer.data = self;
     proto_bus_on(self->bus, PROTO_CONFIG_CHANGED, s_on_config_changed, self);
@@ -666,6 +781,7 @@ hd_actor_destroy(hd_actor_t **self_p)
             s_unlink(self, t);
             s_target_free(self, &t);
         }
+        proto_resolve_destroy(&self->resolve); // no callback: every target is gone
     }
     proto_actor_destroy(&self->actor);
     free(self);

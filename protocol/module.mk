@@ -5,5 +5,5 @@ PROTO_SRCS += protocol/proto.c protocol/proto_desc.c protocol/proto_mp.c protoco
         protocol/proto_disc.c protocol/proto_proc.c protocol/proto_bus.c protocol/proto_actor.c protocol/proto_monitor.c
 PROTO_SPEC_SRCS := protocol/proto_spec.c
 PROTO_SRCS += protocol/proto_strategy.c protocol/proto_route.c
-PROTO_SRCS += protocol/proto_url.c
+PROTO_SRCS += protocol/proto_url.c protocol/proto_resolve.c
 PROTO_SRCS += protocol/proto_census.c

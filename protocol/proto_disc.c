@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ares.h>
 #include <ev.h>
 
 #include "proto_disc.h"
 #include "proto_log.h"
+#include "proto_resolve.h"
 #include "proto_util.h"
 
-#define S_MAX_WATCHES  16
-#define S_MAX_ARES_FDS 16
+#define S_MAX_WATCHES 16
 
 typedef enum { S_IPC, S_DNS, S_LIST } s_mode_t;
 
@@ -42,41 +40,32 @@ typedef struct {
 } s_inst_t;
 
 typedef struct {
-    proto_disc_t *owner;                     // back pointer for c-ares callbacks
+    proto_disc_t *owner;                     // back pointer for resolver callbacks
     char kind[32];                           // peer kind
     s_mode_t mode;                           // where instances come from
     char dns_name[256];                      // S_DNS: name to resolve
     unsigned port;                           // S_DNS: ROUTER port
     s_inst_t inst[PROTO_DISC_MAX_INSTANCES]; // current set
     size_t count;                            // entries in inst
-    bool dns_busy;                           // a query is in flight
+    uint64_t dns_query;                      // S_DNS: the lookup in flight, 0 if none
 } s_watch_t;
 
-typedef struct {
-    ev_io io;  // readiness of one c-ares socket
-    bool used; // slot in use
-} s_ares_fd_t;
-
 struct proto_disc {
-    struct ev_loop *loop;                 // our loop
-    char *bus_dir;                        // directory of ipc files
-    pid_t skip_pid;                       // our own pid
-    proto_disc_fn *fn;                    // change callback
-    void *arg;                            // its argument
-    s_watch_t *watches[S_MAX_WATCHES];    // watched kinds
-    size_t nwatches;                      // how many
-    ev_timer scan_timer;                  // periodic ipc rescan and dns re-resolve
-    bool ipc_on;                          // an ipc kind is watched
-    bool dir_warned;                      // the directory watch failed and we said so
-    int dir_fd;                           // inotify descriptor, -1 if none
-    int dir_wd;                           // its watch of bus_dir, -1 if none
-    ev_io dir_io;                         // readiness of dir_fd
-    ares_channel channel;                 // c-ares, created on first dns watch
-    bool ares_on;                         // channel initialised
-    s_ares_fd_t ares_fds[S_MAX_ARES_FDS]; // c-ares sockets
-    ev_timer ares_timer;                  // drives c-ares timeouts while queries run
-    int ares_pending;                     // queries in flight
-    uint64_t dns_due_ms;                  // next re-resolve (ev_now based)
+    struct ev_loop *loop;              // our loop
+    char *bus_dir;                     // directory of ipc files
+    pid_t skip_pid;                    // our own pid
+    proto_disc_fn *fn;                 // change callback
+    void *arg;                         // its argument
+    s_watch_t *watches[S_MAX_WATCHES]; // watched kinds
+    size_t nwatches;                   // how many
+    ev_timer scan_timer;               // periodic ipc rescan and dns re-resolve
+    bool ipc_on;                       // an ipc kind is watched
+    bool dir_warned;                   // the directory watch failed and we said so
+    int dir_fd;                        // inotify descriptor, -1 if none
+    int dir_wd;                        // its watch of bus_dir, -1 if none
+    ev_io dir_io;                      // readiness of dir_fd
+    proto_resolve_t *resolve;          // DNS, created on first dns watch
+    uint64_t dns_due_ms;               // next re-resolve (ev_now based)
 };
 
 // --------------------------------------------------------------------------
@@ -300,93 +289,43 @@ s_scan_dir(proto_disc_t *self)
 }
 
 // --------------------------------------------------------------------------
-// DNS through c-ares
+// DNS through proto_resolve (c-ares on our loop)
 
 static void
-s_on_ares_io(struct ev_loop *loop, ev_io *w, int revents)
+s_on_resolved(void *arg,
+              proto_resolve_status_t status,
+              const struct sockaddr_storage *addrs,
+              size_t count,
+              uint32_t ttl_s)
 {
-    (void) loop;
-    proto_disc_t *self = w->data;
-    ares_process_fd(self->channel, (revents & EV_READ) ? w->fd : ARES_SOCKET_BAD,
-                    (revents & EV_WRITE) ? w->fd : ARES_SOCKET_BAD);
-}
-
-static void
-s_on_ares_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    proto_disc_t *self = w->data;
-    ares_process_fd(self->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-}
-
-//  c-ares tells us which sockets to watch.
-static void
-s_on_ares_sock(void *data, ares_socket_t fd, int readable, int writable)
-{
-    proto_disc_t *self = data;
-    int events = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
-    s_ares_fd_t *slot = NULL, *free_slot = NULL;
-    for (size_t i = 0; i < S_MAX_ARES_FDS; i++) {
-        if (self->ares_fds[i].used && self->ares_fds[i].io.fd == fd)
-            slot = &self->ares_fds[i];
-        else if (!self->ares_fds[i].used && free_slot == NULL)
-            free_slot = &self->ares_fds[i];
-    }
-    if (slot) {
-        ev_io_stop(self->loop, &slot->io);
-        slot->used = false;
-    }
-    if (events == 0)
-        return;
-    slot = slot ? slot : free_slot;
-    if (slot == NULL) {
-        log_warn("too many DNS sockets", LOG_I("fd", fd));
-        return;
-    }
-    ev_io_init(&slot->io, s_on_ares_io, fd, events);
-    slot->io.data = self;
-    slot->used = true;
-    ev_io_start(self->loop, &slot->io);
-}
-
-static void
-s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
-{
-    (void) timeouts;
+    (void) ttl_s; // re-resolved every PROTO_DISC_DNS_MS whatever the TTL
     s_watch_t *w = arg;
-    if (status == ARES_EDESTRUCTION)
-        return; // the channel is being destroyed with us
     proto_disc_t *self = w->owner;
-    w->dns_busy = false;
-    if (--self->ares_pending == 0)
-        ev_timer_stop(self->loop, &self->ares_timer);
-    if (status != ARES_SUCCESS) {
-        if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
+    w->dns_query = 0;
+    if (status != PROTO_RESOLVE_OK) {
+        if (status == PROTO_RESOLVE_NOT_FOUND)
             s_apply(self, w, NULL, 0); // the name is gone: so are its instances
         else
             log_warn("dns lookup failed", LOG_S("kind", w->kind), LOG_S("name", w->dns_name),
-                     LOG_S("error", ares_strerror(status)));
-        if (res)
-            ares_freeaddrinfo(res);
+                     LOG_S("error", proto_resolve_strstatus(status)));
         return;
     }
     s_inst_t *next = proto_xcalloc(PROTO_DISC_MAX_INSTANCES, sizeof *next);
     size_t n = 0;
-    for (struct ares_addrinfo_node *node = res->nodes; node && n < PROTO_DISC_MAX_INSTANCES;
-         node = node->ai_next) {
+    for (size_t k = 0; k < count && n < PROTO_DISC_MAX_INSTANCES; k++) {
         char addr[INET6_ADDRSTRLEN];
         const void *src;
-        if (node->ai_family == AF_INET)
-            src = &((const struct sockaddr_in *) (const void *) node->ai_addr)->sin_addr;
-        else if (node->ai_family == AF_INET6)
-            src = &((const struct sockaddr_in6 *) (const void *) node->ai_addr)->sin6_addr;
+        int family = addrs[k].ss_family;
+        if (family == AF_INET)
+            src = &((const struct sockaddr_in *) (const void *) &addrs[k])->sin_addr;
+        else if (family == AF_INET6)
+            src = &((const struct sockaddr_in6 *) (const void *) &addrs[k])->sin6_addr;
         else
             continue;
-        if (inet_ntop(node->ai_family, src, addr, sizeof addr) == NULL)
+        if (inet_ntop(family, src, addr, sizeof addr) == NULL)
             continue;
-        const char *fmt_open = node->ai_family == AF_INET6 ? "[" : "";
-        const char *fmt_close = node->ai_family == AF_INET6 ? "]" : "";
+        const char *fmt_open = family == AF_INET6 ? "[" : "";
+        const char *fmt_close = family == AF_INET6 ? "]" : "";
         snprintf(next[n].req, sizeof next[n].req, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
                  w->port);
         snprintf(next[n].pub, sizeof next[n].pub, "tcp://%s%s%s:%u", fmt_open, addr, fmt_close,
@@ -397,7 +336,6 @@ s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
         if (!dup)
             n++;
     }
-    ares_freeaddrinfo(res);
     s_apply(self, w, next, n);
     free(next);
 }
@@ -405,29 +343,25 @@ s_on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 static void
 s_resolve(proto_disc_t *self, s_watch_t *w)
 {
-    if (w->dns_busy)
-        return;
-    struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    w->dns_busy = true;
-    if (self->ares_pending++ == 0)
-        ev_timer_again(self->loop, &self->ares_timer);
-    ares_getaddrinfo(self->channel, w->dns_name, NULL, &hints, s_on_addrinfo, w);
+    if (w->dns_query != 0)
+        return; // the previous lookup is still running
+    proto_resolve_status_t rc = proto_resolve_lookup(self->resolve, w->dns_name, (uint16_t) w->port,
+                                                     AF_UNSPEC, s_on_resolved, w, &w->dns_query);
+    if (rc != PROTO_RESOLVE_OK)
+        log_warn("dns lookup failed", LOG_S("kind", w->kind), LOG_S("name", w->dns_name),
+                 LOG_S("error", proto_resolve_strstatus(rc)));
 }
 
 static int
-s_ares_start(proto_disc_t *self, char *err, size_t errlen)
+s_resolve_start(proto_disc_t *self, char *err, size_t errlen)
 {
-    if (self->ares_on)
+    if (self->resolve)
         return 0;
-    struct ares_options opts = {
-        .sock_state_cb = s_on_ares_sock, .sock_state_cb_data = self, .timeout = 1000, .tries = 2};
-    int rc = ares_init_options(&self->channel, &opts,
-                               ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-    if (rc != ARES_SUCCESS) {
-        snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+    self->resolve = proto_resolve_new(self->loop, NULL);
+    if (self->resolve == NULL) {
+        snprintf(err, errlen, "cannot create the DNS resolver");
         return -1;
     }
-    self->ares_on = true;
     return 0;
 }
 
@@ -554,7 +488,7 @@ s_on_scan_timer(struct ev_loop *loop, ev_timer *t, int revents)
         s_watch_dir(self); // again, if the directory was removed
     s_scan_dir(self);
     uint64_t now = (uint64_t) (ev_now(loop) * 1000);
-    if (self->ares_on && now >= self->dns_due_ms) {
+    if (self->resolve && now >= self->dns_due_ms) {
         self->dns_due_ms = now + PROTO_DISC_DNS_MS;
         for (size_t i = 0; i < self->nwatches; i++)
             if (self->watches[i]->mode == S_DNS)
@@ -574,8 +508,6 @@ proto_disc_new(
     self->arg = arg;
     ev_timer_init(&self->scan_timer, s_on_scan_timer, 0., PROTO_DISC_SCAN_MS / 1000.);
     self->scan_timer.data = self;
-    ev_timer_init(&self->ares_timer, s_on_ares_timer, 0., 0.1);
-    self->ares_timer.data = self;
     self->dir_fd = -1;
     self->dir_wd = -1;
     return self;
@@ -605,7 +537,7 @@ proto_disc_watch(proto_disc_t *self, const char *kind, const char *spec, char *e
         w->mode = S_DNS;
         snprintf(w->dns_name, sizeof w->dns_name, "%.*s", (int) (colon - name), name);
         w->port = (unsigned) strtoul(colon + 1, NULL, 10);
-        if (s_ares_start(self, err, errlen) != 0) {
+        if (s_resolve_start(self, err, errlen) != 0) {
             free(w);
             return -1;
         }
@@ -661,18 +593,12 @@ proto_disc_destroy(proto_disc_t **self_p)
     if (self == NULL)
         return;
     ev_timer_stop(self->loop, &self->scan_timer);
-    ev_timer_stop(self->loop, &self->ares_timer);
     if (self->dir_fd >= 0) {
         ev_io_stop(self->loop, &self->dir_io);
         close(self->dir_fd); // removes the watch too
         self->dir_fd = -1;
     }
-    if (self->ares_on) {
-        ares_destroy(self->channel); // callbacks see ARES_EDESTRUCTION
-        for (size_t i = 0; i < S_MAX_ARES_FDS; i++)
-            if (self->ares_fds[i].used)
-                ev_io_stop(self->loop, &self->ares_fds[i].io);
-    }
+    proto_resolve_destroy(&self->resolve); // queries in flight end without a callback
     for (size_t i = 0; i < self->nwatches; i++) {
         free(self->watches[i]);
         self->watches[i] = NULL;
