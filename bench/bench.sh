@@ -100,6 +100,7 @@ STARTED=()          # names in start order
 cleanup() {
     local rc=$? i name p tries
     trap - EXIT INT TERM
+    [[ -n ${TAP_PID:-} ]] && kill -TERM "$TAP_PID" 2>/dev/null # a tap of the tap rounds
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
         p=${PID[${STARTED[$i]}]}
         kill -TERM "$p" 2>/dev/null || true
@@ -500,6 +501,63 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
+# 3. Taps: actors mirror bus messages only while a tap is subscribed, so an
+#    idle bus (no tap) pays one integer test per message. Measured: lease mode
+#    at the first connection count, no tap against one `switchyard tap`
+#    attached to every actor (its output thrown away), interleaved rounds.
+TAPM=$TMP/tap.tsv
+: >"$TAPM"
+TAP_D=$((DURATION < 5 ? DURATION : 5))
+TAP_PID=""
+tap_stop() {
+    [[ -n $TAP_PID ]] || return 0
+    kill -TERM "$TAP_PID" 2>/dev/null || true
+    wait "$TAP_PID" 2>/dev/null || true
+    TAP_PID=""
+}
+tap_wait() { # tap_wait attached|detached: the lease gateway logged it (bounded)
+    local i
+    for ((i = 0; i < 100; i++)); do
+        log_new switchyard-lease | grep -q "\"msg\":\"tap $1\"" && return 0
+        sleep 0.05
+    done
+    die "the lease gateway did not log 'tap $1' within 5 s"
+}
+C1_TAP=${CONNS%% *}
+us_tick=$((1000000 / CLK_TCK))
+for ((r = 1; r <= ROUNDS; r++)); do
+    for mode in idle attached; do
+        check_alive
+        log_reset switchyard-lease
+        if [[ $mode == attached ]]; then
+            "$BIN/switchyard" tap >/dev/null 2>>"$TMP/tap.err" &
+            TAP_PID=$!
+            tap_wait attached
+        fi
+        out="$TMP/wrk/tap-$mode-r$r.txt"
+        snapshot T0
+        tp0=0
+        [[ -n $TAP_PID ]] && tp0=$(cpu_ticks "$TAP_PID")
+        wrk -t1 -c"$C1_TAP" -d"${TAP_D}s" --latency -H "Host: $HOST_HEADER" "${URL[switchyard-lease]}" >"$out" 2>&1 \
+            || die "wrk failed: $(cat "$out")"
+        snapshot T1
+        tp1=0
+        [[ -n $TAP_PID ]] && tp1=$(cpu_ticks "$TAP_PID")
+        if [[ $mode == attached ]]; then
+            tap_stop
+            tap_wait detached
+        fi
+        read -r rps p50 p99 reqs non2xx sock < <(wrk_parse "$out")
+        [[ -n $reqs && $reqs -gt 0 ]] || die "wrk did no requests (tap $mode): $(cat "$out")"
+        all=$((T1[gw-lease] - T0[gw-lease]))
+        for n in "${ACTORS[@]}"; do all=$((all + T1[$n] - T0[$n])); done
+        awk -v r="$r" -v m="$mode" -v rps="$rps" -v p99="$p99" -v q="$reqs" -v u="$us_tick" \
+            -v gw="$((T1[gw-lease] - T0[gw-lease]))" -v all="$all" -v tp="$((tp1 - tp0))" -v e="$((non2xx + sock))" \
+            'BEGIN { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%s\n", r, m, rps, p99, gw * u / q, all * u / q, tp * u / q, e }' >>"$TAPM"
+        sleep 0.5
+    done
+done
+
 # ---------------------------------------------------------------------------
 # Aggregate.
 
@@ -605,6 +663,28 @@ BUS_TEXT="- \`switchyard ping\` round trip over ipc, median of 9 (each ping on a
   receives the decides and the balancer's leases:
 
 $MSG_TABLE"
+
+# statsd + healthd: the observability budget (issue 8: <= 1 µs per request)
+OBS_LEASE=$(awk -v a="$(actor_med "$C1" switchyard-lease statsd)" -v b="$(actor_med "$C1" switchyard-lease healthd)" 'BEGIN { print a + b }')
+OBS_TTL0=$(awk -v a="$(actor_med "$C1" switchyard-ttl0 statsd)" -v b="$(actor_med "$C1" switchyard-ttl0 healthd)" 'BEGIN { print a + b }')
+tapcol() { awk -F'\t' -v m="$1" -v k="$2" '$2 == m {print $k}' "$TAPM" | median; }
+TAP_ERRS=$(awk -F'\t' '{s += $8} END {print s + 0}' "$TAPM")
+TAP_TEXT="- statsd + healthd, CPU per proxied request at $C1 connections (median of the rounds; budget
+  1 µs): $(fmt "$OBS_LEASE" %.2f) µs in lease mode, $(fmt "$OBS_TTL0" %.2f) µs with TTL 0. statsd decodes every
+  request.done batch and adds each request to its windows and histograms; healthd's probes do not
+  depend on traffic.
+- Taps, lease mode at $C1_TAP connections, $ROUNDS interleaved rounds × ${TAP_D}s (\`switchyard tap >/dev/null\`
+  subscribed to every actor, against no tap; errors $TAP_ERRS):
+
+| tap | req/s | p99 ms | serving gateway µs/req | all actors µs/req | the tap process µs/req |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| none (idle bus) | $(fmt "$(tapcol idle 3)" %.0f) | $(fmt "$(tapcol idle 4)" %.2f) | $(fmt "$(tapcol idle 5)" %.2f) | $(fmt "$(tapcol idle 6)" %.2f) | - |
+| one attached | $(fmt "$(tapcol attached 3)" %.0f) | $(fmt "$(tapcol attached 4)" %.2f) | $(fmt "$(tapcol attached 5)" %.2f) | $(fmt "$(tapcol attached 6)" %.2f) | $(fmt "$(tapcol attached 7)" %.2f) |
+
+  With no tap, mirroring is one integer test per message (proto_bus's tap count): the idle row is
+  the ordinary lease-mode cost. An attached tap adds, in each actor, one zmq send per bus message
+  (the difference between the rows); the tap process itself decodes and prints every message."
+BUS_TEXT+=$'\n'"$TAP_TEXT"
 
 # ---------------------------------------------------------------------------
 # Profile the gateway when lease mode is below 0.8x nginx at 50 connections.

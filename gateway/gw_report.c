@@ -80,8 +80,12 @@ gw_report_add(gw_report_t *self, const proto_reqinfo_t *info)
     self->reported++;
     if (self->count == GW_REPORT_BATCH)
         gw_report_flush(self);
-    else if (!ev_is_active(&self->timer))
+    else if (!ev_is_active(&self->timer)) {
+        // set again each time: libev keeps a stopped or expired one-shot
+        // timer's remaining time (0 after it fired), not its interval
+        ev_timer_set(&self->timer, GW_REPORT_FLUSH_MS / 1000.0, 0.);
         ev_timer_start(self->loop, &self->timer);
+    }
 }
 
 uint64_t

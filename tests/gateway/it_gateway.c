@@ -397,6 +397,59 @@ test_decide_and_lease_reuse(void **state)
     assert_int_equal(s->decides, 2);
 }
 
+//  request.done batches: requests finished within one flush interval travel
+//  together, the second interval as the first (a one-shot ev_timer restarted
+//  without ev_timer_set fires at once after its first expiry: every request
+//  went alone, and statsd paid a wake-up per request).
+static int
+s_batches_of(t_stack_t *s, int want_items)
+{
+    int batches = 0, items = 0;
+    uint64_t deadline = it_now_ms() + 5000;
+    while (items < want_items && it_now_ms() < deadline) {
+        proto_msg_t ev;
+        proto_msg_init(&ev, PROTO_NONE);
+        char topic[64];
+        // the SUB subscribes to everything, taps included: topic request.done only
+        if (it_recv(s->gw_events, &ev, topic, sizeof topic, 500) == 0
+            && strcmp(topic, "request.done") == 0) {
+            batches++;
+            items += (int) ev.request_done.items_count;
+        }
+        proto_msg_clear(&ev);
+    }
+    assert_int_equal(items, want_items);
+    return batches;
+}
+
+static void
+test_report_batches(void **state)
+{
+    t_stack_t *s = *state;
+    // warm the lease (the fake router answers while s_request serves it)
+    char *out = s_request(s, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(out, "200 OK"));
+    free(out);
+    assert_int_equal(s_batches_of(s, 1), 1);
+    const char *four = "GET / HTTP/1.1\r\nHost: site.test\r\n\r\n"
+                       "GET / HTTP/1.1\r\nHost: site.test\r\n\r\n"
+                       "GET / HTTP/1.1\r\nHost: site.test\r\n\r\n"
+                       "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n";
+    for (int round = 0; round < 3; round++) {
+        uint64_t t0 = it_now_ms();
+        out = s_exchange(s->http_port, four, strlen(four), 5000);
+        uint64_t took = it_now_ms() - t0;
+        assert_int_equal(s_count(out, "HTTP/1.1 200"), 4);
+        free(out);
+        int batches = s_batches_of(s, 4);
+        print_message("round %d: 4 requests in %llu ms, %d batches\n", round,
+                      (unsigned long long) took, batches);
+        // inside one flush interval: one batch, two when an interval ends among them
+        if (took < 50)
+            assert_true(batches <= 2);
+    }
+}
+
 static void
 test_outcomes(void **state)
 {
@@ -831,6 +884,7 @@ main(void)
         IT_ACTOR_COMMON_TESTS("gateway"),
         cmocka_unit_test_setup_teardown(test_decide_and_lease_reuse, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_outcomes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_report_batches, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_pipelining_headers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_chunked_both_ways, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, s_setup, s_teardown),
