@@ -106,10 +106,12 @@ s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
         return;
     }
     self->state_events++;
-    if (rc == 1)
-        log_info(st->up ? "backend up" : "backend down", LOG_S("route", st->route),
-                 LOG_S("backend", st->backend), LOG_S("reason", st->reason),
+    if (rc == 1 && st->up)
+        log_info("backend up", LOG_S("route", st->route), LOG_S("backend", st->backend),
                  LOG_U("dead", bal_health_count(self->health)));
+    else if (rc == 1)
+        log_warn("backend down", LOG_S("route", st->route), LOG_S("backend", st->backend),
+                 LOG_S("reason", st->reason), LOG_U("dead", bal_health_count(self->health)));
 }
 
 static void

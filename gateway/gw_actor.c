@@ -419,10 +419,13 @@ s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
     const proto_backend_state_t *st = &in->msg.backend_state;
     size_t n = st->up ? gw_leases_backend_up(self->leases, st->route, st->backend)
                       : gw_leases_backend_down(self->leases, st->route, st->backend);
-    if (n > 0)
-        log_info(st->up ? "backend up: leases expired" : "backend down: leases dropped",
-                 LOG_S("route", st->route), LOG_S("backend", st->backend),
-                 LOG_S("reason", st->reason ? st->reason : ""), LOG_U("leases", n));
+    if (n > 0 && st->up)
+        log_info("backend up: leases expired", LOG_S("route", st->route),
+                 LOG_S("backend", st->backend), LOG_U("leases", n));
+    else if (n > 0)
+        log_warn("backend down: leases dropped", LOG_S("route", st->route),
+                 LOG_S("backend", st->backend), LOG_S("reason", st->reason ? st->reason : ""),
+                 LOG_U("leases", n));
 }
 
 static void

@@ -74,7 +74,11 @@ def test_backend_killed_under_traffic_then_back(make_stack, timings):
     dead_at = dead_at or time.monotonic()
     timings.record("backend killed -> healthd dead (warn line seen)", dead_at - t0)
     assert dead_at - t0 < 1.5  # refused: dead after 1 probe (interval 200 ms) or 1 passive failure
-    wait_until(lambda: has_line(stack, "balancer", "backend down", backend="backend-b"), 2, what="balancer applied it")
+    wait_until(
+        lambda: has_line(stack, "balancer", "backend down", level="warn", backend="backend-b"),
+        2,
+        what="balancer applied it (warn)",
+    )
     timings.record("backend killed -> balancer down", time.monotonic() - t0)
     assert served_by(stack, 10) == [(200, hello_a)] * 10
 
@@ -92,6 +96,12 @@ def test_backend_killed_under_traffic_then_back(make_stack, timings):
     assert r.status_code == 503, (r.status_code, r.text)
     assert r.text == "Service Unavailable - VM not responding"
     assert has_line(stack, "healthd", "backend dead", level="warn", backend="backend-a")
+    # the gateway held leases with A: dropped at once, said at warn
+    wait_until(
+        lambda: has_line(stack, "gateway", "backend down: leases dropped", level="warn", backend="backend-a"),
+        2,
+        what="the gateway's warn line for its leases",
+    )
 
     # B comes back: alive after 2 recovery probes, served again within seconds
     t2 = time.monotonic()
