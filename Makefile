@@ -188,7 +188,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR := build/fuzz
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(WARN) \
-        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iprotocol -Igateway -Iapid
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iprotocol -Igateway -Iapid \
+        -Ihealthd
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz fuzz-build
@@ -200,6 +201,11 @@ fuzz:
 		mkdir -p $$corpus; \
 		if [ -d tests/fuzz/corpus/$$n ]; then cp tests/fuzz/corpus/$$n/* $$corpus/; fi; \
 		if [ -f tests/fuzz/$$n.dict ]; then dict=-dict=tests/fuzz/$$n.dict; fi; \
+		if ls tests/fuzz/regress/$$n-* >/dev/null 2>&1; then \
+			echo "  FUZZ    fuzz_$$n on its regression inputs"; \
+			$(FUZZ_DIR)/fuzz_$$n tests/fuzz/regress/$$n-* >$$log 2>&1 \
+				|| { tail -n 30 $$log; echo "fuzz: fuzz_$$n fails on a regression input"; exit 1; }; \
+		fi; \
 		echo "  FUZZ    fuzz_$$n for $(FUZZ_SECONDS) s (log $$log)"; \
 		if ! $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_DIR)/$$n- $$dict $$corpus >$$log 2>&1; then \
@@ -212,7 +218,8 @@ fuzz:
 fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 
 define FUZZ_RULES
-$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_$(1)_SRCS) $$(wildcard gateway/*.h protocol/*.h apid/*.h)
+$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_$(1)_SRCS) \
+        $$(wildcard gateway/*.h protocol/*.h apid/*.h healthd/*.h tests/fuzz/*.h)
 	@mkdir -p $$(@D)
 	@$(if $(V),,echo "  FUZZ CC $$@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_$(1)_LIBS)

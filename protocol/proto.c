@@ -437,10 +437,14 @@ s_read_str(proto_mp_t *mp, proto_msg_t *msg, uint32_t bound, const char *field, 
     return 0;
 }
 
-static int s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_t *base);
+static int
+s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_t *base, int depth);
 
 static int
-s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t *base)
+//  depth: how deep the value is nested (0: a value of the top-level map),
+//  so that an unknown key's value inside a record is skipped with the same
+//  depth limit as the first pass applies to the whole message.
+s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t *base, int depth)
 {
     void *p = base + f->offset;
     proto_mp_kind_t kind = proto_mp_peek(mp);
@@ -526,7 +530,7 @@ s_decode_field(proto_mp_t *mp, proto_msg_t *msg, const proto_field_t *f, uint8_t
             if (items)
                 memset(items, 0, n * sub->size);
             for (uint32_t i = 0; i < n; i++)
-                if (s_decode_struct(mp, msg, sub, items + i * sub->size) != 0)
+                if (s_decode_struct(mp, msg, sub, items + i * sub->size, depth + 2) != 0)
                     return -2;
             *(uint8_t **) p = items;
             *(uint32_t *) (base + f->count_offset) = n;
@@ -571,8 +575,13 @@ s_find_field(const proto_sdesc_t *d, const char *key, uint32_t len, size_t hint)
 
 //  Decode one map entry's value into field i of d, tracking duplicates.
 static int
-s_decode_entry(
-    proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, int i, uint8_t *base, uint64_t *seen)
+s_decode_entry(proto_mp_t *mp,
+               proto_msg_t *msg,
+               const proto_sdesc_t *d,
+               int i,
+               uint8_t *base,
+               uint64_t *seen,
+               int depth)
 {
     const proto_field_t *f = &d->fields[i];
     if (*seen & ((uint64_t) 1 << i))
@@ -582,7 +591,7 @@ s_decode_entry(
         (void) proto_mp_nil(mp); // nil for an optional field means absent
         return 0;
     }
-    return s_decode_field(mp, msg, f, base);
+    return s_decode_field(mp, msg, f, base, depth);
 }
 
 static int
@@ -595,7 +604,7 @@ s_check_required(proto_msg_t *msg, const proto_sdesc_t *d, uint64_t seen)
 }
 
 static int
-s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_t *base)
+s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_t *base, int depth)
 {
     uint32_t n;
     if (proto_mp_peek(mp) != PROTO_MP_MAP)
@@ -611,12 +620,12 @@ s_decode_struct(proto_mp_t *mp, proto_msg_t *msg, const proto_sdesc_t *d, uint8_
             return s_fail(msg, PROTO_ERR_MALFORMED, d->name);
         int i = s_find_field(d, key, len, hint);
         if (i < 0) {
-            if (proto_mp_skip(mp) != 0)
+            if (proto_mp_skip_at(mp, depth) != 0)
                 return s_fail(msg, PROTO_ERR_MALFORMED, d->name);
             continue;
         }
         hint = (size_t) i + 1;
-        if (s_decode_entry(mp, msg, d, i, base, &seen) != 0)
+        if (s_decode_entry(mp, msg, d, i, base, &seen, depth) != 0)
             return -2;
     }
     return s_check_required(msg, d, seen);
@@ -752,7 +761,7 @@ s_decode_entries(proto_mp_t *mp, uint32_t n, proto_msg_t *msg, unsigned env_seen
             continue;
         }
         hint = (size_t) i + 1;
-        if (s_decode_entry(mp, msg, d, i, base, &seen) != 0)
+        if (s_decode_entry(mp, msg, d, i, base, &seen, 0) != 0)
             return -2;
     }
     const int required_env[] = {ENV_V, ENV_ID, ENV_SRC, ENV_TS};

@@ -387,3 +387,9 @@ proto_mp_skip(proto_mp_t *mp)
 {
     return s_skip(mp, 0);
 }
+
+int
+proto_mp_skip_at(proto_mp_t *mp, int depth)
+{
+    return s_skip(mp, depth);
+}

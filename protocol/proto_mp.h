@@ -72,4 +72,8 @@ int proto_mp_map(proto_mp_t *mp, uint32_t *count);
 //  Skip one whole value, nested at most PROTO_MP_MAX_DEPTH deep.
 int proto_mp_skip(proto_mp_t *mp);
 
+//  The same for a value that is itself nested depth levels deep (0: a value
+//  of the top-level map), so a skip inside a record counts from the top.
+int proto_mp_skip_at(proto_mp_t *mp, int depth);
+
 #endif

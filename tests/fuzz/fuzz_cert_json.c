@@ -3,11 +3,10 @@
     Feeds the input to api_cert_parse, as POST /api/v1/certificates does, and checks what
     apid/api_cert.h and api_json.h promise:
     - on failure: status 400, a code from the header's list, a non-empty message, all three
-      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; the
-      error body built from them (api_error_body) carries code, message and field unchanged
-      (valid UTF-8; the one known exception is a field cut at API_FIELD_MAX bytes in the
-      middle of a character, tests/fuzz/README.md); the field of a PEM or domain error is
-      "domain", "key" or "cert"; a message is printable ASCII unless it quotes a key name;
+      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; field
+      and message are valid UTF-8 and the error body built from them (api_error_body)
+      carries code, message and field unchanged (fuzz_json_common.h); an invalid_value is
+      on "domain", "key" or "cert", and the messages of those fields are printable ASCII;
     - on success: exactly {"domain", "cert", "key", "issuer", "subject", "notBefore",
       "notAfter"} in this order, all strings; the domain lower-case and valid
       (api_cert_domain_normalize gives it back unchanged); the dates "YYYY-MM-DDTHH:MM:SSZ";
@@ -28,94 +27,27 @@
 
 #include "api_cert.h"
 #include "api_json.h"
+#include "fuzz_json_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const s_codes[] = {
-    "invalid_json", "duplicate_key", "unknown_field", "invalid_type",
-    "out_of_range", "invalid_value", "missing_field", NULL};
+static const char *const s_codes[] = {FUZZ_JSON_CODES, NULL};
 
 static const char *const s_keys[] = {"domain",  "cert",      "key",      "issuer",
                                      "subject", "notBefore", "notAfter", NULL};
 
-static bool
-s_terminated(const char *s, size_t cap)
-{
-    return memchr(s, '\0', cap) != NULL;
-}
-
-static bool
-s_ascii(const char *s)
-{
-    for (; *s; s++)
-        if (*s < 0x20 || *s > 0x7e)
-            return false;
-    return true;
-}
-
-//  True if s is valid UTF-8. If it is not, it must be s cut at max bytes in the middle of
-//  its last character (the known exception); then false.
-static bool
-s_utf8_or_cut(const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    json_t *j = json_stringn(s, len);
-    json_decref(j);
-    if (j != NULL)
-        return true;
-    size_t keep = len;
-    while (keep > 0 && len - keep < 3 && ((unsigned char) s[keep - 1] & 0xc0) == 0x80)
-        keep--;
-    if (len != max || keep == 0 || (unsigned char) s[keep - 1] < 0xc0)
-        abort();
-    j = json_stringn(s, keep - 1);
-    if (j == NULL)
-        abort();
-    json_decref(j);
-    return false;
-}
-
+//  The shared contract, and api_cert's own: its errors name one of its three fields and
+//  never quote the input (the PEM), so their messages are printable ASCII.
 static void
 s_check_error(const api_error_t *err)
 {
-    if (err->status != 400 || !s_terminated(err->code, sizeof err->code)
-        || !s_terminated(err->field, sizeof err->field)
-        || !s_terminated(err->message, sizeof err->message) || err->message[0] == '\0')
-        abort();
-    size_t i = 0;
-    while (s_codes[i] && strcmp(s_codes[i], err->code) != 0)
-        i++;
-    if (s_codes[i] == NULL)
-        abort();
-    if (strcmp(err->code, "invalid_json") == 0 && err->field[0] != '\0')
-        abort();
-    //  api_cert's own errors name one of its three fields and never quote the input
+    fuzz_json_check_error(err, s_codes);
     bool own = strcmp(err->field, "domain") == 0 || strcmp(err->field, "key") == 0
                || strcmp(err->field, "cert") == 0;
-    if (own && strcmp(err->code, "duplicate_key") != 0 && !s_ascii(err->message))
+    if (own && strcmp(err->code, "duplicate_key") != 0 && !fuzz_json_ascii(err->message))
         abort();
     if (strcmp(err->code, "invalid_value") == 0 && !own)
         abort();
-    bool field_utf8 = s_utf8_or_cut(err->field, API_FIELD_MAX);
-    if (!s_utf8_or_cut(err->message, API_MESSAGE_MAX))
-        abort(); // a message is never cut: it quotes at most 200 bytes of a key
-    char *body = api_error_body(err->code, err->message, err->field);
-    json_t *doc = json_loads(body, 0, NULL);
-    json_t *inner = json_object_get(doc, "error");
-    const char *code = json_string_value(json_object_get(inner, "code"));
-    const char *message = json_string_value(json_object_get(inner, "message"));
-    json_t *field = json_object_get(inner, "field");
-    if (code == NULL || strcmp(code, err->code) != 0)
-        abort();
-    if (field_utf8 && (message == NULL || strcmp(message, err->message) != 0))
-        abort();
-    if (field_utf8
-        && (err->field[0] == '\0'
-                ? !json_is_null(field)
-                : !json_is_string(field) || strcmp(json_string_value(field), err->field) != 0))
-        abort();
-    json_decref(doc);
-    free(body);
 }
 
 static bool
@@ -150,8 +82,8 @@ s_check_shape(const json_t *out)
     char again[PROTO_ROUTE_VHOST_MAX + 1];
     if (api_cert_domain_normalize(domain, again, sizeof again) != 0 || strcmp(again, domain) != 0)
         abort();
-    if (!s_ascii(json_string_value(json_object_get(out, "issuer")))
-        || !s_ascii(json_string_value(json_object_get(out, "subject")))
+    if (!fuzz_json_ascii(json_string_value(json_object_get(out, "issuer")))
+        || !fuzz_json_ascii(json_string_value(json_object_get(out, "subject")))
         || !s_date(json_string_value(json_object_get(out, "notBefore")))
         || !s_date(json_string_value(json_object_get(out, "notAfter"))))
         abort();
@@ -178,9 +110,7 @@ s_run(const char *buf, size_t len)
         abort();
     if (out == NULL) {
         s_check_error(&err);
-        if (strcmp(err.code, err_b.code) != 0 || strcmp(err.field, err_b.field) != 0
-            || strcmp(err.message, err_b.message) != 0)
-            abort();
+        fuzz_json_check_same_error(&err, &err_b);
         return NULL;
     }
     if (!json_equal(out, out_b))

@@ -4,10 +4,9 @@
     PUT /api/v1/regions/2 and PUT /api/v1/regions/eu-west%2F1 do) and checks what
     apid/api_region.h and api_json.h promise:
     - on failure: status 400, a code from the header's list, a non-empty message, all three
-      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; the
-      error body built from them (api_error_body) carries code, message and field unchanged
-      (valid UTF-8, but for the known exception of a string cut at its bound,
-      tests/fuzz/README.md);
+      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; field
+      and message are valid UTF-8 and the error body built from them (api_error_body)
+      carries code, message and field unchanged (fuzz_json_common.h);
     - on success: exactly {"id": <path id>, "publicAddress": "host:port"}, the address as
       proto_route_address_normalize leaves it (normalizing it again changes nothing), with an
       explicit port; json_dumps of it parses again to the same text (GET -> edit -> PUT);
@@ -25,75 +24,11 @@
 #include "proto_route.h"
 #include "api_json.h"
 #include "api_region.h"
+#include "fuzz_json_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const s_codes[] = {
-    "invalid_json", "duplicate_key", "unknown_field", "invalid_type",
-    "out_of_range", "invalid_value", "missing_field", NULL};
-
-static bool
-s_terminated(const char *s, size_t cap)
-{
-    return memchr(s, '\0', cap) != NULL;
-}
-
-//  True if s is valid UTF-8. If it is not, it must be s cut at max bytes in the middle of
-//  its last character (the known exception); then false.
-static bool
-s_utf8_or_cut(const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    json_t *j = json_stringn(s, len);
-    json_decref(j);
-    if (j != NULL)
-        return true;
-    size_t keep = len;
-    while (keep > 0 && len - keep < 3 && ((unsigned char) s[keep - 1] & 0xc0) == 0x80)
-        keep--;
-    if (len != max || keep == 0 || (unsigned char) s[keep - 1] < 0xc0)
-        abort();
-    j = json_stringn(s, keep - 1);
-    if (j == NULL)
-        abort();
-    json_decref(j);
-    return false;
-}
-
-static void
-s_check_error(const api_error_t *err)
-{
-    if (err->status != 400 || !s_terminated(err->code, sizeof err->code)
-        || !s_terminated(err->field, sizeof err->field)
-        || !s_terminated(err->message, sizeof err->message) || err->message[0] == '\0')
-        abort();
-    size_t i = 0;
-    while (s_codes[i] && strcmp(s_codes[i], err->code) != 0)
-        i++;
-    if (s_codes[i] == NULL)
-        abort();
-    if (strcmp(err->code, "invalid_json") == 0 && err->field[0] != '\0')
-        abort();
-    bool field_utf8 = s_utf8_or_cut(err->field, API_FIELD_MAX);
-    bool message_utf8 = s_utf8_or_cut(err->message, API_MESSAGE_MAX);
-    char *body = api_error_body(err->code, err->message, err->field);
-    json_t *doc = json_loads(body, 0, NULL);
-    json_t *inner = json_object_get(doc, "error");
-    const char *code = json_string_value(json_object_get(inner, "code"));
-    const char *message = json_string_value(json_object_get(inner, "message"));
-    json_t *field = json_object_get(inner, "field");
-    if (code == NULL || strcmp(code, err->code) != 0)
-        abort();
-    if (message_utf8 && field_utf8 && (message == NULL || strcmp(message, err->message) != 0))
-        abort();
-    if (field_utf8 && message_utf8
-        && (err->field[0] == '\0'
-                ? !json_is_null(field)
-                : !json_is_string(field) || strcmp(json_string_value(field), err->field) != 0))
-        abort();
-    json_decref(doc);
-    free(body);
-}
+static const char *const s_codes[] = {FUZZ_JSON_CODES, NULL};
 
 static void
 s_check_shape(const json_t *out, const char *path_id)
@@ -130,10 +65,8 @@ s_run(const char *buf, size_t len, const char *path_id)
     if ((out == NULL) != (out_b == NULL))
         abort();
     if (out == NULL) {
-        s_check_error(&err);
-        if (strcmp(err.code, err_b.code) != 0 || strcmp(err.field, err_b.field) != 0
-            || strcmp(err.message, err_b.message) != 0)
-            abort();
+        fuzz_json_check_error(&err, s_codes);
+        fuzz_json_check_same_error(&err, &err_b);
         return;
     }
     if (!json_equal(out, out_b))

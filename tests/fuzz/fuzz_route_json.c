@@ -4,9 +4,9 @@
     "api.example.com", as PUT /routes/api.example.com does) and to api_backend_parse, and
     checks what apid/api_route.h and api_json.h promise:
     - on failure: status 400, a code from the header's list, a non-empty message, all three
-      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; the
-      error body built from them (api_error_body) carries code, message and field unchanged,
-      i.e. field and message are valid UTF-8 (known exceptions: tests/fuzz/README.md);
+      strings NUL-terminated inside their arrays; invalid_json has the empty field ""; field
+      and message are valid UTF-8 and the error body built from them (api_error_body)
+      carries code, message and field unchanged (fuzz_json_common.h);
     - on success: a JSON object in the normalized form (a route has every field of SPEC §4
       in its order, a backend hostname, port, weight, probe and id), with the path's vHost
       when one was given; json_dumps of it parses again to the same text (normalization is
@@ -26,6 +26,7 @@
 
 #include "api_json.h"
 #include "api_route.h"
+#include "fuzz_json_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,9 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef enum { S_ROUTE, S_BACKEND } s_kind_t;
 
-static const char *const s_codes[] = {"invalid_json",  "duplicate_key", "unknown_field",
-                                      "invalid_type",  "out_of_range",  "invalid_value",
-                                      "missing_field", "duplicate_id",  NULL};
+static const char *const s_codes[] = {FUZZ_JSON_CODES, "duplicate_id", NULL};
 
 //  SPEC §4's order, which a normalized route follows exactly.
 static const char *const s_route_keys[] = {"id",
@@ -64,77 +63,6 @@ s_parse(s_kind_t kind, const char *text, size_t len, const char *path_vhost, api
 {
     return kind == S_ROUTE ? api_route_parse(text, len, path_vhost, err)
                            : api_backend_parse(text, len, err);
-}
-
-static bool
-s_terminated(const char *s, size_t cap)
-{
-    return memchr(s, '\0', cap) != NULL;
-}
-
-//  True if s is valid UTF-8. If it is not, it must be s cut at max bytes in the middle of
-//  its last character (the known exception); then false.
-static bool
-s_utf8_or_cut(const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    json_t *j = json_stringn(s, len);
-    json_decref(j);
-    if (j != NULL)
-        return true;
-    size_t keep = len;
-    while (keep > 0 && len - keep < 3 && ((unsigned char) s[keep - 1] & 0xc0) == 0x80)
-        keep--;
-    if (len != max || keep == 0 || (unsigned char) s[keep - 1] < 0xc0)
-        abort();
-    j = json_stringn(s, keep - 1);
-    if (j == NULL)
-        abort();
-    json_decref(j);
-    return false;
-}
-
-static void
-s_check_error(const api_error_t *err)
-{
-    if (err->status != 400 || !s_terminated(err->code, sizeof err->code)
-        || !s_terminated(err->field, sizeof err->field)
-        || !s_terminated(err->message, sizeof err->message) || err->message[0] == '\0')
-        abort();
-    size_t i = 0;
-    while (s_codes[i] && strcmp(s_codes[i], err->code) != 0)
-        i++;
-    if (s_codes[i] == NULL)
-        abort();
-    //  invalid_json has no field (the header's promise). Other codes may have "" too: the
-    //  document itself (invalid_type for a non-object, out_of_range for a bare too-big
-    //  number) and, ambiguously, a member whose key is "" (tests/fuzz/README.md).
-    if (strcmp(err->code, "invalid_json") == 0 && err->field[0] != '\0')
-        abort();
-    //  The field and message are UTF-8, so the 400 body carries them as they are. Known
-    //  exception (tests/fuzz/README.md): api_error_set cuts them at their bounds by bytes,
-    //  which may split the last character; then the body lacks that member but keeps the
-    //  code. (jansson's error text, quoted in invalid_json messages, is kept to printable
-    //  ASCII by api_json.c since this target found raw bytes there.)
-    bool field_utf8 = s_utf8_or_cut(err->field, API_FIELD_MAX);
-    bool message_utf8 = s_utf8_or_cut(err->message, API_MESSAGE_MAX);
-    char *body = api_error_body(err->code, err->message, err->field);
-    json_t *doc = json_loads(body, 0, NULL);
-    json_t *inner = json_object_get(doc, "error");
-    const char *code = json_string_value(json_object_get(inner, "code"));
-    const char *message = json_string_value(json_object_get(inner, "message"));
-    json_t *field = json_object_get(inner, "field");
-    if (code == NULL || strcmp(code, err->code) != 0)
-        abort();
-    if (message_utf8 && field_utf8 && (message == NULL || strcmp(message, err->message) != 0))
-        abort();
-    if (field_utf8 && message_utf8
-        && (err->field[0] == '\0'
-                ? !json_is_null(field)
-                : !json_is_string(field) || strcmp(json_string_value(field), err->field) != 0))
-        abort();
-    json_decref(doc);
-    free(body);
 }
 
 static void
@@ -205,10 +133,8 @@ s_run(s_kind_t kind, const char *buf, size_t len, const char *path_vhost)
     if ((out == NULL) != (out_b == NULL))
         abort();
     if (out == NULL) {
-        s_check_error(&err);
-        if (strcmp(err.code, err_b.code) != 0 || strcmp(err.field, err_b.field) != 0
-            || strcmp(err.message, err_b.message) != 0)
-            abort();
+        fuzz_json_check_error(&err, s_codes);
+        fuzz_json_check_same_error(&err, &err_b);
         return NULL;
     }
     if (!json_equal(out, out_b))

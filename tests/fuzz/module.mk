@@ -4,12 +4,24 @@
 FUZZ_prescan_SRCS := gateway/gw_prescan.c
 FUZZ_chunk_SRCS := gateway/gw_chunk.c
 FUZZ_chunk_LIBS := -lhttp_parser
-FUZZ_route_json_SRCS := apid/api_route.c apid/api_cert.c apid/api_json.c protocol/proto_route.c \
-                        protocol/proto_strategy.c protocol/proto_util.c
+# The three JSON-body targets share tests/fuzz/fuzz_json_common.h (header only: a .c named
+# fuzz_*.c would be taken for a target); the Makefile rebuilds them when it changes.
+FUZZ_route_json_SRCS := apid/api_route.c apid/api_cert.c \
+                        apid/api_json.c protocol/proto_route.c protocol/proto_strategy.c \
+                        protocol/proto_util.c
 FUZZ_route_json_LIBS := -ljansson -lcrypto -lm
-FUZZ_cert_json_SRCS := apid/api_cert.c apid/api_json.c protocol/proto_route.c \
-                       protocol/proto_strategy.c protocol/proto_util.c
+FUZZ_cert_json_SRCS := apid/api_cert.c apid/api_json.c \
+                       protocol/proto_route.c protocol/proto_strategy.c protocol/proto_util.c
 FUZZ_cert_json_LIBS := -ljansson -lcrypto -lm
-FUZZ_region_json_SRCS := apid/api_region.c apid/api_json.c protocol/proto_route.c \
-                         protocol/proto_strategy.c protocol/proto_util.c
+FUZZ_region_json_SRCS := apid/api_region.c apid/api_json.c \
+                         protocol/proto_route.c protocol/proto_strategy.c protocol/proto_util.c
 FUZZ_region_json_LIBS := -ljansson -lm
+# fuzz_proto: proto_decode and what it needs (the encoder packs with msgpack-c); `=` so that
+# pkg-config only runs when the recipe needs it, as the Makefile's PKG_LIBS does.
+FUZZ_proto_SRCS := protocol/proto.c protocol/proto_desc.c protocol/proto_mp.c \
+                    protocol/proto_util.c
+FUZZ_proto_LIBS = $(shell pkg-config --libs msgpack)
+# fuzz_probe: healthd's status-line check and request writer (hd_probe.c uses libev for
+# the probe itself).
+FUZZ_probe_SRCS := healthd/hd_probe.c
+FUZZ_probe_LIBS := -lev

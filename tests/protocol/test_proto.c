@@ -1434,6 +1434,72 @@ test_unknown_keys(void **state)
     }
 }
 
+//  An unknown key inside a record whose value nests `levels` arrays: in
+//  either key order (the one-pass decoder or the careful one), the same
+//  answer, counting depth from the top of the message (fuzz_proto found the
+//  one-pass decoder counting it from the record: tests/fuzz/regress/proto-*).
+static int
+s_deep_record(int levels, bool envelope_first, proto_msg_t *msg)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    for (int part = 0; part < 2; part++) {
+        if ((part == 0) == envelope_first) {
+            s_pack_text(&pk, "v", 1);
+            msgpack_pack_uint8(&pk, PROTO_VERSION);
+            s_pack_text(&pk, "t", 1);
+            s_pack_text(&pk, "request.done", 12);
+            s_pack_text(&pk, "id", 2);
+            msgpack_pack_uint8(&pk, 1);
+            s_pack_text(&pk, "rid", 3);
+            s_pack_text(&pk, "", 0);
+            s_pack_text(&pk, "src", 3);
+            s_pack_text(&pk, "a/b", 3);
+            s_pack_text(&pk, "ts", 2);
+            msgpack_pack_uint8(&pk, 1);
+        } else {
+            s_pack_text(&pk, "items", 5);
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_map(&pk, 5);
+            s_pack_text(&pk, "rid", 3);
+            s_pack_text(&pk, "r", 1);
+            s_pack_text(&pk, "method", 6);
+            s_pack_text(&pk, "GET", 3);
+            s_pack_text(&pk, "status", 6);
+            msgpack_pack_uint8(&pk, 200);
+            s_pack_text(&pk, "duration_us", 11);
+            msgpack_pack_uint8(&pk, 1);
+            s_pack_text(&pk, "x", 1);
+            for (int i = 0; i < levels; i++)
+                msgpack_pack_array(&pk, i + 1 < levels ? 1 : 0);
+        }
+    }
+    proto_msg_init(msg, PROTO_NONE);
+    int rc = s_decode_exact(sb.data, sb.size, msg);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void
+test_depth_in_records(void **state)
+{
+    (void) state;
+    // items is at depth 0, its record at 1, the record's values at 2: 31
+    // arrays reach depth 32 (the limit), 32 arrays one more
+    for (int order = 0; order < 2; order++) {
+        proto_msg_t msg;
+        assert_int_equal(s_deep_record(PROTO_MP_MAX_DEPTH - 1, order == 0, &msg), 0);
+        assert_int_equal(msg.request_done.items_count, 1);
+        proto_msg_clear(&msg);
+        assert_int_equal(s_deep_record(PROTO_MP_MAX_DEPTH, order == 0, &msg), -2);
+        assert_int_equal(msg.err, PROTO_ERR_MALFORMED);
+        proto_msg_clear(&msg);
+    }
+}
+
 //  proto_encode leads with v and t, which lets the decoder read in one pass.
 static void
 test_encode_order(void **state)
@@ -2168,6 +2234,7 @@ main(void)
         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_encode_order),
+        cmocka_unit_test(test_depth_in_records),
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_version_first),
         cmocka_unit_test(test_oversize),
