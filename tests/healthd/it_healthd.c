@@ -47,7 +47,7 @@ typedef struct {
     void *gw_pub;     // scripted gateway: upstream.failed
     void *states;     // SUB on healthd: backend.state
     void *dealer;     // DEALER to healthd (ping), or NULL
-    char body[8192];  // what config.get what=health answers
+    char body[65536]; // what config.get what=health answers
     int fetches;      // config.get answered
     t_event_t events[T_MAX_EVENTS];
     size_t nevents;
@@ -231,10 +231,8 @@ s_backend(t_fix_t *f, int port, const char *name)
 }
 
 static pid_t
-s_healthd(t_fix_t *f, const char *name)
+s_healthd_env(t_fix_t *f, const char *name, const char *const *env)
 {
-    const char *env[] = {"HEALTHD_INTERVAL=100ms", "HEALTHD_TIMEOUT=150ms",
-                         "HEALTHD_RECOVERY_INTERVAL=200ms", "INSTANCE_ID=hd-it", NULL};
     pid_t pid = it_spawn(&f->env, "healthd", name, env, NULL);
     assert_true(pid > 0);
     assert_int_equal(it_wait_bound(&f->env, "healthd", pid, 20000), 0);
@@ -257,6 +255,14 @@ s_healthd(t_fix_t *f, const char *name)
     }
     assert_true(joined);
     return pid;
+}
+
+static pid_t
+s_healthd(t_fix_t *f, const char *name)
+{
+    static const char *const env[] = {"HEALTHD_INTERVAL=100ms", "HEALTHD_TIMEOUT=150ms",
+                                      "HEALTHD_RECOVERY_INTERVAL=200ms", "INSTANCE_ID=hd-it", NULL};
+    return s_healthd_env(f, name, env);
 }
 
 static void *
@@ -494,6 +500,80 @@ test_restart_no_flap(void **state)
     assert_true(it_clean_stderr(&f->env, "healthd.1"));
 }
 
+//  Hundreds of backends: 400 pairs (300 on a live backend, 100 on a closed
+//  port) all reach their verdict within a few intervals, and healthd keeps
+//  the pace its schedule asks (one probe per pair per second) instead of
+//  falling behind.
+#define T_MANY      400
+#define T_MANY_DEAD 4 // every 4th pair is on the closed port
+static void
+test_hundreds(void **state)
+{
+    t_fix_t *f = *state;
+    int closed = it_free_port_pair();
+    size_t n = (size_t) snprintf(f->body, sizeof f->body,
+                                 "[{\"route\":\"many\",\"vHost\":\"many.test\","
+                                 "\"healthPath\":\"/\",\"backends\":[");
+    for (int i = 0; i < T_MANY; i++) {
+        n += (size_t) snprintf(f->body + n, sizeof f->body - n,
+                               "%s{\"id\":\"b%d\",\"hostname\":\"127.0.0.1\",\"port\":%d,"
+                               "\"region\":\"1\",\"probe\":\"http\",\"maintenance\":false}",
+                               i ? "," : "", i,
+                               i % T_MANY_DEAD == T_MANY_DEAD - 1 ? closed : f->port_a);
+        assert_true(n < sizeof f->body - 8);
+    }
+    n += (size_t) snprintf(f->body + n, sizeof f->body - n, "]}]");
+    static const char *const env[] = {"HEALTHD_INTERVAL=1s", "HEALTHD_TIMEOUT=500ms",
+                                      "HEALTHD_RECOVERY_INTERVAL=1s", "INSTANCE_ID=hd-many", NULL};
+    uint64_t t0 = it_now_ms();
+    f->healthd = s_healthd_env(f, "healthd", env);
+    // every verdict: alive after 2 probes (the first within the first
+    // interval, the second one interval later, +-10 %), dead after 1 refused
+    // (a dead pair is announced again now and then: count pairs, not events)
+    uint64_t deadline = t0 + 6000;
+    bool seen[T_MANY] = {false};
+    size_t verdicts = 0, down = 0, checked = 0;
+    while (verdicts < T_MANY && it_now_ms() < deadline) {
+        s_pump(f, 50);
+        for (; checked < f->nevents; checked++) {
+            const t_event_t *e = &f->events[checked];
+            assert_string_equal(e->route, "many");
+            int id = atoi(e->backend + 1);
+            assert_true(id >= 0 && id < T_MANY);
+            bool dead = id % T_MANY_DEAD == T_MANY_DEAD - 1;
+            assert_true(e->up == !dead);
+            if (!seen[id]) {
+                seen[id] = true;
+                verdicts++;
+                down += dead;
+            }
+        }
+    }
+    uint64_t took = it_now_ms() - t0;
+    print_message("%zu verdicts of %d pairs in %llu ms\n", verdicts, T_MANY,
+                  (unsigned long long) took);
+    assert_int_equal(verdicts, T_MANY);
+    assert_int_equal(down, T_MANY / T_MANY_DEAD);
+    // the pace: probes counted over 3 s against one per pair per second
+    char ep[256];
+    it_req_endpoint(&f->env, "healthd", f->healthd, ep, sizeof ep);
+    f->dealer = it_dealer(&f->env, ep);
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_NONE);
+    assert_int_equal(it_ping(f->dealer, &pong, 5000), 0);
+    uint64_t p0 = it_counter(&pong, "probes"), m0 = it_now_ms();
+    proto_msg_clear(&pong);
+    s_pump(f, 3000);
+    assert_int_equal(it_ping(f->dealer, &pong, 5000), 0);
+    uint64_t p1 = it_counter(&pong, "probes"), m1 = it_now_ms();
+    proto_msg_clear(&pong);
+    double per_s = (double) (p1 - p0) * 1000.0 / (double) (m1 - m0);
+    print_message("%.0f probes/s for %d pairs at a 1 s interval\n", per_s, T_MANY);
+    assert_true(per_s >= 0.8 * T_MANY && per_s <= 1.25 * T_MANY);
+    assert_int_equal(it_stop(&f->env, f->healthd, 10000), 0);
+    assert_true(it_clean_stderr(&f->env, "healthd"));
+}
+
 int
 main(void)
 {
@@ -501,6 +581,7 @@ main(void)
         IT_ACTOR_COMMON_TESTS("healthd"),
         cmocka_unit_test_setup_teardown(test_states, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_restart_no_flap, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hundreds, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("it_healthd", tests, NULL, NULL);
 }
