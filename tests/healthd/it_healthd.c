@@ -538,7 +538,7 @@ test_hundreds(void **state)
         for (; checked < f->nevents; checked++) {
             const t_event_t *e = &f->events[checked];
             assert_string_equal(e->route, "many");
-            int id = atoi(e->backend + 1);
+            int id = (int) strtol(e->backend + 1, NULL, 10);
             assert_true(id >= 0 && id < T_MANY);
             bool dead = id % T_MANY_DEAD == T_MANY_DEAD - 1;
             assert_true(e->up == !dead);
