@@ -684,7 +684,7 @@ TAP_TEXT="- statsd + healthd, CPU per proxied request at $C1 connections (median
   With no tap, mirroring is one integer test per message (proto_bus's tap count): the idle row is
   the ordinary lease-mode cost. An attached tap adds, in each actor, one zmq send per bus message
   (the difference between the rows); the tap process itself decodes and prints every message."
-BUS_TEXT+=$'\n'"$TAP_TEXT"
+BUS_TEXT+=$'\n\n'"$TAP_TEXT"
 
 # ---------------------------------------------------------------------------
 # Profile the gateway when lease mode is below 0.8x nginx at 50 connections.
