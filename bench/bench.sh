@@ -229,9 +229,12 @@ start haproxy "$TMP/haproxy-access.log" haproxy -f "$TMP/haproxy.cfg" -db
 wait_http haproxy "http://127.0.0.1:$P_HAPROXY/"
 
 # The route: written into the router's file store before the router starts.
+# Backpressure wide open (reqActiveLength far above the connection counts):
+# nginx and HAProxy run without a per-route limit here, so the gateway does too.
 cat >"$TMP/state.json" <<EOF
 {"format": 1, "version": 1,
  "routes": [{"id": "bench", "vHost": "$HOST_HEADER", "strategy": "ROUND_ROBIN",
+             "reqActiveLength": 100000, "reqQueueLength": 0,
              "backends": [{"id": "demo", "hostname": "127.0.0.1", "port": $P_BACKEND, "weight": 1,
                            "region": "1"}]}],
  "regions": [],

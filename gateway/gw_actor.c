@@ -551,6 +551,14 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "upstream.failures", &self->upstream_failures);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
+    self->queues = gw_queues_new(self->loop, gw_proxy_on_queue, self);
+    const gw_queue_stats_t *qs = gw_queues_stats(self->queues);
+    (void) proto_bus_counter(self->bus, "queue.queued", &qs->queued);
+    (void) proto_bus_counter(self->bus, "queue.refused", &qs->refused);
+    (void) proto_bus_counter(self->bus, "queue.timeouts", &qs->timeouts);
+    (void) proto_bus_counter(self->bus, "queue.abandoned", &qs->abandoned);
+    (void) proto_bus_counter(self->bus, "queue.waiting", &qs->waiting);
+    (void) proto_bus_counter(self->bus, "queue.active", &qs->active);
 
     self->http_fd = s_listen(&cfg->http_addr, "http");
     self->admin_fd = s_listen(&cfg->admin_addr, "admin");
@@ -589,6 +597,7 @@ gw_actor_destroy(gw_actor_t **self_p)
         gw_conn_close_all(self);
     }
     gw_pool_destroy(&self->pool);
+    gw_queues_destroy(&self->queues); // after the connections: nobody waits any more
     gw_report_destroy(&self->report); // publishes what is left
     if (self->http_fd >= 0)
         close(self->http_fd);

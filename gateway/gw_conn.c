@@ -851,8 +851,15 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (n == 0) {
             conn->eof = true;
             s_stop_reading(conn);
-            if (conn->req == NULL
-                || (conn->req->phase != GW_PHASE_RESPONDING && !conn->req->body_done)) {
+            // gone before its response began: a body cut short, or a
+            // request still waiting for a decision or in its route's queue
+            // (SPEC §3: dropped from the queue); one already upstream keeps
+            // going, as a half-closed client may still read the answer
+            gw_req_t *req = conn->req;
+            if (req == NULL
+                || (req->phase != GW_PHASE_RESPONDING
+                    && (!req->body_done || req->phase == GW_PHASE_DECIDING
+                        || gw_proxy_queued(req)))) {
                 s_close(conn);
                 return;
             }

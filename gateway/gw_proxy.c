@@ -899,11 +899,53 @@ s_attempt(gw_req_t *req)
     }
 }
 
+//  503 queue full: the route's places and its queue are taken, or the
+//  request waited queueTimeoutMs (HAProxy answers both with 503 too).
+static void
+s_queue_full(gw_req_t *req)
+{
+    gw_req_respond(req, 503, NULL, PROTO_LIT("Service Unavailable - queue full"),
+                   "Retry-After: 1\r\n");
+}
+
 void
 gw_proxy_start(gw_req_t *req)
 {
     req->hold_ok = true;
-    s_attempt(req);
+    gw_lease_t *lease = req->lease;
+    if (lease->req_active == 0) { // a lease without limits (older router): none apply
+        s_attempt(req);
+        return;
+    }
+    uint32_t wait_ms = lease->queue_timeout_ms ? lease->queue_timeout_ms : lease->timeout_ms;
+    switch (gw_queues_enter(req->gw->queues, &req->qwait, lease->route, lease->req_active,
+                            lease->req_queue, wait_ms)) {
+        case GW_QUEUE_GO:
+            s_attempt(req);
+            return;
+        case GW_QUEUE_WAIT:
+            return; // gw_proxy_on_queue goes on
+        case GW_QUEUE_FULL:
+            s_queue_full(req);
+            return;
+    }
+}
+
+bool
+gw_proxy_queued(const gw_req_t *req)
+{
+    return req->qwait.slot != NULL && !req->qwait.active;
+}
+
+void
+gw_proxy_on_queue(gw_qwait_t *w, bool go, void *arg)
+{
+    (void) arg;
+    gw_req_t *req = (gw_req_t *) (void *) ((char *) w - offsetof(gw_req_t, qwait));
+    if (go)
+        s_attempt(req);
+    else
+        s_queue_full(req);
 }
 
 void
@@ -921,16 +963,19 @@ void
 gw_proxy_release(gw_req_t *req)
 {
     gw_up_t *up = req->up;
-    if (up == NULL)
-        return;
-    req->up = NULL;
-    up->req = NULL;
-    bool reusable = up->msg_done && up->keep_alive && req->body_done && gw_buf_len(&up->out) == 0
-                    && gw_buf_len(&up->in) == 0 && !req->gw->draining;
-    if (reusable)
-        s_pool_put(req->gw->pool, up);
-    else
-        s_up_close(&up);
+    if (up != NULL) {
+        req->up = NULL;
+        up->req = NULL;
+        bool reusable = up->msg_done && up->keep_alive && req->body_done
+                        && gw_buf_len(&up->out) == 0 && gw_buf_len(&up->in) == 0
+                        && !req->gw->draining;
+        if (reusable)
+            s_pool_put(req->gw->pool, up);
+        else
+            s_up_close(&up);
+    }
+    // last: the next queued request of the route may take the pooled connection
+    gw_queues_leave(req->gw->queues, &req->qwait);
 }
 
 bool
@@ -946,4 +991,5 @@ gw_proxy_abort(gw_req_t *req)
         req->up->req = NULL;
         s_up_close(&req->up);
     }
+    gw_queues_leave(req->gw->queues, &req->qwait);
 }

@@ -39,6 +39,12 @@ void gw_proxy_abort(gw_req_t *req);
 
 //  The pool of idle upstream keep-alive connections (closed after
 //  GATEWAY_UPSTREAM_IDLE_TIMEOUT idle).
+//  True while the request waits in its route's queue (backpressure).
+bool gw_proxy_queued(const gw_req_t *req);
+
+//  gw_queue's callback: a queued request may go (go) or waited too long.
+void gw_proxy_on_queue(gw_qwait_t *w, bool go, void *arg);
+
 typedef struct gw_pool gw_pool_t;
 gw_pool_t *gw_pool_new(gw_actor_t *gw);
 size_t gw_pool_idle(gw_pool_t *pool);

@@ -22,6 +22,7 @@
 #include "gw_buf.h"
 #include "gw_http.h"
 #include "gw_lease.h"
+#include "gw_queue.h"
 #include "proto.h"
 
 #define GW_MAX_HEADERS    100                // request header fields kept (the prescan allows 100)
@@ -95,6 +96,7 @@ struct gw_req {
     bool stale;                               // decision served stale
 
     // proxy: attempts and the upstream side
+    gw_qwait_t qwait;                            // the route's backpressure place (gw_queue)
     int cand;                                    // candidate of the current attempt (-1 none)
     uint64_t tried;                              // candidates tried (bit mask)
     uint32_t attempts;                           // attempts made

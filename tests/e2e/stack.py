@@ -15,6 +15,7 @@ never by sleeping a fixed time.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -432,6 +433,26 @@ class Stack:
         if host is not None:
             h["Host"] = host
         return (session or requests).request(method, self.http_url + path, headers=h, timeout=timeout, **kw)
+
+    def pong(self, kind):
+        """The counters of the first `kind` instance from `switchyard ping -v`
+        ({name: int}) and the whole output."""
+        p = subprocess.run(
+            [os.path.join(self.bin_dir, "switchyard"), "ping", "-v", "--bus-dir", self.bus_dir, "--timeout", "3s"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=self.dir,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir, "LANG": "C.UTF-8"},
+            stdin=subprocess.DEVNULL,
+        )
+        lines = p.stdout.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith(kind + " ") and i + 1 < len(lines):
+                return {k: int(v) for k, v in re.findall(r"(\S+)=(\d+)", lines[i + 1])}, p.stdout
+        raise AssertionError(
+            "no %s in `switchyard ping -v` (exit %d):\n%s\n%s" % (kind, p.returncode, p.stdout, p.stderr)
+        )
 
     def logs(self, name):
         return self.procs[name].stdout_text() + self.procs[name].stderr_text()

@@ -22,9 +22,7 @@ cluster (one per module, a fresh database per test), with the real binaries.
 import json
 import os
 import random
-import re
 import socket
-import subprocess
 import time
 import uuid
 
@@ -33,7 +31,7 @@ import pytest
 import requests
 
 from pg import PgTmp
-from stack import BIN_DIR, free_ports, wait_until
+from stack import free_ports, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -210,20 +208,7 @@ def assert_not_found(stack, host):
 
 def router_pong(stack):
     """The router's counters from `switchyard ping -v` ({name: int})."""
-    p = subprocess.run(
-        [os.path.join(BIN_DIR, "switchyard"), "ping", "-v", "--bus-dir", stack.bus_dir, "--timeout", "3s"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=stack.dir,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": stack.dir, "LANG": "C.UTF-8"},
-        stdin=subprocess.DEVNULL,
-    )
-    lines = p.stdout.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("router ") and i + 1 < len(lines):
-            return {k: int(v) for k, v in re.findall(r"(\S+)=(\d+)", lines[i + 1])}, p.stdout
-    raise AssertionError("no router in `switchyard ping -v` (exit %d):\n%s\n%s" % (p.returncode, p.stdout, p.stderr))
+    return stack.pong("router")
 
 
 def free_loopback_for_port_80():

@@ -9,3 +9,5 @@ UNIT_TESTS += tests/gateway/test_http
 tests/gateway/test_http_SRCS := gateway/gw_http.c
 UNIT_TESTS += tests/gateway/test_head
 tests/gateway/test_head_SRCS := gateway/gw_head.c gateway/gw_http.c gateway/gw_buf.c
+UNIT_TESTS += tests/gateway/test_queue
+tests/gateway/test_queue_SRCS := gateway/gw_queue.c
