@@ -551,6 +551,7 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "upstream.failures", &self->upstream_failures);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
+    (void) proto_bus_counter(self->bus, "upstream.pool.stale", gw_pool_stale(self->pool));
     self->queues = gw_queues_new(self->loop, gw_proxy_on_queue, self);
     const gw_queue_stats_t *qs = gw_queues_stats(self->queues);
     (void) proto_bus_counter(self->bus, "queue.queued", &qs->queued);

@@ -37,6 +37,7 @@
 
 #define S_POOL_BUCKETS    1024
 #define S_POOL_MAX_IDLE   1024
+#define S_POOL_CHECK_IDLE 0.5         // pooled this long (s): peek for a close before reuse
 #define S_RESP_HEAD_MAX   (64 * 1024) // upstream response head bound
 #define S_RESP_FIELDS_MAX 128         // upstream response header fields
 
@@ -61,6 +62,7 @@ struct gw_up {
     char key[300];                        // "host:port" for the pool
     bool connected;                       // connect completed
     bool reused;                          // came from the pool
+    ev_tstamp pooled_at;                  // when it went idle (loop time)
     bool got_bytes;                       // a response byte arrived
     bool head_done;                       // response head parsed
     bool msg_done;                        // response complete
@@ -79,6 +81,7 @@ struct gw_up {
 struct gw_pool {
     gw_actor_t *gw;                   // the actor
     gw_up_t *buckets[S_POOL_BUCKETS]; // idle connections by key hash
+    uint64_t stale;                   // found closed at reuse (s_pool_alive)
     size_t idle;                      // how many
 };
 
@@ -147,6 +150,7 @@ s_pool_put(gw_pool_t *pool, gw_up_t *up)
     ev_set_cb(&up->timer, s_on_idle_timer);
     ev_timer_set(&up->timer, (double) pool->gw->cfg->upstream_idle_timeout_ms / 1000.0, 0.);
     ev_timer_start(loop, &up->timer);
+    up->pooled_at = ev_now(loop);
     size_t b = s_pool_hash(up->key);
     up->pool_prev = NULL;
     up->pool_next = pool->buckets[b];
@@ -156,13 +160,38 @@ s_pool_put(gw_pool_t *pool, gw_up_t *up)
     pool->idle++;
 }
 
+//  Whether an idle connection is still open and silent. The read watcher
+//  closes most that a backend closed; this catches the close that arrived in
+//  the same loop turn as the request about to use it (a backend's keep-alive
+//  timeout ends connections that sat idle, so only those are checked: one
+//  recv, not one per request on a busy connection).
+static bool
+s_pool_alive(gw_pool_t *pool, const gw_up_t *up)
+{
+    if (ev_now(pool->gw->loop) - up->pooled_at < S_POOL_CHECK_IDLE)
+        return true;
+    char b;
+    ssize_t n = recv(up->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static gw_up_t *
 s_pool_take(gw_pool_t *pool, const char *key)
 {
-    for (gw_up_t *up = pool->buckets[s_pool_hash(key)]; up; up = up->pool_next) {
-        if (strcmp(up->key, key) != 0)
+    gw_up_t *up = pool->buckets[s_pool_hash(key)];
+    while (up) {
+        gw_up_t *next = up->pool_next;
+        if (strcmp(up->key, key) != 0) {
+            up = next;
             continue;
+        }
         s_pool_unlink(pool, up);
+        if (!s_pool_alive(pool, up)) {
+            s_up_close(&up); // closed (or spoke) while idle: never reused
+            pool->stale++;
+            up = next;
+            continue;
+        }
         ev_io_stop(pool->gw->loop, &up->rio);
         ev_timer_stop(pool->gw->loop, &up->timer);
         return up;
@@ -182,6 +211,12 @@ size_t
 gw_pool_idle(gw_pool_t *pool)
 {
     return pool->idle;
+}
+
+const uint64_t *
+gw_pool_stale(const gw_pool_t *pool)
+{
+    return &pool->stale;
 }
 
 void

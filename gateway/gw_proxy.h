@@ -48,6 +48,8 @@ void gw_proxy_on_queue(gw_qwait_t *w, bool go, void *arg);
 typedef struct gw_pool gw_pool_t;
 gw_pool_t *gw_pool_new(gw_actor_t *gw);
 size_t gw_pool_idle(gw_pool_t *pool);
+//  Idle connections found closed when about to be reused (a counter for pong).
+const uint64_t *gw_pool_stale(const gw_pool_t *pool);
 void gw_pool_destroy(gw_pool_t **pool_p);
 
 #endif
