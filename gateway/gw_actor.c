@@ -552,6 +552,18 @@ gw_actor_new(const gw_config_t *cfg)
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
     (void) proto_bus_counter(self->bus, "upstream.pool.stale", gw_pool_stale(self->pool));
+    gw_dns_config_t dc = {.servers = cfg->common.dns_servers, .fn = gw_proxy_on_dns, .arg = self};
+    self->dns = gw_dns_new(self->loop, &dc);
+    if (self->dns == NULL) {
+        log_error("cannot create the DNS cache");
+        goto fail;
+    }
+    const gw_dns_stats_t *ds = gw_dns_stats(self->dns);
+    (void) proto_bus_counter(self->bus, "dns.lookups", &ds->lookups);
+    (void) proto_bus_counter(self->bus, "dns.misses", &ds->misses);
+    (void) proto_bus_counter(self->bus, "dns.failures", &ds->failures);
+    (void) proto_bus_counter(self->bus, "dns.queries", &ds->queries);
+    (void) proto_bus_counter(self->bus, "dns.entries", &ds->entries);
     self->queues = gw_queues_new(self->loop, gw_proxy_on_queue, self);
     const gw_queue_stats_t *qs = gw_queues_stats(self->queues);
     (void) proto_bus_counter(self->bus, "queue.queued", &qs->queued);
@@ -599,6 +611,7 @@ gw_actor_destroy(gw_actor_t **self_p)
     }
     gw_pool_destroy(&self->pool);
     gw_queues_destroy(&self->queues); // after the connections: nobody waits any more
+    gw_dns_destroy(&self->dns);
     gw_report_destroy(&self->report); // publishes what is left
     if (self->http_fd >= 0)
         close(self->http_fd);

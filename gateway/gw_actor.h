@@ -16,6 +16,7 @@
 
 #include "gw_cidr.h"
 #include "gw_lease.h"
+#include "gw_dns.h"
 #include "gw_queue.h"
 #include "gw_report.h"
 #include "gw_req.h"
@@ -68,6 +69,7 @@ struct gw_actor {
     gw_report_t *report;    // request.done batches
     gw_pool_t *pool;        // idle upstream connections
     gw_queues_t *queues;    // per-route backpressure
+    gw_dns_t *dns;          // backend names (c-ares)
     gw_conn_t *conns;       // every client connection
     uint64_t nconns;        // how many
     bool draining;          // SIGTERM received

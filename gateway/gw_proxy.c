@@ -32,6 +32,7 @@
 
 #include "gw_actor.h"
 #include "gw_proxy.h"
+#include "proto_resolve.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
@@ -86,6 +87,7 @@ struct gw_pool {
 };
 
 static void s_attempt(gw_req_t *req);
+static void s_attempt_at(gw_req_t *req, const struct sockaddr_storage *addr, socklen_t addrlen);
 static void s_up_close(gw_up_t **up_p);
 
 // --------------------------------------------------------------------------
@@ -271,16 +273,20 @@ s_up_arm(gw_up_t *up, double seconds)
 }
 
 static gw_up_t *
-s_up_connect(gw_actor_t *gw, const gw_cand_t *c, const char *key, int *err)
+s_up_connect(gw_actor_t *gw,
+             const struct sockaddr_storage *addr,
+             socklen_t addrlen,
+             const char *key,
+             int *err)
 {
-    int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = errno;
         return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (const struct sockaddr *) &c->addr, c->addrlen) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *) addr, addrlen) != 0 && errno != EINPROGRESS) {
         *err = errno;
         close(fd);
         return NULL;
@@ -519,6 +525,15 @@ s_report_failure(gw_req_t *req, const char *reason)
 static void
 s_attempt_failed(gw_req_t *req, const char *reason, bool connect_failed)
 {
+    if (connect_failed && req->addr_i + 1 < req->naddrs) {
+        // a backend's name with another address: the same candidate there
+        // (as nginx tries each address of a name); failed when all have
+        s_up_close(&req->up);
+        req->addr_i++;
+        s_attempt_at(req, &req->addrs[req->addr_i],
+                     proto_resolve_addrlen(&req->addrs[req->addr_i]));
+        return;
+    }
     gw_up_t *up = req->up;
     bool stale_keepalive = up && up->reused && !connect_failed;
     s_up_close(&req->up);
@@ -870,38 +885,23 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
 // --------------------------------------------------------------------------
 // Attempts
 
+//  Go on with the attempt at candidate req->cand, connecting to addr if no
+//  pooled connection to it is idle.
 static void
-s_attempt(gw_req_t *req)
+s_attempt_at(gw_req_t *req, const struct sockaddr_storage *addr, socklen_t addrlen)
 {
     gw_actor_t *gw = req->gw;
     gw_lease_t *lease = req->lease;
-    int idx = gw_lease_pick(lease, req->tried, req->client_ip, gw_actor_random(gw));
-    if (idx < 0) {
-        if (req->attempts == 0)
-            gw_req_respond_text(req, 503, "Service Unavailable - VM not responding");
-        else
-            gw_req_respond_text(req, 502, "Bad Gateway");
-        return;
-    }
-    req->cand = idx;
-    req->tried |= (uint64_t) 1 << idx;
-    req->attempts++;
-    gw_cand_t *c = &lease->cands[idx];
+    gw_cand_t *c = &lease->cands[req->cand];
     char key[300];
     snprintf(key, sizeof key, "%s:%u", c->host, c->port);
-    if (c->addrlen == 0) {
-        // names are resolved by the pick path's resolver (later issue); a
-        // backend given by name cannot be reached yet
-        s_attempt_failed(req, "refused", true);
-        return;
-    }
     gw_up_t *up = s_pool_take(gw->pool, key);
     if (up) {
         up->reused = true;
         up->connected = true;
     } else {
         int err = 0;
-        up = s_up_connect(gw, c, key, &err);
+        up = s_up_connect(gw, addr, addrlen, key, &err);
         if (up == NULL) {
             s_attempt_failed(req, err == ECONNREFUSED ? "refused" : "reset", true);
             return;
@@ -932,6 +932,71 @@ s_attempt(gw_req_t *req)
         ev_io_start(gw->loop, &up->wio);
         s_up_arm(up, (double) gw->cfg->connect_timeout_ms / 1000.0);
     }
+}
+
+//  Attempt the candidate at its name's addresses (gw_dns rotates them, so
+//  successive requests start on successive addresses): the first now, the
+//  next ones if a connect fails (s_attempt_failed).
+static void
+s_attempt_addrs(gw_req_t *req, const struct sockaddr_storage *addrs, size_t count)
+{
+    req->naddrs = (uint8_t) (count < GW_ADDRS_MAX ? count : GW_ADDRS_MAX);
+    memcpy(req->addrs, addrs, req->naddrs * sizeof *addrs);
+    req->addr_i = 0;
+    s_attempt_at(req, &req->addrs[0], proto_resolve_addrlen(&req->addrs[0]));
+}
+
+static void
+s_attempt(gw_req_t *req)
+{
+    gw_actor_t *gw = req->gw;
+    gw_lease_t *lease = req->lease;
+    int idx = gw_lease_pick(lease, req->tried, req->client_ip, gw_actor_random(gw));
+    if (idx < 0) {
+        if (req->attempts == 0)
+            gw_req_respond_text(req, 503, "Service Unavailable - VM not responding");
+        else
+            gw_req_respond_text(req, 502, "Bad Gateway");
+        return;
+    }
+    req->cand = idx;
+    req->tried |= (uint64_t) 1 << idx;
+    req->attempts++;
+    gw_cand_t *c = &lease->cands[idx];
+    req->naddrs = 0;
+    if (c->addrlen > 0) {
+        s_attempt_at(req, &c->addr, c->addrlen);
+        return;
+    }
+    // a backend given by name: gw_dns answers from its cache, or the
+    // request waits for the query (gw_proxy_on_dns goes on)
+    const struct sockaddr_storage *addrs = NULL;
+    size_t count = 0;
+    switch (gw_dns_get(gw->dns, c->host, c->port, &req->dns, &addrs, &count)) {
+        case GW_DNS_READY:
+            s_attempt_addrs(req, addrs, count);
+            return;
+        case GW_DNS_PENDING:
+            return;
+        case GW_DNS_FAILED:
+            s_attempt_failed(req, "unresolved", true);
+            return;
+    }
+}
+
+void
+gw_proxy_on_dns(gw_dns_waiter_t *w,
+                gw_dns_status_t status,
+                const struct sockaddr_storage *addrs,
+                size_t count,
+                void *arg)
+{
+    (void) arg;
+    gw_req_t *req = (gw_req_t *) (void *) ((char *) w - offsetof(gw_req_t, dns));
+    if (status == GW_DNS_READY && count > 0)
+        s_attempt_addrs(req, addrs, count);
+    else
+        s_attempt_failed(req, "unresolved", true);
 }
 
 //  503 queue full: the route's places and its queue are taken, or the
@@ -997,6 +1062,7 @@ gw_proxy_client_drained(gw_req_t *req)
 void
 gw_proxy_release(gw_req_t *req)
 {
+    gw_dns_cancel(req->gw->dns, &req->dns);
     gw_up_t *up = req->up;
     if (up != NULL) {
         req->up = NULL;
@@ -1022,6 +1088,7 @@ gw_proxy_has_upstream(const gw_req_t *req)
 void
 gw_proxy_abort(gw_req_t *req)
 {
+    gw_dns_cancel(req->gw->dns, &req->dns);
     if (req->up) {
         req->up->req = NULL;
         s_up_close(&req->up);

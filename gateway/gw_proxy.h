@@ -42,6 +42,13 @@ void gw_proxy_abort(gw_req_t *req);
 //  True while the request waits in its route's queue (backpressure).
 bool gw_proxy_queued(const gw_req_t *req);
 
+//  gw_dns's callback: the name of the attempt's candidate resolved (or not).
+void gw_proxy_on_dns(gw_dns_waiter_t *w,
+                     gw_dns_status_t status,
+                     const struct sockaddr_storage *addrs,
+                     size_t count,
+                     void *arg);
+
 //  gw_queue's callback: a queued request may go (go) or waited too long.
 void gw_proxy_on_queue(gw_qwait_t *w, bool go, void *arg);
 

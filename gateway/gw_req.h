@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "gw_buf.h"
+#include "gw_dns.h"
 #include "gw_http.h"
 #include "gw_lease.h"
 #include "gw_queue.h"
@@ -33,6 +34,7 @@
 #define GW_OUT_HIGH       (256 * 1024)       // pause the producer above this
 #define GW_OUT_LOW        (64 * 1024)        // resume it below this
 #define GW_ADMIN_BODY_MAX (1024 * 1024)      // SPEC §5
+#define GW_ADDRS_MAX      4                  // addresses of a backend's name tried per attempt
 
 typedef struct gw_actor gw_actor_t;
 typedef struct gw_conn gw_conn_t;
@@ -97,6 +99,10 @@ struct gw_req {
 
     // proxy: attempts and the upstream side
     gw_qwait_t qwait;                            // the route's backpressure place (gw_queue)
+    gw_dns_waiter_t dns;                         // waiting for a backend's name (gw_dns)
+    struct sockaddr_storage addrs[GW_ADDRS_MAX]; // the name's addresses (this attempt)
+    uint8_t naddrs;                              // how many (0: a literal address)
+    uint8_t addr_i;                              // the one being tried
     int cand;                                    // candidate of the current attempt (-1 none)
     uint64_t tried;                              // candidates tried (bit mask)
     uint32_t attempts;                           // attempts made

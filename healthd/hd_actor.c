@@ -716,7 +716,8 @@ hd_actor_new(const hd_config_t *cfg)
     }
     self->loop = proto_actor_loop(self->actor);
     self->bus = proto_actor_bus(self->actor);
-    self->resolve = proto_resolve_new(self->loop, NULL);
+    proto_resolve_opts_t ro = {.servers = cfg->common.dns_servers};
+    self->resolve = proto_resolve_new(self->loop, &ro);
     if (self->resolve == NULL) {
         log_error("cannot create the DNS resolver");
         goto fail;

@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "proto_actor.h"
+#include "proto_resolve.h"
 #include "proto_disc.h"
 #include "proto_log.h"
 #include "proto_util.h"
@@ -59,6 +60,10 @@ static const proto_cfg_opt_t s_common_opts[] = {
     PROTO_KINDS(S_PEER_OPT){"PROC_STATS_INTERVAL", "proc-stats-interval", PROTO_CFG_DURATION, "5s",
                             "how often proc.stats (CPU, memory, fds) is published",
                             offsetof(proto_common_config_t, proc_stats_interval_ms), 0, 0, NULL, 0},
+    {"DNS_SERVERS", "dns-servers", PROTO_CFG_STR, NULL,
+     "resolvers for backends given by name (gateway, healthd), IP[:PORT],...; unset: "
+     "/etc/resolv.conf",
+     offsetof(proto_common_config_t, dns_servers), 0, 0, NULL, 0},
 };
 
 static int
@@ -136,6 +141,8 @@ s_validate(const char *kind, proto_common_config_t *c)
                 kind, "BUS_BIND", c->bus_bind,
                 "a non-loopback bus address is unencrypted: set BUS_INSECURE=1 to allow it");
     }
+    if (proto_resolve_check_servers(c->dns_servers, err, sizeof err) != 0)
+        return s_bad(kind, "DNS_SERVERS", c->dns_servers, err);
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
         if (c->peers[k] && proto_disc_check_spec(c->peers[k], err, sizeof err) != 0) {
             char name[64];

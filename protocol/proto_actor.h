@@ -28,6 +28,7 @@ typedef struct {
     bool bus_insecure;              // BUS_INSECURE: allow plain tcp on a non-loopback address
     char *peers[PROTO_KIND_COUNT];  // BUS_PEERS_<KIND>
     int64_t proc_stats_interval_ms; // PROC_STATS_INTERVAL
+    char *dns_servers;              // DNS_SERVERS: resolvers for names (unset: the system's)
 } proto_common_config_t;
 
 //  Load the common settings and the actor's own tables (flag > environment >

@@ -112,6 +112,30 @@ proto_resolve_literal(const char *name, uint16_t port, int family, struct sockad
     return 0;
 }
 
+int
+proto_resolve_check_servers(const char *servers, char *err, size_t errlen)
+{
+    if (servers == NULL || *servers == '\0')
+        return 0;
+    if (strlen(servers) > PROTO_RESOLVE_SERVERS) {
+        snprintf(err, errlen, "longer than %d bytes", PROTO_RESOLVE_SERVERS);
+        return -1;
+    }
+    // c-ares itself is the judge (a channel that never sends a query)
+    ares_channel channel;
+    int rc = ares_init_options(&channel, &(struct ares_options){0}, 0);
+    if (rc == ARES_SUCCESS) {
+        rc = ares_set_servers_ports_csv(channel, servers);
+        ares_destroy(channel);
+    }
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errlen, "expected IP[:PORT] or [IPv6]:PORT, comma-separated: %s",
+                 ares_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 socklen_t
 proto_resolve_addrlen(const struct sockaddr_storage *addr)
 {

@@ -100,6 +100,12 @@ proto_resolve_status_t proto_resolve_check_name(const char *name, size_t len);
 socklen_t
 proto_resolve_literal(const char *name, uint16_t port, int family, struct sockaddr_storage *addr);
 
+//  Check a servers string (proto_resolve_opts_t.servers) as c-ares will
+//  read it: a comma-separated list of IPv4 or IPv6 addresses, each with an
+//  optional port ("10.0.0.2", "10.0.0.2:5353", "[::1]:53"). NULL or "" is
+//  fine (the system's). Returns 0, or -1 with the reason in err.
+int proto_resolve_check_servers(const char *servers, char *err, size_t errlen);
+
 //  The length of a sockaddr_in or sockaddr_in6 in *addr (0 for other families).
 socklen_t proto_resolve_addrlen(const struct sockaddr_storage *addr);
 

@@ -11,3 +11,5 @@ UNIT_TESTS += tests/gateway/test_head
 tests/gateway/test_head_SRCS := gateway/gw_head.c gateway/gw_http.c gateway/gw_buf.c
 UNIT_TESTS += tests/gateway/test_queue
 tests/gateway/test_queue_SRCS := gateway/gw_queue.c
+UNIT_TESTS += tests/gateway/test_dns
+tests/gateway/test_dns_SRCS := gateway/gw_dns.c tests/lib/t_dns.c

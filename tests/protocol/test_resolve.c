@@ -1,13 +1,13 @@
 /*  test_resolve - unit tests for proto_resolve, against a real DNS server.
 
-    The server is part of the test: a UDP socket on 127.0.0.1 at a port the
-    kernel picks (bind port 0, read back with getsockname), served by an
-    ev_io on the same loop as the resolver. It answers A queries for
-    backend.test (10.1.2.3, TTL 42) and multi.test (two addresses, TTLs 300
-    and 60), answers other types for those names with no record (NODATA),
-    never answers never.test (to time out) and says NXDOMAIN for the rest.
-    The resolver is pointed at it with opts.servers = "127.0.0.1:PORT" and
-    short timeouts (100 ms per try, 2 tries).
+    The server is part of the test (tests/lib/t_dns): a UDP socket on
+    127.0.0.1 at a port the kernel picks, served by an ev_io on the same loop
+    as the resolver. It answers A queries for backend.test (10.1.2.3, TTL 42)
+    and multi.test (two addresses, TTLs 300 and 60), answers other types for
+    those names with no record (NODATA), never answers never.test (to time
+    out) and says NXDOMAIN for the rest. The resolver is pointed at it with
+    opts.servers = "127.0.0.1:PORT" and short timeouts (100 ms per try, 2
+    tries).
 
     How a module uses proto_resolve, in short: proto_resolve_new() on its
     loop, proto_resolve_lookup() per name (keep the id), proto_resolve_cancel()
@@ -37,6 +37,7 @@
 #include "proto_log.h"
 #include "proto_resolve.h"
 #include "proto_util.h"
+#include "t_dns.h"
 
 #define DEADLINE_S  3.0 // no ev_run in this file may take longer
 #define MAX_ANSWERS 8   // callback invocations recorded per test
@@ -61,11 +62,7 @@ typedef struct {
 
 struct fixture {
     struct ev_loop *loop;          // the test's own loop
-    int dns_fd;                    // the DNS server's socket
-    uint16_t dns_port;             // its port
-    ev_io dns_io;                  // its readiness
-    unsigned dns_requests;         // queries it received
-    unsigned dns_never;            // ... for never.test
+    t_dns_t *dns;                  // the DNS server
     proto_resolve_t *resolve;      // the resolver under test
     answer_t answers[MAX_ANSWERS]; // callbacks, in order
     size_t nanswers;               // how many
@@ -76,110 +73,6 @@ struct fixture {
     bool timed_out;                // the deadline fired
     lookup_t args[MAX_ANSWERS];    // lookup arguments, by tag
 };
-
-// --------------------------------------------------------------------------
-// The DNS server
-
-static void
-s_put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t) (v >> 8);
-    p[1] = (uint8_t) v;
-}
-
-static void
-s_put32(uint8_t *p, uint32_t v)
-{
-    s_put16(p, v >> 16);
-    s_put16(p + 2, v & 0xffff);
-}
-
-//  Append an A record (name: a pointer to the question) to out at *off.
-static void
-s_put_a(uint8_t *out, size_t *off, const char *ip, uint32_t ttl)
-{
-    uint8_t *p = out + *off;
-    s_put16(p, 0xc00c); // the question's name
-    s_put16(p + 2, 1);  // A
-    s_put16(p + 4, 1);  // IN
-    s_put32(p + 6, ttl);
-    s_put16(p + 10, 4);
-    struct in_addr a;
-    assert_int_equal(inet_pton(AF_INET, ip, &a), 1);
-    memcpy(p + 12, &a, 4);
-    *off += 16;
-}
-
-static void
-s_on_dns(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    fixture_t *fx = w->data;
-    uint8_t in[512], out[1024];
-    struct sockaddr_storage from;
-    socklen_t fromlen = sizeof from;
-    ssize_t n = recvfrom(fx->dns_fd, in, sizeof in, 0, (struct sockaddr *) &from, &fromlen);
-    if (n < 12)
-        return;
-    fx->dns_requests++;
-    // the question: labels, then type and class
-    char name[256];
-    size_t nl = 0, off = 12;
-    while (off < (size_t) n && in[off] != 0) {
-        size_t len = in[off];
-        if (len > 63 || off + 1 + len >= (size_t) n || nl + len + 1 >= sizeof name)
-            return;
-        if (nl)
-            name[nl++] = '.';
-        memcpy(name + nl, in + off + 1, len);
-        nl += len;
-        off += 1 + len;
-    }
-    name[nl] = '\0';
-    if (off + 5 > (size_t) n)
-        return;
-    unsigned qtype = (unsigned) in[off + 1] << 8 | in[off + 2];
-    size_t qend = off + 5;
-    if (strcasecmp(name, "never.test") == 0) {
-        fx->dns_never++;
-        return;
-    }
-    memcpy(out, in, qend);
-    bool known = strcasecmp(name, "backend.test") == 0 || strcasecmp(name, "multi.test") == 0;
-    out[2] = (uint8_t) (0x80 | (in[2] & 0x01));  // QR, RD as asked
-    out[3] = (uint8_t) (0x80 | (known ? 0 : 3)); // RA; NOERROR or NXDOMAIN
-    s_put16(out + 4, 1);
-    memset(out + 6, 0, 6);
-    size_t len = qend;
-    unsigned count = 0;
-    if (qtype == 1 && strcasecmp(name, "backend.test") == 0) {
-        s_put_a(out, &len, "10.1.2.3", 42);
-        count = 1;
-    } else if (qtype == 1 && strcasecmp(name, "multi.test") == 0) {
-        s_put_a(out, &len, "10.1.2.4", 300);
-        s_put_a(out, &len, "10.1.2.5", 60);
-        count = 2;
-    }
-    s_put16(out + 6, count);
-    (void) sendto(fx->dns_fd, out, len, 0, (struct sockaddr *) &from, fromlen);
-}
-
-static void
-s_dns_start(fixture_t *fx)
-{
-    fx->dns_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(fx->dns_fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fx->dns_fd, (struct sockaddr *) &sin, sizeof sin), 0);
-    socklen_t len = sizeof sin;
-    assert_int_equal(getsockname(fx->dns_fd, (struct sockaddr *) &sin, &len), 0);
-    fx->dns_port = ntohs(sin.sin_port);
-    ev_io_init(&fx->dns_io, s_on_dns, fx->dns_fd, EV_READ);
-    fx->dns_io.data = fx;
-    ev_io_start(fx->loop, &fx->dns_io);
-}
 
 // --------------------------------------------------------------------------
 // Fixture
@@ -259,10 +152,12 @@ s_setup(void **state)
     fixture_t *fx = proto_xcalloc(1, sizeof *fx);
     fx->loop = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(fx->loop);
-    s_dns_start(fx);
-    char servers[64];
-    snprintf(servers, sizeof servers, "127.0.0.1:%u", (unsigned) fx->dns_port);
-    fx->resolve = s_resolver(fx, servers);
+    fx->dns = t_dns_new(fx->loop);
+    t_dns_set(fx->dns, "backend.test", "10.1.2.3", 42);
+    t_dns_add(fx->dns, "multi.test", "10.1.2.4", 300);
+    t_dns_add(fx->dns, "multi.test", "10.1.2.5", 60);
+    t_dns_set_never(fx->dns, "never.test");
+    fx->resolve = s_resolver(fx, t_dns_servers(fx->dns));
     assert_non_null(fx->resolve);
     ev_prepare_init(&fx->check, s_on_check);
     fx->check.data = fx;
@@ -279,8 +174,7 @@ s_teardown(void **state)
 {
     fixture_t *fx = *state;
     proto_resolve_destroy(&fx->resolve);
-    ev_io_stop(fx->loop, &fx->dns_io);
-    close(fx->dns_fd);
+    t_dns_destroy(&fx->dns);
     ev_timer_stop(fx->loop, &fx->deadline);
     ev_prepare_stop(fx->loop, &fx->check);
     ev_loop_destroy(fx->loop);
@@ -388,7 +282,7 @@ test_literal(void **state)
     s_assert_v4(&fx->answers[3].addrs[0], "192.168.1.1", 1);
 
     assert_int_equal(proto_resolve_sent(fx->resolve), 0);
-    assert_int_equal(fx->dns_requests, 0);
+    assert_int_equal(t_dns_queries(fx->dns, NULL), 0);
 
     //  the synchronous parser the lookups use
     struct sockaddr_storage a;
@@ -414,7 +308,7 @@ test_name(void **state)
     assert_int_equal(a->ttl_s, 42);
     s_assert_v4(&a->addrs[0], "10.1.2.3", 8080);
     assert_int_equal(proto_resolve_sent(fx->resolve), 1);
-    assert_true(fx->dns_requests >= 1);
+    assert_true(t_dns_queries(fx->dns, NULL) >= 1);
 
     //  every address, and the smallest TTL; AF_UNSPEC asks AAAA too (no record)
     s_lookup(fx, "multi.test.", 53, AF_UNSPEC, 1);
@@ -445,7 +339,7 @@ test_nxdomain(void **state)
     assert_int_equal(fx->answers[0].status, PROTO_RESOLVE_NOT_FOUND);
     assert_int_equal(fx->answers[0].count, 0);
     assert_int_equal(fx->answers[0].ttl_s, 0);
-    assert_true(fx->dns_requests >= 1);
+    assert_true(t_dns_queries(fx->dns, NULL) >= 1);
     assert_string_equal(proto_resolve_strstatus(PROTO_RESOLVE_NOT_FOUND), "not found");
 }
 
@@ -462,7 +356,7 @@ test_timeout(void **state)
     double took = ev_now(fx->loop) - start;
     assert_int_equal(fx->answers[0].status, PROTO_RESOLVE_TIMEOUT);
     assert_int_equal(fx->answers[0].count, 0);
-    assert_int_equal(fx->dns_never, 2); // both tries reached the server
+    assert_int_equal(t_dns_queries(fx->dns, "never.test"), 2); // both tries reached the server
     // 2 tries of 100 ms (c-ares doubles the second): about 0.3 s
     assert_true(took >= 0.9 * TRY_MS / 1000.0);
     assert_true(took < 2.0);
@@ -490,7 +384,7 @@ test_cancel(void **state)
 
     //  c-ares ends the cancelled queries (an answer, a timeout) silently
     s_run(fx, 0, s_nothing_pending);
-    assert_true(fx->dns_requests >= 2);
+    assert_true(t_dns_queries(fx->dns, NULL) >= 2);
     assert_int_equal(fx->nanswers, 1);
 
     //  an id already answered: no-op
@@ -511,9 +405,7 @@ test_destroy_in_flight(void **state)
     assert_null(fx->resolve);
 
     //  again, once the server has seen the queries
-    char servers[64];
-    snprintf(servers, sizeof servers, "127.0.0.1:%u", (unsigned) fx->dns_port);
-    fx->resolve = s_resolver(fx, servers);
+    fx->resolve = s_resolver(fx, t_dns_servers(fx->dns));
     s_lookup(fx, "never.test.", 80, AF_INET, 3);
     s_lookup(fx, "missing.test.", 80, AF_INET, 4);
     s_run(fx, 1, NULL); // missing.test answered; never.test still in flight
@@ -540,7 +432,7 @@ test_hosts(void **state)
     assert_int_equal(fx->answers[0].status, PROTO_RESOLVE_OK);
     assert_true(fx->answers[0].count >= 1);
     s_assert_v4(&fx->answers[0].addrs[0], "127.0.0.1", 7000);
-    assert_int_equal(fx->dns_requests, 0);
+    assert_int_equal(t_dns_queries(fx->dns, NULL), 0);
 }
 
 //  Bad options: refused at creation (lengths) or at the first name lookup.

@@ -89,6 +89,7 @@ static const s_row_t s_rows[] = {
     //  the actors' own, beyond SPEC
     {"BUS_INSECURE", S_ALL, "false", "maybe", NULL, false},
     {"PROC_STATS_INTERVAL", S_ALL, "5s", "5", NULL, false},
+    {"DNS_SERVERS", S_ALL, "unset", "10.0.0.1:notaport", NULL, false},
     {"GATEWAY_ADMIN_TIMEOUT", "gateway", "5s", "0", NULL, false},
     {"GATEWAY_ACCESS_LOG", "gateway", "true", "sometimes", NULL, false},
     {"APID_ROUTER_TIMEOUT", "apid", "3s", "-3s", NULL, false},
