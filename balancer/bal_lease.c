@@ -222,10 +222,15 @@ bal_lease_decide(bal_lease_t *out, const proto_pick_t *pick, const bal_lease_vie
         has_requested |= s_in_region(b, requested);
         gw_healthy |= s_in_region(b, gw) && s_healthy(pick, b, view);
     }
-    // who serves: 'R' the requested region, 'G' the gateway's, 'O' all others
+    // who serves: 'L' the gateway's region alone (a request already
+    // forwarded once), 'R' the requested region, 'G' the gateway's, 'O' all
+    // others
     const char *only = NULL;
     char how = 'O';
-    if (has_requested) {
+    if (pick->local) {
+        only = gw;
+        how = 'L';
+    } else if (has_requested) {
         only = requested;
         how = 'R';
     } else if (gw_healthy) {
@@ -243,7 +248,7 @@ bal_lease_decide(bal_lease_t *out, const proto_pick_t *pick, const bal_lease_vie
         const proto_backend_t *b = &pick->backends[i];
         if ((only && !s_in_region(b, only)) || !s_healthy(pick, b, view))
             continue;
-        s_add_candidate(out, pick, b, &n, &nhops);
+        s_add_candidate(out, pick, b, &n, &nhops); // only = gw under local: never a hop
     }
     if (n == 0)
         return 0;

@@ -23,11 +23,18 @@
        the strategy inside the lease, so order carries nothing there).
        LEAST_LATENCY weights come from bal_latency through
        proto_strategy_latency_weights.
+    7. Local (pick's local: the request already carries a trusted peer's
+       X-Switchyard-Hop, it was forwarded to this region once) overrides
+       rules 2 and 3: only G's healthy backends are candidates, whatever R
+       is, and never a hop (rule 4 cannot apply: every candidate is in G);
+       none healthy in G is no_backend (503), so a request crosses regions
+       at most once.
 
     The lease is ttl_ms 0 ("the gateway's GATEWAY_LEASE_TTL"), carries the
     strategy by its canonical name, and region: the serving region (for
-    rule 3's other regions, the region of the first candidate). A backend
-    weight of 0 (absent) counts as 1, the route model's default.
+    rule 3's other regions, the region of the first candidate; G under
+    rule 7). A backend weight of 0 (absent) counts as 1, the route model's
+    default.
 */
 #ifndef BAL_LEASE_H
 #define BAL_LEASE_H

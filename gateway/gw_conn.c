@@ -574,9 +574,14 @@ s_route(gw_conn_t *conn, gw_req_t *req)
     }
     proto_strlcpy(req->region, region, sizeof req->region);
     req->phase = GW_PHASE_DECIDING;
+    // SPEC §3: a request another region forwarded here (the hop marker, from
+    // a trusted peer) is served by our own region, never forwarded again;
+    // an untrusted peer's marker means nothing (gw_proxy drops it upstream)
+    size_t hop_len = 0;
+    bool local = req->trusted && gw_req_header(req, GW_H_X_SWITCHYARD_HOP, &hop_len) != NULL;
     bool pending, stale;
-    gw_lease_t *lease = gw_leases_get(gw->leases, req->host, req->region, conn->client_ip, req->rid,
-                                      &req->waiter, &pending, &stale);
+    gw_lease_t *lease = gw_leases_get(gw->leases, req->host, req->region, local, conn->client_ip,
+                                      req->rid, &req->waiter, &pending, &stale);
     if (!pending)
         s_on_decision(req, lease, stale);
 }

@@ -1,4 +1,4 @@
-/*  gw_lease - routing decisions as leases, cached per (Host, requested region).
+/*  gw_lease - routing decisions as leases, cached per (Host, requested region, local).
 
     Entries live in a chained hash table and an LRU list. An entry holds the
     current lease (a reference), whether an ask is in flight, and the list of
@@ -20,9 +20,10 @@
 #define S_MAX_CANDS 64
 
 typedef struct s_entry {
-    char *key;             // host '\n' region
+    char *key;             // host '\n' region '\n' ('L' local, '-' not)
     char *host;            // the Host asked for
     char *region;          // the requested region
+    bool local;            // asked with decide's local (a trusted hop marker)
     gw_lease_t *lease;     // last lease, or NULL
     uint64_t expires_ms;   // reuse until (monotonic ms)
     bool asking;           // a decide is in flight
@@ -263,13 +264,14 @@ s_find(gw_leases_t *self, const char *key)
 }
 
 static s_entry_t *
-s_create(gw_leases_t *self, const char *key, const char *host, const char *region)
+s_create(gw_leases_t *self, const char *key, const char *host, const char *region, bool local)
 {
     s_entry_t *e = proto_xcalloc(1, sizeof *e);
     e->owner = self;
     e->key = proto_xstrdup(key);
     e->host = proto_xstrdup(host);
     e->region = proto_xstrdup(region);
+    e->local = local;
     size_t b = s_hash(e->key);
     e->hnext = self->buckets[b];
     self->buckets[b] = e;
@@ -318,7 +320,7 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
             "no routing decision", LOG_S("host", e->host), LOG_S("region", e->region),
             LOG_S("reason", in ? (in->msg.type == PROTO_ERROR ? in->msg.error.code : "unexpected")
                                : "timeout"),
-            LOG_B("stale", stale));
+            LOG_B("local", e->local), LOG_B("stale", stale));
     }
     s_wake(self, e, stale);
 }
@@ -333,6 +335,7 @@ s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
     msg.decide.region = e->region;
     msg.decide.gw_region = self->gw_region;
     msg.decide.client = client;
+    msg.decide.local = e->local;
     // with an old lease to fall back on, a router that cannot take the ask
     // now (gone, restarting) means serving that lease at once; without one
     // (a cold start) the ask waits for a router within the deadline
@@ -375,6 +378,7 @@ gw_lease_t *
 gw_leases_get(gw_leases_t *self,
               const char *host,
               const char *region,
+              bool local,
               const char *client,
               const char *rid,
               gw_waiter_t *waiter,
@@ -384,12 +388,14 @@ gw_leases_get(gw_leases_t *self,
     char key[512];
     *pending = false;
     *stale = false;
-    int n = snprintf(key, sizeof key, "%s\n%s", host, region);
+    // a local lease (only our region, never a hop) is another decision than
+    // the usual one for the same Host and region
+    int n = snprintf(key, sizeof key, "%s\n%s\n%c", host, region, local ? 'L' : '-');
     if (n < 0 || (size_t) n >= sizeof key)
         return NULL; // bounded by the caller's validation; treat as no decision
     s_entry_t *e = s_find(self, key);
     if (e == NULL)
-        e = s_create(self, key, host, region);
+        e = s_create(self, key, host, region, local);
     else
         s_lru_front(self, e);
     uint64_t now = s_now_ms();

@@ -1,4 +1,4 @@
-/*  gw_lease - routing decisions as leases, cached per (Host, requested region).
+/*  gw_lease - routing decisions as leases, cached per (Host, requested region, local).
 
     The first request for a key asks the router (`decide`); requests arriving
     while that ask is in flight wait on it (coalesced). The answer is kept for
@@ -89,14 +89,19 @@ gw_leases_t *gw_leases_new(struct ev_loop *loop,
                            gw_lease_fn *fn,
                            void *arg);
 
-//  The lease for (host, region). Returns a new reference when a fresh one is
-//  cached, or when no ask can be sent and an old one exists (*stale set).
+//  The lease for (host, region, local). local: the request carries a trusted
+//  peer's X-Switchyard-Hop (another region forwarded it here), so the decide
+//  asks for our own region's backends only, never a hop (decide's local);
+//  such a lease is cached apart from the usual one. Returns a new reference
+//  when a fresh one is cached, or when no ask can be sent and an old one
+//  exists (*stale set).
 //  Otherwise queues waiter on an ask (started or joined), sets *pending and
 //  returns NULL: fn is called later, exactly once, unless cancelled. NULL
 //  without *pending: no decision can be had (503).
 gw_lease_t *gw_leases_get(gw_leases_t *self,
                           const char *host,
                           const char *region,
+                          bool local,
                           const char *client,
                           const char *rid,
                           gw_waiter_t *waiter,

@@ -107,6 +107,7 @@ s_on_decide(proto_bus_t *bus, proto_in_t *in, void *arg)
     pick.pick.version = version;
     pick.pick.region = decide->region;
     pick.pick.gw_region = decide->gw_region;
+    pick.pick.local = decide->local; // a forwarded request: the balancer never hops it again
     pick.pick.backends = route->pick;
     pick.pick.backends_count = route->backends_count;
     pick.pick.regions =

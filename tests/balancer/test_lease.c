@@ -10,7 +10,8 @@
     with no backend there, the gateway's region first, then the others; hops
     through public addresses, one per address; maintenance and dead excluded;
     empty route; unknown strategy refused; round robin rotation across picks,
-    reset when the candidate set changes, and bounded per route.
+    reset when the candidate set changes, and bounded per route; local (a
+    request already forwarded once): the gateway's region alone, never a hop.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +280,68 @@ test_hop_replacement(void **state)
     assert_int_equal(f->out->bad_addresses, 2);
 }
 
+//  A request already forwarded once (pick's local): the gateway's own region
+//  serves alone, whatever region was requested, and never through a public
+//  address; none healthy there is no_backend, never another region.
+static void
+test_local(void **state)
+{
+    fixture_t *f = *state;
+    proto_backend_t b[] = {s_backend("a", "1", 1), s_backend("b", "2", 1), s_backend("c", "2", 1),
+                           s_backend("d", "3", 1)};
+    proto_region_t r[] = {
+        {"1", "198.51.100.1:80"}, {"2", "203.0.113.2:80"}, {"3", "203.0.113.3:80"}};
+    // without local, region 2's gateway asked for region 1 hops to region 1
+    // (RANDOM keeps route order, so the ids compare as they are)
+    proto_pick_t pick = s_pick("RANDOM", "1", "2", b, 4, r, 3);
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(s_ids(&f->out->lease), "hop:1");
+    // with local, region 2 serves, directly
+    pick.local = true;
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    const proto_lease_t *lease = &f->out->lease;
+    assert_string_equal(lease->status, "ok");
+    assert_string_equal(lease->region, "2");
+    assert_string_equal(s_ids(lease), "b c");
+    for (uint32_t i = 0; i < lease->candidates_count; i++) {
+        assert_false(lease->candidates[i].hop);
+        assert_string_equal(lease->candidates[i].region, "2");
+    }
+    // the requested region does not matter: none (9), or the gateway's own
+    pick.region = "9";
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(s_ids(&f->out->lease), "b c");
+    pick.region = "2";
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(s_ids(&f->out->lease), "b c");
+
+    // region 2 dead and in maintenance: 503, never region 1 or 3 (rule 3
+    // would have let the others serve for requested region 9)
+    bal_health_set(f->health, "service-a", "b", false, 0);
+    b[2].maint = true;
+    pick.region = "9";
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(f->out->lease.status, "no_backend");
+    assert_string_equal(f->out->lease.region, "2");
+    assert_int_equal(f->out->lease.candidates_count, 0);
+    pick.local = false;
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(s_ids(&f->out->lease), "hop:1 hop:3");
+
+    // a gateway in a region the route has no backend in: always no_backend
+    pick.local = true;
+    pick.gw_region = "7";
+    pick.region = "1";
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(f->out->lease.status, "no_backend");
+    assert_int_equal(f->out->lease.candidates_count, 0);
+
+    // an empty route stays no_backend
+    pick.backends_count = 0;
+    assert_int_equal(bal_lease_decide(f->out, &pick, &f->view), 0);
+    assert_string_equal(f->out->lease.status, "no_backend");
+}
+
 static void
 test_parse_address(void **state)
 {
@@ -524,6 +587,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_maintenance_excluded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_no_backend_in_requested_region, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_hop_replacement, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_local, s_setup, s_teardown),
         cmocka_unit_test(test_parse_address),
         cmocka_unit_test_setup_teardown(test_empty_route, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_strategy, s_setup, s_teardown),

@@ -860,6 +860,133 @@ test_http10_without_host(void **state)
 
 //  GATEWAY_BODY_TIMEOUT: a client that stops sending its body gets 408 and
 //  the connection closes; the backend is not blamed.
+//  One request to the gateway while this test plays the router: the decide
+//  it sends is answered ok (the live backend) and its local copied into
+//  *local; returns the HTTP answer (caller frees), "" if no decide came.
+static char *
+s_hop_request(t_stack_t *s, const char *raw, bool *local)
+{
+    int fd = s_connect(s->http_port);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, raw, strlen(raw)), (ssize_t) strlen(raw));
+    bool decided = false;
+    uint64_t deadline = it_now_ms() + 5000;
+    while (!decided && it_now_ms() < deadline) {
+        zmq_pollitem_t items[2] = {{.socket = s->router, .events = ZMQ_POLLIN},
+                                   {.socket = s->balancer, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, 2, 100) <= 0)
+            continue;
+        void *sock = (items[0].revents & ZMQ_POLLIN) ? s->router : s->balancer;
+        uint8_t id[256];
+        int idlen = zmq_recv(sock, id, sizeof id, 0);
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        zmq_msg_recv(&body, sock, 0);
+        proto_msg_t in;
+        proto_msg_init(&in, PROTO_NONE);
+        int rc = proto_decode(zmq_msg_data(&body), zmq_msg_size(&body), &in);
+        zmq_msg_close(&body);
+        if (rc != 0 || idlen <= 0)
+            continue;
+        if (in.type == PROTO_PING) {
+            s_pong(sock, id, (size_t) idlen, &in, sock == s->router ? "router" : "balancer", 1,
+                   true);
+        } else if (in.type == PROTO_DECIDE && sock == s->router) {
+            decided = true;
+            *local = in.decide.local;
+            proto_candidate_t cand = {.id = "live",
+                                      .host = "127.0.0.1",
+                                      .port = (uint16_t) s->backend_port,
+                                      .weight = 1,
+                                      .region = "1"};
+            proto_msg_t lease;
+            proto_msg_init(&lease, PROTO_LEASE);
+            lease.id = in.id;
+            lease.rid = in.rid;
+            lease.lease.status = "ok";
+            lease.lease.route = "r";
+            lease.lease.vhost = in.decide.host;
+            lease.lease.version = s->version;
+            lease.lease.strategy = "ROUND_ROBIN";
+            lease.lease.region = "1";
+            lease.lease.candidates = &cand;
+            lease.lease.candidates_count = 1;
+            lease.lease.timeout_ms = 5000;
+            lease.lease.max_body = 1024 * 1024;
+            s_send_msg(s->router, id, (size_t) idlen, &lease);
+        }
+        proto_msg_clear(&in);
+    }
+    char *out = decided ? s_read_all(fd, 5000) : strdup("");
+    close(fd);
+    return out;
+}
+
+//  SPEC §3: the hop marker from a trusted peer (GATEWAY_TRUSTED_PROXIES)
+//  asks for a local decision (decide's local: our region only, never
+//  forwarded again), cached apart from the usual one; from any other peer
+//  it means nothing, and does not reach the backend.
+static void
+test_hop_marker_local(void **state)
+{
+    t_stack_t *s = *state;
+    static const char marked[] = "GET /echo HTTP/1.1\r\nHost: hop.test\r\n"
+                                 "X-Switchyard-Hop: 1\r\nConnection: close\r\n\r\n";
+    static const char plain[] = "GET /echo HTTP/1.1\r\nHost: hop.test\r\n"
+                                "Connection: close\r\n\r\n";
+    // the setup's gateway trusts nobody
+    bool local = true;
+    char *out = s_hop_request(s, marked, &local);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_false(local);
+    assert_null(strstr(out, "x-switchyard-hop"));
+    assert_null(strstr(out, "X-Switchyard-Hop"));
+    free(out);
+
+    // the same gateway, now trusting 127.0.0.1 (verbose: its subscription is
+    // seen even if the old gateway's is not forgotten yet)
+    int one = 1;
+    assert_int_equal(zmq_setsockopt(s->router_pub, ZMQ_XPUB_VERBOSE, &one, sizeof one), 0);
+    assert_int_equal(it_stop(&s->env, s->gw, 20000), 0);
+    s->gw = -1;
+    assert_true(it_clean_stderr(&s->env, "gateway"));
+    char http[64], admin[64];
+    snprintf(http, sizeof http, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", s->http_port);
+    snprintf(admin, sizeof admin, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", s->admin_port);
+    const char *genv[] = {http,
+                          admin,
+                          "GATEWAY_DECISION_TIMEOUT=300ms",
+                          "INSTANCE_ID=gw-it",
+                          "GATEWAY_TRUSTED_PROXIES=127.0.0.1/32",
+                          NULL};
+    s->gw = it_spawn(&s->env, "gateway", "gateway", genv, NULL);
+    assert_true(s->gw > 0);
+    assert_int_equal(it_wait_bound(&s->env, "gateway", s->gw, 20000), 0);
+    uint64_t deadline = it_now_ms() + 10000;
+    bool subscribed = false;
+    while (!subscribed && it_now_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = s->router_pub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 100) > 0) {
+            char sub[64];
+            int n = zmq_recv(s->router_pub, sub, sizeof sub, 0);
+            subscribed = n > 1 && sub[0] == 1;
+        }
+    }
+    assert_true(subscribed);
+
+    out = s_hop_request(s, marked, &local);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_true(local);
+    free(out);
+    // the usual request for the same Host and region is another lease: a
+    // decide of its own, not local
+    local = true;
+    out = s_hop_request(s, plain, &local);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_false(local);
+    free(out);
+}
+
 static void
 test_body_timeout(void **state)
 {
@@ -898,6 +1025,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_strict_chunk_framing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_http10_without_host, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_body_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_hop_marker_local, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("it_gateway", tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
 
     The cache runs on a real proto_bus whose router peer is a scripted ZeroMQ
     ROUTER socket in this process (BUS_PEERS_ROUTER=tcp://127.0.0.1:PORT):
-    keying by (Host, region), reuse within the TTL, TTL 0, coalesced asks,
+    keying by (Host, region, local), reuse within the TTL, TTL 0, coalesced asks,
     config.changed, stale fallback when the router is silent, and 503 (no
     lease) for a Host never decided.
 */
@@ -195,7 +195,7 @@ s_get_pending(t_state_t *t, const char *host, const char *region, gw_waiter_t *w
 {
     bool pending = false, stale = false;
     gw_lease_t *l =
-        gw_leases_get(t->leases, host, region, "10.0.0.1", "rid-1", w, &pending, &stale);
+        gw_leases_get(t->leases, host, region, false, "10.0.0.1", "rid-1", w, &pending, &stale);
     assert_null(l);
     assert_true(pending);
     uint64_t deadline = it_now_ms() + 5000;
@@ -220,6 +220,7 @@ test_ask_then_reuse(void **state)
     assert_string_equal(decide.decide.host, "a.example.com");
     assert_string_equal(decide.decide.region, "1");
     assert_string_equal(decide.decide.gw_region, "1");
+    assert_false(decide.decide.local);
     assert_string_equal(decide.rid, "rid-1");
     s_router_answer(t, id, idlen, decide.id, 3, "ok");
     assert_true(s_spin(t, &t->calls, 1));
@@ -232,7 +233,7 @@ test_ask_then_reuse(void **state)
 
     // within the TTL: answered from the cache, no new ask
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-2",
+    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-2",
                                   &t->waiters[1], &pending, &stale);
     assert_non_null(l);
     assert_false(pending);
@@ -241,7 +242,7 @@ test_ask_then_reuse(void **state)
     assert_true(s_router_idle(t, 100));
 
     // another region is another key
-    l = gw_leases_get(t->leases, "a.example.com", "2", "10.0.0.1", "rid-3", &t->waiters[2],
+    l = gw_leases_get(t->leases, "a.example.com", "2", false, "10.0.0.1", "rid-3", &t->waiters[2],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending);
@@ -251,15 +252,40 @@ test_ask_then_reuse(void **state)
     assert_true(s_spin(t, &t->calls, 2));
     assert_int_equal(t->last->status, GW_LEASE_NO_BACKEND);
 
+    // a request forwarded by another region (local) is another key too, and
+    // its decide says local; the usual lease of the same key is still cached
+    l = gw_leases_get(t->leases, "a.example.com", "1", true, "10.0.0.1", "rid-5", &t->waiters[4],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_string_equal(decide.decide.host, "a.example.com");
+    assert_string_equal(decide.decide.region, "1");
+    assert_true(decide.decide.local);
+    s_router_answer(t, id, idlen, decide.id, 3, "no_backend");
+    assert_true(s_spin(t, &t->calls, 3));
+    assert_int_equal(t->last->status, GW_LEASE_NO_BACKEND);
+    l = gw_leases_get(t->leases, "a.example.com", "1", true, "10.0.0.1", "rid-6", &t->waiters[5],
+                      &pending, &stale);
+    assert_non_null(l);
+    assert_int_equal(l->status, GW_LEASE_NO_BACKEND);
+    gw_lease_unref(&l);
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-7", &t->waiters[6],
+                      &pending, &stale);
+    assert_non_null(l);
+    assert_int_equal(l->status, GW_LEASE_OK);
+    gw_lease_unref(&l);
+    assert_true(s_router_idle(t, 100));
+
     // a newer configuration: the next request asks again
     gw_leases_on_config(t->leases, 4);
-    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-4", &t->waiters[3],
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-4", &t->waiters[3],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
     s_router_answer(t, id, idlen, decide.id, 4, "ok");
-    assert_true(s_spin(t, &t->calls, 3));
+    assert_true(s_spin(t, &t->calls, 4));
     assert_int_equal(t->last->version, 4);
     proto_msg_clear(&decide);
 }
@@ -286,7 +312,7 @@ test_backend_down(void **state)
     assert_int_equal(gw_leases_backend_down(t->leases, "other", "a"), 0);
     assert_int_equal(gw_leases_backend_down(t->leases, "r1", "zz"), 0);
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-2",
+    gw_lease_t *l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-2",
                                   &t->waiters[1], &pending, &stale);
     assert_non_null(l);
     assert_false(pending);
@@ -298,7 +324,7 @@ test_backend_down(void **state)
     assert_false(held->cands[1].failed);
     for (int i = 0; i < 4; i++)
         assert_int_equal(gw_lease_pick(held, 0, "10.0.0.1", (uint64_t) i), 1);
-    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-3", &t->waiters[2],
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-3", &t->waiters[2],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending); // asked again
@@ -309,7 +335,7 @@ test_backend_down(void **state)
     assert_ptr_not_equal(t->last, held);
 
     // fresh again; then up expires the route's leases once more
-    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-4", &t->waiters[3],
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-4", &t->waiters[3],
                       &pending, &stale);
     assert_non_null(l);
     gw_lease_unref(&l);
@@ -319,7 +345,7 @@ test_backend_down(void **state)
     assert_true(cached->cands[0].failed);
     assert_int_equal(gw_leases_backend_up(t->leases, "r1", "a"), 1);
     assert_false(cached->cands[0].failed); // served again, even stale
-    l = gw_leases_get(t->leases, "a.example.com", "1", "10.0.0.1", "rid-5", &t->waiters[4],
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-5", &t->waiters[4],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending);
@@ -337,7 +363,7 @@ test_coalesced(void **state)
     s_get_pending(t, "b.example.com", "1", &t->waiters[0]);
     bool pending, stale;
     for (int i = 1; i < 3; i++) {
-        gw_lease_t *l = gw_leases_get(t->leases, "b.example.com", "1", "10.0.0.1", "r",
+        gw_lease_t *l = gw_leases_get(t->leases, "b.example.com", "1", false, "10.0.0.1", "r",
                                       &t->waiters[i], &pending, &stale);
         assert_null(l);
         assert_true(pending);
@@ -359,8 +385,8 @@ test_cancelled_waiter(void **state)
     t_state_t *t = *state;
     s_get_pending(t, "c.example.com", "1", &t->waiters[0]);
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "c.example.com", "1", "10.0.0.1", "r", &t->waiters[1],
-                                  &pending, &stale);
+    gw_lease_t *l = gw_leases_get(t->leases, "c.example.com", "1", false, "10.0.0.1", "r",
+                                  &t->waiters[1], &pending, &stale);
     assert_null(l);
     gw_leases_cancel(t->leases, &t->waiters[1]); // its client went away
     proto_msg_t decide;
@@ -391,8 +417,8 @@ test_ttl0_and_stale(void **state)
 
     // TTL 0: the next request asks again...
     bool pending, stale;
-    gw_lease_t *l = gw_leases_get(t->leases, "d.example.com", "1", "10.0.0.1", "r", &t->waiters[1],
-                                  &pending, &stale);
+    gw_lease_t *l = gw_leases_get(t->leases, "d.example.com", "1", false, "10.0.0.1", "r",
+                                  &t->waiters[1], &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
@@ -405,7 +431,7 @@ test_ttl0_and_stale(void **state)
     assert_int_equal(gw_leases_stale(t->leases), 1);
 
     // a Host never decided gets nothing when the router is silent: 503
-    l = gw_leases_get(t->leases, "never.example.com", "1", "10.0.0.1", "r", &t->waiters[2],
+    l = gw_leases_get(t->leases, "never.example.com", "1", false, "10.0.0.1", "r", &t->waiters[2],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending);
