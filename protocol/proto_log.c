@@ -439,9 +439,65 @@ s_put_quoted(s_line_t *line, const char *s, size_t len, bool cut)
     return whole ? S_PUT_WHOLE : S_PUT_CUT;
 }
 
+//  Decimal digits of v at the end of buf[0..cap); returns where they start.
+static char *
+s_u64_text(uint64_t v, char *buf, size_t cap)
+{
+    char *p = buf + cap;
+    *--p = '\0';
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+static void
+s_format_int(int64_t v, char *buf, size_t cap)
+{
+    char tmp[24];
+    uint64_t u = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+    char *p = s_u64_text(u, tmp, sizeof(tmp));
+    if (v < 0)
+        *--p = '-';
+    size_t len = strlen(p);
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+}
+
 static void
 s_format_double(double d, char *buf, size_t cap)
 {
+    //  A value with at most three decimals below a billion (durations in
+    //  milliseconds, most figures) is written by hand: the same text as
+    //  %.15g, without printf.
+    double a = fabs(d);
+    if (a < 1e9 && cap >= 24) {
+        uint64_t milli = (uint64_t) llround(a * 1000.0);
+        if ((double) milli / 1000.0 == a) {
+            char tmp[24];
+            char *p = s_u64_text(milli / 1000, tmp, sizeof(tmp));
+            size_t n = 0;
+            if (signbit(d))
+                buf[n++] = '-';
+            size_t len = strlen(p);
+            memcpy(buf + n, p, len);
+            n += len;
+            unsigned frac = (unsigned) (milli % 1000);
+            if (frac) {
+                buf[n++] = '.';
+                char f[3] = {(char) ('0' + frac / 100), (char) ('0' + frac / 10 % 10),
+                             (char) ('0' + frac % 10)};
+                size_t fl = f[2] != '0' ? 3 : f[1] != '0' ? 2 : 1;
+                memcpy(buf + n, f, fl);
+                n += fl;
+            }
+            buf[n] = '\0';
+            return;
+        }
+    }
     //  Shortest of %.15g and %.17g that reads back as the same double.
     snprintf(buf, cap, "%.15g", d);
     if (strtod(buf, NULL) != d) {
@@ -479,10 +535,10 @@ s_field_value(const proto_log_field_t *field, char *scratch, size_t cap)
             }
             break;
         case PROTO_LF_INT:
-            snprintf(scratch, cap, "%lld", (long long) field->i);
+            s_format_int(field->i, scratch, cap);
             break;
         case PROTO_LF_UINT:
-            snprintf(scratch, cap, "%llu", (unsigned long long) field->u);
+            value.text = s_u64_text(field->u, scratch, cap);
             break;
         case PROTO_LF_DOUBLE:
             if (isfinite(field->d)) {
@@ -582,33 +638,59 @@ s_put_msg(s_line_t *line, const char *msg, bool cut)
     return result;
 }
 
+//  The part of a line's prefix that changes once a second ("{\"ts\":\"
+//  2026-12-06T03:26:06." or "03:26:06."), formatted when the second changes:
+//  a line costs no gmtime_r and no printf.
+static time_t s_ts_second = -1;        // the second s_ts_text is for
+static char s_ts_text[48];             // its text, up to the milliseconds
+static size_t s_ts_len;                // bytes
+static proto_log_format_t s_ts_format; // the format it was made for
+
+static void
+s_put_digits(s_line_t *line, unsigned v, int width)
+{
+    char d[10];
+    for (int i = width - 1; i >= 0; i--) {
+        d[i] = (char) ('0' + v % 10);
+        v /= 10;
+    }
+    s_put(line, d, (size_t) width);
+}
+
 //  Writes the timestamp, level, actor and instance. These are bounded
 //  (S_NAME_MAX), so they always fit.
 static void
 s_put_prefix(s_line_t *line, proto_log_level_t level)
 {
     struct timespec now;
-    struct tm tm;
-    char text[96];
     if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
         now.tv_sec = 0;
         now.tv_nsec = 0;
     }
-    gmtime_r(&now.tv_sec, &tm);
-    int ms = (int) (now.tv_nsec / 1000000);
+    if (now.tv_sec != s_ts_second || s_ts_format != s_format) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        int n = s_format == PROTO_LOG_JSON
+                    ? snprintf(s_ts_text, sizeof(s_ts_text),
+                               "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+                    : snprintf(s_ts_text, sizeof(s_ts_text), "%02d:%02d:%02d.", tm.tm_hour,
+                               tm.tm_min, tm.tm_sec);
+        s_ts_len = n > 0 && (size_t) n < sizeof(s_ts_text) ? (size_t) n : 0;
+        s_ts_second = now.tv_sec;
+        s_ts_format = s_format;
+    }
+    s_put(line, s_ts_text, s_ts_len);
+    s_put_digits(line, (unsigned) (now.tv_nsec / 1000000), 3);
     if (s_format == PROTO_LOG_JSON) {
-        snprintf(text, sizeof(text), "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ms);
-        s_put_cstr(line, text);
+        s_put_cstr(line, "Z\",\"level\":\"");
         s_put_cstr(line, s_level_names[level]);
         s_put_cstr(line, "\",\"actor\":");
         s_put_quoted(line, s_actor, strlen(s_actor), true);
         s_put_cstr(line, ",\"instance\":");
         s_put_quoted(line, s_instance, strlen(s_instance), true);
     } else {
-        snprintf(text, sizeof(text), "%02d:%02d:%02d.%03d ", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-        s_put_cstr(line, text);
+        s_put_cstr(line, " ");
         s_put_cstr(line, s_level_labels[level]);
         s_put_cstr(line, " ");
         s_put_escaped(line, s_actor, strlen(s_actor), true);

@@ -354,6 +354,53 @@ test_json_numbers(void **state)
     s_capture_stop(&capture);
 }
 
+//  Numbers are written by hand on the common paths (integers, values with
+//  at most three decimals): the text must be exactly what printf gives
+//  (%lld, %llu, shortest %.15g/%.17g), for edge values and many random ones.
+static void
+test_numbers_like_printf(void **state)
+{
+    (void) state;
+    uint32_t seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        uint64_t r = ((uint64_t) s_next_random(&seed) << 32) | s_next_random(&seed);
+        int64_t i = round < 4 ? (int64_t[]){INT64_MIN, INT64_MAX, 0, -1}[round] : (int64_t) r;
+        uint64_t u = round < 2 ? (uint64_t[]){0, UINT64_MAX}[round] : r * 2654435761u;
+        double ds[] = {
+            (double) (int64_t) (r % 2000000000) / 1000.0 - 1e6, // three decimals, +-
+            (double) (r % 100000) / 1000.0,                     // small durations
+            (double) (int64_t) (r % 1000000000000ull),          // large integers
+            (double) r / 7.0,                                   // anything
+            round == 0   ? -0.0
+            : round == 1 ? 999999999.999
+            : round == 2 ? 1e-4
+                         : 0.001,
+        };
+        capture_t capture;
+        s_capture_start(&capture, PROTO_LOG_JSON, PROTO_LOG_INFO);
+        log_info("n", LOG_I("i", i), LOG_U("u", u), LOG_F("d0", ds[0]), LOG_F("d1", ds[1]),
+                 LOG_F("d2", ds[2]), LOG_F("d3", ds[3]), LOG_F("d4", ds[4]));
+        const char *line = s_capture_take(&capture);
+        char want[128];
+        snprintf(want, sizeof want, "\"i\":%lld,", (long long) i);
+        if (!strstr(line, want))
+            fail_msg("want %s in %s", want, line);
+        snprintf(want, sizeof want, "\"u\":%llu,", (unsigned long long) u);
+        if (!strstr(line, want))
+            fail_msg("want %s in %s", want, line);
+        for (int k = 0; k < 5; k++) {
+            char num[40];
+            snprintf(num, sizeof num, "%.15g", ds[k]);
+            if (strtod(num, NULL) != ds[k])
+                snprintf(num, sizeof num, "%.17g", ds[k]);
+            snprintf(want, sizeof want, "\"d%d\":%s%s", k, num, k == 4 ? "}" : ",");
+            if (!strstr(line, want))
+                fail_msg("want %s in %s", want, line);
+        }
+        s_capture_stop(&capture);
+    }
+}
+
 static void
 test_json_string_escaping(void **state)
 {
@@ -925,6 +972,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_json_numbers),
+        cmocka_unit_test(test_numbers_like_printf),
         cmocka_unit_test(test_json_string_escaping),
         cmocka_unit_test(test_json_string_appends),
         cmocka_unit_test(test_level_filtering),
