@@ -39,6 +39,13 @@
 
 typedef struct s_target s_target_t;
 
+//  A config.get of one route's health in flight (a route-level change).
+typedef struct s_rfetch {
+    struct s_rfetch *next; // in the actor's list
+    hd_actor_t *owner;     // for the reply
+    char *vhost;           // the route's vHost
+} s_rfetch_t;
+
 struct hd_actor {
     proto_actor_t *actor;           // loop, bus, signals
     struct ev_loop *loop;           // borrowed from actor
@@ -53,6 +60,11 @@ struct hd_actor {
     bool fetching;                  // a config.get is in flight
     bool fetch_again;               // config.changed during the fetch
     bool loaded;                    // a config.get answer was applied
+    s_rfetch_t *rfetches;           // one-route fetches in flight
+    hd_spec_t *acc;                 // the pages of a full fetch so far
+    size_t acc_count;               // how many specs
+    int64_t page_from;              // the page asked for (route offset)
+    uint64_t page_version;          // the version its first page had
     uint64_t version;               // the configuration version applied last
     ev_timer fetch_timer;           // the first fetch, retries, the refresh
     uint64_t rng;                   // jitter
@@ -530,12 +542,13 @@ s_target_settle(hd_actor_t *self, s_target_t *t, bool maint)
 }
 
 //  Apply a configuration; changed: its version is not the one applied last
-//  (names are looked up again then).
+//  (names are looked up again then). only_vhost: specs are that route's
+//  alone, and the other routes' targets are left as they are.
 static void
-s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count, bool changed)
+s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count, bool changed, const char *only_vhost)
 {
     for (s_target_t *t = self->all; t; t = t->anext)
-        t->seen = false;
+        t->seen = only_vhost != NULL && strcmp(t->spec.vhost, only_vhost) != 0;
     for (size_t i = 0; i < count; i++) {
         hd_spec_t *spec = &specs[i];
         char *key = s_key(spec->route, spec->backend);
@@ -584,6 +597,17 @@ s_reconcile(hd_actor_t *self, hd_spec_t *specs, size_t count, bool changed)
 
 static void s_fetch(hd_actor_t *self);
 
+static void s_fetch_page(hd_actor_t *self);
+
+static void
+s_acc_free(hd_actor_t *self)
+{
+    hd_specs_free(&self->acc, self->acc_count);
+    self->acc_count = 0;
+}
+
+//  One page of the full list: kept until the last one, then applied whole.
+//  A version that changes between pages starts the list over.
 static void
 s_on_config_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
@@ -600,28 +624,54 @@ s_on_config_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
         why = "unexpected answer";
     else if (in->msg.config_reply.status != 200)
         why = in->msg.config_reply.error ? in->msg.config_reply.error : "router refused";
+    bool more = false;
     if (why == NULL) {
         hd_spec_t *specs = NULL;
         size_t count = 0, skipped = 0;
-        if (hd_specs_parse(in->msg.config_reply.body, &specs, &count, &skipped, err, sizeof err)
+        int64_t next = -1;
+        uint64_t version = in->msg.config_reply.version;
+        if (hd_specs_parse_page(in->msg.config_reply.body, &specs, &count, &skipped, &next, err,
+                                sizeof err)
             != 0) {
             why = err;
+        } else if (self->page_from > 0 && version != self->page_version) {
+            hd_specs_free(&specs, count); // changed meanwhile: from the start
+            s_acc_free(self);
+            self->page_from = 0;
+            more = true;
         } else {
             if (skipped)
                 log_warn("health entries skipped: no id, hostname or port",
                          LOG_U("skipped", skipped));
-            s_reconcile(self, specs, count,
-                        !self->loaded || self->version != in->msg.config_reply.version);
-            self->version = in->msg.config_reply.version;
-            hd_specs_free(&specs, count);
-            self->fetches++;
-            if (!self->loaded)
-                log_info("backends to probe", LOG_U("watched", self->watched),
-                         LOG_U("version", in->msg.config_reply.version));
-            self->loaded = true;
+            if (self->page_from == 0)
+                self->page_version = version;
+            hd_specs_move(&self->acc, &self->acc_count, &specs, count);
+            if (next > self->page_from) {
+                self->page_from = next;
+                more = true;
+            } else {
+                s_reconcile(self, self->acc, self->acc_count,
+                            !self->loaded || self->version != version, NULL);
+                self->version = version;
+                s_acc_free(self);
+                self->page_from = 0;
+                self->fetches++;
+                if (!self->loaded)
+                    log_info("backends to probe", LOG_U("watched", self->watched),
+                             LOG_U("version", version));
+                self->loaded = true;
+            }
         }
     }
+    if (why) {
+        s_acc_free(self);
+        self->page_from = 0;
+    }
     ev_timer_stop(self->loop, &self->fetch_timer);
+    if (more) {
+        s_fetch_page(self);
+        return;
+    }
     if (why) {
         log_warn("cannot learn the backends to probe: retrying", LOG_S("reason", why));
         ev_timer_set(&self->fetch_timer, S_FETCH_RETRY, 0.);
@@ -635,6 +685,31 @@ s_on_config_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
     }
 }
 
+//  Ask for the page of the full list from self->page_from ("@N": pages keep
+//  each message far below the bus's bound whatever the number of routes).
+static void
+s_fetch_page(hd_actor_t *self)
+{
+    char key[32];
+    snprintf(key, sizeof key, "@%lld", (long long) self->page_from);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CONFIG_GET);
+    msg.config_get.what = "health";
+    msg.config_get.key = key;
+    if (proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, S_FETCH_TIMEOUT, s_on_config_reply,
+                          self)
+        == 0) {
+        self->fetching = true;
+        ev_timer_stop(self->loop, &self->fetch_timer);
+    } else {
+        s_acc_free(self);
+        self->page_from = 0;
+        ev_timer_stop(self->loop, &self->fetch_timer);
+        ev_timer_set(&self->fetch_timer, S_FETCH_RETRY, 0.);
+        ev_timer_start(self->loop, &self->fetch_timer);
+    }
+}
+
 static void
 s_fetch(hd_actor_t *self)
 {
@@ -642,19 +717,9 @@ s_fetch(hd_actor_t *self)
         self->fetch_again = true;
         return;
     }
-    proto_msg_t msg;
-    proto_msg_init(&msg, PROTO_CONFIG_GET);
-    msg.config_get.what = "health";
-    if (proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, S_FETCH_TIMEOUT, s_on_config_reply,
-                          self)
-        == 0) {
-        self->fetching = true;
-        ev_timer_stop(self->loop, &self->fetch_timer);
-    } else {
-        ev_timer_stop(self->loop, &self->fetch_timer);
-        ev_timer_set(&self->fetch_timer, S_FETCH_RETRY, 0.);
-        ev_timer_start(self->loop, &self->fetch_timer);
-    }
+    s_acc_free(self);
+    self->page_from = 0;
+    s_fetch_page(self);
 }
 
 static void
@@ -666,14 +731,77 @@ s_on_fetch_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+s_rfetch_free(hd_actor_t *self, s_rfetch_t *f)
+{
+    for (s_rfetch_t **pp = &self->rfetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    free(f->vhost);
+    free(f);
+}
+
+//  One route's health arrived: its targets are brought up to date, the
+//  others are left alone. On any failure the whole list is asked for.
+static void
+s_on_route_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    s_rfetch_t *f = arg;
+    hd_actor_t *self = f->owner;
+    hd_spec_t *specs = NULL;
+    size_t count = 0, skipped = 0;
+    char err[256];
+    bool ok =
+        in != NULL && in->msg.type == PROTO_CONFIG_REPLY && in->msg.config_reply.status == 200
+        && hd_specs_parse(in->msg.config_reply.body, &specs, &count, &skipped, err, sizeof err)
+               == 0;
+    if (ok) {
+        s_reconcile(self, specs, count, true, f->vhost);
+        hd_specs_free(&specs, count);
+        self->fetches++;
+    }
+    s_rfetch_free(self, f);
+    if (!ok)
+        s_fetch(self);
+}
+
+//  A change of one route (what route, backend, dead or alive; key its
+//  vHost) asks for that route alone: with 100,000 routes a change costs the
+//  router one route, not the whole table. Anything else asks for everything.
+static void
 s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
     (void) bus;
     hd_actor_t *self = arg;
-    log_debug("configuration changed: asking again",
-              LOG_U("version", in->msg.config_changed.version),
-              LOG_S("what", in->msg.config_changed.what ? in->msg.config_changed.what : ""));
-    s_fetch(self);
+    const proto_config_changed_t *c = &in->msg.config_changed;
+    const char *what = c->what ? c->what : "";
+    log_debug("configuration changed: asking again", LOG_U("version", c->version),
+              LOG_S("what", what), LOG_S("key", c->key));
+    bool one = c->key && *c->key
+               && (strcmp(what, "route") == 0 || strcmp(what, "backend") == 0
+                   || strcmp(what, "dead") == 0 || strcmp(what, "alive") == 0);
+    if (!one || !self->loaded || self->fetching) {
+        s_fetch(self); // a full fetch in flight is asked again after it
+        return;
+    }
+    s_rfetch_t *f = proto_xcalloc(1, sizeof *f);
+    f->owner = self;
+    f->vhost = proto_xstrdup(c->key);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CONFIG_GET);
+    msg.config_get.what = "health";
+    msg.config_get.key = f->vhost;
+    if (proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, S_FETCH_TIMEOUT, s_on_route_reply, f)
+        != 0) {
+        free(f->vhost);
+        free(f);
+        s_fetch(self);
+        return;
+    }
+    f->next = self->rfetches;
+    self->rfetches = f;
 }
 
 static void
@@ -784,7 +912,10 @@ hd_actor_destroy(hd_actor_t **self_p)
         }
         proto_resolve_destroy(&self->resolve); // no callback: every target is gone
     }
-    proto_actor_destroy(&self->actor);
+    proto_actor_destroy(&self->actor); // drops pending requests uncalled
+    while (self->rfetches)
+        s_rfetch_free(self, self->rfetches);
+    s_acc_free(self);
     free(self);
     *self_p = NULL;
 }

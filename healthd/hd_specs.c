@@ -23,14 +23,46 @@ hd_specs_parse(const char *text,
                char *err,
                size_t errlen)
 {
+    int64_t next;
+    if (hd_specs_parse_page(text, specs_out, count_out, skipped, &next, err, errlen) != 0)
+        return -1;
+    if (next >= 0) {
+        hd_specs_free(specs_out, *count_out);
+        *count_out = 0;
+        snprintf(err, errlen, "not an array");
+        return -1;
+    }
+    return 0;
+}
+
+int
+hd_specs_parse_page(const char *text,
+                    hd_spec_t **specs_out,
+                    size_t *count_out,
+                    size_t *skipped,
+                    int64_t *next,
+                    char *err,
+                    size_t errlen)
+{
     *specs_out = NULL;
     *count_out = 0;
     *skipped = 0;
+    *next = -1;
     json_error_t jerr;
-    json_t *root = json_loads(text ? text : "", 0, &jerr);
+    json_t *doc = json_loads(text ? text : "", 0, &jerr);
+    json_t *root = doc;
+    if (json_is_object(doc)) {
+        root = json_object_get(doc, "routes");
+        json_t *n = json_object_get(doc, "next");
+        if (json_is_integer(n) && json_integer_value(n) >= 0)
+            *next = json_integer_value(n);
+        else if (n != NULL && !json_is_null(n))
+            root = NULL;
+    }
     if (root == NULL || !json_is_array(root)) {
-        snprintf(err, errlen, "%s", root ? "not an array" : jerr.text);
-        json_decref(root);
+        snprintf(err, errlen, "%s",
+                 doc ? "not an array or a {\"routes\": [...], \"next\"} page" : jerr.text);
+        json_decref(doc);
         return -1;
     }
     size_t cap = 0, count = 0;
@@ -79,10 +111,22 @@ hd_specs_parse(const char *text,
             s->maint = json_is_true(json_object_get(be, "maintenance"));
         }
     }
-    json_decref(root);
+    json_decref(doc);
     *specs_out = specs;
     *count_out = count;
     return 0;
+}
+
+void
+hd_specs_move(hd_spec_t **to, size_t *to_count, hd_spec_t **from, size_t count)
+{
+    if (count > 0) {
+        *to = proto_xrealloc(*to, (*to_count + count) * sizeof **to);
+        memcpy(*to + *to_count, *from, count * sizeof **from);
+        *to_count += count;
+    }
+    free(*from);
+    *from = NULL;
 }
 
 void

@@ -30,6 +30,21 @@ typedef struct {
 int hd_specs_parse(
     const char *json, hd_spec_t **specs, size_t *count, size_t *skipped, char *err, size_t errlen);
 
+//  The same for one page of a long list: the body is either the whole list
+//  (an array: *next = -1) or {"routes": [...], "next": N | null}, where N is
+//  the offset to ask for next (-1 for null: the last page).
+int hd_specs_parse_page(const char *json,
+                        hd_spec_t **specs,
+                        size_t *count,
+                        size_t *skipped,
+                        int64_t *next,
+                        char *err,
+                        size_t errlen);
+
+//  Move count specs from *from to the end of *to (*to_count grows); *from,
+//  emptied, is freed and set to NULL.
+void hd_specs_move(hd_spec_t **to, size_t *to_count, hd_spec_t **from, size_t count);
+
 void hd_specs_free(hd_spec_t **specs_p, size_t count);
 
 //  The Host header of a probe: the vHost, unless it is a wildcard or a

@@ -14,30 +14,60 @@
 #include "rt_history.h"
 #include "rt_store.h"
 
-//  What healthd probes: every served route (the API's and seed 002's) with
-//  its health path and backends (config.get what=health, healthd/README.md).
+#define S_HEALTH_PAGE_ROUTES   1000 // routes per page of what=health key=@N ...
+#define S_HEALTH_PAGE_BACKENDS 4000 // ... and backends (a page stays far below the bus's 2 MiB)
+
+//  One route as healthd reads it: its health path and backends.
 static json_t *
-s_health(const rt_table_t *table)
+s_health_route(const rt_route_t *route)
+{
+    const char *path = json_string_value(json_object_get(route->doc, "healthPath"));
+    json_t *backends = json_array();
+    json_t *docs = json_object_get(route->doc, "backends");
+    for (uint32_t b = 0; b < route->backends_count; b++) {
+        const rt_backend_t *be = &route->backends[b];
+        const char *probe = json_string_value(json_object_get(json_array_get(docs, b), "probe"));
+        json_array_append_new(backends,
+                              json_pack("{s:s, s:s, s:i, s:s, s:s, s:b}", "id", be->id, "hostname",
+                                        be->host, "port", (int) be->port, "region", be->region,
+                                        "probe", probe ? probe : "http", "maintenance", be->maint));
+    }
+    return json_pack("{s:s, s:s, s:s, s:o}", "route", route->id, "vHost", route->vhost,
+                     "healthPath", path ? path : "/", "backends", backends);
+}
+
+//  What healthd probes (config.get what=health, healthd/README.md): every
+//  served route (the API's and seed 002's) with its health path and
+//  backends. key "": the whole list (an array); key "@N": the page from
+//  route N, {"routes": [...], "next": M or null}, so that 100,000 routes
+//  never make one message over the bus's bound; any other key: that vHost's
+//  route alone (an array of 0 or 1), so a change of one route costs one.
+static json_t *
+s_health(const rt_table_t *table, const char *key)
 {
     json_t *out = json_array();
-    for (size_t i = 0; i < rt_table_size(table); i++) {
-        const rt_route_t *route = rt_table_at(table, i);
-        const char *path = json_string_value(json_object_get(route->doc, "healthPath"));
-        json_t *backends = json_array();
-        json_t *docs = json_object_get(route->doc, "backends");
-        for (uint32_t b = 0; b < route->backends_count; b++) {
-            const rt_backend_t *be = &route->backends[b];
-            const char *probe =
-                json_string_value(json_object_get(json_array_get(docs, b), "probe"));
-            json_array_append_new(
-                backends, json_pack("{s:s, s:s, s:i, s:s, s:s, s:b}", "id", be->id, "hostname",
-                                    be->host, "port", (int) be->port, "region", be->region, "probe",
-                                    probe ? probe : "http", "maintenance", be->maint));
+    if (*key == '@') {
+        char *end;
+        unsigned long long from = strtoull(key + 1, &end, 10);
+        size_t n = rt_table_size(table), i = from < n ? (size_t) from : n, backends = 0;
+        for (; i < n && json_array_size(out) < S_HEALTH_PAGE_ROUTES
+               && backends < S_HEALTH_PAGE_BACKENDS;
+             i++) {
+            const rt_route_t *route = rt_table_at(table, i);
+            backends += route->backends_count;
+            json_array_append_new(out, s_health_route(route));
         }
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o}", "route", route->id, "vHost",
-                                             route->vhost, "healthPath", path ? path : "/",
-                                             "backends", backends));
+        return json_pack("{s:o, s:o}", "routes", out, "next",
+                         i < n ? json_integer((json_int_t) i) : json_null());
     }
+    if (*key) {
+        const rt_route_t *one = rt_table_get(table, key);
+        if (one)
+            json_array_append_new(out, s_health_route(one));
+        return out;
+    }
+    for (size_t i = 0; i < rt_table_size(table); i++)
+        json_array_append_new(out, s_health_route(rt_table_at(table, i)));
     return out;
 }
 
@@ -61,7 +91,7 @@ rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *r
         else
             rt_result_error(result, 404, NULL, "no route for vHost '%s'", key);
     } else if (strcmp(what, "health") == 0) {
-        rt_result_ok(result, 200, s_health(rt_control_table(self)));
+        rt_result_ok(result, 200, s_health(rt_control_table(self), key));
     } else if (strcmp(what, "regions") == 0) {
         rt_result_ok(result, 200, json_deep_copy(self->data.regions));
     } else if (strcmp(what, "certificates") == 0) {

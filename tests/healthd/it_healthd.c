@@ -41,14 +41,16 @@ typedef struct {
     pid_t backend_b; // demo-backend on port_b
     int port_a;
     int port_b;
-    void *router;     // scripted router: config.get
-    void *router_pub; // scripted router: config.changed
-    void *gw_req;     // scripted gateway (only so that it is found)
-    void *gw_pub;     // scripted gateway: upstream.failed
-    void *states;     // SUB on healthd: backend.state
-    void *dealer;     // DEALER to healthd (ping), or NULL
-    char body[65536]; // what config.get what=health answers
-    int fetches;      // config.get answered
+    void *router;        // scripted router: config.get
+    void *router_pub;    // scripted router: config.changed
+    void *gw_req;        // scripted gateway (only so that it is found)
+    void *gw_pub;        // scripted gateway: upstream.failed
+    void *states;        // SUB on healthd: backend.state
+    void *dealer;        // DEALER to healthd (ping), or NULL
+    char body[65536];    // what config.get what=health answers
+    char web_body[2048]; // ... with key web.test (set by the test), else "[]"
+    char last_key[64];   // the key of the last config.get
+    int fetches;         // config.get answered
     t_event_t events[T_MAX_EVENTS];
     size_t nevents;
     int router_subs; // subscriptions seen on router_pub
@@ -125,12 +127,19 @@ s_pump(t_fix_t *f, int ms)
             zmq_msg_close(&body);
             if (rc == 0 && idlen > 0 && in.type == PROTO_CONFIG_GET) {
                 assert_string_equal(in.config_get.what, "health");
+                const char *key = in.config_get.key ? in.config_get.key : "";
+                snprintf(f->last_key, sizeof f->last_key, "%s", key);
                 proto_msg_t reply;
                 proto_msg_init(&reply, PROTO_CONFIG_REPLY);
                 reply.id = in.id;
                 reply.config_reply.status = 200;
                 reply.config_reply.version = 1;
-                reply.config_reply.body = f->body;
+                // with a key, that vHost's route alone (the router's answer)
+                // "@N" asks for a page: the whole list as one array is one
+                const char *answer = f->body;
+                if (*key && *key != '@')
+                    answer = strcmp(key, "web.test") == 0 ? f->web_body : "[]";
+                reply.config_reply.body = answer;
                 s_send_msg(f->router, id, (size_t) idlen, &reply);
                 f->fetches++;
             }
@@ -329,13 +338,14 @@ s_upstream_failed(t_fix_t *f, const char *route, const char *backend, const char
 }
 
 static void
-s_config_changed(t_fix_t *f, const char *what)
+s_config_changed_key(t_fix_t *f, const char *what, const char *key)
 {
     proto_msg_t msg;
     proto_msg_init(&msg, PROTO_CONFIG_CHANGED);
     msg.id = 1;
     msg.config_changed.version = 2;
     msg.config_changed.what = what;
+    msg.config_changed.key = key;
     zmq_send(f->router_pub, "config.changed", 14, ZMQ_SNDMORE);
     s_send_msg(f->router_pub, NULL, 0, &msg);
 }
@@ -409,13 +419,31 @@ test_states(void **state)
     // passive failures of another route on the same address change nothing there
     assert_true(s_wait(f, mark, "passive", "a", true, 3000) >= 0);
 
-    // maintenance over (config.changed): probed at once, up after 1 success
+    // maintenance over (config.changed what=alive key=web.test): healthd asks
+    // for that route alone, probes m at once, up after 1 success, and
+    // leaves the other routes' backends as they were
     mark = f->nevents;
     s_set_body(f, false);
+    snprintf(f->web_body, sizeof f->web_body,
+             "[{\"route\":\"web\",\"vHost\":\"web.test\",\"healthPath\":\"/\",\"backends\":["
+             "{\"id\":\"a\",\"hostname\":\"127.0.0.1\",\"port\":%d,\"region\":\"1\","
+             "\"probe\":\"http\",\"maintenance\":false},"
+             "{\"id\":\"b\",\"hostname\":\"127.0.0.1\",\"port\":%d,\"region\":\"1\","
+             "\"probe\":\"http\",\"maintenance\":false},"
+             "{\"id\":\"t\",\"hostname\":\"127.0.0.1\",\"port\":%d,\"region\":\"1\","
+             "\"probe\":\"tcp\",\"maintenance\":false},"
+             "{\"id\":\"m\",\"hostname\":\"127.0.0.1\",\"port\":%d,\"region\":\"1\","
+             "\"probe\":\"http\",\"maintenance\":false}]}]",
+             f->port_a, f->port_b, f->port_b, f->port_a);
     uint64_t alive = it_now_ms();
-    s_config_changed(f, "alive");
+    s_config_changed_key(f, "alive", "web.test");
     assert_true((i = s_wait(f, mark, "web", "m", true, 3000)) >= 0);
     assert_true(f->events[i].at_ms - alive < 500); // not a jittered interval later
+    assert_string_equal(f->last_key, "web.test");
+    char *log = it_read_file(&f->env, "healthd", "out");
+    assert_non_null(log);
+    assert_null(strstr(log, "no longer watched"));
+    free(log);
 
     // no flap anywhere: err and hang stayed down, web/a and web/b never went down
     // but when killed

@@ -263,6 +263,30 @@ test_specs_parse(void **state)
     assert_int_equal(hd_specs_parse("[", &specs, &count, &skipped, err, sizeof err), -1);
     assert_int_equal(hd_specs_parse(NULL, &specs, &count, &skipped, err, sizeof err), -1);
     assert_int_equal(hd_specs_parse("[]", &specs, &count, &skipped, err, sizeof err), 0);
+    // pages of a long list: {"routes": [...], "next": N | null}, moved into one list
+    int64_t next = 0;
+    const char *p1 = "{\"routes\":[{\"route\":\"r1\",\"vHost\":\"a\",\"backends\":["
+                     "{\"id\":\"x\",\"hostname\":\"h\",\"port\":80}]}],\"next\":1}";
+    const char *p2 = "{\"routes\":[{\"route\":\"r2\",\"vHost\":\"b\",\"backends\":["
+                     "{\"id\":\"y\",\"hostname\":\"h\",\"port\":81}]}],\"next\":null}";
+    hd_spec_t *all = NULL, *page = NULL;
+    size_t all_count = 0, n = 0;
+    assert_int_equal(hd_specs_parse_page(p1, &page, &n, &skipped, &next, err, sizeof err), 0);
+    assert_int_equal(next, 1);
+    hd_specs_move(&all, &all_count, &page, n);
+    assert_null(page);
+    assert_int_equal(hd_specs_parse_page(p2, &page, &n, &skipped, &next, err, sizeof err), 0);
+    assert_int_equal(next, -1);
+    hd_specs_move(&all, &all_count, &page, n);
+    assert_int_equal(all_count, 2);
+    assert_string_equal(all[0].route, "r1");
+    assert_string_equal(all[1].backend, "y");
+    hd_specs_free(&all, all_count);
+    // a page is not the whole list for hd_specs_parse; a bad "next" is refused
+    assert_int_equal(hd_specs_parse(p1, &specs, &count, &skipped, err, sizeof err), -1);
+    assert_int_equal(hd_specs_parse_page("{\"routes\":[],\"next\":\"x\"}", &page, &n, &skipped,
+                                         &next, err, sizeof err),
+                     -1);
     assert_int_equal(count, 0);
 }
 

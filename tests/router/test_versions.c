@@ -278,6 +278,32 @@ test_health_list(void **state)
     assert_string_equal(json_string_value(json_object_get(b, "vHost")), "b.example.com");
     assert_string_equal(json_string_value(json_object_get(b, "healthPath")), "/");
     json_decref(list);
+    // with a key: that vHost's route alone (seed 002's too), none when unknown
+    assert_int_equal(s_get(fx, "health", "b.example.com"), 200);
+    list = s_json(fx->get.body);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "vHost")),
+                        "b.example.com");
+    json_decref(list);
+    assert_int_equal(s_get(fx, "health", "nope.example.com"), 200);
+    list = s_json(fx->get.body);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    // pages: "@N" from route N, with the next offset or null
+    assert_int_equal(s_get(fx, "health", "@0"), 200);
+    json_t *page = s_json(fx->get.body);
+    assert_int_equal(json_array_size(json_object_get(page, "routes")), 2);
+    assert_true(json_is_null(json_object_get(page, "next")));
+    json_decref(page);
+    assert_int_equal(s_get(fx, "health", "@1"), 200);
+    page = s_json(fx->get.body);
+    assert_int_equal(json_array_size(json_object_get(page, "routes")), 1);
+    assert_true(json_is_null(json_object_get(page, "next")));
+    json_decref(page);
+    assert_int_equal(s_get(fx, "health", "@9"), 200);
+    page = s_json(fx->get.body);
+    assert_int_equal(json_array_size(json_object_get(page, "routes")), 0);
+    json_decref(page);
 }
 
 //  The same object again is not a change: 200, no new version, no commit.
