@@ -46,6 +46,9 @@ ROOT=$PWD
 BIN=${BENCH_BIN:-bin}
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 DURATION=${BENCH_DURATION:-10}
+BIG_BYTES=1048576                   # the large-response rows: 1 MiB bodies
+BIG_CONNS=${BENCH_BIG_CONNS:-16}    # ... at this many connections
+IDLE_CONNS=${BENCH_IDLE_CONNS:-9000} # idle keep-alive connections held per proxy (HAProxy can hold 9900 here)
 ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-"50 256"}
 OUT=${BENCH_OUT:-docs/performance.md}
@@ -207,8 +210,13 @@ free_port P_TTL0_ADMIN
 say "temp dir $TMP; backend :$P_BACKEND nginx :$P_NGINX haproxy :$P_HAPROXY" \
     "gateway lease :$P_LEASE (admin :$P_LEASE_ADMIN) ttl0 :$P_TTL0 (admin :$P_TTL0_ADMIN)"
 
+# the idle connections per proxy (below) need descriptors: as many as allowed
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# /big.bin: the large-response rows (a static file of the backend)
+mkdir -p "$TMP/static"
+head -c "$BIG_BYTES" /dev/zero | tr '\0' 'b' >"$TMP/static/big.bin"
 start backend "$TMP/backend.log" "$BIN/demo-backend" --port "$P_BACKEND" --body-bytes "$BODY_BYTES" \
-    --log-level warn --log-format json
+    --static-dir "$TMP/static" --log-level warn --log-format json
 wait_http backend "http://127.0.0.1:$P_BACKEND/"
 
 # nginx: its own config, pid file, temp paths and logs under $TMP, foreground.
@@ -561,6 +569,72 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
+# 4. Large responses: GET /big.bin (1 MiB) through each proxy, interleaved
+#    rounds; MiB/s is the requests/s (one MiB each) and the proxy's CPU is per
+#    MiB relayed.
+BIGM=$TMP/big.tsv
+: >"$BIGM"
+BIG_D=$((DURATION < 5 ? DURATION : 5))
+BIG_TARGETS=(nginx haproxy switchyard-lease)
+for ((r = 1; r <= ROUNDS; r++)); do
+    for ((k = 0; k < ${#BIG_TARGETS[@]}; k++)); do
+        t=${BIG_TARGETS[$(((k + r - 1) % ${#BIG_TARGETS[@]}))]}
+        check_alive
+        out="$TMP/wrk/big-$t-r$r.txt"
+        snapshot T0
+        wrk -t1 -c"$BIG_CONNS" -d"${BIG_D}s" --latency -H "Host: $HOST_HEADER" "${URL[$t]}big.bin" \
+            >"$out" 2>&1 || die "wrk failed against $t (1 MiB): $(cat "$out")"
+        snapshot T1
+        read -r rps p50 p99 reqs non2xx sock < <(wrk_parse "$out")
+        [[ -n $reqs && $reqs -gt 0 ]] || die "wrk did no 1 MiB requests against $t: $(cat "$out")"
+        case $t in
+        nginx) n=nginx ;;
+        haproxy) n=haproxy ;;
+        *) n=${GW_OF[$t]} ;;
+        esac
+        awk -v r="$r" -v t="$t" -v rps="$rps" -v p99="$p99" -v q="$reqs" -v u="$us_tick" \
+            -v px="$((T1[$n] - T0[$n]))" -v e="$((non2xx + sock))" \
+            'BEGIN { printf "%s\t%s\t%s\t%s\t%.1f\t%s\n", r, t, rps, p99, px * u / q, e }' >>"$BIGM"
+        sleep 0.5
+    done
+done
+
+# 5. Idle keep-alive connections: IDLE_CONNS connections that each served one
+#    request, held idle (bench/idle_conns.py); the proxy process's RSS before,
+#    while they are held, and after they closed (is the memory given back?).
+IDLEM=$TMP/idle.tsv
+: >"$IDLEM"
+rss_kb() { # rss_kb PID...: summed VmRSS in kB
+    local p sum=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+for t in nginx haproxy switchyard-lease; do
+    check_alive
+    case $t in
+    nginx) pids=$NGINX_WORKERS port=$P_NGINX ;;
+    haproxy) pids=${PID[haproxy]} port=$P_HAPROXY ;;
+    *) pids=${PID[${GW_OF[$t]}]} port=$P_LEASE ;;
+    esac
+    # shellcheck disable=SC2086
+    before=$(rss_kb $pids)
+    coproc IDLE { /usr/bin/python3 "$ROOT/bench/idle_conns.py" 127.0.0.1 "$port" "$IDLE_CONNS" "$HOST_HEADER"; }
+    read -r word held <&"${IDLE[0]}" || die "idle_conns.py did not start against $t"
+    [[ $word == ready ]] || die "idle_conns.py against $t: $word $held"
+    # shellcheck disable=SC2086
+    during=$(rss_kb $pids)
+    echo >&"${IDLE[1]}"
+    while read -r word _ <&"${IDLE[0]}"; do [[ $word == closed ]] && break; done
+    wait "$IDLE_PID" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do sleep 0.1; done # the proxy notices the closes
+    # shellcheck disable=SC2086
+    after=$(rss_kb $pids)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$held" "$before" "$during" "$after" >>"$IDLEM"
+done
+
 # ---------------------------------------------------------------------------
 # Aggregate.
 
@@ -688,6 +762,30 @@ TAP_TEXT="- statsd + healthd, CPU per proxied request at $C1 connections (median
   the ordinary lease-mode cost. An attached tap adds, in each actor, one zmq send per bus message
   (the difference between the rows); the tap process itself decodes and prints every message."
 BUS_TEXT+=$'\n\n'"$TAP_TEXT"
+
+bigcol() { awk -F'\t' -v t="$1" -v k="$2" '$2 == t {print $k}' "$BIGM" | median; }
+BIG_NGINX=$(bigcol nginx 3)
+BIG_TABLE="| target | MiB/s (median) | × nginx | p99 ms | proxy CPU µs per MiB | errors |
+| --- | ---: | ---: | ---: | ---: | ---: |"
+for t in nginx haproxy switchyard-lease; do
+    v=$(bigcol "$t" 3)
+    BIG_TABLE+=$'\n'"| $t | $(fmt "$v" %.0f) | $(awk -v a="$v" -v b="$BIG_NGINX" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }') | $(fmt "$(bigcol "$t" 4)" %.2f) | $(fmt "$(bigcol "$t" 5)" %.1f) | $(awk -F'\t' -v t="$t" '$2 == t {s += $6} END {print s + 0}' "$BIGM") |"
+done
+IDLE_TABLE="| proxy | connections held | RSS before (kB) | RSS while held (kB) | bytes per idle connection | RSS after they closed (kB) |
+| --- | ---: | ---: | ---: | ---: | ---: |"
+while IFS=$'\t' read -r t held before during after; do
+    IDLE_TABLE+=$'\n'"| $t | $held | $before | $during | $(awk -v h="$held" -v b="$before" -v d="$during" 'BEGIN { if (h > 0) printf "%.0f", (d - b) * 1024 / h; else print "-" }') | $after |"
+done <"$IDLEM"
+LARGE_TEXT="Large responses: \`wrk -t1 -c$BIG_CONNS -d${BIG_D}s\` on GET /big.bin (1 MiB, a static file
+of the backend), $ROUNDS interleaved rounds, medians:
+
+$BIG_TABLE
+
+Idle keep-alive connections: $IDLE_CONNS connections that each served one request, then held
+idle (\`bench/idle_conns.py\`); the proxy process's RSS (nginx: its worker) before, while held,
+and 2 s after they all closed:
+
+$IDLE_TABLE"
 
 # ---------------------------------------------------------------------------
 # Profile the gateway when lease mode is below 0.8x nginx at 50 connections.
@@ -893,6 +991,10 @@ $ACTORS_TABLE
 ## Bus cost (metadata and decisions)
 
 $BUS_TEXT
+
+## Large responses and idle connections
+
+$LARGE_TEXT
 
 ## Actors running (from \`switchyard ping\`)
 
