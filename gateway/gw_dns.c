@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "gw_dns.h"
+#include "proto_list.h"
 #include "proto_log.h"
 #include "proto_resolve.h"
 #include "proto_util.h"
@@ -39,8 +40,7 @@ typedef struct s_entry {
     gw_dns_waiter_t *head;          // waiters, oldest first
     gw_dns_waiter_t *tail;          // ... newest
     struct s_entry *hnext;          // hash chain
-    struct s_entry *lprev;          // LRU list, most recent first
-    struct s_entry *lnext;          // ...
+    proto_link_t lru;               // in the LRU list, most recent first
     gw_dns_t *owner;                // for the resolver's callback
 } s_entry_t;
 
@@ -51,8 +51,7 @@ struct gw_dns {
     proto_resolve_t *resolve;                                 // c-ares on the loop
     s_entry_t **buckets;                                      // by name
     size_t nbuckets;                                          // a power of two
-    s_entry_t *lru_head;                                      // most recently used
-    s_entry_t *lru_tail;                                      // least recently used
+    proto_list_t lru;                                         // entries, most recently used first
     gw_dns_stats_t stats;                                     // counters
     struct sockaddr_storage scratch[PROTO_RESOLVE_MAX_ADDRS]; // borrowed answers
 };
@@ -113,34 +112,7 @@ s_bucket(const gw_dns_t *self, const char *name)
     return (size_t) (proto_fnv1a_str(name) & (self->nbuckets - 1));
 }
 
-static void
-s_lru_unlink(gw_dns_t *self, s_entry_t *e)
-{
-    if (e->lprev)
-        e->lprev->lnext = e->lnext;
-    else
-        self->lru_head = e->lnext;
-    if (e->lnext)
-        e->lnext->lprev = e->lprev;
-    else
-        self->lru_tail = e->lprev;
-    e->lprev = e->lnext = NULL;
-}
-
-static void
-s_lru_front(gw_dns_t *self, s_entry_t *e)
-{
-    if (self->lru_head == e)
-        return;
-    if (e->lprev || e->lnext || self->lru_tail == e)
-        s_lru_unlink(self, e); // linked (a new entry is not yet)
-    e->lnext = self->lru_head;
-    if (self->lru_head)
-        self->lru_head->lprev = e;
-    self->lru_head = e;
-    if (self->lru_tail == NULL)
-        self->lru_tail = e;
-}
+#define S_ENTRY(link) PROTO_LIST_ENTRY(link, s_entry_t, lru)
 
 static void
 s_entry_free(gw_dns_t *self, s_entry_t *e)
@@ -150,7 +122,7 @@ s_entry_free(gw_dns_t *self, s_entry_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    s_lru_unlink(self, e);
+    proto_list_unlink(&self->lru, &e->lru);
     free(e->addrs);
     e->addrs = NULL;
     free(e->name);
@@ -170,9 +142,9 @@ s_busy(const s_entry_t *e)
 static void
 s_evict(gw_dns_t *self, size_t limit)
 {
-    s_entry_t *e = self->lru_tail;
+    s_entry_t *e = S_ENTRY(self->lru.tail);
     while (self->stats.entries > limit && e) {
-        s_entry_t *prev = e->lprev;
+        s_entry_t *prev = S_ENTRY(e->lru.prev);
         if (!s_busy(e))
             s_entry_free(self, e);
         e = prev;
@@ -201,7 +173,7 @@ s_create(gw_dns_t *self, const char *name)
     e->hnext = self->buckets[b];
     self->buckets[b] = e;
     self->stats.entries++;
-    s_lru_front(self, e);
+    proto_list_push_front(&self->lru, &e->lru);
     return e;
 }
 
@@ -387,8 +359,8 @@ gw_dns_destroy(gw_dns_t **self_p)
         return;
     // the resolver first: no callback can come after this
     proto_resolve_destroy(&self->resolve);
-    while (self->lru_head) {
-        s_entry_t *e = self->lru_head;
+    while (self->lru.head) {
+        s_entry_t *e = S_ENTRY(self->lru.head);
         for (gw_dns_waiter_t *w = e->head, *next; w; w = next) {
             next = w->next;
             w->prev = w->next = NULL;
@@ -443,7 +415,7 @@ gw_dns_get(gw_dns_t *self,
     if (e == NULL)
         e = s_create(self, key);
     else
-        s_lru_front(self, e);
+        proto_list_to_front(&self->lru, &e->lru);
     double now = ev_now(self->loop);
     if (e->count) {
         // stale-while-revalidate: past its TTL, it serves while one query runs

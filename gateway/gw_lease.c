@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gw_lease.h"
+#include "proto_list.h"
 #include "proto_log.h"
 #include "proto_strategy.h"
 #include "proto_util.h"
@@ -29,8 +30,7 @@ typedef struct s_entry {
     bool asking;           // a decide is in flight
     gw_waiter_t *waiters;  // requests waiting for the answer
     struct s_entry *hnext; // hash chain
-    struct s_entry *lprev; // LRU list, most recent first
-    struct s_entry *lnext; // ...
+    proto_link_t lru;      // in the LRU list, most recent first
     gw_leases_t *owner;    // for callbacks
 } s_entry_t;
 
@@ -42,9 +42,7 @@ struct gw_leases {
     gw_lease_fn *fn;               // decision callback
     void *arg;                     // its argument
     s_entry_t *buckets[S_BUCKETS]; // by key
-    s_entry_t *lru_head;           // most recently used
-    s_entry_t *lru_tail;           // least recently used
-    size_t count;                  // entries
+    proto_list_t lru;              // every entry, most recently used first
     uint64_t min_version;          // leases below this are not reused
     uint64_t asks;                 // decides sent
     uint64_t stale;                // decisions served stale
@@ -196,34 +194,7 @@ s_hash(const char *key)
     return (size_t) (proto_fnv1a_str(key) & (S_BUCKETS - 1));
 }
 
-static void
-s_lru_unlink(gw_leases_t *self, s_entry_t *e)
-{
-    if (e->lprev)
-        e->lprev->lnext = e->lnext;
-    else
-        self->lru_head = e->lnext;
-    if (e->lnext)
-        e->lnext->lprev = e->lprev;
-    else
-        self->lru_tail = e->lprev;
-    e->lprev = e->lnext = NULL;
-}
-
-static void
-s_lru_front(gw_leases_t *self, s_entry_t *e)
-{
-    if (self->lru_head == e)
-        return;
-    if (e->lprev || e->lnext || self->lru_tail == e)
-        s_lru_unlink(self, e);
-    e->lnext = self->lru_head;
-    if (self->lru_head)
-        self->lru_head->lprev = e;
-    self->lru_head = e;
-    if (self->lru_tail == NULL)
-        self->lru_tail = e;
-}
+#define S_ENTRY(link) PROTO_LIST_ENTRY(link, s_entry_t, lru)
 
 static void
 s_entry_free(gw_leases_t *self, s_entry_t *e)
@@ -233,21 +204,20 @@ s_entry_free(gw_leases_t *self, s_entry_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    s_lru_unlink(self, e);
+    proto_list_unlink(&self->lru, &e->lru);
     gw_lease_unref(&e->lease);
     free(e->key);
     free(e->host);
     free(e->region);
     free(e);
-    self->count--;
 }
 
 static void
 s_evict(gw_leases_t *self)
 {
-    s_entry_t *e = self->lru_tail;
-    while (self->count > self->cfg.max_entries && e) {
-        s_entry_t *prev = e->lprev;
+    s_entry_t *e = S_ENTRY(self->lru.tail);
+    while (self->lru.count > self->cfg.max_entries && e) {
+        s_entry_t *prev = S_ENTRY(e->lru.prev);
         if (!e->asking && e->waiters == NULL)
             s_entry_free(self, e);
         e = prev;
@@ -275,8 +245,7 @@ s_create(gw_leases_t *self, const char *key, const char *host, const char *regio
     size_t b = s_hash(e->key);
     e->hnext = self->buckets[b];
     self->buckets[b] = e;
-    self->count++;
-    s_lru_front(self, e);
+    proto_list_push_front(&self->lru, &e->lru);
     s_evict(self);
     return e;
 }
@@ -397,7 +366,7 @@ gw_leases_get(gw_leases_t *self,
     if (e == NULL)
         e = s_create(self, key, host, region, local);
     else
-        s_lru_front(self, e);
+        proto_list_to_front(&self->lru, &e->lru);
     uint64_t now = s_now_ms();
     if (e->lease && !e->asking && now < e->expires_ms && e->lease->version >= self->min_version)
         return gw_lease_ref(e->lease);
@@ -447,8 +416,8 @@ gw_leases_on_config(gw_leases_t *self, uint64_t version)
 void
 gw_leases_expire_all(gw_leases_t *self)
 {
-    for (s_entry_t *e = self->lru_head; e; e = e->lnext)
-        e->expires_ms = 0;
+    for (proto_link_t *l = self->lru.head; l; l = l->next)
+        S_ENTRY(l)->expires_ms = 0;
 }
 
 size_t
@@ -457,7 +426,8 @@ gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend
     size_t n = 0;
     if (route == NULL || backend == NULL)
         return 0;
-    for (s_entry_t *e = self->lru_head; e; e = e->lnext) {
+    for (proto_link_t *link = self->lru.head; link; link = link->next) {
+        s_entry_t *e = S_ENTRY(link);
         gw_lease_t *l = e->lease;
         if (l == NULL || strcmp(l->route, route) != 0)
             continue;
@@ -478,7 +448,8 @@ gw_leases_backend_up(gw_leases_t *self, const char *route, const char *backend)
     size_t n = 0;
     if (route == NULL || backend == NULL)
         return 0;
-    for (s_entry_t *e = self->lru_head; e; e = e->lnext) {
+    for (proto_link_t *link = self->lru.head; link; link = link->next) {
+        s_entry_t *e = S_ENTRY(link);
         gw_lease_t *l = e->lease;
         if (l == NULL || strcmp(l->route, route) != 0)
             continue;
@@ -500,7 +471,7 @@ gw_leases_stale(gw_leases_t *self)
 size_t
 gw_leases_size(gw_leases_t *self)
 {
-    return self->count;
+    return self->lru.count;
 }
 
 void
@@ -509,8 +480,8 @@ gw_leases_destroy(gw_leases_t **self_p)
     gw_leases_t *self = *self_p;
     if (self == NULL)
         return;
-    while (self->lru_head)
-        s_entry_free(self, self->lru_head);
+    while (self->lru.head)
+        s_entry_free(self, S_ENTRY(self->lru.head));
     free(self->gw_region);
     free(self);
     *self_p = NULL;

@@ -14,9 +14,7 @@ struct gw_qslot {
     char *route;         // route id
     uint32_t active;     // in flight
     uint32_t max_active; // the latest request's limit
-    gw_qwait_t *head;    // oldest waiter
-    gw_qwait_t *tail;    // newest
-    uint32_t waiting;    // how many
+    proto_list_t queue;  // waiters, oldest first
     bool dispatching;    // handing places out (never freed meanwhile)
 };
 
@@ -59,7 +57,7 @@ s_slot(gw_queues_t *self, const char *route)
 static void
 s_slot_gc(gw_queues_t *self, gw_qslot_t *slot)
 {
-    if (slot->active > 0 || slot->head != NULL || slot->dispatching)
+    if (slot->active > 0 || slot->queue.head != NULL || slot->dispatching)
         return;
     gw_qslot_t **pp = &self->buckets[slot->hash % S_BUCKETS];
     while (*pp != slot)
@@ -73,20 +71,12 @@ s_slot_gc(gw_queues_t *self, gw_qslot_t *slot)
 static void
 s_unqueue(gw_queues_t *self, gw_qwait_t *w)
 {
-    gw_qslot_t *slot = w->slot;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        slot->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        slot->tail = w->prev;
-    w->prev = w->next = NULL;
-    slot->waiting--;
+    proto_list_unlink(&w->slot->queue, &w->link);
     self->stats.waiting--;
     ev_timer_stop(self->loop, &w->timer);
 }
+
+#define S_WAITER(l) PROTO_LIST_ENTRY(l, gw_qwait_t, link)
 
 //  Hand the free places of slot to its oldest waiters. A loop, not
 //  recursion: a callback that leaves at once frees a place for the next turn.
@@ -96,8 +86,8 @@ s_dispatch(gw_queues_t *self, gw_qslot_t *slot)
     if (slot->dispatching)
         return; // the loop below, further up the stack, sees the place
     slot->dispatching = true;
-    while (slot->head != NULL && slot->active < slot->max_active) {
-        gw_qwait_t *w = slot->head;
+    while (slot->queue.head != NULL && slot->active < slot->max_active) {
+        gw_qwait_t *w = S_WAITER(slot->queue.head);
         s_unqueue(self, w);
         w->active = true;
         slot->active++;
@@ -143,28 +133,21 @@ gw_queues_enter(gw_queues_t *self,
 {
     gw_qslot_t *slot = s_slot(self, route);
     slot->max_active = max_active > 0 ? max_active : 1;
-    if (slot->active < slot->max_active && slot->head == NULL) {
+    if (slot->active < slot->max_active && slot->queue.head == NULL) {
         slot->active++;
         self->stats.active++;
         w->slot = slot;
         w->active = true;
         return GW_QUEUE_GO;
     }
-    if (slot->waiting >= max_queue) {
+    if (slot->queue.count >= max_queue) {
         self->stats.refused++;
         s_slot_gc(self, slot);
         return GW_QUEUE_FULL;
     }
     w->slot = slot;
     w->active = false;
-    w->next = NULL;
-    w->prev = slot->tail;
-    if (slot->tail)
-        slot->tail->next = w;
-    else
-        slot->head = w;
-    slot->tail = w;
-    slot->waiting++;
+    proto_list_push_back(&slot->queue, &w->link);
     self->stats.waiting++;
     self->stats.queued++;
     ev_timer_init(&w->timer, s_on_timeout, (double) timeout_ms / 1000.0, 0.);
@@ -209,8 +192,10 @@ gw_queues_destroy(gw_queues_t **self_p)
     for (size_t b = 0; b < S_BUCKETS; b++)
         while (self->buckets[b]) {
             gw_qslot_t *slot = self->buckets[b];
-            while (slot->head)
-                s_unqueue(self, slot->head);
+            while (slot->queue.head) {
+                gw_qwait_t *w = S_WAITER(slot->queue.head);
+                s_unqueue(self, w);
+            }
             self->buckets[b] = slot->next;
             free(slot->route);
             free(slot);

@@ -27,16 +27,17 @@
 
 #include <ev.h>
 
+#include "proto_list.h"
+
 typedef struct gw_queues gw_queues_t;
 typedef struct gw_qslot gw_qslot_t;
 
 //  One request's place (embedded in the request). Zeroed: not in any queue.
 typedef struct gw_qwait {
-    struct gw_qwait *prev; // in its slot's queue
-    struct gw_qwait *next; // ...
-    gw_qslot_t *slot;      // the route's slot while active or queued, else NULL
-    bool active;           // holds one of the route's in-flight places
-    ev_timer timer;        // queue timeout while queued
+    proto_link_t link; // in its slot's queue
+    gw_qslot_t *slot;  // the route's slot while active or queued, else NULL
+    bool active;       // holds one of the route's in-flight places
+    ev_timer timer;    // queue timeout while queued
 } gw_qwait_t;
 
 typedef enum {
