@@ -549,6 +549,8 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "requests.stale", &self->stale_served);
     (void) proto_bus_counter(self->bus, "connections.rejected", &self->rejected);
     (void) proto_bus_counter(self->bus, "upstream.failures", &self->upstream_failures);
+    (void) proto_bus_counter(self->bus, "tunnels.open", &self->tunnels.open);
+    (void) proto_bus_counter(self->bus, "tunnels.total", &self->tunnels.total);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
     (void) proto_bus_counter(self->bus, "upstream.pool.stale", gw_pool_stale(self->pool));

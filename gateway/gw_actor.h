@@ -19,6 +19,7 @@
 #include "gw_dns.h"
 #include "gw_queue.h"
 #include "gw_report.h"
+#include "gw_tunnel.h"
 #include "gw_req.h"
 #include "proto_actor.h"
 
@@ -83,6 +84,7 @@ struct gw_actor {
     uint64_t stale_served;      // requests served from a stale lease
     uint64_t rejected;          // connections over GATEWAY_MAX_CONNECTIONS
     uint64_t upstream_failures; // failed upstream attempts (upstream.failed)
+    gw_tunnel_stats_t tunnels;  // WebSocket tunnels (tunnels.open, tunnels.total)
 };
 
 typedef struct gw_actor gw_actor_t;

@@ -42,10 +42,14 @@
 #include "gw_head.h"
 #include "gw_prescan.h"
 #include "gw_proxy.h"
+#include "gw_tunnel.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
 #define S_LINGER_MS 5000 // longest lingering close (nginx: lingering_timeout 5s)
+
+// A tunnel silent both ways for this many GATEWAY_IDLE_TIMEOUTs is closed.
+#define S_TUNNEL_IDLE 60
 
 struct gw_conn {
     gw_actor_t *gw;     // the actor
@@ -72,6 +76,8 @@ struct gw_conn {
     uint64_t served;    // requests served on this connection
     gw_conn_t *prev;    // all connections
     gw_conn_t *next;    // ...
+
+    gw_tunnel_t *tunnel; // after a 101: the socket is relayed to the backend's (gw_tunnel)
 };
 
 static void s_process(gw_conn_t *conn);
@@ -383,6 +389,10 @@ s_close(gw_conn_t *conn)
 {
     gw_actor_t *gw = conn->gw;
     gw_req_t *req = conn->req;
+    if (conn->tunnel) {
+        req->bytes_out += gw_tunnel_bytes(conn->tunnel, GW_TUNNEL_CLIENT);
+        gw_tunnel_destroy(&conn->tunnel); // the request is reported below, as 101
+    }
     if (req) {
         gw_leases_cancel(gw->leases, &req->waiter);
         gw_admin_cancel(req);
@@ -417,6 +427,52 @@ void
 gw_req_abort(gw_req_t *req)
 {
     s_close(req->conn);
+}
+
+static void
+s_on_tunnel_done(gw_tunnel_t *tunnel, const char *reason, void *arg)
+{
+    gw_conn_t *conn = arg;
+    log_debug("tunnel closed", LOG_S("request_id", conn->req->rid), LOG_S("reason", reason),
+              LOG_U("bytes_in", gw_tunnel_bytes(tunnel, GW_TUNNEL_BACKEND)),
+              LOG_U("bytes_out", gw_tunnel_bytes(tunnel, GW_TUNNEL_CLIENT)));
+    s_close(conn);
+}
+
+//  The connection's own watchers and timeouts stop: from now on the tunnel
+//  reads and writes its socket, and its idle bound is the only one (a
+//  WebSocket may be silent far longer than an HTTP keep-alive). What the
+//  client sent after its head, and what is still queued for it (the 101
+//  head), go first.
+void
+gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len)
+{
+    gw_conn_t *conn = req->conn;
+    gw_actor_t *gw = conn->gw;
+    conn->corked = false;
+    if (conn->broken) {
+        close(backend_fd); // the client is gone: the connection closes from the loop
+        return;
+    }
+    req->phase = GW_PHASE_TUNNEL;
+    s_stop_reading(conn);
+    ev_io_stop(gw->loop, &conn->wio);
+    ev_timer_stop(gw->loop, &conn->timer);
+    // half-closed, it waits for the other side as long as a keep-alive client
+    double fin = (double) gw->cfg->idle_timeout_ms / 1000.0;
+    conn->tunnel = gw_tunnel_new(gw->loop, conn->fd, backend_fd, fin * S_TUNNEL_IDLE, fin,
+                                 &gw->tunnels, s_on_tunnel_done, conn);
+    if (gw_buf_len(&conn->out) > 0)
+        gw_tunnel_queue(conn->tunnel, GW_TUNNEL_CLIENT, gw_buf_head(&conn->out),
+                        gw_buf_len(&conn->out));
+    gw_tunnel_queue(conn->tunnel, GW_TUNNEL_CLIENT, pending, len);
+    if (gw_buf_len(&conn->in) > 0)
+        gw_tunnel_queue(conn->tunnel, GW_TUNNEL_BACKEND, gw_buf_head(&conn->in),
+                        gw_buf_len(&conn->in));
+    gw_buf_reset(&conn->out);
+    gw_buf_reset(&conn->in);
+    req->bytes_out = len;
+    gw_tunnel_start(conn->tunnel);
 }
 
 void
@@ -773,6 +829,10 @@ s_process(gw_conn_t *conn)
             gw_req_pump_body(req);
         else if (gw_buf_len(&conn->in) >= GW_HOLD_MAX)
             s_stop_reading(conn); // the body waits for an upstream
+        // pipelined bytes behind a request being served: held up to a
+        // bound, then the client waits (read again when the response ends)
+        if (conn->req == req && req->body_done && gw_buf_len(&conn->in) >= GW_HOLD_MAX)
+            s_stop_reading(conn);
         return;
     }
     if (gw_buf_len(&conn->in) == 0)

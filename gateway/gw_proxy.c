@@ -11,7 +11,10 @@
     head's fields are collected by http-parser's callbacks (the head is
     parsed once), rewritten (hop-by-hop headers and the names every
     Connection field lists out, X-Request-Id in) and the body streamed
-    through http-parser, re-chunked when the client needs it.
+    through http-parser, re-chunked when the client needs it. A WebSocket
+    upgrade goes on a fresh connection; after a relayed 101 its socket is
+    handed to the client's connection (gw_req_tunnel), which relays it with
+    gw_tunnel.
 
     Only gw_req.h's seam is used to reach the client: this module never sees
     the connection, and writes no request state but its own (attempts, the
@@ -32,6 +35,7 @@
 
 #include "gw_actor.h"
 #include "gw_proxy.h"
+#include "gw_tunnel.h"
 #include "proto_resolve.h"
 #include "proto_log.h"
 #include "proto_util.h"
@@ -70,6 +74,7 @@ struct gw_up {
     bool keep_alive;                      // backend allows reuse
     bool resp_chunked;                    // we chunk the response to the client
     bool head_bad;                        // a field we cannot relay (obs-fold, too many)
+    bool switched;                        // a 101 to a WebSocket upgrade was relayed
     const char *reason;                   // status reason phrase (during the head)
     size_t reason_len;                    // bytes
     s_rfield_t fields[S_RESP_FIELDS_MAX]; // response header fields (during the head)
@@ -368,6 +373,31 @@ s_put_host(gw_buf_t *out, const gw_req_t *req, const gw_cand_t *c)
     }
 }
 
+//  True if one of the request's fields with this id lists elem.
+static bool
+s_req_lists(const gw_req_t *req, gw_hdr_t id, const char *elem)
+{
+    for (uint32_t i = 0; i < req->nfields; i++) {
+        const gw_field_t *f = &req->fields[i];
+        if (f->id == id
+            && gw_http_list_has(req->head.data + f->value, f->value_len, elem, strlen(elem)))
+            return true;
+    }
+    return false;
+}
+
+//  A WebSocket upgrade (RFC 6455 §4.1): GET, HTTP/1.1, no body, a
+//  Connection field listing "upgrade" and an Upgrade field listing
+//  "websocket". Its Upgrade and Connection go upstream; any other Upgrade
+//  (h2c, ...) stays hop-by-hop and is dropped.
+static bool
+s_is_websocket(const gw_req_t *req)
+{
+    return strcmp(req->method, "GET") == 0 && req->minor >= 1 && !req->has_body
+           && s_req_lists(req, GW_H_CONNECTION, "upgrade")
+           && s_req_lists(req, GW_H_UPGRADE, "websocket");
+}
+
 static void
 s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
 {
@@ -431,6 +461,8 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         gw_buf_puts(out, "X-Switchyard-Hop: 1\r\n");
     for (uint32_t i = 0; i < lease->nheaders; i++)
         gw_buf_printf(out, "%s: %s\r\n", lease->headers[i].key, lease->headers[i].value);
+    if (req->websocket)
+        gw_buf_puts(out, "Connection: upgrade\r\nUpgrade: websocket\r\n"); // hop-by-hop, renewed
     if (req->chunked)
         gw_buf_puts(out, "Transfer-Encoding: chunked\r\n");
     else if (req->has_body)
@@ -621,6 +653,76 @@ s_resp_listed(const gw_up_t *up, const s_rfield_t *f)
     return false;
 }
 
+//  A 101 head: relayed only when it answers a WebSocket upgrade and names
+//  websocket, with its Upgrade field and Connection: upgrade kept; the
+//  tunnel starts once the parser is past the head (s_parse_response). Any
+//  other switch was not asked for and cannot be relayed: -1 (502).
+static int
+s_switch_head(gw_up_t *up)
+{
+    gw_req_t *req = up->req;
+    bool ws = false;
+    for (uint32_t i = 0; i < up->nfields; i++)
+        if (up->fields[i].id == GW_H_UPGRADE
+            && gw_http_list_has(up->fields[i].value, up->fields[i].value_len,
+                                PROTO_LIT("websocket")))
+            ws = true;
+    if (!req->websocket || !ws) {
+        log_warn("upstream switched protocols unasked", LOG_S("request_id", req->rid),
+                 LOG_S("backend", req->lease->cands[req->cand].id));
+        return -1;
+    }
+    gw_buf_t out = {0};
+    gw_buf_puts(&out, "HTTP/1.1 101 ");
+    if (up->reason_len)
+        gw_buf_append(&out, up->reason, up->reason_len);
+    else
+        gw_buf_puts(&out, gw_req_reason(101));
+    gw_buf_puts(&out, "\r\n");
+    for (uint32_t i = 0; i < up->nfields; i++) {
+        const s_rfield_t *f = &up->fields[i];
+        unsigned flags = gw_http_flags(f->id);
+        if (f->id != GW_H_UPGRADE
+            && ((flags & GW_HF_RESP_DROP) || s_resp_listed(up, f) || f->id == GW_H_CONTENT_LENGTH))
+            continue;
+        gw_buf_append(&out, f->name, f->name_len);
+        gw_buf_append(&out, PROTO_LIT(": "));
+        gw_buf_append(&out, f->value, f->value_len);
+        gw_buf_append(&out, PROTO_LIT("\r\n"));
+    }
+    gw_buf_printf(&out, "X-Request-Id: %s\r\n", req->rid);
+    if (req->client_sent_corr)
+        gw_buf_printf(&out, "X-Correlation-Id: %s\r\n", req->rid);
+    gw_buf_puts(&out, "Connection: upgrade\r\n\r\n");
+    up->switched = true;
+    gw_req_responding(req, 101);
+    gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
+    gw_buf_free(&out);
+    up->nfields = 0; // the pointers are about to go stale
+    up->reason = NULL;
+    proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
+    return 0;
+}
+
+//  The 101 is relayed: the upstream socket (and what the backend sent after
+//  its head) goes to the connection, which becomes a tunnel. The route's
+//  place is given back now: a tunnel has had its answer, and holding places
+//  for its lifetime would let open WebSockets starve the route's requests.
+static void
+s_tunnel(gw_up_t *up)
+{
+    gw_req_t *req = up->req;
+    gw_buf_t pending = up->in;
+    int fd = up->fd;
+    up->in = (gw_buf_t){0};
+    up->fd = -1;
+    s_up_close(&req->up);
+    gw_queues_leave(req->gw->queues, &req->qwait);
+    size_t len = gw_buf_len(&pending);
+    gw_req_tunnel(req, fd, len ? gw_buf_head(&pending) : NULL, len);
+    gw_buf_free(&pending);
+}
+
 static int
 s_on_resp_headers(http_parser *p)
 {
@@ -636,7 +738,7 @@ s_on_resp_headers(http_parser *p)
         return 0; // we sent our own 100 Continue; the real response follows
     bool no_body = req->head_request || status == 204 || status == 304 || status / 100 == 1;
     bool has_length = !(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX;
-    up->keep_alive = http_should_keep_alive(p) != 0;
+    up->keep_alive = http_should_keep_alive(p) != 0 && !req->websocket; // never pooled
     up->resp_chunked = false;
     if (!no_body && !has_length) {
         if (req->minor >= 1)
@@ -646,6 +748,8 @@ s_on_resp_headers(http_parser *p)
     }
     for (uint32_t i = 0; i < up->nfields; i++)
         up->fields[i].id = gw_http_header(up->fields[i].name, up->fields[i].name_len);
+    if (status == 101)
+        return s_switch_head(up);
 
     gw_buf_t out = {0};
     gw_buf_printf(&out, "HTTP/1.1 %d ", status); // keep the backend's reason phrase
@@ -780,6 +884,10 @@ s_parse_response(gw_up_t *up, bool eof)
         }
         if (up->msg_done) {
             int status = up->parser.status_code;
+            if (up->switched) {
+                s_tunnel(up);
+                return -1;
+            }
             if (status / 100 == 1 && status != 101) {
                 // an interim response: wait for the real one
                 s_resp_reset(up);
@@ -895,7 +1003,7 @@ s_attempt_at(gw_req_t *req, const struct sockaddr_storage *addr, socklen_t addrl
     gw_cand_t *c = &lease->cands[req->cand];
     char key[300];
     snprintf(key, sizeof key, "%s:%u", c->host, c->port);
-    gw_up_t *up = s_pool_take(gw->pool, key);
+    gw_up_t *up = req->websocket ? NULL : s_pool_take(gw->pool, key); // a tunnel's is its own
     if (up) {
         up->reused = true;
         up->connected = true;
@@ -1012,6 +1120,7 @@ void
 gw_proxy_start(gw_req_t *req)
 {
     req->hold_ok = true;
+    req->websocket = s_is_websocket(req);
     gw_lease_t *lease = req->lease;
     if (lease->req_active == 0) { // a lease without limits (older router): none apply
         s_attempt(req);

@@ -54,6 +54,7 @@ typedef enum {
     GW_PHASE_FORWARDING, // with the proxy, no response byte sent yet
     GW_PHASE_ADMIN,      // with the admin listener
     GW_PHASE_RESPONDING, // the response head is out; its body follows
+    GW_PHASE_TUNNEL,     // after a 101: bytes relayed both ways (gw_tunnel)
     GW_PHASE_DONE,       // response complete (or failed)
 } gw_phase_t;
 
@@ -110,6 +111,7 @@ struct gw_req {
     gw_buf_t hold;                               // body bytes sent so far, for a retry
     bool hold_ok;                                // hold has every body byte sent so far
     bool body_started;                           // some body byte went upstream
+    bool websocket;                              // a WebSocket upgrade (tunnelled after a 101)
     uint64_t upstream_us;                        // when the response head came
     char backend[PROTO_REQINFO_BACKEND_MAX + 1]; // backend id that answered
 
@@ -162,6 +164,12 @@ void gw_req_finish(gw_req_t *req);
 //  Close the connection now (an error after the response began). The
 //  request is freed.
 void gw_req_abort(gw_req_t *req);
+
+//  The backend switched protocols (101, its head already sent with
+//  gw_req_send): the connection becomes a tunnel to backend_fd (ownership
+//  taken) until either side closes; pending: bytes read from the backend
+//  after its head (copied). The request is reported when the tunnel closes.
+void gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len);
 
 //  Move request body bytes from the client to the upstream while it has
 //  room (called when the upstream connects or drains).

@@ -30,7 +30,7 @@ typedef struct {
 
 //  The record that holds link (NULL for NULL).
 #define PROTO_LIST_ENTRY(link, type, member)                                                       \
-    ((link) ? (type *) (void *) ((char *) (link) - offsetof(type, member)) : (type *) NULL)
+    ((link) ? (type *) (void *) ((char *) (link) -offsetof(type, member)) : (type *) NULL)
 
 //  True if link is in list.
 static inline bool

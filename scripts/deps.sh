@@ -12,8 +12,9 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
     libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev)
 # postgresql: the throwaway cluster of tests/lib/pgtmp.sh; psycopg2: tests/e2e talk to it
+# websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
-    procps postgresql python3-psycopg2)
+    procps postgresql python3-psycopg2 python3-websocket python3-websockets)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl)
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14

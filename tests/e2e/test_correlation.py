@@ -163,4 +163,5 @@ def test_failed_attempt_reaches_healthd_with_request_id(make_stack):
         what="healthd's line about the failed attempt",
     )
     assert has(stack, "gateway", rid, "upstream timeout")
-    assert has(stack, "gateway", rid, "access", status=504)
+    # the access line is written once the response is out: the client may read it first
+    wait_until(lambda: has(stack, "gateway", rid, "access", status=504), WAIT, what="the access line")

@@ -70,3 +70,25 @@ def test_max_connections(make_stack):
             s.close()
     # below the limit again: served
     wait_until(lambda: stack.get("/", host=stack.DEMO_VHOST, timeout=5).status_code == 200, 10, what="served again")
+
+
+def test_pipelined_bytes_behind_a_slow_request_are_bounded(stack):
+    # a request being served, and a client that keeps sending behind it: the
+    # gateway holds at most 64 KiB of what follows, then stops reading (the
+    # kernel's buffers fill and the client's send blocks) until the response
+    # is done, instead of reading everything into memory
+    c = socket.create_connection(("127.0.0.1", stack.http_port), timeout=10)
+    try:
+        c.sendall(b"GET /slow?ms=3000 HTTP/1.1\r\nHost: " + stack.DEMO_VHOST.encode() + b"\r\n\r\n")
+        junk = b"x" * (1 << 20)
+        c.settimeout(1.0)
+        sent = 0
+        try:
+            while sent < 64 << 20:
+                sent += c.send(junk)
+        except socket.timeout:
+            pass
+        assert sent < 64 << 20, "the gateway read 64 MiB behind a request it was still serving"
+    finally:
+        c.close()
+    assert stack.get("/", host=stack.DEMO_VHOST, timeout=5).status_code == 200
