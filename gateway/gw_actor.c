@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,6 +450,8 @@ s_finish_drain(gw_actor_t *self)
     proto_actor_stop(self->actor);
 }
 
+static void s_on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
 static void
 s_on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -585,12 +588,35 @@ gw_actor_new(const gw_config_t *cfg)
     ev_io_start(self->loop, &self->http_io);
     ev_io_start(self->loop, &self->admin_io);
     ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);
+    ev_timer_init(&self->trim_timer, s_on_trim_timer, 0., 0.);
+    self->trim_timer.data = self;
     ev_idle_init(&self->drain_done, s_on_drain_done);
     self->drain_timer.data = self->drain_done.data = self;
     return self;
 fail:
     gw_actor_destroy(&self);
     return NULL;
+}
+
+#define S_TRIM_AFTER 1024 // closes before the allocator is trimmed (a second later)
+
+static void
+s_on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    gw_actor_t *self = w->data;
+    self->closed_since_trim = 0;
+    malloc_trim(0); // freed connection records and buffers back to the kernel
+}
+
+void
+gw_actor_conn_closed(gw_actor_t *self)
+{
+    if (++self->closed_since_trim >= S_TRIM_AFTER && !ev_is_active(&self->trim_timer)) {
+        ev_timer_set(&self->trim_timer, 1.0, 0.);
+        ev_timer_start(self->loop, &self->trim_timer);
+    }
 }
 
 int
@@ -608,6 +634,7 @@ gw_actor_destroy(gw_actor_t **self_p)
     if (self->loop) {
         s_close_listeners(self);
         ev_timer_stop(self->loop, &self->drain_timer);
+        ev_timer_stop(self->loop, &self->trim_timer);
         ev_idle_stop(self->loop, &self->drain_done);
         gw_conn_close_all(self);
     }

@@ -57,27 +57,29 @@ typedef struct gw_pool gw_pool_t;
 
 //  The context every gateway module reaches through conn->gw.
 struct gw_actor {
-    const gw_config_t *cfg; // settings (borrowed)
-    proto_actor_t *actor;   // loop, bus, signals
-    struct ev_loop *loop;   // the loop
-    proto_bus_t *bus;       // the bus
-    int http_fd;            // public listener
-    int admin_fd;           // admin listener
-    ev_io http_io;          // accept on the public listener
-    ev_io admin_io;         // accept on the admin listener
-    gw_cidr_list_t trusted; // GATEWAY_TRUSTED_PROXIES
-    gw_leases_t *leases;    // routing decisions
-    gw_report_t *report;    // request.done batches
-    gw_pool_t *pool;        // idle upstream connections
-    gw_queues_t *queues;    // per-route backpressure
-    gw_dns_t *dns;          // backend names (c-ares)
-    gw_conn_t *conns;       // every client connection
-    uint64_t nconns;        // how many
-    bool draining;          // SIGTERM received
-    ev_timer drain_timer;   // drain deadline
-    ev_idle drain_done;     // the last connection closed while draining
-    uint64_t rng[2];        // xorshift128+ state (request ids, random strategy)
-    uint64_t start_us;      // monotonic start
+    const gw_config_t *cfg;     // settings (borrowed)
+    proto_actor_t *actor;       // loop, bus, signals
+    struct ev_loop *loop;       // the loop
+    proto_bus_t *bus;           // the bus
+    int http_fd;                // public listener
+    int admin_fd;               // admin listener
+    ev_io http_io;              // accept on the public listener
+    ev_io admin_io;             // accept on the admin listener
+    gw_cidr_list_t trusted;     // GATEWAY_TRUSTED_PROXIES
+    gw_leases_t *leases;        // routing decisions
+    gw_report_t *report;        // request.done batches
+    gw_pool_t *pool;            // idle upstream connections
+    gw_queues_t *queues;        // per-route backpressure
+    gw_dns_t *dns;              // backend names (c-ares)
+    gw_conn_t *conns;           // every client connection
+    uint64_t nconns;            // how many
+    bool draining;              // SIGTERM received
+    ev_timer drain_timer;       // drain deadline
+    ev_idle drain_done;         // the last connection closed while draining
+    ev_timer trim_timer;        // gives freed memory back after many connections closed
+    uint64_t closed_since_trim; // connections closed since the last trim
+    uint64_t rng[2];            // xorshift128+ state (request ids, random strategy)
+    uint64_t start_us;          // monotonic start
     // counters, in pong (proto_bus_counter) and later in /metrics
     uint64_t requests;          // public requests answered (or abandoned)
     uint64_t admin_requests;    // admin listener requests answered
@@ -96,6 +98,10 @@ void gw_actor_destroy(gw_actor_t **self_p);
 //  A connection closed while draining (gw_conn calls it): when it was the
 //  last, the drain ends.
 void gw_actor_conn_gone(gw_actor_t *self);
+
+//  A client connection closed (gw_conn calls it): after many closes the
+//  allocator's free memory is given back to the system, off the hot path.
+void gw_actor_conn_closed(gw_actor_t *self);
 
 //  A 64-bit pseudo-random number (not for secrets).
 uint64_t gw_actor_random(gw_actor_t *self);

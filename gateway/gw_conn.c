@@ -219,6 +219,14 @@ s_flush(gw_conn_t *conn)
         s_close_written(conn);
         return -1;
     }
+    // idle between requests, everything written and nothing read ahead: the
+    // buffers go back to the allocator, so an idle keep-alive connection
+    // costs its record only (as nginx frees its buffers on keep-alive)
+    if (conn->req == NULL && conn->tunnel == NULL && gw_buf_len(&conn->out) == 0
+        && gw_buf_len(&conn->in) == 0) {
+        gw_buf_free(&conn->out);
+        gw_buf_free(&conn->in);
+    }
     return 0;
 }
 
@@ -388,6 +396,7 @@ static void
 s_close(gw_conn_t *conn)
 {
     gw_actor_t *gw = conn->gw;
+    gw_actor_conn_closed(gw);
     gw_req_t *req = conn->req;
     if (conn->tunnel) {
         req->bytes_out += gw_tunnel_bytes(conn->tunnel, GW_TUNNEL_CLIENT);
