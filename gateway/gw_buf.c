@@ -126,3 +126,26 @@ gw_buf_write(gw_buf_t *b, int fd)
         gw_buf_consume(b, (size_t) n);
     return n;
 }
+
+void
+gw_buf_put_u64(gw_buf_t *b, unsigned long long v)
+{
+    char digits[24];
+    char *p = digits + sizeof digits;
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    gw_buf_append(b, p, (size_t) (digits + sizeof digits - p));
+}
+
+void
+gw_buf_put3(gw_buf_t *b, const char *a, const char *m, const char *c)
+{
+    if (a)
+        gw_buf_puts(b, a);
+    if (m)
+        gw_buf_puts(b, m);
+    if (c)
+        gw_buf_puts(b, c);
+}

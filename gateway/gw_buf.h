@@ -38,6 +38,12 @@ void gw_buf_commit(gw_buf_t *b, size_t n);
 void gw_buf_append(gw_buf_t *b, const void *data, size_t len);
 //  Append a NUL-terminated string.
 void gw_buf_puts(gw_buf_t *b, const char *s);
+//  Append an unsigned number in decimal (no printf: the hot path uses it).
+void gw_buf_put_u64(gw_buf_t *b, unsigned long long v);
+
+//  Append a, b and c (NUL-terminated; any may be NULL): "Name: " value "\r\n".
+void gw_buf_put3(gw_buf_t *b, const char *a, const char *m, const char *c);
+
 //  Append formatted text (printf-style, literal format strings only).
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 //  Drop n bytes from the front.

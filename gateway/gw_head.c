@@ -45,9 +45,19 @@ gw_head_uuid(uint64_t a, uint64_t b, char *out)
 {
     a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull; // version 4
     b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull; // variant 10
-    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned) (a >> 32),
-             (unsigned) ((a >> 16) & 0xffff), (unsigned) (a & 0xffff), (unsigned) (b >> 48),
-             (unsigned long long) (b & 0xffffffffffffull));
+    // 8-4-4-4-12 hex digits, written by hand (once per request without an id)
+    static const char hex[] = "0123456789abcdef";
+    static const int groups[] = {8, 4, 4, 4, 12};
+    int bit = 127, o = 0;
+    for (int g = 0; g < 5; g++) {
+        if (g)
+            out[o++] = '-';
+        for (int i = 0; i < groups[g]; i++, bit -= 4) {
+            uint64_t word = bit >= 64 ? a : b;
+            out[o++] = hex[(word >> (bit % 64 - 3)) & 0xf];
+        }
+    }
+    out[o] = '\0';
 }
 
 void

@@ -365,11 +365,13 @@ s_put_host(gw_buf_t *out, const gw_req_t *req, const gw_cand_t *c)
         gw_buf_append(out, req->authority, req->authority_len);
         gw_buf_puts(out, "\r\n");
     } else if (strchr(req->lease->vhost, '*') == NULL && req->lease->vhost[0]) {
-        gw_buf_printf(out, "Host: %s\r\n", req->lease->vhost);
+        gw_buf_put3(out, "Host: ", req->lease->vhost, "\r\n");
     } else if (strchr(c->host, ':')) {
         gw_buf_printf(out, "Host: [%s]:%u\r\n", c->host, c->port);
     } else {
-        gw_buf_printf(out, "Host: %s:%u\r\n", c->host, c->port);
+        gw_buf_put3(out, "Host: ", c->host, ":");
+        gw_buf_put_u64(out, c->port);
+        gw_buf_puts(out, "\r\n");
     }
 }
 
@@ -430,14 +432,14 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
     if (xff) {
         gw_buf_puts(out, "X-Forwarded-For: ");
         gw_buf_append(out, req->head.data + xff->value, xff->value_len);
-        gw_buf_printf(out, ", %s\r\n", ip);
+        gw_buf_put3(out, ", ", ip, "\r\n");
     } else {
-        gw_buf_printf(out, "X-Forwarded-For: %s\r\n", ip);
+        gw_buf_put3(out, "X-Forwarded-For: ", ip, "\r\n");
     }
     if (kept[GW_H_X_REAL_IP])
         s_put_field(out, req, kept[GW_H_X_REAL_IP]);
     else
-        gw_buf_printf(out, "X-Real-IP: %s\r\n", ip);
+        gw_buf_put3(out, "X-Real-IP: ", ip, "\r\n");
     if (kept[GW_H_X_FORWARDED_PROTO])
         s_put_field(out, req, kept[GW_H_X_FORWARDED_PROTO]);
     else
@@ -449,7 +451,8 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         gw_buf_append(out, req->authority, req->authority_len);
         gw_buf_puts(out, "\r\n");
     }
-    gw_buf_printf(out, "X-Request-Id: %s\r\nX-Correlation-Id: %s\r\n", req->rid, req->rid);
+    gw_buf_put3(out, "X-Request-Id: ", req->rid, "\r\n");
+    gw_buf_put3(out, "X-Correlation-Id: ", req->rid, "\r\n");
     if (lease->wildcard) {
         const char *dot = strchr(req->host, '.');
         if (dot && dot > req->host)
@@ -459,14 +462,19 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         s_put_field(out, req, kept[GW_H_X_SWITCHYARD_HOP]);
     else if (c->hop)
         gw_buf_puts(out, "X-Switchyard-Hop: 1\r\n");
-    for (uint32_t i = 0; i < lease->nheaders; i++)
-        gw_buf_printf(out, "%s: %s\r\n", lease->headers[i].key, lease->headers[i].value);
+    for (uint32_t i = 0; i < lease->nheaders; i++) {
+        gw_buf_put3(out, lease->headers[i].key, ": ", lease->headers[i].value);
+        gw_buf_puts(out, "\r\n");
+    }
     if (req->websocket)
         gw_buf_puts(out, "Connection: upgrade\r\nUpgrade: websocket\r\n"); // hop-by-hop, renewed
     if (req->chunked)
         gw_buf_puts(out, "Transfer-Encoding: chunked\r\n");
-    else if (req->has_body)
-        gw_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long) req->content_length);
+    else if (req->has_body) {
+        gw_buf_puts(out, "Content-Length: ");
+        gw_buf_put_u64(out, req->content_length);
+        gw_buf_puts(out, "\r\n");
+    }
     gw_buf_puts(out, "\r\n");
 }
 
@@ -690,9 +698,9 @@ s_switch_head(gw_up_t *up)
         gw_buf_append(&out, f->value, f->value_len);
         gw_buf_append(&out, PROTO_LIT("\r\n"));
     }
-    gw_buf_printf(&out, "X-Request-Id: %s\r\n", req->rid);
+    gw_buf_put3(&out, "X-Request-Id: ", req->rid, "\r\n");
     if (req->client_sent_corr)
-        gw_buf_printf(&out, "X-Correlation-Id: %s\r\n", req->rid);
+        gw_buf_put3(&out, "X-Correlation-Id: ", req->rid, "\r\n");
     gw_buf_puts(&out, "Connection: upgrade\r\n\r\n");
     up->switched = true;
     gw_req_responding(req, 101);
@@ -752,7 +760,9 @@ s_on_resp_headers(http_parser *p)
         return s_switch_head(up);
 
     gw_buf_t out = {0};
-    gw_buf_printf(&out, "HTTP/1.1 %d ", status); // keep the backend's reason phrase
+    gw_buf_puts(&out, "HTTP/1.1 "); // keep the backend's reason phrase
+    gw_buf_put_u64(&out, (unsigned) status);
+    gw_buf_puts(&out, " ");
     if (up->reason_len)
         gw_buf_append(&out, up->reason, up->reason_len);
     else
@@ -770,9 +780,9 @@ s_on_resp_headers(http_parser *p)
         gw_buf_append(&out, f->value, f->value_len);
         gw_buf_append(&out, PROTO_LIT("\r\n"));
     }
-    gw_buf_printf(&out, "X-Request-Id: %s\r\n", req->rid);
+    gw_buf_put3(&out, "X-Request-Id: ", req->rid, "\r\n");
     if (req->client_sent_corr)
-        gw_buf_printf(&out, "X-Correlation-Id: %s\r\n", req->rid);
+        gw_buf_put3(&out, "X-Correlation-Id: ", req->rid, "\r\n");
     if (up->resp_chunked)
         gw_buf_puts(&out, "Transfer-Encoding: chunked\r\n");
     if (gw_req_should_close(req))
@@ -995,6 +1005,24 @@ s_on_up_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 //  Go on with the attempt at candidate req->cand, connecting to addr if no
 //  pooled connection to it is idle.
+//  "host:port", the pool's key of a candidate (no printf: once per attempt).
+static void
+s_pool_key(const gw_cand_t *c, char *key, size_t cap)
+{
+    size_t n = strnlen(c->host, cap - 8);
+    memcpy(key, c->host, n);
+    key[n++] = ':';
+    char digits[6];
+    size_t d = sizeof digits;
+    unsigned port = c->port;
+    do {
+        digits[--d] = (char) ('0' + port % 10);
+        port /= 10;
+    } while (port);
+    memcpy(key + n, digits + d, sizeof digits - d);
+    key[n + sizeof digits - d] = '\0';
+}
+
 static void
 s_attempt_at(gw_req_t *req, const struct sockaddr_storage *addr, socklen_t addrlen)
 {
@@ -1002,7 +1030,7 @@ s_attempt_at(gw_req_t *req, const struct sockaddr_storage *addr, socklen_t addrl
     gw_lease_t *lease = req->lease;
     gw_cand_t *c = &lease->cands[req->cand];
     char key[300];
-    snprintf(key, sizeof key, "%s:%u", c->host, c->port);
+    s_pool_key(c, key, sizeof key);
     gw_up_t *up = req->websocket ? NULL : s_pool_take(gw->pool, key); // a tunnel's is its own
     if (up) {
         up->reused = true;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,27 @@ test_region(void **state)
     assert_int_equal(gw_head_region(req, "1", region, sizeof region), -1);
     s_free(req);
 }
+//  Request ids (UUID v4) are written by hand: the same text as printf gives.
+static void
+test_uuid_text(void **state)
+{
+    (void) state;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 1000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t a = x;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t b = i == 0 ? 0 : i == 1 ? UINT64_MAX : x;
+        char got[37], want[37];
+        gw_head_uuid(a, b, got);
+        uint64_t va = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;
+        uint64_t vb = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+        snprintf(want, sizeof want, "%08x-%04x-%04x-%04x-%012llx", (unsigned) (va >> 32),
+                 (unsigned) ((va >> 16) & 0xffff), (unsigned) (va & 0xffff), (unsigned) (vb >> 48),
+                 (unsigned long long) (vb & 0xffffffffffffull));
+        assert_string_equal(got, want);
+    }
+}
 
 int
 main(void)
@@ -166,7 +188,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),        cmocka_unit_test(test_connection_options),
         cmocka_unit_test(test_target_forms), cmocka_unit_test(test_request_id),
-        cmocka_unit_test(test_region),
+        cmocka_unit_test(test_region),       cmocka_unit_test(test_uuid_text),
     };
     return cmocka_run_group_tests_name("test_head", tests, NULL, NULL);
 }
