@@ -35,6 +35,7 @@
 
 #include "gw_actor.h"
 #include "gw_proxy.h"
+#include "gw_resp.h"
 #include "gw_tunnel.h"
 #include "proto_resolve.h"
 #include "proto_log.h"
@@ -44,44 +45,30 @@
 #define S_POOL_MAX_IDLE   1024
 #define S_POOL_CHECK_IDLE 0.5         // pooled this long (s): peek for a close before reuse
 #define S_RESP_HEAD_MAX   (64 * 1024) // upstream response head bound
-#define S_RESP_FIELDS_MAX 128         // upstream response header fields
-
-typedef struct {
-    const char *name;  // into the upstream's input buffer (valid while the head is parsed)
-    size_t name_len;   // bytes
-    const char *value; // ...
-    size_t value_len;  // bytes
-    gw_hdr_t id;       // gw_http id of the name
-} s_rfield_t;
 
 struct gw_up {
-    gw_actor_t *gw;                       // the actor
-    int fd;                               // upstream socket
-    ev_io rio;                            // readable
-    ev_io wio;                            // writable
-    ev_timer timer;                       // connect / response / idle timeout
-    gw_buf_t in;                          // bytes from the backend
-    gw_buf_t out;                         // bytes to the backend
-    http_parser parser;                   // response framing
-    gw_req_t *req;                        // the request using it, or NULL when pooled
-    char key[300];                        // "host:port" for the pool
-    bool connected;                       // connect completed
-    bool reused;                          // came from the pool
-    ev_tstamp pooled_at;                  // when it went idle (loop time)
-    bool got_bytes;                       // a response byte arrived
-    bool head_done;                       // response head parsed
-    bool msg_done;                        // response complete
-    bool keep_alive;                      // backend allows reuse
-    bool resp_chunked;                    // we chunk the response to the client
-    bool head_bad;                        // a field we cannot relay (obs-fold, too many)
-    bool switched;                        // a 101 to a WebSocket upgrade was relayed
-    const char *reason;                   // status reason phrase (during the head)
-    size_t reason_len;                    // bytes
-    s_rfield_t fields[S_RESP_FIELDS_MAX]; // response header fields (during the head)
-    uint32_t nfields;                     // how many
-    bool in_value;                        // the last callback was a value
-    gw_up_t *pool_prev;                   // idle list of its key
-    gw_up_t *pool_next;                   // ...
+    gw_actor_t *gw;      // the actor
+    int fd;              // upstream socket
+    ev_io rio;           // readable
+    ev_io wio;           // writable
+    ev_timer timer;      // connect / response / idle timeout
+    gw_buf_t in;         // bytes from the backend
+    gw_buf_t out;        // bytes to the backend
+    http_parser parser;  // response framing
+    gw_req_t *req;       // the request using it, or NULL when pooled
+    char key[300];       // "host:port" for the pool
+    bool connected;      // connect completed
+    bool reused;         // came from the pool
+    ev_tstamp pooled_at; // when it went idle (loop time)
+    bool got_bytes;      // a response byte arrived
+    bool head_done;      // response head parsed
+    bool msg_done;       // response complete
+    bool keep_alive;     // backend allows reuse
+    bool resp_chunked;   // we chunk the response to the client
+    bool switched;       // a 101 to a WebSocket upgrade was relayed
+    gw_resp_head_t head; // the response head (during the head)
+    gw_up_t *pool_prev;  // idle list of its key
+    gw_up_t *pool_next;  // ...
 };
 
 struct gw_pool {
@@ -601,10 +588,7 @@ static int
 s_on_resp_status(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
-    if (up->reason && up->reason + up->reason_len == at)
-        up->reason_len += len;
-    else if (up->reason == NULL)
-        up->reason = at, up->reason_len = len;
+    gw_resp_head_status(&up->head, at, len);
     return 0;
 }
 
@@ -612,20 +596,8 @@ static int
 s_on_resp_field(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
-    if (up->head_done)
-        return 0; // trailers of a chunked response are not relayed
-    s_rfield_t *f = up->nfields ? &up->fields[up->nfields - 1] : NULL;
-    if (f && !up->in_value && f->name + f->name_len == at) {
-        f->name_len += len; // the same name, in two pieces
-        return 0;
-    }
-    if (up->nfields >= S_RESP_FIELDS_MAX) {
-        up->head_bad = true;
-        return 0;
-    }
-    f = &up->fields[up->nfields++];
-    *f = (s_rfield_t){.name = at, .name_len = len, .value = at + len, .value_len = 0};
-    up->in_value = false;
+    if (!up->head_done) // trailers of a chunked response are not relayed
+        gw_resp_head_field(&up->head, at, len);
     return 0;
 }
 
@@ -633,32 +605,9 @@ static int
 s_on_resp_value(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
-    if (up->head_done || up->nfields == 0 || up->head_bad)
-        return 0;
-    s_rfield_t *f = &up->fields[up->nfields - 1];
-    if (!up->in_value)
-        f->value = at, f->value_len = len;
-    else if (f->value + f->value_len == at)
-        f->value_len += len;
-    else
-        up->head_bad = true; // obs-fold from a lax backend: not relayed (RFC 9112 §5.2)
-    up->in_value = true;
+    if (!up->head_done)
+        gw_resp_head_value(&up->head, at, len);
     return 0;
-}
-
-//  True if a Connection field of the response names this field.
-static bool
-s_resp_listed(const gw_up_t *up, const s_rfield_t *f)
-{
-    if (gw_http_flags(f->id) & GW_HF_PROTECTED)
-        return false;
-    for (uint32_t i = 0; i < up->nfields; i++) {
-        const s_rfield_t *c = &up->fields[i];
-        if (c->id == GW_H_CONNECTION
-            && gw_http_list_has(c->value, c->value_len, f->name, f->name_len))
-            return true;
-    }
-    return false;
 }
 
 //  A 101 head: relayed only when it answers a WebSocket upgrade and names
@@ -670,9 +619,9 @@ s_switch_head(gw_up_t *up)
 {
     gw_req_t *req = up->req;
     bool ws = false;
-    for (uint32_t i = 0; i < up->nfields; i++)
-        if (up->fields[i].id == GW_H_UPGRADE
-            && gw_http_list_has(up->fields[i].value, up->fields[i].value_len,
+    for (uint32_t i = 0; i < up->head.nfields; i++)
+        if (up->head.fields[i].id == GW_H_UPGRADE
+            && gw_http_list_has(up->head.fields[i].value, up->head.fields[i].value_len,
                                 PROTO_LIT("websocket")))
             ws = true;
     if (!req->websocket || !ws) {
@@ -682,16 +631,17 @@ s_switch_head(gw_up_t *up)
     }
     gw_buf_t out = {0};
     gw_buf_puts(&out, "HTTP/1.1 101 ");
-    if (up->reason_len)
-        gw_buf_append(&out, up->reason, up->reason_len);
+    if (up->head.reason_len)
+        gw_buf_append(&out, up->head.reason, up->head.reason_len);
     else
         gw_buf_puts(&out, gw_req_reason(101));
     gw_buf_puts(&out, "\r\n");
-    for (uint32_t i = 0; i < up->nfields; i++) {
-        const s_rfield_t *f = &up->fields[i];
+    for (uint32_t i = 0; i < up->head.nfields; i++) {
+        const gw_rfield_t *f = &up->head.fields[i];
         unsigned flags = gw_http_flags(f->id);
         if (f->id != GW_H_UPGRADE
-            && ((flags & GW_HF_RESP_DROP) || s_resp_listed(up, f) || f->id == GW_H_CONTENT_LENGTH))
+            && ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(&up->head, f)
+                || f->id == GW_H_CONTENT_LENGTH))
             continue;
         gw_buf_append(&out, f->name, f->name_len);
         gw_buf_append(&out, PROTO_LIT(": "));
@@ -706,8 +656,8 @@ s_switch_head(gw_up_t *up)
     gw_req_responding(req, 101);
     gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
     gw_buf_free(&out);
-    up->nfields = 0; // the pointers are about to go stale
-    up->reason = NULL;
+    up->head.nfields = 0; // the pointers are about to go stale
+    up->head.reason = NULL;
     proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
     return 0;
 }
@@ -737,7 +687,7 @@ s_on_resp_headers(http_parser *p)
     gw_up_t *up = p->data;
     gw_req_t *req = up->req;
     up->head_done = true;
-    if (up->head_bad)
+    if (up->head.bad)
         return -1; // answered 502 by the caller
     int status = p->status_code;
     req->upstream_us = proto_mono_us();
@@ -754,8 +704,7 @@ s_on_resp_headers(http_parser *p)
         else
             req->must_close = true; // HTTP/1.0 client: the end is the close
     }
-    for (uint32_t i = 0; i < up->nfields; i++)
-        up->fields[i].id = gw_http_header(up->fields[i].name, up->fields[i].name_len);
+    gw_resp_head_done(&up->head);
     if (status == 101)
         return s_switch_head(up);
 
@@ -763,15 +712,15 @@ s_on_resp_headers(http_parser *p)
     gw_buf_puts(&out, "HTTP/1.1 "); // keep the backend's reason phrase
     gw_buf_put_u64(&out, (unsigned) status);
     gw_buf_puts(&out, " ");
-    if (up->reason_len)
-        gw_buf_append(&out, up->reason, up->reason_len);
+    if (up->head.reason_len)
+        gw_buf_append(&out, up->head.reason, up->head.reason_len);
     else
         gw_buf_puts(&out, gw_req_reason(status));
     gw_buf_puts(&out, "\r\n");
-    for (uint32_t i = 0; i < up->nfields; i++) {
-        const s_rfield_t *f = &up->fields[i];
+    for (uint32_t i = 0; i < up->head.nfields; i++) {
+        const gw_rfield_t *f = &up->head.fields[i];
         unsigned flags = gw_http_flags(f->id);
-        if ((flags & GW_HF_RESP_DROP) || s_resp_listed(up, f))
+        if ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(&up->head, f))
             continue;
         if (f->id == GW_H_CONTENT_LENGTH && !has_length && !no_body)
             continue;
@@ -793,8 +742,8 @@ s_on_resp_headers(http_parser *p)
     gw_req_responding(req, status);
     gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
     gw_buf_free(&out);
-    up->nfields = 0; // the pointers are about to go stale
-    up->reason = NULL;
+    up->head.nfields = 0; // the pointers are about to go stale
+    up->head.reason = NULL;
     proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
     return req->head_request ? 1 : 0; // HEAD: no body follows
 }
@@ -838,10 +787,8 @@ static const http_parser_settings s_resp_settings = {
 static void
 s_resp_reset(gw_up_t *up)
 {
-    up->head_done = up->msg_done = up->head_bad = up->in_value = false;
-    up->nfields = 0;
-    up->reason = NULL;
-    up->reason_len = 0;
+    up->head_done = up->msg_done = false;
+    gw_resp_head_reset(&up->head);
     http_parser_init(&up->parser, HTTP_RESPONSE);
     up->parser.data = up;
 }

@@ -3,7 +3,7 @@ PROGRAMS += gateway
 GATEWAY_MODULES := gateway/gw_actor.c gateway/gw_admin.c gateway/gw_buf.c gateway/gw_cidr.c \
         gateway/gw_conn.c gateway/gw_head.c gateway/gw_http.c gateway/gw_lease.c gateway/gw_prescan.c gateway/gw_proxy.c \
         gateway/gw_report.c
-GATEWAY_MODULES += gateway/gw_chunk.c gateway/gw_queue.c gateway/gw_dns.c
+GATEWAY_MODULES += gateway/gw_chunk.c gateway/gw_queue.c gateway/gw_dns.c gateway/gw_resp.c
 GATEWAY_MODULES += gateway/gw_tunnel.c
 gateway_SRCS := gateway/main.c $(GATEWAY_MODULES)
 gateway_LIBS := -lhttp_parser -lcrypto

@@ -25,3 +25,6 @@ FUZZ_proto_LIBS = $(shell pkg-config --libs msgpack)
 # the probe itself).
 FUZZ_probe_SRCS := healthd/hd_probe.c
 FUZZ_probe_LIBS := -lev
+# fuzz_resp: gw_resp, the backend's response head collected from http-parser's pieces
+FUZZ_resp_SRCS := gateway/gw_resp.c gateway/gw_http.c
+FUZZ_resp_LIBS := -lhttp_parser
