@@ -921,7 +921,11 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (revents & EV_READ) {
         bool had = gw_buf_len(&conn->in) > 0;
-        ssize_t n = gw_buf_read(&conn->in, conn->fd, GW_READ_CHUNK);
+        // a head fits a small buffer (an idle connection's is given back
+        // after each response, so most reads start one); bodies read wide
+        size_t want =
+            conn->req == NULL && conn->in.cap < GW_READ_CHUNK ? GW_READ_HEAD : GW_READ_CHUNK;
+        ssize_t n = gw_buf_read(&conn->in, conn->fd, want);
         if (n == 0) {
             conn->eof = true;
             s_stop_reading(conn);

@@ -30,6 +30,7 @@
 #define GW_RID_MAX        PROTO_RID_MAX      // request id bytes
 #define GW_HOLD_MAX       (64 * 1024)        // request body held for a retry
 #define GW_READ_CHUNK     16384              // bytes per read()
+#define GW_READ_HEAD      2048               // ... the first read of a request's head
 #define GW_HEAD_MAX       (8192 + 16384 + 8) // request line + header section + slack
 #define GW_OUT_HIGH       (256 * 1024)       // pause the producer above this
 #define GW_OUT_LOW        (64 * 1024)        // resume it below this
