@@ -420,8 +420,12 @@ gw_leases_expire_all(gw_leases_t *self)
         S_ENTRY(l)->expires_ms = 0;
 }
 
-size_t
-gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend)
+//  healthd's verdict on backend of route, in every cached lease of route:
+//  its candidate is marked failed (down) or not (up). Down expires the
+//  leases that hold it; up expires every lease of the route (one decided
+//  while the backend was down does not hold it). Returns how many expired.
+static size_t
+s_backend_state(gw_leases_t *self, const char *route, const char *backend, bool up)
 {
     size_t n = 0;
     if (route == NULL || backend == NULL)
@@ -431,35 +435,30 @@ gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend
         gw_lease_t *l = e->lease;
         if (l == NULL || strcmp(l->route, route) != 0)
             continue;
-        for (uint32_t i = 0; i < l->ncands; i++)
+        bool held = false;
+        for (uint32_t i = 0; i < l->ncands && !held; i++)
             if (strcmp(l->cands[i].id, backend) == 0) {
-                l->cands[i].failed = true;
-                e->expires_ms = 0;
-                n++;
-                break;
+                l->cands[i].failed = !up;
+                held = true;
             }
+        if (up || held) {
+            e->expires_ms = 0;
+            n++;
+        }
     }
     return n;
 }
 
 size_t
+gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend)
+{
+    return s_backend_state(self, route, backend, false);
+}
+
+size_t
 gw_leases_backend_up(gw_leases_t *self, const char *route, const char *backend)
 {
-    size_t n = 0;
-    if (route == NULL || backend == NULL)
-        return 0;
-    for (proto_link_t *link = self->lru.head; link; link = link->next) {
-        s_entry_t *e = S_ENTRY(link);
-        gw_lease_t *l = e->lease;
-        if (l == NULL || strcmp(l->route, route) != 0)
-            continue;
-        for (uint32_t i = 0; i < l->ncands; i++)
-            if (strcmp(l->cands[i].id, backend) == 0)
-                l->cands[i].failed = false;
-        e->expires_ms = 0;
-        n++;
-    }
-    return n;
+    return s_backend_state(self, route, backend, true);
 }
 
 uint64_t
