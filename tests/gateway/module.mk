@@ -12,4 +12,4 @@ tests/gateway/test_head_SRCS := gateway/gw_head.c gateway/gw_http.c gateway/gw_b
 UNIT_TESTS += tests/gateway/test_queue
 tests/gateway/test_queue_SRCS := gateway/gw_queue.c
 UNIT_TESTS += tests/gateway/test_dns
-tests/gateway/test_dns_SRCS := gateway/gw_dns.c tests/lib/t_dns.c
+tests/gateway/test_dns_SRCS := gateway/gw_dns.c tests/lib/t_dns.c tests/lib/t_loop.c

@@ -33,6 +33,7 @@
 #include "proto_resolve.h"
 #include "proto_util.h"
 #include "t_dns.h"
+#include "t_loop.h"
 
 #define DEADLINE_S  3.0 // no ev_run in this file may take longer
 #define MAX_ANSWERS 16  // callback invocations recorded per test
@@ -67,10 +68,6 @@ struct fixture {
     size_t nanswers;               // how many
     size_t want;                   // ev_run stops at this many answers
     bool (*until)(fixture_t *);    // ... or when this holds
-    ev_prepare check;              // tests want/until before the loop blocks
-    ev_timer deadline;             // fails the run
-    ev_timer pause;                // ends a wait
-    bool timed_out;                // the deadline fired
 };
 
 static void
@@ -96,30 +93,12 @@ s_on_dns(gw_dns_waiter_t *w,
         assert_true(count == 0 && addrs == NULL);
 }
 
-static void
-s_on_check(struct ev_loop *loop, ev_prepare *w, int revents)
+//  The run's condition: want answers recorded, or until() holds.
+static bool
+s_done(void *arg)
 {
-    (void) revents;
-    fixture_t *fx = w->data;
-    if ((fx->want && fx->nanswers >= fx->want) || (fx->until && fx->until(fx)))
-        ev_break(loop, EVBREAK_ONE);
-}
-
-static void
-s_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) revents;
-    fixture_t *fx = w->data;
-    fx->timed_out = true;
-    ev_break(loop, EVBREAK_ONE);
-}
-
-static void
-s_on_pause(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) w;
-    (void) revents;
-    ev_break(loop, EVBREAK_ONE);
+    fixture_t *fx = arg;
+    return (fx->want && fx->nanswers >= fx->want) || (fx->until && fx->until(fx));
 }
 
 //  Run the loop until want answers were recorded, or until() holds; fail
@@ -129,14 +108,9 @@ s_run(fixture_t *fx, size_t want, bool (*until)(fixture_t *))
 {
     fx->want = want;
     fx->until = until;
-    ev_prepare_start(fx->loop, &fx->check);
-    ev_timer_set(&fx->deadline, DEADLINE_S, 0.);
-    ev_timer_start(fx->loop, &fx->deadline);
-    ev_run(fx->loop, 0);
-    ev_timer_stop(fx->loop, &fx->deadline);
-    ev_prepare_stop(fx->loop, &fx->check);
+    bool met = t_loop_until(fx->loop, s_done, fx, DEADLINE_S);
     fx->until = NULL;
-    if (fx->timed_out)
+    if (!met)
         fail_msg("no answer within %.1f s (answers: %zu)", DEADLINE_S, fx->nanswers);
 }
 
@@ -144,10 +118,7 @@ s_run(fixture_t *fx, size_t want, bool (*until)(fixture_t *))
 static void
 s_pass(fixture_t *fx, int ms)
 {
-    ev_timer_set(&fx->pause, ms / 1000.0, 0.);
-    ev_timer_start(fx->loop, &fx->pause);
-    ev_run(fx->loop, 0);
-    ev_timer_stop(fx->loop, &fx->pause);
+    t_loop_pass(fx->loop, ms / 1000.0);
 }
 
 static bool
@@ -193,11 +164,6 @@ s_setup(void **state)
     t_dns_set_never(fx->dns, "never.test");
     gw_dns_config_t cfg = s_config(fx);
     s_cache(fx, &cfg);
-    ev_prepare_init(&fx->check, s_on_check);
-    fx->check.data = fx;
-    ev_init(&fx->deadline, s_on_deadline);
-    fx->deadline.data = fx;
-    ev_init(&fx->pause, s_on_pause);
     for (int i = 0; i < MAX_ANSWERS; i++)
         fx->reqs[i].tag = i;
     *state = fx;
@@ -210,9 +176,6 @@ s_teardown(void **state)
     fixture_t *fx = *state;
     gw_dns_destroy(&fx->cache);
     t_dns_destroy(&fx->dns);
-    ev_timer_stop(fx->loop, &fx->deadline);
-    ev_timer_stop(fx->loop, &fx->pause);
-    ev_prepare_stop(fx->loop, &fx->check);
     ev_loop_destroy(fx->loop);
     free(fx);
     return 0;

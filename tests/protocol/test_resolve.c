@@ -38,6 +38,7 @@
 #include "proto_resolve.h"
 #include "proto_util.h"
 #include "t_dns.h"
+#include "t_loop.h"
 
 #define DEADLINE_S  3.0 // no ev_run in this file may take longer
 #define MAX_ANSWERS 8   // callback invocations recorded per test
@@ -68,9 +69,6 @@ struct fixture {
     size_t nanswers;               // how many
     size_t want;                   // ev_run stops at this many answers
     bool (*until)(fixture_t *);    // ... or when this holds
-    ev_prepare check;              // tests want/until before the loop blocks
-    ev_timer deadline;             // fails the run
-    bool timed_out;                // the deadline fired
     lookup_t args[MAX_ANSWERS];    // lookup arguments, by tag
 };
 
@@ -98,22 +96,12 @@ s_on_answer(void *arg,
         assert_int_equal(count, 0);
 }
 
-static void
-s_on_check(struct ev_loop *loop, ev_prepare *w, int revents)
+//  The run's condition: want answers recorded, or until() holds.
+static bool
+s_done(void *arg)
 {
-    (void) revents;
-    fixture_t *fx = w->data;
-    if ((fx->want && fx->nanswers >= fx->want) || (fx->until && fx->until(fx)))
-        ev_break(loop, EVBREAK_ONE);
-}
-
-static void
-s_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) revents;
-    fixture_t *fx = w->data;
-    fx->timed_out = true;
-    ev_break(loop, EVBREAK_ONE);
+    fixture_t *fx = arg;
+    return (fx->want && fx->nanswers >= fx->want) || (fx->until && fx->until(fx));
 }
 
 //  Run the loop until want answers were recorded, or until() holds; fail
@@ -123,13 +111,9 @@ s_run(fixture_t *fx, size_t want, bool (*until)(fixture_t *))
 {
     fx->want = want;
     fx->until = until;
-    ev_prepare_start(fx->loop, &fx->check);
-    ev_timer_set(&fx->deadline, DEADLINE_S, 0.);
-    ev_timer_start(fx->loop, &fx->deadline);
-    ev_run(fx->loop, 0);
-    ev_timer_stop(fx->loop, &fx->deadline);
-    ev_prepare_stop(fx->loop, &fx->check);
-    if (fx->timed_out)
+    bool met = t_loop_until(fx->loop, s_done, fx, DEADLINE_S);
+    fx->until = NULL;
+    if (!met)
         fail_msg("no answer within %.1f s (answers: %zu)", DEADLINE_S, fx->nanswers);
 }
 
@@ -159,10 +143,6 @@ s_setup(void **state)
     t_dns_set_never(fx->dns, "never.test");
     fx->resolve = s_resolver(fx, t_dns_servers(fx->dns));
     assert_non_null(fx->resolve);
-    ev_prepare_init(&fx->check, s_on_check);
-    fx->check.data = fx;
-    ev_init(&fx->deadline, s_on_deadline);
-    fx->deadline.data = fx;
     for (int i = 0; i < MAX_ANSWERS; i++)
         fx->args[i] = (lookup_t){fx, i};
     *state = fx;
@@ -175,8 +155,6 @@ s_teardown(void **state)
     fixture_t *fx = *state;
     proto_resolve_destroy(&fx->resolve);
     t_dns_destroy(&fx->dns);
-    ev_timer_stop(fx->loop, &fx->deadline);
-    ev_prepare_stop(fx->loop, &fx->check);
     ev_loop_destroy(fx->loop);
     free(fx);
     return 0;
@@ -414,11 +392,7 @@ test_destroy_in_flight(void **state)
     proto_resolve_destroy(&fx->resolve);
 
     //  nothing was left on the loop: it has only the DNS server to run
-    ev_timer_set(&fx->deadline, 0.2, 0.);
-    ev_timer_start(fx->loop, &fx->deadline);
-    ev_run(fx->loop, 0);
-    ev_timer_stop(fx->loop, &fx->deadline);
-    fx->timed_out = false;
+    t_loop_pass(fx->loop, 0.2);
     assert_int_equal(fx->nanswers, 1);
 }
 
