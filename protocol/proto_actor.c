@@ -20,6 +20,7 @@ struct proto_actor {
     proto_bus_t *bus;                 // our place on the bus
     ev_signal sigterm;                // SIGTERM watcher
     ev_signal sigint;                 // SIGINT watcher
+    ev_prepare log_flush;             // writes the held log lines before each wait
     proto_actor_signal_fn *on_signal; // drain hook, or NULL
     void *on_signal_arg;              // its argument
     char *kind;                       // our kind
@@ -292,6 +293,15 @@ proto_actor_on_signal(proto_actor_t *self, proto_actor_signal_fn *fn, void *arg)
     self->on_signal_arg = arg;
 }
 
+static void
+s_on_log_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void) loop;
+    (void) w;
+    (void) revents;
+    proto_log_flush();
+}
+
 int
 proto_actor_run(proto_actor_t *self)
 {
@@ -301,8 +311,16 @@ proto_actor_run(proto_actor_t *self)
         return 1;
     }
     log_info("started", LOG_S("version", SWITCHYARD_VERSION), LOG_I("pid", getpid()));
+    //  The lines of one loop iteration go out in one write (proto_log_hold).
+    ev_prepare_init(&self->log_flush, s_on_log_flush);
+    ev_prepare_start(self->loop, &self->log_flush);
+    ev_unref(self->loop); // the flush alone does not keep the loop running
+    proto_log_hold(true);
     ev_run(self->loop, 0);
+    ev_ref(self->loop);
+    ev_prepare_stop(self->loop, &self->log_flush);
     log_info("stopped");
+    proto_log_hold(false);
     return 0;
 }
 

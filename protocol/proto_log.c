@@ -8,6 +8,16 @@
     block is dropped and counted, so a slow reader of stdout never stalls the
     event loop. Because a line never exceeds PIPE_BUF (4096 on Linux), one
     write on a pipe is atomic: lines from several processes never interleave.
+
+    Held output (proto_log_hold): an actor's loop keeps the info and debug
+    lines of one loop iteration in a buffer and writes them with one write
+    before it waits again (proto_log_flush from an ev_prepare watcher), the
+    way nginx's `access_log ... buffer=` does but bounded by one iteration
+    rather than a timer. A warn or error line is written at once, after what
+    was held before it, so the order is kept. Pipes get pieces of at most
+    PIPE_BUF bytes that end at line ends, so they stay atomic; what the kernel
+    does not take now stays held for the next flush, and only a line that
+    finds the buffer full is dropped (and counted).
 */
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +29,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +46,9 @@
 #define S_PRETTY_TRUNCATED_TAIL " truncated=true\n"
 
 #define S_REDACTED "[REDACTED]"
+
+//  Bytes of lines held between flushes (proto_log_hold).
+#define S_HELD_MAX (64 * 1024)
 
 //  How lines reach the output fd.
 typedef enum {
@@ -74,6 +88,10 @@ static bool s_out_reopened = false;                  // s_out_fd is ours to clos
 static s_out_mode_t s_out_mode = S_OUT_WRITE;        // write or send
 static bool s_out_torn = false;                      // the last line was written in part
 static uint64_t s_dropped = 0;                       // lines dropped (would block)
+static bool s_out_pipe = false;                      // the output is a pipe (PIPE_BUF pieces)
+static bool s_hold = false;                          // lines are held until proto_log_flush
+static char s_held[S_HELD_MAX];                      // the held lines
+static size_t s_held_len = 0;                        // bytes of s_held in use
 
 static const char *const s_level_names[] = {"error", "warn", "info", "debug"};
 static const char *const s_level_labels[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
@@ -741,6 +759,61 @@ s_output(const char *data, size_t len)
     //  Other errors (EPIPE, EBADF, ENOSPC) have nowhere to be reported.
 }
 
+static uint64_t
+s_count_lines(const char *data, size_t len)
+{
+    uint64_t n = 0;
+    for (const char *p = data; (p = memchr(p, '\n', (size_t) (data + len - p))) != NULL; p++) {
+        n++;
+    }
+    return n;
+}
+
+//  Writes what is held: on a pipe in pieces of at most PIPE_BUF bytes that
+//  end at a line end. What would block stays held; after an error (a full
+//  disk, a closed reader) the rest is dropped and counted.
+static void
+s_flush_held(void)
+{
+    size_t off = 0;
+    while (off < s_held_len) {
+        size_t n = s_held_len - off;
+        if (s_out_pipe && n > PIPE_BUF) {
+            const char *nl = memrchr(s_held + off, '\n', PIPE_BUF);
+            n = nl ? (size_t) (nl - (s_held + off)) + 1 : PIPE_BUF;
+        }
+        ssize_t written = s_write_once(s_held + off, n);
+        if (written > 0) {
+            off += (size_t) written; // a regular file or terminal may take part of it
+            continue;
+        }
+        if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            break;
+        }
+        s_dropped += s_count_lines(s_held + off, s_held_len - off);
+        off = s_held_len;
+    }
+    memmove(s_held, s_held + off, s_held_len - off);
+    s_held_len -= off;
+}
+
+static void
+s_hold_line(proto_log_level_t level, const char *data, size_t len)
+{
+    if (s_held_len + len > sizeof(s_held)) {
+        s_flush_held();
+    }
+    if (s_held_len + len > sizeof(s_held)) {
+        s_dropped++;
+    } else {
+        memcpy(s_held + s_held_len, data, len);
+        s_held_len += len;
+    }
+    if (level <= PROTO_LOG_WARN) {
+        s_flush_held();
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Public API
 
@@ -758,6 +831,7 @@ proto_log_setup(const char *actor,
     s_format = format == PROTO_LOG_PRETTY ? PROTO_LOG_PRETTY : PROTO_LOG_JSON;
     s_out_fd = fd;
     s_out_mode = S_OUT_WRITE;
+    s_out_pipe = false;
 
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -775,6 +849,7 @@ proto_log_setup(const char *actor,
             s_out_fd = reopened;
             s_out_reopened = true;
         }
+        s_out_pipe = S_ISFIFO(st.st_mode);
     } else if (S_ISSOCK(st.st_mode)) {
         s_out_mode = S_OUT_SEND;
     }
@@ -783,6 +858,7 @@ proto_log_setup(const char *actor,
 void
 proto_log_shutdown(void)
 {
+    proto_log_hold(false);
     if (s_out_reopened) {
         close(s_out_fd);
         s_out_reopened = false;
@@ -845,8 +921,35 @@ proto_log_emit(proto_log_level_t level,
     }
     line.limit = PROTO_LOG_LINE_MAX;
     s_put_cstr(&line, truncated ? truncated_tail : tail);
-    s_output(line.data, line.len);
+    if (s_hold && s_out_mode == S_OUT_WRITE) {
+        s_hold_line(level, line.data, line.len);
+    } else {
+        s_output(line.data, line.len);
+    }
     errno = saved_errno;
+}
+
+void
+proto_log_hold(bool on)
+{
+    int saved_errno = errno;
+    s_flush_held();
+    if (!on && s_held_len > 0) {
+        s_dropped += s_count_lines(s_held, s_held_len); // could not be written now
+        s_held_len = 0;
+    }
+    s_hold = on;
+    errno = saved_errno;
+}
+
+void
+proto_log_flush(void)
+{
+    if (s_held_len > 0) {
+        int saved_errno = errno;
+        s_flush_held();
+        errno = saved_errno;
+    }
 }
 
 uint64_t

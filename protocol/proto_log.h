@@ -103,6 +103,16 @@ void proto_log_emit(proto_log_level_t level,
                     const proto_log_field_t *fields,
                     size_t nfields);
 
+//  Hold info and debug lines in a buffer (64 KiB) until proto_log_flush
+//  instead of one write each; warn and error lines flush at once (after the
+//  held ones). Sockets are always written a line at a time. Turning it off
+//  flushes (lines that still cannot be written are dropped and counted).
+//  proto_actor holds during its loop and flushes before each wait.
+void proto_log_hold(bool on);
+
+//  Write what is held (never blocks; what would block stays held).
+void proto_log_flush(void);
+
 //  Number of lines dropped because the output would have blocked.
 uint64_t proto_log_dropped(void);
 

@@ -4,7 +4,9 @@
     socket), emits events and reads the lines back. A small JSON checker
     below makes sure every line, however it was truncated, is one valid JSON
     object. The drop test fills a pipe nobody reads: that the test finishes
-    at all shows the logger never blocks.
+    at all shows the logger never blocks. The held tests check one write per
+    flush, warn lines at once and in order, pipe pieces that end at line ends
+    and lines kept (not dropped) while the reader is behind.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -966,6 +968,125 @@ test_setup_again_and_errno(void **state)
     free(first.text);
 }
 
+static void
+test_held_lines(void **state)
+{
+    (void) state;
+    capture_t capture;
+    s_capture_start(&capture, PROTO_LOG_JSON, PROTO_LOG_DEBUG);
+    proto_log_hold(true);
+    log_info("one", LOG_U("n", 1));
+    log_debug("two", LOG_U("n", 2));
+    assert_string_equal(s_capture_take(&capture), ""); // held
+    proto_log_flush();
+    const char *text = s_capture_take(&capture);
+    s_assert_json_lines(text, capture.len, 2);
+    assert_true(strstr(text, "\"msg\":\"one\"") < strstr(text, "\"msg\":\"two\""));
+
+    //  A warn goes out at once, after what was held before it.
+    log_info("three");
+    log_warn("four");
+    text = s_capture_take(&capture);
+    s_assert_json_lines(text, capture.len, 2);
+    assert_non_null(strstr(text, "\"msg\":\"three\""));
+    assert_true(strstr(text, "\"msg\":\"three\"") < strstr(text, "\"msg\":\"four\""));
+
+    //  Turning holding off writes what is held.
+    log_info("five");
+    proto_log_hold(false);
+    text = s_capture_take(&capture);
+    s_assert_json_lines(text, capture.len, 1);
+    log_info("six"); // and lines are written one by one again
+    text = s_capture_take(&capture);
+    assert_non_null(strstr(text, "\"msg\":\"six\""));
+    s_capture_stop(&capture);
+}
+
+//  A pipe of one page: a flush writes whole lines as far as they fit and keeps
+//  the rest for the next flush; nothing is dropped while the buffer has room.
+static void
+test_held_pipe_pieces(void **state)
+{
+    (void) state;
+    capture_t capture;
+    s_capture_start(&capture, PROTO_LOG_JSON, PROTO_LOG_INFO);
+    int size = fcntl(capture.write_fd, F_SETPIPE_SZ, 4096);
+    assert_true(size >= 4096);
+    char pad[900];
+    memset(pad, 'p', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    uint64_t before = proto_log_dropped();
+    proto_log_hold(true);
+    int lines = 3 * size / 900 + 5; // more than the pipe takes at once
+    for (int i = 0; i < lines; i++) {
+        log_info("piece", LOG_I("n", i), LOG_S("pad", pad));
+    }
+    size_t got = 0;
+    int flushes = 0;
+    char expect[32];
+    while ((int) got < lines && flushes < 100) {
+        proto_log_flush();
+        flushes++;
+        const char *text = s_capture_take(&capture);
+        size_t n = 0;
+        for (const char *p = text; (p = strchr(p, '\n')) != NULL; p++) {
+            n++;
+        }
+        s_assert_json_lines(text, capture.len, n); // whole lines only
+        if (n > 0) {
+            snprintf(expect, sizeof(expect), "\"n\":%zu,", got); // in order
+            assert_non_null(strstr(text, expect));
+        }
+        got += n;
+    }
+    assert_int_equal(got, (size_t) lines);
+    assert_true(flushes > 1); // the pipe could not take them all at once
+    assert_int_equal(proto_log_dropped(), before);
+    proto_log_hold(false);
+    s_capture_stop(&capture);
+}
+
+//  Nobody reads: the buffer fills, then lines are dropped and counted; what
+//  is read afterwards is whole lines in order.
+static void
+test_held_overflow(void **state)
+{
+    (void) state;
+    alarm(30);
+    capture_t capture;
+    s_capture_start(&capture, PROTO_LOG_JSON, PROTO_LOG_INFO);
+    char pad[500];
+    memset(pad, 'q', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    uint64_t before = proto_log_dropped();
+    proto_log_hold(true);
+    int emitted = 0;
+    while (emitted < 100000 && proto_log_dropped() == before) {
+        log_info("fill", LOG_I("n", emitted), LOG_S("pad", pad));
+        emitted++;
+    }
+    assert_int_equal(proto_log_dropped(), before + 1);
+    assert_true(emitted > 64 * 1024 / 600); // the pipe and the buffer were full
+    size_t kept = 0;
+    for (int round = 0; round < 100; round++) {
+        proto_log_flush();
+        const char *text = s_capture_take(&capture);
+        if (capture.len == 0) {
+            break;
+        }
+        size_t n = 0;
+        for (const char *p = text; (p = strchr(p, '\n')) != NULL; p++) {
+            n++;
+        }
+        s_assert_json_lines(text, capture.len, n);
+        kept += n;
+    }
+    assert_int_equal(kept, (size_t) emitted - 1);
+    proto_log_hold(false);
+    s_capture_stop(&capture);
+    alarm(0);
+}
+
 int
 main(void)
 {
@@ -988,6 +1109,9 @@ main(void)
         cmocka_unit_test(test_regular_file_output),
         cmocka_unit_test(test_socket_output),
         cmocka_unit_test(test_setup_again_and_errno),
+        cmocka_unit_test(test_held_lines),
+        cmocka_unit_test(test_held_pipe_pieces),
+        cmocka_unit_test(test_held_overflow),
     };
     return cmocka_run_group_tests_name("proto_log", tests, NULL, NULL);
 }
