@@ -556,6 +556,12 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "tunnels.total", &self->tunnels.total);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
+    self->pipes = gw_pipes_new();
+    const gw_splice_stats_t *ss = gw_pipes_stats(self->pipes);
+    (void) proto_bus_counter(self->bus, "splice.transfers", &ss->transfers);
+    (void) proto_bus_counter(self->bus, "splice.bytes", &ss->bytes);
+    (void) proto_bus_counter(self->bus, "splice.fallbacks", &ss->fallbacks);
+    (void) proto_bus_counter(self->bus, "splice.pipes", &ss->pipes);
     (void) proto_bus_counter(self->bus, "upstream.pool.stale", gw_pool_stale(self->pool));
     gw_dns_config_t dc = {.servers = cfg->common.dns_servers, .fn = gw_proxy_on_dns, .arg = self};
     self->dns = gw_dns_new(self->loop, &dc);
@@ -639,6 +645,7 @@ gw_actor_destroy(gw_actor_t **self_p)
         gw_conn_close_all(self);
     }
     gw_pool_destroy(&self->pool);
+    gw_pipes_destroy(&self->pipes);
     gw_queues_destroy(&self->queues); // after the connections: nobody waits any more
     gw_dns_destroy(&self->dns);
     gw_report_destroy(&self->report); // publishes what is left

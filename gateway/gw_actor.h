@@ -19,6 +19,7 @@
 #include "gw_dns.h"
 #include "gw_queue.h"
 #include "gw_report.h"
+#include "gw_splice.h"
 #include "gw_tunnel.h"
 #include "gw_req.h"
 #include "proto_actor.h"
@@ -69,6 +70,7 @@ struct gw_actor {
     gw_leases_t *leases;        // routing decisions
     gw_report_t *report;        // request.done batches
     gw_pool_t *pool;            // idle upstream connections
+    gw_pipes_t *pipes;          // pipes for spliced response bodies
     gw_queues_t *queues;        // per-route backpressure
     gw_dns_t *dns;              // backend names (c-ares)
     gw_conn_t *conns;           // every client connection

@@ -256,6 +256,30 @@ gw_req_uncork(gw_req_t *req)
         (void) s_flush(conn);
 }
 
+int
+gw_req_client_fd(const gw_req_t *req)
+{
+    return req->conn->broken ? -1 : req->conn->fd;
+}
+
+bool
+gw_req_out_empty(const gw_req_t *req)
+{
+    return gw_buf_len(&req->conn->out) == 0;
+}
+
+void
+gw_req_wait_writable(gw_req_t *req)
+{
+    ev_io_start(req->gw->loop, &req->conn->wio);
+}
+
+void
+gw_req_client_failed(gw_req_t *req)
+{
+    s_break(req->conn);
+}
+
 static void
 s_on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {

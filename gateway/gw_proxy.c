@@ -36,6 +36,7 @@
 #include "gw_actor.h"
 #include "gw_proxy.h"
 #include "gw_resp.h"
+#include "gw_splice.h"
 #include "gw_tunnel.h"
 #include "proto_resolve.h"
 #include "proto_log.h"
@@ -66,6 +67,9 @@ struct gw_up {
     bool keep_alive;     // backend allows reuse
     bool resp_chunked;   // we chunk the response to the client
     bool switched;       // a 101 to a WebSocket upgrade was relayed
+    bool splicing;       // the rest of the body goes through pipe (gw_splice)
+    uint64_t sp_left;    // ... body bytes not yet read from the backend
+    gw_pipe_t pipe;      // ... the pipe (rfd -1 when none)
     gw_resp_head_t head; // the response head (during the head)
     gw_up_t *pool_prev;  // idle list of its key
     gw_up_t *pool_next;  // ...
@@ -244,6 +248,7 @@ s_up_close(gw_up_t **up_p)
     ev_timer_stop(loop, &up->timer);
     if (up->fd >= 0)
         close(up->fd);
+    gw_pipes_give(up->gw->pipes, &up->pipe);
     gw_buf_free(&up->in);
     gw_buf_free(&up->out);
     if (up->req && up->req->up == up)
@@ -286,6 +291,7 @@ s_up_connect(gw_actor_t *gw,
     gw_up_t *up = proto_xcalloc(1, sizeof *up);
     up->gw = gw;
     up->fd = fd;
+    up->pipe.rfd = up->pipe.wfd = -1;
     proto_strlcpy(up->key, key, sizeof up->key);
     ev_io_init(&up->rio, s_on_up_readable, fd, EV_READ);
     ev_io_init(&up->wio, s_on_up_writable, fd, EV_WRITE);
@@ -787,7 +793,7 @@ static const http_parser_settings s_resp_settings = {
 static void
 s_resp_reset(gw_up_t *up)
 {
-    up->head_done = up->msg_done = false;
+    up->head_done = up->msg_done = up->splicing = false;
     gw_resp_head_reset(&up->head);
     http_parser_init(&up->parser, HTTP_RESPONSE);
     up->parser.data = up;
@@ -802,6 +808,88 @@ s_head_end(const char *data, size_t len)
     if (lf)
         return (size_t) (lf - data) + 2; // a bare LF LF from a lax backend
     return crlf ? (size_t) (crlf - data) + 4 : 0;
+}
+
+// --------------------------------------------------------------------------
+// Spliced bodies (gw_splice): backend socket -> pipe -> client socket
+
+//  The rest of a body is spliced when the head is out, every byte read so
+//  far has gone through the parser, the length is known and at least
+//  GW_SPLICE_MIN is left, and the client is a plain socket. The parser is
+//  left where it is; sp_left counts the bytes from here on.
+static void
+s_splice_begin(gw_up_t *up)
+{
+    gw_req_t *req = up->req;
+    uint64_t left = up->parser.content_length;
+    if (up->splicing || !up->head_done || up->msg_done || up->resp_chunked || up->switched
+        || req->phase != GW_PHASE_RESPONDING || (up->parser.flags & F_CHUNKED) || left == ULLONG_MAX
+        || left < GW_SPLICE_MIN || gw_buf_len(&up->in) > 0 || gw_req_client_fd(req) < 0)
+        return;
+    if (gw_pipes_take(up->gw->pipes, &up->pipe) != 0) {
+        gw_pipes_count(up->gw->pipes, false, 0, true); // copied as before
+        return;
+    }
+    gw_pipes_count(up->gw->pipes, true, 0, false);
+    up->splicing = true;
+    up->sp_left = left;
+    gw_buf_free(&up->in); // not needed until the next response on this connection
+}
+
+//  Moves what can be moved now. Reading the backend stops while the pipe
+//  holds what the client has not taken; the client's writability resumes it
+//  (gw_proxy_client_drained). Returns -1 when the request is over.
+static int
+s_splice_pump(gw_up_t *up)
+{
+    gw_req_t *req = up->req;
+    gw_pipes_t *pipes = up->gw->pipes;
+    for (int round = 0; round < 16; round++) { // then other connections get a turn
+        bool moved = false;
+        if (up->sp_left > 0 && up->pipe.held < GW_SPLICE_PIPE) {
+            size_t max = up->sp_left < GW_SPLICE_PIPE ? (size_t) up->sp_left : GW_SPLICE_PIPE;
+            ssize_t n = gw_pipe_fill(&up->pipe, up->fd, max);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                gw_req_abort(req); // the backend ended mid-body: the client must see it
+                return -1;
+            }
+            if (n > 0) {
+                up->sp_left -= (uint64_t) n;
+                moved = true;
+                s_up_arm(up, (double) req->lease->timeout_ms / 1000.0);
+            }
+        }
+        if (up->pipe.held > 0 && gw_req_out_empty(req)) {
+            int cfd = gw_req_client_fd(req);
+            ssize_t n = cfd < 0 ? -1 : gw_pipe_drain(&up->pipe, cfd, up->sp_left > 0);
+            if (n < 0 && (cfd < 0 || (errno != EAGAIN && errno != EWOULDBLOCK))) {
+                ev_io_stop(up->gw->loop, &up->rio);
+                gw_req_client_failed(req); // closes from the loop, with the request
+                return -1;
+            }
+            if (n > 0) {
+                req->bytes_out += (uint64_t) n;
+                gw_pipes_count(pipes, false, (uint64_t) n, false);
+                moved = true;
+            }
+        }
+        if (up->sp_left == 0 && up->pipe.held == 0) {
+            gw_pipes_give(pipes, &up->pipe);
+            up->splicing = false;
+            up->msg_done = true;
+            gw_req_finish(req);
+            return -1;
+        }
+        if (!moved)
+            break;
+    }
+    if (up->pipe.held > 0) {
+        ev_io_stop(up->gw->loop, &up->rio); // the client is behind: wait for it
+        gw_req_wait_writable(req);
+    } else {
+        ev_io_start(up->gw->loop, &up->rio);
+    }
+    return 0;
 }
 
 //  Run the response bytes we have through the parser. Returns -1 when the
@@ -871,6 +959,7 @@ s_parse_response(gw_up_t *up, bool eof)
             return -1;
         }
     }
+    s_splice_begin(up);
     return 0;
 }
 
@@ -881,6 +970,10 @@ s_on_up_readable(struct ev_loop *loop, ev_io *w, int revents)
     (void) revents;
     gw_up_t *up = w->data;
     gw_req_t *req = up->req;
+    if (up->splicing) {
+        (void) s_splice_pump(up);
+        return;
+    }
     ssize_t n = gw_buf_read(&up->in, up->fd, GW_READ_CHUNK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
@@ -1138,6 +1231,10 @@ gw_proxy_client_drained(gw_req_t *req)
     gw_up_t *up = req->up;
     if (up == NULL || req->phase != GW_PHASE_RESPONDING)
         return;
+    if (up->splicing) {
+        (void) s_splice_pump(up);
+        return;
+    }
     ev_io_start(up->gw->loop, &up->rio);
     if (gw_buf_len(&up->in) > 0)
         (void) s_parse_response(up, false);

@@ -139,6 +139,15 @@ void gw_req_uncork(gw_req_t *req);
 //  True when the client's output is above the high-water mark.
 bool gw_req_out_full(const gw_req_t *req);
 
+//  For a body spliced to the client (gw_splice): the client's socket (-1 when
+//  it is gone), whether everything queued for it is written, a wait for it to
+//  be writable (gw_proxy_client_drained follows), and a failed write (the
+//  connection then closes from the loop).
+int gw_req_client_fd(const gw_req_t *req);
+bool gw_req_out_empty(const gw_req_t *req);
+void gw_req_wait_writable(gw_req_t *req);
+void gw_req_client_failed(gw_req_t *req);
+
 //  Whether the connection closes after this response. Decided once, when a
 //  response head is written (so the head and what happens agree): the
 //  client asked for it, HTTP/1.0 without keep-alive, must_close, the body

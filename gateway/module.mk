@@ -4,6 +4,6 @@ GATEWAY_MODULES := gateway/gw_actor.c gateway/gw_admin.c gateway/gw_buf.c gatewa
         gateway/gw_conn.c gateway/gw_head.c gateway/gw_http.c gateway/gw_lease.c gateway/gw_prescan.c gateway/gw_proxy.c \
         gateway/gw_report.c
 GATEWAY_MODULES += gateway/gw_chunk.c gateway/gw_queue.c gateway/gw_dns.c gateway/gw_resp.c
-GATEWAY_MODULES += gateway/gw_tunnel.c
+GATEWAY_MODULES += gateway/gw_tunnel.c gateway/gw_splice.c
 gateway_SRCS := gateway/main.c $(GATEWAY_MODULES)
 gateway_LIBS := -lhttp_parser -lcrypto

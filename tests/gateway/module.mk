@@ -13,3 +13,5 @@ UNIT_TESTS += tests/gateway/test_queue
 tests/gateway/test_queue_SRCS := gateway/gw_queue.c
 UNIT_TESTS += tests/gateway/test_dns
 tests/gateway/test_dns_SRCS := gateway/gw_dns.c tests/lib/t_dns.c tests/lib/t_loop.c
+UNIT_TESTS += tests/gateway/test_splice
+tests/gateway/test_splice_SRCS := gateway/gw_splice.c
