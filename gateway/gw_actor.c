@@ -556,6 +556,7 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "tunnels.total", &self->tunnels.total);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
+    self->conn_slab = proto_slab_new(gw_conn_size());
     self->pipes = gw_pipes_new();
     const gw_splice_stats_t *ss = gw_pipes_stats(self->pipes);
     (void) proto_bus_counter(self->bus, "splice.transfers", &ss->transfers);
@@ -646,7 +647,8 @@ gw_actor_destroy(gw_actor_t **self_p)
     }
     gw_pool_destroy(&self->pool);
     gw_pipes_destroy(&self->pipes);
-    gw_queues_destroy(&self->queues); // after the connections: nobody waits any more
+    proto_slab_destroy(&self->conn_slab); // after gw_conn_close_all: none is left
+    gw_queues_destroy(&self->queues);     // after the connections: nobody waits any more
     gw_dns_destroy(&self->dns);
     gw_report_destroy(&self->report); // publishes what is left
     if (self->http_fd >= 0)

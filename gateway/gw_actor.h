@@ -23,6 +23,7 @@
 #include "gw_tunnel.h"
 #include "gw_req.h"
 #include "proto_actor.h"
+#include "proto_slab.h"
 
 typedef struct {
     proto_common_config_t common; // settings every actor has
@@ -74,6 +75,7 @@ struct gw_actor {
     gw_queues_t *queues;        // per-route backpressure
     gw_dns_t *dns;              // backend names (c-ares)
     gw_conn_t *conns;           // every client connection
+    proto_slab_t *conn_slab;    // ... their records, packed (idle ones cost ~0.5 KB)
     uint64_t nconns;            // how many
     bool draining;              // SIGTERM received
     ev_timer drain_timer;       // drain deadline

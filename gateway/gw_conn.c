@@ -52,36 +52,39 @@
 #define S_TUNNEL_IDLE 60
 
 struct gw_conn {
-    gw_actor_t *gw;     // the actor
-    int fd;             // client socket
-    bool admin;         // accepted on the admin listener
-    bool trusted;       // peer in GATEWAY_TRUSTED_PROXIES
-    char client_ip[64]; // peer address text
-    ev_io rio;          // readable
-    ev_io wio;          // writable
-    ev_timer timer;     // header, idle or lingering timeout
-    ev_timer reap;      // closes a broken connection from the loop
-    bool broken;        // a write failed: the client is gone
-    bool corked;        // gather output; written at uncork or finish
-    gw_buf_t in;        // bytes from the client not yet used
-    gw_buf_t out;       // bytes to the client not yet written
-    http_parser parser; // request body framing (decoding)
-    gw_chunk_t chunk;   // strict chunked framing check
-    gw_req_t *req;      // the request being served, or NULL
-    bool reading;       // rio started
-    bool closing;       // close once out is written
-    bool lingering;     // shut down for writing; input is drained
-    bool unread;        // the client may still be sending what we did not read
-    bool eof;           // the client half-closed
-    uint64_t served;    // requests served on this connection
-    gw_conn_t *prev;    // all connections
-    gw_conn_t *next;    // ...
-
-    gw_tunnel_t *tunnel; // after a 101: the socket is relayed to the backend's (gw_tunnel)
+    gw_actor_t *gw;                   // the actor
+    gw_req_t *req;                    // the request being served, or NULL
+    gw_tunnel_t *tunnel;              // after a 101: the socket is relayed (gw_tunnel)
+    gw_conn_t *prev;                  // all connections
+    gw_conn_t *next;                  // ...
+    uint64_t served;                  // requests served on this connection
+    ev_io rio;                        // readable
+    ev_io wio;                        // writable
+    ev_timer timer;                   // header, idle or lingering timeout
+    ev_timer reap;                    // closes a broken connection from the loop
+    gw_buf_t in;                      // bytes from the client not yet used
+    gw_buf_t out;                     // bytes to the client not yet written
+    int fd;                           // client socket
+    bool admin;                       // accepted on the admin listener
+    bool trusted;                     // peer in GATEWAY_TRUSTED_PROXIES
+    bool broken;                      // a write failed: the client is gone
+    bool corked;                      // gather output; written at uncork or finish
+    bool reading;                     // rio started
+    bool closing;                     // close once out is written
+    bool lingering;                   // shut down for writing; input is drained
+    bool unread;                      // the client may still be sending what we did not read
+    bool eof;                         // the client half-closed
+    char client_ip[INET6_ADDRSTRLEN]; // peer address text
 };
 
 static void s_process(gw_conn_t *conn);
 static void s_close(gw_conn_t *conn);
+
+size_t
+gw_conn_size(void)
+{
+    return sizeof(gw_conn_t);
+}
 
 const char *
 gw_req_reason(int status)
@@ -451,7 +454,7 @@ s_close(gw_conn_t *conn)
     if (conn->next)
         conn->next->prev = conn->prev;
     gw->nconns--;
-    free(conn);
+    proto_slab_free(gw->conn_slab, conn);
     if (gw->draining)
         gw_actor_conn_gone(gw);
 }
@@ -724,7 +727,7 @@ s_feed(gw_conn_t *conn, size_t max)
     if (conn->req->chunked) {
         size_t used = 0;
         const char *reason = NULL;
-        int rc = gw_chunk_feed(&conn->chunk, gw_buf_head(&conn->in), len, &used, &reason);
+        int rc = gw_chunk_feed(&conn->req->chunk, gw_buf_head(&conn->in), len, &used, &reason);
         if (rc == GW_CHUNK_ERROR) {
             log_debug("request refused", LOG_S("request_id", conn->req->rid),
                       LOG_S("client_ip", conn->client_ip), LOG_S("reason", reason));
@@ -734,9 +737,9 @@ s_feed(gw_conn_t *conn, size_t max)
         if (len == 0)
             return -1; // the check saw the end, the parser did not: never guess
     }
-    size_t n = http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), len);
+    size_t n = http_parser_execute(&conn->req->parser, &s_settings, gw_buf_head(&conn->in), len);
     gw_buf_consume(&conn->in, n);
-    enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
+    enum http_errno err = HTTP_PARSER_ERRNO(&conn->req->parser);
     if (err == HPE_PAUSED || err == HPE_OK)
         return 0;
     return -1;
@@ -820,12 +823,12 @@ s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
     }
 
     // the head goes through http-parser too, so it tracks the body framing
-    http_parser_init(&conn->parser, HTTP_REQUEST);
-    conn->parser.data = conn;
-    gw_chunk_init(&conn->chunk);
+    http_parser_init(&req->parser, HTTP_REQUEST);
+    req->parser.data = conn;
+    gw_chunk_init(&req->chunk);
     size_t n =
-        http_parser_execute(&conn->parser, &s_settings, gw_buf_head(&conn->in), scan->head_len);
-    enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
+        http_parser_execute(&req->parser, &s_settings, gw_buf_head(&conn->in), scan->head_len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&req->parser);
     if (n != scan->head_len && err != HPE_PAUSED) {
         s_reject_head(conn, 400);
         return;
@@ -999,7 +1002,7 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        gw_conn_t *conn = proto_xcalloc(1, sizeof *conn);
+        gw_conn_t *conn = proto_slab_alloc(gw->conn_slab); // zeroed
         conn->gw = gw;
         conn->fd = fd;
         conn->admin = admin;

@@ -23,6 +23,9 @@ void gw_conn_drain(gw_actor_t *gw);
 //  Close every connection (end of drain). Their requests are reported.
 void gw_conn_close_all(gw_actor_t *gw);
 
+//  Bytes of a connection record (for the actor's slab).
+size_t gw_conn_size(void);
+
 //  The lease cache's callback: a decision a request waited on arrived.
 void gw_conn_on_lease(gw_waiter_t *waiter, gw_lease_t *lease, bool stale, void *arg);
 

@@ -44,40 +44,43 @@
 
 #define S_POOL_BUCKETS    1024
 #define S_POOL_MAX_IDLE   1024
+#define S_POOL_WARM       16          // idle connections beyond this many give their buffers back
 #define S_POOL_CHECK_IDLE 0.5         // pooled this long (s): peek for a close before reuse
 #define S_RESP_HEAD_MAX   (64 * 1024) // upstream response head bound
 
 struct gw_up {
-    gw_actor_t *gw;      // the actor
-    int fd;              // upstream socket
-    ev_io rio;           // readable
-    ev_io wio;           // writable
-    ev_timer timer;      // connect / response / idle timeout
-    gw_buf_t in;         // bytes from the backend
-    gw_buf_t out;        // bytes to the backend
-    http_parser parser;  // response framing
-    gw_req_t *req;       // the request using it, or NULL when pooled
-    char key[300];       // "host:port" for the pool
-    bool connected;      // connect completed
-    bool reused;         // came from the pool
-    ev_tstamp pooled_at; // when it went idle (loop time)
-    bool got_bytes;      // a response byte arrived
-    bool head_done;      // response head parsed
-    bool msg_done;       // response complete
-    bool keep_alive;     // backend allows reuse
-    bool resp_chunked;   // we chunk the response to the client
-    bool switched;       // a 101 to a WebSocket upgrade was relayed
-    bool splicing;       // the rest of the body goes through pipe (gw_splice)
-    uint64_t sp_left;    // ... body bytes not yet read from the backend
-    gw_pipe_t pipe;      // ... the pipe (rfd -1 when none)
-    gw_resp_head_t head; // the response head (during the head)
-    gw_up_t *pool_prev;  // idle list of its key
-    gw_up_t *pool_next;  // ...
+    gw_actor_t *gw;       // the actor
+    int fd;               // upstream socket
+    ev_io rio;            // readable
+    ev_io wio;            // writable
+    ev_timer timer;       // connect / response / idle timeout
+    gw_buf_t in;          // bytes from the backend
+    gw_buf_t out;         // bytes to the backend
+    http_parser parser;   // response framing
+    gw_req_t *req;        // the request using it, or NULL when pooled
+    char key[300];        // "host:port" for the pool
+    bool connected;       // connect completed
+    bool reused;          // came from the pool
+    ev_tstamp pooled_at;  // when it went idle (loop time)
+    bool got_bytes;       // a response byte arrived
+    bool head_done;       // response head parsed
+    bool msg_done;        // response complete
+    bool keep_alive;      // backend allows reuse
+    bool resp_chunked;    // we chunk the response to the client
+    bool switched;        // a 101 to a WebSocket upgrade was relayed
+    bool splicing;        // the rest of the body goes through pipe (gw_splice)
+    uint64_t sp_left;     // ... body bytes not yet read from the backend
+    gw_pipe_t pipe;       // ... the pipe (rfd -1 when none)
+    gw_resp_head_t *head; // the response head while it is parsed (the pool's scratch)
+    gw_up_t *pool_prev;   // idle list of its key
+    gw_up_t *pool_next;   // ...
 };
 
 struct gw_pool {
     gw_actor_t *gw;                   // the actor
     gw_up_t *buckets[S_POOL_BUCKETS]; // idle connections by key hash
+    gw_resp_head_t head;              // the one response head being parsed: a head is
+                                      // parsed in one call, so every connection shares it
     uint64_t stale;                   // found closed at reuse (s_pool_alive)
     size_t idle;                      // how many
 };
@@ -141,8 +144,13 @@ s_pool_put(gw_pool_t *pool, gw_up_t *up)
     ev_io_stop(loop, &up->wio);
     ev_io_stop(loop, &up->rio);
     ev_timer_stop(loop, &up->timer);
-    gw_buf_reset(&up->in);
-    gw_buf_reset(&up->out);
+    if (pool->idle < S_POOL_WARM) {
+        gw_buf_reset(&up->in); // busy traffic reuses these at once
+        gw_buf_reset(&up->out);
+    } else {
+        gw_buf_free(&up->in); // many idle: they hold their record only
+        gw_buf_free(&up->out);
+    }
     ev_set_cb(&up->rio, s_on_idle_event);
     ev_io_start(loop, &up->rio);
     ev_set_cb(&up->timer, s_on_idle_timer);
@@ -292,6 +300,7 @@ s_up_connect(gw_actor_t *gw,
     up->gw = gw;
     up->fd = fd;
     up->pipe.rfd = up->pipe.wfd = -1;
+    up->head = &gw->pool->head;
     proto_strlcpy(up->key, key, sizeof up->key);
     ev_io_init(&up->rio, s_on_up_readable, fd, EV_READ);
     ev_io_init(&up->wio, s_on_up_writable, fd, EV_WRITE);
@@ -594,7 +603,7 @@ static int
 s_on_resp_status(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
-    gw_resp_head_status(&up->head, at, len);
+    gw_resp_head_status(up->head, at, len);
     return 0;
 }
 
@@ -603,7 +612,7 @@ s_on_resp_field(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
     if (!up->head_done) // trailers of a chunked response are not relayed
-        gw_resp_head_field(&up->head, at, len);
+        gw_resp_head_field(up->head, at, len);
     return 0;
 }
 
@@ -612,7 +621,7 @@ s_on_resp_value(http_parser *p, const char *at, size_t len)
 {
     gw_up_t *up = p->data;
     if (!up->head_done)
-        gw_resp_head_value(&up->head, at, len);
+        gw_resp_head_value(up->head, at, len);
     return 0;
 }
 
@@ -625,9 +634,9 @@ s_switch_head(gw_up_t *up)
 {
     gw_req_t *req = up->req;
     bool ws = false;
-    for (uint32_t i = 0; i < up->head.nfields; i++)
-        if (up->head.fields[i].id == GW_H_UPGRADE
-            && gw_http_list_has(up->head.fields[i].value, up->head.fields[i].value_len,
+    for (uint32_t i = 0; i < up->head->nfields; i++)
+        if (up->head->fields[i].id == GW_H_UPGRADE
+            && gw_http_list_has(up->head->fields[i].value, up->head->fields[i].value_len,
                                 PROTO_LIT("websocket")))
             ws = true;
     if (!req->websocket || !ws) {
@@ -637,16 +646,16 @@ s_switch_head(gw_up_t *up)
     }
     gw_buf_t out = {0};
     gw_buf_puts(&out, "HTTP/1.1 101 ");
-    if (up->head.reason_len)
-        gw_buf_append(&out, up->head.reason, up->head.reason_len);
+    if (up->head->reason_len)
+        gw_buf_append(&out, up->head->reason, up->head->reason_len);
     else
         gw_buf_puts(&out, gw_req_reason(101));
     gw_buf_puts(&out, "\r\n");
-    for (uint32_t i = 0; i < up->head.nfields; i++) {
-        const gw_rfield_t *f = &up->head.fields[i];
+    for (uint32_t i = 0; i < up->head->nfields; i++) {
+        const gw_rfield_t *f = &up->head->fields[i];
         unsigned flags = gw_http_flags(f->id);
         if (f->id != GW_H_UPGRADE
-            && ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(&up->head, f)
+            && ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(up->head, f)
                 || f->id == GW_H_CONTENT_LENGTH))
             continue;
         gw_buf_append(&out, f->name, f->name_len);
@@ -662,8 +671,8 @@ s_switch_head(gw_up_t *up)
     gw_req_responding(req, 101);
     gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
     gw_buf_free(&out);
-    up->head.nfields = 0; // the pointers are about to go stale
-    up->head.reason = NULL;
+    up->head->nfields = 0; // the pointers are about to go stale
+    up->head->reason = NULL;
     proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
     return 0;
 }
@@ -693,7 +702,7 @@ s_on_resp_headers(http_parser *p)
     gw_up_t *up = p->data;
     gw_req_t *req = up->req;
     up->head_done = true;
-    if (up->head.bad)
+    if (up->head->bad)
         return -1; // answered 502 by the caller
     int status = p->status_code;
     req->upstream_us = proto_mono_us();
@@ -710,7 +719,7 @@ s_on_resp_headers(http_parser *p)
         else
             req->must_close = true; // HTTP/1.0 client: the end is the close
     }
-    gw_resp_head_done(&up->head);
+    gw_resp_head_done(up->head);
     if (status == 101)
         return s_switch_head(up);
 
@@ -718,15 +727,15 @@ s_on_resp_headers(http_parser *p)
     gw_buf_puts(&out, "HTTP/1.1 "); // keep the backend's reason phrase
     gw_buf_put_u64(&out, (unsigned) status);
     gw_buf_puts(&out, " ");
-    if (up->head.reason_len)
-        gw_buf_append(&out, up->head.reason, up->head.reason_len);
+    if (up->head->reason_len)
+        gw_buf_append(&out, up->head->reason, up->head->reason_len);
     else
         gw_buf_puts(&out, gw_req_reason(status));
     gw_buf_puts(&out, "\r\n");
-    for (uint32_t i = 0; i < up->head.nfields; i++) {
-        const gw_rfield_t *f = &up->head.fields[i];
+    for (uint32_t i = 0; i < up->head->nfields; i++) {
+        const gw_rfield_t *f = &up->head->fields[i];
         unsigned flags = gw_http_flags(f->id);
-        if ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(&up->head, f))
+        if ((flags & GW_HF_RESP_DROP) || gw_resp_head_listed(up->head, f))
             continue;
         if (f->id == GW_H_CONTENT_LENGTH && !has_length && !no_body)
             continue;
@@ -748,8 +757,8 @@ s_on_resp_headers(http_parser *p)
     gw_req_responding(req, status);
     gw_req_send(req, gw_buf_head(&out), gw_buf_len(&out));
     gw_buf_free(&out);
-    up->head.nfields = 0; // the pointers are about to go stale
-    up->head.reason = NULL;
+    up->head->nfields = 0; // the pointers are about to go stale
+    up->head->reason = NULL;
     proto_strlcpy(req->backend, req->lease->cands[req->cand].id, sizeof req->backend);
     return req->head_request ? 1 : 0; // HEAD: no body follows
 }
@@ -794,7 +803,6 @@ static void
 s_resp_reset(gw_up_t *up)
 {
     up->head_done = up->msg_done = up->splicing = false;
-    gw_resp_head_reset(&up->head);
     http_parser_init(&up->parser, HTTP_RESPONSE);
     up->parser.data = up;
 }
@@ -908,6 +916,7 @@ s_parse_response(gw_up_t *up, bool eof)
             }
             return 0;
         }
+        gw_resp_head_reset(up->head); // the shared scratch: this head is parsed now, in one call
     }
     while (gw_buf_len(&up->in) > 0 || eof) {
         if (gw_req_out_full(req)) {

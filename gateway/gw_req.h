@@ -19,7 +19,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <http_parser.h>
+
 #include "gw_buf.h"
+#include "gw_chunk.h"
 #include "gw_dns.h"
 #include "gw_http.h"
 #include "gw_lease.h"
@@ -80,6 +83,8 @@ struct gw_req {
     bool keep_alive;                   // the client wants the connection kept
     bool chunked;                      // request body is chunked
     uint64_t content_length;           // request body length when not chunked
+    http_parser parser;                // the head, then the body's framing (gw_conn.c)
+    gw_chunk_t chunk;                  // strict chunked framing check (gw_conn.c)
     bool has_body;                     // a body follows the head
     bool expect_continue;              // Expect: 100-continue
     bool idempotent;                   // GET HEAD OPTIONS PUT DELETE TRACE

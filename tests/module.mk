@@ -2,7 +2,7 @@
 UNIT_TESTS += tests/protocol/test_proto tests/protocol/test_log tests/protocol/test_config \
         tests/protocol/test_disc tests/protocol/test_zwatch tests/protocol/test_url \
         tests/protocol/test_route_model tests/protocol/test_resolve
-UNIT_TESTS += tests/protocol/test_bus tests/protocol/test_util
+UNIT_TESTS += tests/protocol/test_bus tests/protocol/test_util tests/protocol/test_slab
 tests/protocol/test_resolve_SRCS := tests/lib/t_dns.c tests/lib/t_loop.c
 IT_TESTS += tests/gateway/it_gateway tests/router/it_router tests/balancer/it_balancer \
         tests/healthd/it_healthd tests/statsd/it_statsd tests/chatd/it_chatd tests/apid/it_apid \

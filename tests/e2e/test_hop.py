@@ -100,7 +100,7 @@ def test_forwarded_once_and_served_locally(make_stack):
     rid = new_rid()
     r = stack.get("/", host=HOP, headers={"x-region": "2", "X-Request-Id": rid}, timeout=5)
     assert (r.status_code, r.text) == (200, HELLO_B)
-    wait_until(lambda: access_lines(stack, "gateway2", rid), WAIT, what="gateway2's access line")
+    wait_until(lambda: access_lines(stack, "gateway", rid) and access_lines(stack, "gateway2", rid), WAIT, what="both access lines")
     (one,) = access_lines(stack, "gateway", rid)
     assert (one["status"], one["upstream"]) == (200, "hop:2"), one
     (two,) = access_lines(stack, "gateway2", rid)
@@ -118,7 +118,7 @@ def test_forwarded_once_and_served_locally(make_stack):
     rid = new_rid()
     r = stack.get("/", host=HOP, headers={"x-region": "2", "X-Request-Id": rid}, timeout=10)
     assert (r.status_code, r.text) == (503, VM_503)
-    wait_until(lambda: access_lines(stack, "gateway2", rid), WAIT, what="gateway2's access line")
+    wait_until(lambda: access_lines(stack, "gateway", rid) and access_lines(stack, "gateway2", rid), WAIT, what="both access lines")
     # one request at each gateway: gateway 2 did not send it back
     lines1 = access_lines(stack, "gateway", rid)
     lines2 = access_lines(stack, "gateway2", rid)
@@ -139,7 +139,7 @@ def test_trusted_marker_is_never_forwarded_again(make_stack):
     rid = new_rid()
     r = gw2.get("/", HOP, headers={"x-region": "1", "X-Request-Id": rid})
     assert (r.status_code, r.text) == (200, HELLO_A)
-    wait_until(lambda: access_lines(stack, "gateway", rid), WAIT, what="gateway's access line")
+    wait_until(lambda: access_lines(stack, "gateway", rid) and access_lines(stack, "gateway2", rid), WAIT, what="both access lines")
     assert [e["upstream"] for e in access_lines(stack, "gateway2", rid)] == ["hop:1"]
 
     # marked, from a trusted peer: gateway 2 serves it from its own region
@@ -180,7 +180,7 @@ def test_untrusted_marker_is_removed(make_stack):
     rid = new_rid()
     r = stack.get("/", host=HOP, headers={"x-region": "2", "X-Request-Id": rid, "X-Switchyard-Hop": "1"})
     assert (r.status_code, r.text) == (200, HELLO_B)
-    wait_until(lambda: access_lines(stack, "gateway2", rid), WAIT, what="gateway2's access line")
+    wait_until(lambda: access_lines(stack, "gateway", rid) and access_lines(stack, "gateway2", rid), WAIT, what="both access lines")
     assert [e["upstream"] for e in access_lines(stack, "gateway", rid)] == ["hop:2"]
     assert [e["upstream"] for e in access_lines(stack, "gateway2", rid)] == ["backend-b"]
 
