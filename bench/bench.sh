@@ -636,6 +636,7 @@ for t in nginx haproxy switchyard-lease; do
     coproc IDLE { /usr/bin/python3 "$ROOT/bench/idle_conns.py" 127.0.0.1 "$port" "$IDLE_CONNS" "$HOST_HEADER"; }
     read -r word held <&"${IDLE[0]}" || die "idle_conns.py did not start against $t"
     [[ $word == ready ]] || die "idle_conns.py against $t: $word $held"
+    for ((i = 0; i < 20; i++)); do sleep 0.1; done # settled: what the last batch used is given back
     # shellcheck disable=SC2086
     during=$(rss_kb $pids)
     echo >&"${IDLE[1]}"
@@ -794,8 +795,9 @@ of the backend), $ROUNDS interleaved rounds, medians:
 $BIG_TABLE
 
 Idle keep-alive connections: $IDLE_CONNS connections that each served one request, then held
-idle (\`bench/idle_conns.py\`); the proxy process's RSS (nginx: its worker) before, while held,
-and 2 s after they all closed:
+idle (\`bench/idle_conns.py\`); the proxy process's RSS (nginx: its worker) before, while held
+(2 s after the last one served its request, the same wait for every proxy), and 2 s after they
+all closed:
 
 $IDLE_TABLE"
 

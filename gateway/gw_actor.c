@@ -605,7 +605,8 @@ fail:
     return NULL;
 }
 
-#define S_TRIM_AFTER 1024 // closes before the allocator is trimmed (a second later)
+#define S_TRIM_AFTER    1024 // closes before the allocator is trimmed (a second later)
+#define S_TRIM_REQUESTS 4096 // requests served before a quiet moment is worth a trim
 
 static void
 s_on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -614,6 +615,7 @@ s_on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
     gw_actor_t *self = w->data;
     self->closed_since_trim = 0;
+    self->reqs_since_trim = 0;
     malloc_trim(0); // freed connection records and buffers back to the kernel
 }
 
@@ -621,6 +623,27 @@ void
 gw_actor_conn_closed(gw_actor_t *self)
 {
     if (++self->closed_since_trim >= S_TRIM_AFTER && !ev_is_active(&self->trim_timer)) {
+        ev_timer_set(&self->trim_timer, 1.0, 0.);
+        ev_timer_start(self->loop, &self->trim_timer);
+    }
+}
+
+void
+gw_actor_req_started(gw_actor_t *self)
+{
+    self->active_reqs++;
+}
+
+void
+gw_actor_req_ended(gw_actor_t *self)
+{
+    self->active_reqs--;
+    //  Many requests served and none in flight: what their records and
+    //  buffers used, free but resident, goes back a second later (at most
+    //  once a second, so a busy gateway that goes quiet now and then pays
+    //  for one trim a second at most).
+    if (++self->reqs_since_trim >= S_TRIM_REQUESTS && self->active_reqs == 0
+        && !ev_is_active(&self->trim_timer)) {
         ev_timer_set(&self->trim_timer, 1.0, 0.);
         ev_timer_start(self->loop, &self->trim_timer);
     }

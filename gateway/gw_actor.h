@@ -82,6 +82,8 @@ struct gw_actor {
     ev_idle drain_done;         // the last connection closed while draining
     ev_timer trim_timer;        // gives freed memory back after many connections closed
     uint64_t closed_since_trim; // connections closed since the last trim
+    uint64_t active_reqs;       // requests in the gateway now
+    uint64_t reqs_since_trim;   // requests ended since the last trim
     uint64_t rng[2];            // xorshift128+ state (request ids, random strategy)
     uint64_t start_us;          // monotonic start
     // counters, in pong (proto_bus_counter) and later in /metrics
@@ -106,6 +108,11 @@ void gw_actor_conn_gone(gw_actor_t *self);
 //  A client connection closed (gw_conn calls it): after many closes the
 //  allocator's free memory is given back to the system, off the hot path.
 void gw_actor_conn_closed(gw_actor_t *self);
+
+//  A request began or ended (gw_conn calls them): after many requests, the
+//  first moment with none in flight gives the memory they used back (a trim).
+void gw_actor_req_started(gw_actor_t *self);
+void gw_actor_req_ended(gw_actor_t *self);
 
 //  A 64-bit pseudo-random number (not for secrets).
 uint64_t gw_actor_random(gw_actor_t *self);

@@ -97,6 +97,7 @@ static gw_req_t *
 s_req_new(gw_conn_t *conn)
 {
     gw_req_t *req = proto_xcalloc(1, sizeof *req);
+    gw_actor_req_started(conn->gw);
     req->conn = conn;
     req->gw = conn->gw;
     req->client_ip = conn->client_ip;
@@ -369,6 +370,7 @@ s_req_free(gw_req_t **req_p)
     gw_buf_free(&req->head);
     gw_buf_free(&req->hold);
     gw_buf_free(&req->admin_body);
+    gw_actor_req_ended(req->gw);
     free(req);
     *req_p = NULL;
 }
