@@ -189,7 +189,7 @@ FUZZ_DIR := build/fuzz
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(WARN) \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iprotocol -Igateway -Iapid \
-        -Ihealthd
+        -Ihealthd -Ichatd
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz fuzz-build
@@ -219,7 +219,7 @@ fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 
 define FUZZ_RULES
 $(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_$(1)_SRCS) \
-        $$(wildcard gateway/*.h protocol/*.h apid/*.h healthd/*.h tests/fuzz/*.h)
+        $$(wildcard gateway/*.h protocol/*.h apid/*.h healthd/*.h chatd/*.h tests/fuzz/*.h)
 	@mkdir -p $$(@D)
 	@$(if $(V),,echo "  FUZZ CC $$@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_$(1)_LIBS)

@@ -1,4 +1,4 @@
 # chatd/ - the chatd actor.
 PROGRAMS += chatd
-chatd_SRCS := chatd/main.c chatd/chat_actor.c
-chatd_LIBS :=
+chatd_SRCS := chatd/main.c chatd/chat_actor.c chatd/chat_frame.c
+chatd_LIBS := -ljansson

@@ -4,6 +4,9 @@ UNIT_TESTS += tests/protocol/test_proto tests/protocol/test_log tests/protocol/t
         tests/protocol/test_route_model tests/protocol/test_resolve
 UNIT_TESTS += tests/protocol/test_bus tests/protocol/test_util tests/protocol/test_slab
 tests/protocol/test_resolve_SRCS := tests/lib/t_dns.c tests/lib/t_loop.c
+UNIT_TESTS += tests/chatd/test_frame
+tests/chatd/test_frame_SRCS := chatd/chat_frame.c
+tests/chatd/test_frame_LIBS := -ljansson
 IT_TESTS += tests/gateway/it_gateway tests/router/it_router tests/balancer/it_balancer \
         tests/healthd/it_healthd tests/statsd/it_statsd tests/chatd/it_chatd tests/apid/it_apid \
         tests/bus/it_discovery

@@ -28,3 +28,7 @@ FUZZ_probe_LIBS := -lev
 # fuzz_resp: gw_resp, the backend's response head collected from http-parser's pieces
 FUZZ_resp_SRCS := gateway/gw_resp.c gateway/gw_http.c
 FUZZ_resp_LIBS := -lhttp_parser
+# fuzz_chat_frame: chatd's client frame parser and server frame encoders (proto_log_json_string
+# escapes their strings; proto_log.c needs proto_util.c and -lm).
+FUZZ_chat_frame_SRCS := chatd/chat_frame.c protocol/proto_log.c protocol/proto_util.c
+FUZZ_chat_frame_LIBS := -ljansson -lm
