@@ -29,6 +29,7 @@
 
 #define S_PENDING_BUCKETS 4096
 #define S_MAX_TOPICS      16
+#define S_SUBWATCH_MAX    4
 #define S_MAXMSGSIZE      (16 * 1024 * 1024) // far above PROTO_MSG_MAX: libzmq drops the link
 
 static const char *s_kind_names[PROTO_KIND_COUNT] = {
@@ -99,6 +100,13 @@ _Static_assert(S_BUILTIN_COUNTERS + PROTO_BUS_COUNTERS <= PROTO_PONG_COUNTERS_MA
 _Static_assert((int) PROTO_PROC_STATS_COUNTERS_MAX == (int) PROTO_PONG_COUNTERS_MAX,
                "proc.stats carries the counters pong reports");
 
+//  A watch on the subscribers of one addressed event type (proto_bus_on_subscriber).
+typedef struct {
+    proto_type_t type; // the event
+    proto_sub_fn *fn;  // told of each instance that comes and goes
+    void *arg;         // its argument
+} s_subwatch_t;
+
 struct proto_bus {
     struct ev_loop *loop;                            // the actor's loop
     void *ctx;                                       // ZeroMQ context
@@ -136,6 +144,8 @@ struct proto_bus {
     uint64_t send_failed;                            // sends that could not be queued
     uint64_t late_replies;                           // replies with no pending request
     int taps;                                        // tap subscriptions
+    s_subwatch_t subwatch[S_SUBWATCH_MAX];           // subscribers to addressed events
+    size_t nsubwatch;                                // how many
     int monitors;                                    // socket.event subscriptions
     proto_monitor_t *mons[2 + 2 * PROTO_KIND_COUNT]; // socket event sources
     size_t nmons;                                    // how many
@@ -665,6 +675,30 @@ s_monitor(proto_bus_t *self, void *sock, const char *name)
         self->mons[self->nmons++] = m;
 }
 
+//  An addressed event's subscription ("<wire>@<instance>;") came or went:
+//  tell the watch of its type, with the instance.
+static void
+s_subscriber(proto_bus_t *self, const char *topic, size_t tlen, bool subscribed)
+{
+    for (size_t i = 0; i < self->nsubwatch; i++) {
+        const char *wire = proto_type_name(self->subwatch[i].type);
+        size_t wlen = strlen(wire);
+        if (tlen < wlen + 3 || memcmp(topic, wire, wlen) != 0 || topic[wlen] != '@'
+            || topic[tlen - 1] != ';')
+            continue;
+        char instance[PROTO_PONG_INSTANCE_MAX + 1];
+        size_t ilen = tlen - wlen - 2;
+        if (ilen > PROTO_PONG_INSTANCE_MAX)
+            return;
+        memcpy(instance, topic + wlen + 1, ilen);
+        instance[ilen] = '\0';
+        log_debug(subscribed ? "subscriber came" : "subscriber went", LOG_S("type", wire),
+                  LOG_S("instance", instance));
+        self->subwatch[i].fn(self, instance, subscribed, self->subwatch[i].arg);
+        return;
+    }
+}
+
 //  Subscription messages: count taps, answer a new proc.stats subscriber.
 static void
 s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
@@ -700,6 +734,7 @@ s_on_xpub(proto_zwatch_t *w, void *sock, int revents, void *arg)
             bool stats = tlen <= strlen("proc.stats") && memcmp(topic, "proc.stats", tlen) == 0;
             if (data[0] == 1 && stats && self->started)
                 s_publish_stats(self);
+            s_subscriber(self, topic, tlen, data[0] == 1);
         }
         s_close_parts(parts, n, 1);
     }
@@ -1087,6 +1122,46 @@ proto_bus_publish(proto_bus_t *self, proto_msg_t *msg)
     s_touch(self, self->xpub);
     s_sent(self, rc, msg);
     return rc;
+}
+
+size_t
+proto_bus_address(char *out, size_t cap, proto_type_t type, const char *instance)
+{
+    const char *wire = proto_type_name(type);
+    size_t wlen = wire ? strlen(wire) : 0;
+    size_t ilen = instance ? strlen(instance) : 0;
+    if (wlen == 0 || ilen == 0 || ilen > PROTO_PONG_INSTANCE_MAX || wlen + ilen + 3 > cap)
+        return 0;
+    memcpy(out, wire, wlen);
+    out[wlen] = '@';
+    memcpy(out + wlen + 1, instance, ilen);
+    out[wlen + 1 + ilen] = ';';
+    out[wlen + 2 + ilen] = '\0';
+    return wlen + 2 + ilen;
+}
+
+int
+proto_bus_publish_to(proto_bus_t *self, proto_msg_t *msg, const char *instance)
+{
+    char topic[PROTO_BUS_ADDRESS_MAX];
+    size_t tlen = proto_bus_address(topic, sizeof topic, msg->type, instance);
+    if (self->xpub == NULL || tlen == 0)
+        return -1;
+    if (s_encode(self, msg, true) != 0)
+        return -1;
+    int rc = s_send(self->xpub, topic, tlen, self->buf.data, self->buf.size);
+    s_touch(self, self->xpub);
+    s_sent(self, rc, msg);
+    return rc;
+}
+
+int
+proto_bus_on_subscriber(proto_bus_t *self, proto_type_t type, proto_sub_fn *fn, void *arg)
+{
+    if (fn == NULL || proto_type_name(type) == NULL || self->nsubwatch >= S_SUBWATCH_MAX)
+        return -1;
+    self->subwatch[self->nsubwatch++] = (s_subwatch_t){.type = type, .fn = fn, .arg = arg};
+    return 0;
 }
 
 size_t

@@ -168,6 +168,30 @@ int proto_bus_reply_error(proto_bus_t *self,
 //  Publish an event on our XPUB under its wire type name.
 int proto_bus_publish(proto_bus_t *self, proto_msg_t *msg);
 
+//  Addressed events: an event for ONE instance (a chat session's chatd, its
+//  gateway). It is published under the topic "<wire name>@<instance>;"
+//  (proto_bus_address) and a subscriber gets its own by subscribing to that
+//  topic on the publisher's kind (proto_bus_use): the publisher's XPUB filters,
+//  so nobody else receives it. Returns as proto_bus_publish; -1 also for an
+//  instance name that is empty or too long.
+#define PROTO_BUS_ADDRESS_MAX 128
+int proto_bus_publish_to(proto_bus_t *self, proto_msg_t *msg, const char *instance);
+
+//  The topic of type addressed to instance, NUL-terminated, into out (cap
+//  bytes). Returns its length, or 0 if it does not fit or a name is empty.
+size_t proto_bus_address(char *out, size_t cap, proto_type_t type, const char *instance);
+
+//  Who can be addressed: fn is called when an instance subscribes to its own
+//  address for events of type on our XPUB (subscribed true: from then on an
+//  event published to it reaches it), and when it unsubscribes or its
+//  connection ends (libzmq unsubscribes a peer that is gone: at once on ipc,
+//  after the heartbeat timeout on tcp). The XPUB is verbose: after a
+//  reconnect an instance may be told subscribed twice before the old
+//  connection's unsubscription; keep a count per instance. At most 4
+//  watches. Returns 0 or -1.
+typedef void(proto_sub_fn)(proto_bus_t *bus, const char *instance, bool subscribed, void *arg);
+int proto_bus_on_subscriber(proto_bus_t *self, proto_type_t type, proto_sub_fn *fn, void *arg);
+
 //  Live instances of a kind currently connected.
 size_t proto_bus_peers(proto_bus_t *self, int kind);
 

@@ -8,9 +8,11 @@
 # `make fuzz`.
 set -euo pipefail
 
-# libcurl: `switchyard routes`; libpq: the PostgreSQL config store
+# libcurl: `switchyard routes`; libpq: the PostgreSQL config store; wslay: the gateway's chat
+# WebSockets; hiredis: chatd's Redis; libjwt: chat tokens (CHAT_JWT_SECRET)
 build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-dev
-    libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev)
+    libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev
+    libwslay-dev libhiredis-dev libjwt-dev)
 # postgresql: the throwaway cluster of tests/lib/pgtmp.sh; psycopg2: tests/e2e talk to it
 # websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests

@@ -60,6 +60,9 @@ typedef struct {
     bool wrong_from;         // a handler saw a kind of socket it should not
     int replies;             // reply callback calls
     proto_type_t reply;      // type of the last reply (PROTO_NONE: the deadline)
+    int chat_ins;            // chat.in handler calls (addressed to us)
+    char subs[4][16];        // addressed subscribers seen, "+name" or "-name", in order
+    int nsubs;               // how many
 } fixture_t;
 
 // --------------------------------------------------------------------------
@@ -93,6 +96,25 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
     fixture_t *fx = arg;
     fx->replies++;
     fx->reply = in ? in->msg.type : PROTO_NONE;
+}
+
+static void
+s_on_chat_in(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    (void) in;
+    fixture_t *fx = arg;
+    fx->chat_ins++;
+}
+
+static void
+s_on_subscriber(proto_bus_t *bus, const char *instance, bool subscribed, void *arg)
+{
+    (void) bus;
+    fixture_t *fx = arg;
+    if (fx->nsubs < 4)
+        snprintf(fx->subs[fx->nsubs++], sizeof fx->subs[0], "%c%s", subscribed ? '+' : '-',
+                 instance);
 }
 
 // --------------------------------------------------------------------------
@@ -151,7 +173,10 @@ s_setup(void **state)
         return -1;
     proto_bus_on(fx->bus, PROTO_DECIDE, s_on_decide, fx);
     proto_bus_on(fx->bus, PROTO_CONFIG_CHANGED, s_on_changed, fx);
-    static const char *const topics[] = {"config.changed", "decide", NULL};
+    proto_bus_on(fx->bus, PROTO_CHAT_IN, s_on_chat_in, fx);
+    if (proto_bus_on_subscriber(fx->bus, PROTO_CHAT_OUT, s_on_subscriber, fx) != 0)
+        return -1;
+    static const char *const topics[] = {"config.changed", "decide", "chat.in@t1;", NULL};
     if (proto_bus_use(fx->bus, PROTO_KIND_HEALTHD, true, topics, err, sizeof err) != 0
         || proto_bus_start(fx->bus, err, sizeof err) != 0) {
         fprintf(stderr, "bus: %s\n", err);
@@ -553,6 +578,101 @@ test_parked_request_expires(void **state)
     assert_int_equal(proto_bus_request(fx->bus, PROTO_KIND_CHATD, &req, 100, s_on_reply, fx), -1);
 }
 
+//  Addressed events: published to one instance, only its subscriber gets it
+//  ("a;" is no prefix of "ab;"); the publisher hears who subscribes and who
+//  goes; an addressed event for another instance never reaches the handler.
+static void
+test_addressed_events(void **state)
+{
+    fixture_t *fx = *state;
+    char ep[160];
+    snprintf(ep, sizeof ep, "ipc://%s/router.%d.pub", fx->bus_dir, (int) getpid());
+    void *sub_a = s_socket(fx, ZMQ_SUB, ep, false);
+    void *sub_ab = s_socket(fx, ZMQ_SUB, ep, false);
+    char topic[PROTO_BUS_ADDRESS_MAX];
+    assert_int_equal(proto_bus_address(topic, sizeof topic, PROTO_CHAT_OUT, "a"), 11);
+    assert_string_equal(topic, "chat.out@a;");
+    assert_int_equal(zmq_setsockopt(sub_a, ZMQ_SUBSCRIBE, topic, strlen(topic)), 0);
+    assert_int_equal(proto_bus_address(topic, sizeof topic, PROTO_CHAT_OUT, "ab"), 12);
+    assert_int_equal(zmq_setsockopt(sub_ab, ZMQ_SUBSCRIBE, topic, strlen(topic)), 0);
+    assert_int_equal(proto_bus_address(topic, 11, PROTO_CHAT_OUT, "a"), 0); // no room
+    assert_int_equal(proto_bus_address(topic, sizeof topic, PROTO_CHAT_OUT, ""), 0);
+
+    //  Both subscriptions arrive (in some order).
+    uint64_t deadline = s_now_ms() + DEADLINE_MS;
+    while (fx->nsubs < 2) {
+        assert_true(s_now_ms() < deadline);
+        s_slice(fx);
+    }
+    bool a = strcmp(fx->subs[0], "+a") == 0 || strcmp(fx->subs[1], "+a") == 0;
+    bool ab = strcmp(fx->subs[0], "+ab") == 0 || strcmp(fx->subs[1], "+ab") == 0;
+    assert_true(a && ab);
+
+    proto_msg_t out;
+    proto_msg_init(&out, PROTO_CHAT_OUT);
+    out.chat_out.session = "g/1";
+    out.chat_out.text = (proto_bin_t){(const uint8_t *) "{\"type\":\"ack\"}", 14};
+    assert_int_equal(proto_bus_publish_to(fx->bus, &out, "a"), 0);
+    out.chat_out.session = "g/2";
+    assert_int_equal(proto_bus_publish_to(fx->bus, &out, "ab"), 0);
+    assert_int_equal(proto_bus_publish_to(fx->bus, &out, ""), -1);
+
+    proto_msg_t got;
+    uint8_t first[PROTO_BUS_IDENTITY];
+    size_t first_len = 0;
+    proto_msg_init(&got, PROTO_NONE);
+    deadline = s_now_ms() + DEADLINE_MS;
+    while (!s_try_recv(sub_a, &got, first, &first_len)) {
+        assert_true(s_now_ms() < deadline);
+        s_slice(fx);
+    }
+    assert_int_equal(first_len, 11);
+    assert_memory_equal(first, "chat.out@a;", 11);
+    assert_int_equal(got.type, PROTO_CHAT_OUT);
+    assert_string_equal(got.chat_out.session, "g/1");
+    proto_msg_init(&got, PROTO_NONE);
+    while (!s_try_recv(sub_ab, &got, first, &first_len)) {
+        assert_true(s_now_ms() < deadline);
+        s_slice(fx);
+    }
+    assert_string_equal(got.chat_out.session, "g/2");
+    proto_msg_init(&got, PROTO_NONE);
+    assert_false(s_try_recv(sub_a, &got, first, &first_len)); // g/2 was not for a
+    assert_false(s_try_recv(sub_ab, &got, first, &first_len));
+
+    //  a goes away: the bus hears its unsubscription.
+    zmq_close(sub_a);
+    deadline = s_now_ms() + DEADLINE_MS;
+    while (fx->nsubs < 3) {
+        assert_true(s_now_ms() < deadline);
+        s_slice(fx);
+    }
+    assert_string_equal(fx->subs[2], "-a");
+    zmq_close(sub_ab);
+
+    //  Events addressed to us reach the handler; to someone else, never.
+    proto_msg_t in;
+    proto_msg_init(&in, PROTO_CHAT_IN);
+    in.chat_in.session = "g/1";
+    in.chat_in.text = (proto_bin_t){(const uint8_t *) "{}", 2};
+    deadline = s_now_ms() + DEADLINE_MS;
+    while (fx->chat_ins == 0) { // until the SUB is connected (slow joiner)
+        assert_true(s_now_ms() < deadline);
+        s_send(fx->fake_pub, "chat.in@t2;", 11, &in); // not ours
+        s_send(fx->fake_pub, "chat.in@t1;", 11, &in);
+        s_slice(fx);
+    }
+    int seen = fx->chat_ins;
+    for (int i = 0; i < 20; i++)
+        s_send(fx->fake_pub, "chat.in@t2;", 11, &in);
+    s_send(fx->fake_pub, "chat.in@t1;", 11, &in);
+    while (fx->chat_ins == seen) {
+        assert_true(s_now_ms() < deadline);
+        s_slice(fx);
+    }
+    assert_int_equal(fx->chat_ins, seen + 1);
+}
+
 int
 main(void)
 {
@@ -564,6 +684,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_request_waits_for_a_peer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_parked_request_expires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_addressed_events, s_setup, s_teardown),
     };
     int rc = cmocka_run_group_tests_name("bus", tests, NULL, NULL);
     proto_log_shutdown();
