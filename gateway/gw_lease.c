@@ -87,6 +87,7 @@ gw_lease_unref(gw_lease_t **lease_p)
     free(l->route);
     free(l->vhost);
     free(l->region);
+    free(l->chat_path);
     free(l);
 }
 
@@ -160,6 +161,7 @@ gw_lease_from_msg(const proto_lease_t *m)
         l->headers[i].key = s_dup(m->headers[i].key);
         l->headers[i].value = s_dup(m->headers[i].value);
     }
+    l->chat_path = s_dup(m->chat_path);
     l->wildcard = strncmp(l->vhost, PROTO_LIT("*.")) == 0;
     l->made_ms = s_now_ms();
     return l;

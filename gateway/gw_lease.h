@@ -59,6 +59,7 @@ typedef struct {
     uint64_t max_body;         // body limit
     proto_kv_t *headers;       // custom headers
     uint32_t nheaders;         // how many
+    char *chat_path;           // route chatPath ("" if none)
     bool wildcard;             // vhost is "*.suffix": X-Tenant-Id applies
     uint64_t made_ms;          // when it arrived (monotonic ms)
 } gw_lease_t;

@@ -88,6 +88,7 @@ typedef struct {
 #define PROTO_UC_body(C, s)       PROTO_##C##_BODY##s
 #define PROTO_UC_by(C, s)         PROTO_##C##_BY##s
 #define PROTO_UC_candidates(C, s) PROTO_##C##_CANDIDATES##s
+#define PROTO_UC_chat_path(C, s)  PROTO_##C##_CHAT_PATH##s
 #define PROTO_UC_client(C, s)     PROTO_##C##_CLIENT##s
 #define PROTO_UC_code(C, s)       PROTO_##C##_CODE##s
 #define PROTO_UC_counters(C, s)   PROTO_##C##_COUNTERS##s

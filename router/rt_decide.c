@@ -71,6 +71,7 @@ s_on_lease(proto_bus_t *bus, proto_in_t *in, void *arg)
         lease->max_body = route->max_body;
         lease->headers = route->headers;
         lease->headers_count = route->headers_count;
+        lease->chat_path = route->chat_path;
         proto_bus_reply(bus, &ask->ret, &in->msg);
     }
     s_ask_free(self, ask);

@@ -195,6 +195,25 @@ s_free_fields(rt_route_t *self)
     self->doc = NULL;
 }
 
+//  chatPath: null, or an absolute path without a query (apid checks it the
+//  same way; a stored route is checked again at load).
+static int
+s_parse_chat_path(rt_route_t *self, rt_error_t *err)
+{
+    json_t *v = json_object_get(self->doc, "chatPath");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    const char *path = json_string_value(v);
+    size_t len = path ? strlen(path) : 0;
+    if (path == NULL || len == 0 || len > PROTO_LEASE_CHAT_PATH_MAX || path[0] != '/'
+        || strpbrk(path, "?# ") != NULL) {
+        s_fail(err, NULL, "chatPath", "chatPath must be null or a path like /chat (no query)");
+        return -1;
+    }
+    self->chat_path = path;
+    return 0;
+}
+
 static int
 s_parse_headers(rt_route_t *self, rt_error_t *err)
 {
@@ -361,7 +380,7 @@ s_parse(rt_route_t *self, const char *region, rt_error_t *err)
         != 0)
         return -1;
     self->max_body = v;
-    if (s_parse_headers(self, err) != 0)
+    if (s_parse_headers(self, err) != 0 || s_parse_chat_path(self, err) != 0)
         return -1;
     return s_parse_backends(self, region, err);
 }

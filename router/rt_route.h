@@ -58,6 +58,7 @@ typedef struct rt_route {
     uint64_t max_body;         // maxBodyBytes
     proto_kv_t *headers;       // custom headers (strings point into doc)
     uint32_t headers_count;    // how many
+    const char *chat_path;     // chatPath, or NULL (points into doc)
     rt_backend_t *backends;    // backends in document order
     uint32_t backends_count;   // how many
     proto_backend_t *pick;     // the backends as pick carries them (strings borrowed)

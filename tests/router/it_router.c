@@ -182,7 +182,8 @@ s_json(const proto_msg_t *reply)
 static const char *s_api_route = "{\"vHost\": \"api.example.com\", \"strategy\": \"ROUND_ROBIN\", "
                                  "\"retries\": 3, \"timeoutMs\": 1234, \"reqActiveLength\": 7, "
                                  "\"reqQueueLength\": 9, \"maxBodyBytes\": 4096, "
-                                 "\"headers\": {\"X-Env\": \"prod\"}, \"backends\": ["
+                                 "\"headers\": {\"X-Env\": \"prod\"}, \"chatPath\": \"/chat\", "
+                                 "\"backends\": ["
                                  "{\"id\": \"n1\", \"hostname\": \"10.0.0.1\", \"port\": 3000}, "
                                  "{\"hostname\": \"10.0.0.2\", \"port\": 3001, \"region\": \"2\", "
                                  "\"weight\": 4}]}";
@@ -514,6 +515,7 @@ test_decide(void **state)
     assert_int_equal(reply.lease.headers_count, 1);
     assert_string_equal(reply.lease.headers[0].key, "X-Env");
     assert_string_equal(reply.lease.headers[0].value, "prod");
+    assert_string_equal(reply.lease.chat_path, "/chat");
 
     // a wildcard host: the wildcard route, its defaults
     s_decide(&rt, &bal, true, "tenant.example.com", &pick, &reply);
@@ -525,6 +527,7 @@ test_decide(void **state)
     assert_int_equal(reply.lease.timeout_ms, 30000);
     assert_int_equal(reply.lease.max_body, 10485760);
     assert_int_equal(reply.lease.headers_count, 0);
+    assert_true(reply.lease.chat_path == NULL || *reply.lease.chat_path == '\0'); // none
 
     // a silent balancer: unavailable after the pick deadline (150 ms)
     t0 = it_now_ms();

@@ -186,6 +186,9 @@ test_refused(void **state)
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"headers\": {\"X-A\": \"a\\r\\nb\"}}",
               "headers.X-A");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"headers\": {\"X-A\": 1}}", "headers.X-A");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"chatPath\": \"chat\"}", "chatPath");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"chatPath\": \"/c?x=1\"}", "chatPath");
+    s_refused("{\"vHost\": \"a.com\", \"backends\": [], \"chatPath\": 7}", "chatPath");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [5]}", "backends[0]");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [{\"port\": 80}]}", "backends[0].hostname");
     s_refused("{\"vHost\": \"a.com\", \"backends\": [{\"hostname\": \"\", \"port\": 80}]}",
