@@ -128,6 +128,12 @@ s_valid_chars(const char *s, size_t len, size_t max, const char *extra)
     return true;
 }
 
+bool
+chat_frame_name_ok(const char *name)
+{
+    return name != NULL && s_valid_chars(name, strlen(name), CHAT_FRAME_NAME_MAX, "._@-");
+}
+
 //  Look up key as a string. Returns 1 with *value and *len set, 0 if it is
 //  absent and not required, -2 (err filled) if it is missing or not a string.
 static int

@@ -84,6 +84,9 @@ int chat_frame_parse(const char *data, size_t len, chat_frame_t *frame, chat_fra
 
 //  The wire name of a type ("message:send") or of a status ("away"); "" if unknown.
 const char *chat_frame_type_name(chat_frame_type_t type);
+
+//  True if name is a valid user id or room name (1..64 of A-Z a-z 0-9 . _ @ -).
+bool chat_frame_name_ok(const char *name);
 const char *chat_frame_status_name(chat_status_t status);
 
 //  {"type":"message:received","from":..,"to"|"room":..,"text":..,"id":..,"ts":..}

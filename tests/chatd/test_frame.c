@@ -582,10 +582,29 @@ test_error_round_trip(void **state)
     free(f);
 }
 
+static void
+test_name_ok(void **state)
+{
+    (void) state;
+    assert_true(chat_frame_name_ok("alice"));
+    assert_true(chat_frame_name_ok("a.b_c@d-e"));
+    assert_false(chat_frame_name_ok(""));
+    assert_false(chat_frame_name_ok(NULL));
+    assert_false(chat_frame_name_ok("a:b"));
+    assert_false(chat_frame_name_ok("a b"));
+    char max[66];
+    memset(max, 'x', 65);
+    max[65] = '\0';
+    assert_false(chat_frame_name_ok(max));
+    max[64] = '\0';
+    assert_true(chat_frame_name_ok(max));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_name_ok),
         cmocka_unit_test(test_accept_each_type), cmocka_unit_test(test_unknown_members_ignored),
         cmocka_unit_test(test_text_content),     cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_duplicate_keys),   cmocka_unit_test(test_bad_type),
