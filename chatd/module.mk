@@ -1,4 +1,4 @@
 # chatd/ - the chatd actor.
 PROGRAMS += chatd
-chatd_SRCS := chatd/main.c chatd/chat_actor.c chatd/chat_frame.c
-chatd_LIBS := -ljansson
+chatd_SRCS := chatd/main.c chatd/chat_actor.c chatd/chat_frame.c chatd/chat_redis.c
+chatd_LIBS := -ljansson -lhiredis
