@@ -7,12 +7,16 @@ tests/protocol/test_resolve_SRCS := tests/lib/t_dns.c tests/lib/t_loop.c
 UNIT_TESTS += tests/chatd/test_frame
 tests/chatd/test_frame_SRCS := chatd/chat_frame.c
 tests/chatd/test_frame_LIBS := -ljansson
+UNIT_TESTS += tests/chatd/test_keys
+tests/chatd/test_keys_SRCS := chatd/chat_keys.c
 UNIT_TESTS += tests/chatd/test_redis
-tests/chatd/test_redis_SRCS := chatd/chat_redis.c tests/lib/t_loop.c
+tests/chatd/test_redis_SRCS := chatd/chat_redis.c tests/lib/t_loop.c tests/lib/t_redis.c
 tests/chatd/test_redis_LIBS := -lhiredis
 IT_TESTS += tests/gateway/it_gateway tests/router/it_router tests/balancer/it_balancer \
         tests/healthd/it_healthd tests/statsd/it_statsd tests/chatd/it_chatd tests/apid/it_apid \
         tests/bus/it_discovery
 TEST_LIB_SRCS := tests/lib/it.c tests/lib/it_actor.c
+tests/chatd/it_chatd_SRCS := tests/lib/t_redis.c
+tests/chatd/it_chatd_LIBS := -lhiredis
 # tests that are scripts (run as they are, beside the unit tests)
 SCRIPT_TESTS += tests/build/test_make_parse.sh

@@ -40,6 +40,7 @@
 #include "proto_log.h"
 #include "proto_util.h"
 #include "t_loop.h"
+#include "t_redis.h"
 
 #define DEADLINE_S 3.0  // no wait in this file may take longer
 #define SCALE      0.05 // backoff_scale: the schedule in 1/20 s
@@ -77,85 +78,6 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  redis-server
-
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *) &sin, sizeof sin), 0);
-    socklen_t len = sizeof sin;
-    assert_int_equal(getsockname(fd, (struct sockaddr *) &sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-//  True once the server at port answers PING (any answer, NOAUTH included).
-static bool
-s_answers(int port)
-{
-    struct timeval tv = {0, 200000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool ok = false;
-    if (c && !c->err) {
-        redisReply *reply = redisCommand(c, "PING");
-        ok = reply != NULL;
-        freeReplyObject(reply);
-    }
-    redisFree(c);
-    return ok;
-}
-
-static pid_t
-s_server_start(int port, const char *password)
-{
-    char port_text[16];
-    snprintf(port_text, sizeof port_text, "%d", port);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the test
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        const char *argv[] = {"redis-server",
-                              "--port",
-                              port_text,
-                              "--save",
-                              "",
-                              "--appendonly",
-                              "no",
-                              "--bind",
-                              "127.0.0.1",
-                              "--dir",
-                              "/tmp",
-                              "--enable-debug-command",
-                              "local",
-                              password ? "--requirepass" : NULL,
-                              password,
-                              NULL};
-        execvp("redis-server", (char *const *) argv);
-        _exit(127);
-    }
-    double until = ev_time() + DEADLINE_S;
-    while (!s_answers(port)) {
-        assert_true(ev_time() < until);
-        assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); // still running
-        poll(NULL, 0, 10);                                // the next try, bounded above
-    }
-    return pid;
-}
-
-static void
-s_server_stop(pid_t *pid_p, int sig)
-{
-    if (*pid_p > 0) {
-        kill(*pid_p, sig);
-        waitpid(*pid_p, NULL, 0);
-        *pid_p = 0;
-    }
-}
 
 //  --------------------------------------------------------------------------
 //  Callbacks and waits
@@ -340,8 +262,8 @@ s_setup(void **state)
     fx_t *fx = proto_xcalloc(1, sizeof *fx);
     fx->loop = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(fx->loop);
-    fx->port = s_free_port();
-    fx->pid = s_server_start(fx->port, NULL);
+    fx->port = t_redis_free_port();
+    fx->pid = t_redis_start(fx->port, NULL);
     *state = fx;
     return 0;
 }
@@ -351,7 +273,7 @@ s_teardown(void **state)
 {
     fx_t *fx = *state;
     chat_redis_destroy(&fx->redis);
-    s_server_stop(&fx->pid, SIGTERM);
+    t_redis_stop(&fx->pid, SIGTERM);
     ev_loop_destroy(fx->loop);
     free(fx);
     return 0;
@@ -619,8 +541,8 @@ static void
 test_auth(void **state)
 {
     fx_t *fx = *state;
-    int port = s_free_port();
-    pid_t pid = s_server_start(port, PASSWORD);
+    int port = t_redis_free_port();
+    pid_t pid = t_redis_start(port, PASSWORD);
     char url[128];
     snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d/3", PASSWORD, port);
     fx->redis = s_client(fx, url, 1.0);
@@ -632,7 +554,7 @@ test_auth(void **state)
     s_run(fx, &call, 3, (const char *[]){"PUBLISH", "chat:dave", "x"});
     assert_int_equal(call.number, 1); // the subscription authenticated too
     chat_redis_destroy(&fx->redis);
-    s_server_stop(&pid, SIGTERM);
+    t_redis_stop(&pid, SIGTERM);
 }
 
 static bool
@@ -667,14 +589,14 @@ static void
 test_auth_wrong(void **state)
 {
     fx_t *fx = *state;
-    int port = s_free_port();
-    pid_t pid = s_server_start(port, PASSWORD);
+    int port = t_redis_free_port();
+    pid_t pid = t_redis_start(port, PASSWORD);
     char url[128];
     snprintf(url, sizeof url, "redis://:wrong-one@127.0.0.1:%d", port);
     s_auth_refused(fx, url, "WRONGPASS");
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     s_auth_refused(fx, url, "NOAUTH");
-    s_server_stop(&pid, SIGTERM);
+    t_redis_stop(&pid, SIGTERM);
 }
 
 //  --------------------------------------------------------------------------
@@ -701,7 +623,7 @@ test_reconnect(void **state)
     s_cmd(fx, &blocked, 3, (const char *[]){"BLPOP", "chat:nothing", "0"}, NULL);
     t_loop_pass(fx->loop, 0.05); // it is sent, and waits in the server
     double killed = ev_time();
-    s_server_stop(&fx->pid, SIGKILL);
+    t_redis_stop(&fx->pid, SIGKILL);
     // the loss is seen, the pending command fails at once
     assert_true(t_loop_until(fx->loop, s_is_down, fx, DEADLINE_S));
     s_wait_call(fx, &blocked);
@@ -719,7 +641,7 @@ test_reconnect(void **state)
     assert_true(refused.at - asked < 0.05);
     // attempts at 50, 100, 200, 400 ms intervals, then the server is back
     assert_true(t_loop_until(fx->loop, s_enough_tries, fx, DEADLINE_S));
-    fx->pid = s_server_start(fx->port, NULL);
+    fx->pid = t_redis_start(fx->port, NULL);
     double restarted = ev_time();
     s_wait_up(fx);
     assert_int_equal(fx->ups, 2);
