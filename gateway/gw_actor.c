@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "gw_actor.h"
+#include "gw_chat.h"
 #include "gw_conn.h"
 #include "gw_proxy.h"
 #include "proto_log.h"
@@ -495,6 +496,7 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
     }
     self->draining = true;
     s_close_listeners(self);
+    gw_chat_drain(self->chat); // WebSockets close with 1001; each connection goes after it
     gw_conn_drain(self);
     if (self->nconns == 0 || self->cfg->drain_timeout_ms == 0) {
         s_finish_drain(self);
@@ -528,11 +530,14 @@ gw_actor_new(const gw_config_t *cfg)
     self->bus = proto_actor_bus(self->actor);
     static const char *const router_topics[] = {"config.changed", NULL};
     static const char *const healthd_topics[] = {"backend.state", NULL};
+    proto_bus_address(self->chat_topic, sizeof self->chat_topic, PROTO_CHAT_OUT,
+                      cfg->common.instance_id);
+    const char *const chatd_topics[] = {self->chat_topic, NULL};
     if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, router_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0
         || proto_actor_use(self->actor, PROTO_KIND_APID, true, NULL) != 0
         || proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0
-        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, chatd_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_HEALTHD, false, healthd_topics) != 0)
         goto fail;
     proto_bus_on(self->bus, PROTO_CONFIG_CHANGED, s_on_config_changed, self);
@@ -558,6 +563,20 @@ gw_actor_new(const gw_config_t *cfg)
     self->pool = gw_pool_new(self);
     self->conn_slab = proto_slab_new(gw_conn_size());
     self->pipes = gw_pipes_new();
+    self->chat = gw_chat_new(self);
+    if (self->chat == NULL) {
+        log_error("cannot create the chat sessions table");
+        goto fail;
+    }
+    const gw_chat_stats_t *cs = gw_chat_stats(self->chat);
+    (void) proto_bus_counter(self->bus, "chat.sessions", &cs->open);
+    (void) proto_bus_counter(self->bus, "chat.sessions.total", &cs->total);
+    (void) proto_bus_counter(self->bus, "chat.refused", &cs->refused);
+    (void) proto_bus_counter(self->bus, "chat.frames.in", &cs->frames_in);
+    (void) proto_bus_counter(self->bus, "chat.frames.out", &cs->frames_out);
+    (void) proto_bus_counter(self->bus, "chat.moved", &cs->moved);
+    (void) proto_bus_counter(self->bus, "chat.unavailable", &cs->unavailable);
+    (void) proto_bus_counter(self->bus, "chat.chatd", &cs->chatd);
     const gw_splice_stats_t *ss = gw_pipes_stats(self->pipes);
     (void) proto_bus_counter(self->bus, "splice.transfers", &ss->transfers);
     (void) proto_bus_counter(self->bus, "splice.bytes", &ss->bytes);
@@ -670,6 +689,7 @@ gw_actor_destroy(gw_actor_t **self_p)
     }
     gw_pool_destroy(&self->pool);
     gw_pipes_destroy(&self->pipes);
+    gw_chat_destroy(&self->chat);         // after gw_conn_close_all: its sessions are released
     proto_slab_destroy(&self->conn_slab); // after gw_conn_close_all: none is left
     gw_queues_destroy(&self->queues);     // after the connections: nobody waits any more
     gw_dns_destroy(&self->dns);

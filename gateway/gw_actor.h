@@ -56,36 +56,39 @@ int gw_config_load(gw_config_t *cfg, int argc, char **argv);
 void gw_config_free(gw_config_t *cfg);
 
 typedef struct gw_pool gw_pool_t;
+typedef struct gw_chat gw_chat_t;
 
 //  The context every gateway module reaches through conn->gw.
 struct gw_actor {
-    const gw_config_t *cfg;     // settings (borrowed)
-    proto_actor_t *actor;       // loop, bus, signals
-    struct ev_loop *loop;       // the loop
-    proto_bus_t *bus;           // the bus
-    int http_fd;                // public listener
-    int admin_fd;               // admin listener
-    ev_io http_io;              // accept on the public listener
-    ev_io admin_io;             // accept on the admin listener
-    gw_cidr_list_t trusted;     // GATEWAY_TRUSTED_PROXIES
-    gw_leases_t *leases;        // routing decisions
-    gw_report_t *report;        // request.done batches
-    gw_pool_t *pool;            // idle upstream connections
-    gw_pipes_t *pipes;          // pipes for spliced response bodies
-    gw_queues_t *queues;        // per-route backpressure
-    gw_dns_t *dns;              // backend names (c-ares)
-    gw_conn_t *conns;           // every client connection
-    proto_slab_t *conn_slab;    // ... their records, packed (idle ones cost ~0.5 KB)
-    uint64_t nconns;            // how many
-    bool draining;              // SIGTERM received
-    ev_timer drain_timer;       // drain deadline
-    ev_idle drain_done;         // the last connection closed while draining
-    ev_timer trim_timer;        // gives freed memory back after many connections closed
-    uint64_t closed_since_trim; // connections closed since the last trim
-    uint64_t active_reqs;       // requests in the gateway now
-    uint64_t reqs_since_trim;   // requests ended since the last trim
-    uint64_t rng[2];            // xorshift128+ state (request ids, random strategy)
-    uint64_t start_us;          // monotonic start
+    const gw_config_t *cfg;                 // settings (borrowed)
+    proto_actor_t *actor;                   // loop, bus, signals
+    struct ev_loop *loop;                   // the loop
+    proto_bus_t *bus;                       // the bus
+    int http_fd;                            // public listener
+    int admin_fd;                           // admin listener
+    ev_io http_io;                          // accept on the public listener
+    ev_io admin_io;                         // accept on the admin listener
+    gw_cidr_list_t trusted;                 // GATEWAY_TRUSTED_PROXIES
+    gw_leases_t *leases;                    // routing decisions
+    gw_report_t *report;                    // request.done batches
+    gw_pool_t *pool;                        // idle upstream connections
+    gw_pipes_t *pipes;                      // pipes for spliced response bodies
+    gw_chat_t *chat;                        // chat sessions (gw_chat)
+    char chat_topic[PROTO_BUS_ADDRESS_MAX]; // chat.out@<our instance>; (what chatd sends us)
+    gw_queues_t *queues;                    // per-route backpressure
+    gw_dns_t *dns;                          // backend names (c-ares)
+    gw_conn_t *conns;                       // every client connection
+    proto_slab_t *conn_slab;                // ... their records, packed (idle ones cost ~0.5 KB)
+    uint64_t nconns;                        // how many
+    bool draining;                          // SIGTERM received
+    ev_timer drain_timer;                   // drain deadline
+    ev_idle drain_done;                     // the last connection closed while draining
+    ev_timer trim_timer;                    // gives freed memory back after many connections closed
+    uint64_t closed_since_trim;             // connections closed since the last trim
+    uint64_t active_reqs;                   // requests in the gateway now
+    uint64_t reqs_since_trim;               // requests ended since the last trim
+    uint64_t rng[2];                        // xorshift128+ state (request ids, random strategy)
+    uint64_t start_us;                      // monotonic start
     // counters, in pong (proto_bus_counter) and later in /metrics
     uint64_t requests;          // public requests answered (or abandoned)
     uint64_t admin_requests;    // admin listener requests answered

@@ -38,6 +38,7 @@
 #include "gw_actor.h"
 #include "gw_admin.h"
 #include "gw_chunk.h"
+#include "gw_chat.h"
 #include "gw_conn.h"
 #include "gw_head.h"
 #include "gw_prescan.h"
@@ -55,6 +56,7 @@ struct gw_conn {
     gw_actor_t *gw;                   // the actor
     gw_req_t *req;                    // the request being served, or NULL
     gw_tunnel_t *tunnel;              // after a 101: the socket is relayed (gw_tunnel)
+    gw_chat_session_t *chat;          // after a chat 101: the socket is the session's (gw_chat)
     gw_conn_t *prev;                  // all connections
     gw_conn_t *next;                  // ...
     uint64_t served;                  // requests served on this connection
@@ -431,6 +433,11 @@ s_close(gw_conn_t *conn)
         req->bytes_out += gw_tunnel_bytes(conn->tunnel, GW_TUNNEL_CLIENT);
         gw_tunnel_destroy(&conn->tunnel); // the request is reported below, as 101
     }
+    if (conn->chat) {
+        req->bytes_out += gw_chat_release(conn->chat); // closes the socket
+        conn->chat = NULL;
+        conn->fd = -1;
+    }
     if (req) {
         gw_leases_cancel(gw->leases, &req->waiter);
         gw_admin_cancel(req);
@@ -446,7 +453,8 @@ s_close(gw_conn_t *conn)
     ev_io_stop(gw->loop, &conn->wio);
     ev_timer_stop(gw->loop, &conn->timer);
     ev_timer_stop(gw->loop, &conn->reap);
-    close(conn->fd);
+    if (conn->fd >= 0)
+        close(conn->fd);
     gw_buf_free(&conn->in);
     gw_buf_free(&conn->out);
     if (conn->prev)
@@ -482,6 +490,44 @@ s_on_tunnel_done(gw_tunnel_t *tunnel, const char *reason, void *arg)
 //  WebSocket may be silent far longer than an HTTP keep-alive). What the
 //  client sent after its head, and what is still queued for it (the 101
 //  head), go first.
+int
+gw_req_chat(gw_req_t *req,
+            const void *head,
+            size_t len,
+            gw_chat_session_t *session,
+            const void **pending,
+            size_t *pending_len)
+{
+    gw_conn_t *conn = req->conn;
+    gw_actor_t *gw = conn->gw;
+    conn->corked = false;
+    if (conn->broken)
+        return -1; // the client is gone: the connection closes from the loop
+    //  The 101 goes out now and whole: nothing else is queued before it on a
+    //  connection whose request is being answered, and a fresh socket takes
+    //  a few hundred bytes; anything else is a client that stopped reading.
+    ssize_t n = gw_buf_len(&conn->out) == 0 ? write(conn->fd, head, len) : -1;
+    if (n != (ssize_t) len) {
+        s_break(conn);
+        return -1;
+    }
+    req->status = 101;
+    req->phase = GW_PHASE_TUNNEL;
+    s_stop_reading(conn);
+    ev_io_stop(gw->loop, &conn->wio);
+    ev_timer_stop(gw->loop, &conn->timer);
+    conn->chat = session;
+    *pending = gw_buf_len(&conn->in) ? gw_buf_head(&conn->in) : NULL;
+    *pending_len = gw_buf_len(&conn->in);
+    return conn->fd;
+}
+
+void
+gw_req_chat_done(gw_req_t *req)
+{
+    s_close(req->conn);
+}
+
 void
 gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len)
 {
@@ -623,6 +669,10 @@ s_on_decision(gw_req_t *req, gw_lease_t *lease, bool stale)
     }
     if (lease->status == GW_LEASE_NO_ROUTE) {
         gw_req_respond_text(req, 404, "Service Not Found");
+        return;
+    }
+    if (gw_chat_wants(req)) { // a chat session needs no backend
+        gw_chat_start(req->gw->chat, req);
         return;
     }
     if (lease->status == GW_LEASE_NO_BACKEND || lease->ncands == 0) {

@@ -186,6 +186,24 @@ void gw_req_abort(gw_req_t *req);
 //  after its head (copied). The request is reported when the tunnel closes.
 void gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len);
 
+//  A chat session takes the connection (gw_chat): head (the 101) is written
+//  at once, the connection's own watchers stop and the session holds it
+//  from now on. Returns the socket (the session's to close: gw_ws), with
+//  the bytes the client sent after its head in *pending (valid until the
+//  connection closes), or -1 when the 101 could not be written (the
+//  connection then closes from the loop; the session must not be kept).
+typedef struct gw_chat_session gw_chat_session_t;
+int gw_req_chat(gw_req_t *req,
+                const void *head,
+                size_t len,
+                gw_chat_session_t *session,
+                const void **pending,
+                size_t *pending_len);
+
+//  The chat session is over: the connection closes, the request is
+//  reported (as 101), gw_chat_release is called.
+void gw_req_chat_done(gw_req_t *req);
+
 //  Move request body bytes from the client to the upstream while it has
 //  room (called when the upstream connects or drains).
 void gw_req_pump_body(gw_req_t *req);

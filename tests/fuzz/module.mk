@@ -32,3 +32,6 @@ FUZZ_resp_LIBS := -lhttp_parser
 # escapes their strings; proto_log.c needs proto_util.c and -lm).
 FUZZ_chat_frame_SRCS := chatd/chat_frame.c protocol/proto_log.c protocol/proto_util.c
 FUZZ_chat_frame_LIBS := -ljansson -lm
+# fuzz_ws: gw_ws, the gateway's chat WebSocket (wslay), on a socketpair and a real libev loop
+FUZZ_ws_SRCS := gateway/gw_ws.c protocol/proto_util.c
+FUZZ_ws_LIBS := -lwslay -lev -lcrypto

@@ -1,0 +1,32 @@
+/*  gw_jwt - the identity of a chat client from its token (SPEC §9).
+
+    With CHAT_JWT_SECRET set, a chat session needs an HS256 JWT signed with
+    it (libjwt checks the signature); libjwt 1.10 does not check claims, so
+    this does: the header's alg must be HS256 (not none, not another HMAC),
+    `exp` must be present and in the future, and `sub` must be a valid user
+    id, which becomes the session's user. Tokens longer than GW_JWT_MAX are
+    refused before any parsing.
+*/
+#ifndef GW_JWT_H
+#define GW_JWT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define GW_JWT_MAX  4096 // bytes of a token
+#define GW_USER_MAX 64   // bytes of a user id (1..64 of A-Z a-z 0-9 . _ @ -)
+
+//  True if s (len bytes) is a valid user id or room name.
+int gw_jwt_name_ok(const char *s, size_t len);
+
+//  Check token (len bytes) against secret at time now. Returns 0 with the
+//  user id in user (GW_USER_MAX + 1 bytes), or -1 with why (a static text
+//  for the log: "bad signature", "expired", ...).
+int gw_jwt_user(const char *token,
+                size_t len,
+                const char *secret,
+                time_t now,
+                char user[GW_USER_MAX + 1],
+                const char **why);
+
+#endif
