@@ -605,13 +605,20 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_ok),
-        cmocka_unit_test(test_accept_each_type), cmocka_unit_test(test_unknown_members_ignored),
-        cmocka_unit_test(test_text_content),     cmocka_unit_test(test_bad_json),
-        cmocka_unit_test(test_duplicate_keys),   cmocka_unit_test(test_bad_type),
-        cmocka_unit_test(test_bad_frame),        cmocka_unit_test(test_check_order),
-        cmocka_unit_test(test_error_keeps_id),   cmocka_unit_test(test_name_bounds),
-        cmocka_unit_test(test_text_bounds),      cmocka_unit_test(test_frame_size),
-        cmocka_unit_test(test_encode_received),  cmocka_unit_test(test_encode_others),
+        cmocka_unit_test(test_accept_each_type),
+        cmocka_unit_test(test_unknown_members_ignored),
+        cmocka_unit_test(test_text_content),
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_bad_frame),
+        cmocka_unit_test(test_check_order),
+        cmocka_unit_test(test_error_keeps_id),
+        cmocka_unit_test(test_name_bounds),
+        cmocka_unit_test(test_text_bounds),
+        cmocka_unit_test(test_frame_size),
+        cmocka_unit_test(test_encode_received),
+        cmocka_unit_test(test_encode_others),
         cmocka_unit_test(test_error_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
