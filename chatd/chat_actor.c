@@ -139,11 +139,13 @@ chat_actor_new(const chat_config_t *cfg)
     (void) proto_bus_counter(bus, "chat.errors", &hs->errors);
     (void) proto_bus_counter(bus, "chat.replayed", &hs->replayed);
     (void) proto_bus_counter(bus, "chat.dropped", &hs->dropped);
-    (void) proto_bus_counter(bus, "redis.up", &self->redis_up);
-    (void) proto_bus_counter(bus, "redis.commands", &self->redis_stats.commands);
-    (void) proto_bus_counter(bus, "redis.errors", &self->redis_stats.errors);
-    (void) proto_bus_counter(bus, "redis.timeouts", &self->redis_stats.timeouts);
-    (void) proto_bus_counter(bus, "redis.reconnects", &self->redis_stats.reconnects);
+    if (self->redis) { // apid's /api/health counts instances reporting redis.up
+        (void) proto_bus_counter(bus, "redis.up", &self->redis_up);
+        (void) proto_bus_counter(bus, "redis.commands", &self->redis_stats.commands);
+        (void) proto_bus_counter(bus, "redis.errors", &self->redis_stats.errors);
+        (void) proto_bus_counter(bus, "redis.timeouts", &self->redis_stats.timeouts);
+        (void) proto_bus_counter(bus, "redis.reconnects", &self->redis_stats.reconnects);
+    }
     ev_timer_init(&self->stats_timer, s_on_stats_timer, 1.0, 1.0);
     self->stats_timer.data = self;
     ev_timer_start(loop, &self->stats_timer);

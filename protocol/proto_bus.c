@@ -1209,10 +1209,12 @@ proto_bus_counter(proto_bus_t *self, const char *name, const uint64_t *value)
     for (size_t i = 0; i < self->ncounters && !taken; i++)
         taken = strcmp(self->counters[i].name, name) == 0;
     if (taken) {
+        log_warn("counter already reported: not added", LOG_S("counter", name));
         errno = EEXIST;
         return -1;
     }
     if (self->ncounters >= PROTO_BUS_COUNTERS) {
+        log_warn("no room for another counter in pong: not added", LOG_S("counter", name));
         errno = ENOSPC;
         return -1;
     }

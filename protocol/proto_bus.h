@@ -52,7 +52,7 @@ int proto_kind_by_name(const char *name);
 #define PROTO_BUS_PENDING    65536  // requests awaiting replies
 #define PROTO_BUS_HEARTBEAT  1000   // ZMTP heartbeat interval, ms
 #define PROTO_BUS_HB_TIMEOUT 3000   // ZMTP heartbeat timeout, ms
-#define PROTO_BUS_COUNTERS   32     // counters an actor may add to pong (proto_bus_counter)
+#define PROTO_BUS_COUNTERS   96     // counters an actor may add to pong (proto_bus_counter)
 
 typedef struct proto_bus proto_bus_t;
 
