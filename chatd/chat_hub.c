@@ -25,12 +25,13 @@
 #include "proto_log.h"
 #include "proto_util.h"
 
-#define S_BUCKETS    4096 // sessions and channels hash buckets
-#define S_NAME_MAX   CHAT_FRAME_NAME_MAX
-#define S_ENTRY_MAX  48 // a stream entry id ("1700000000000-0")
-#define S_ID_MAX     PROTO_CHAT_OPEN_SESSION_MAX
-#define S_OUT_MAX    (6 * CHAT_FRAME_TEXT_MAX + 4096) // a server frame, text escaped at worst
-#define S_PRESENCE_S 120 // presence key TTL (refreshed by the session's traffic)
+#define S_BUCKETS     4096 // sessions and channels hash buckets
+#define S_NAME_MAX    CHAT_FRAME_NAME_MAX
+#define S_ENTRY_MAX   48 // a stream entry id ("1700000000000-0")
+#define S_ID_MAX      PROTO_CHAT_OPEN_SESSION_MAX
+#define S_OUT_MAX     (6 * CHAT_FRAME_TEXT_MAX + 4096) // a server frame, text escaped at worst
+#define S_PAYLOAD_MAX (S_OUT_MAX + 256)                // "<entry>\n<origin>\n" and a frame
+#define S_PRESENCE_S  120 // presence key TTL (refreshed by the session's traffic)
 
 typedef struct s_chan s_chan_t;
 typedef struct s_session s_session_t;
@@ -68,6 +69,7 @@ struct chat_hub {
     proto_list_t all;                 // every session
     chat_frame_t *frame;              // one parsed client frame (65 KiB: not on the stack)
     char *out;                        // one server frame being built
+    char *payload;                    // one channel payload being built (S_PAYLOAD_MAX)
     uint64_t serial;                  // message ids we make
     chat_hub_stats_t stats;           // counters
 };
@@ -379,11 +381,10 @@ static void
 s_publish(
     chat_hub_t *self, const s_session_t *from, const char *channel, const char *frame, size_t len)
 {
-    char payload[S_OUT_MAX + 256];
-    size_t n = s_payload(payload, sizeof payload, "-", from->id, frame, len);
+    size_t n = s_payload(self->payload, S_PAYLOAD_MAX, "-", from->id, frame, len);
     if (n == 0)
         return;
-    const char *argv[] = {"PUBLISH", channel, payload};
+    const char *argv[] = {"PUBLISH", channel, self->payload};
     size_t lens[] = {7, strlen(channel), n};
     s_command(self, s_on_done, NULL, 3, argv, lens);
 }
@@ -450,9 +451,8 @@ s_message(chat_hub_t *self, s_session_t *s, const chat_frame_t *f)
     char channel[CHAT_KEY_MAX];
     if (room) {
         s_key(s, CHAT_KEY_ROOM, room, channel);
-        char payload[S_OUT_MAX + 256];
-        size_t pn = s_payload(payload, sizeof payload, "-", s->id, self->out, n);
-        const char *argv[] = {"PUBLISH", channel, payload};
+        size_t pn = s_payload(self->payload, S_PAYLOAD_MAX, "-", s->id, self->out, n);
+        const char *argv[] = {"PUBLISH", channel, self->payload};
         size_t lens[] = {7, strlen(channel), pn};
         s_command(self, s_on_stored, s_ctx(self, s, f->id), 3, argv, lens);
         return;
@@ -748,6 +748,7 @@ chat_hub_new(proto_bus_t *bus, const char *instance, chat_redis_t *redis)
     proto_strlcpy(self->instance, instance, sizeof self->instance);
     self->frame = proto_xmalloc(sizeof *self->frame);
     self->out = proto_xmalloc(S_OUT_MAX);
+    self->payload = proto_xmalloc(S_PAYLOAD_MAX);
     proto_bus_on(bus, PROTO_CHAT_OPEN, s_on_open, self);
     proto_bus_on(bus, PROTO_CHAT_IN, s_on_in, self);
     proto_bus_on(bus, PROTO_CHAT_CLOSE, s_on_close, self);
@@ -768,6 +769,7 @@ chat_hub_destroy(chat_hub_t **self_p)
         s_end(self, PROTO_LIST_ENTRY(self->all.head, s_session_t, all));
     free(self->frame);
     free(self->out);
+    free(self->payload);
     free(self);
     *self_p = NULL;
 }
