@@ -131,7 +131,7 @@ s_valid_chars(const char *s, size_t len, size_t max, const char *extra)
 bool
 chat_frame_name_ok(const char *name)
 {
-    return name != NULL && s_valid_chars(name, strlen(name), CHAT_FRAME_NAME_MAX, "._@-");
+    return name != NULL && proto_chat_name_ok(name, strlen(name));
 }
 
 //  Look up key as a string. Returns 1 with *value and *len set, 0 if it is
@@ -171,7 +171,7 @@ s_get_name(json_t *root,
     if (rc != 1) {
         return rc;
     }
-    if (!s_valid_chars(value, len, CHAT_FRAME_NAME_MAX, "._@-")) {
+    if (!proto_chat_name_ok(value, len)) {
         return s_fail_field(err, "bad_frame", key, S_NAME_RULE);
     }
     memcpy(out, value, len);

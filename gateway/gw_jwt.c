@@ -9,19 +9,12 @@
 #include <string.h>
 
 #include "gw_jwt.h"
+#include "proto_util.h"
 
 int
 gw_jwt_name_ok(const char *s, size_t len)
 {
-    if (s == NULL || len == 0 || len > GW_USER_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
-              || c == '_' || c == '@' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return proto_chat_name_ok(s, len);
 }
 
 int

@@ -89,3 +89,17 @@ proto_fnv1a_str(const char *s)
         hash = proto_fnv1a_byte(hash, (uint8_t) *p);
     return hash;
 }
+
+bool
+proto_chat_name_ok(const char *s, size_t len)
+{
+    if (s == NULL || len == 0 || len > PROTO_CHAT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == '@' || c == '-'))
+            return false;
+    }
+    return true;
+}

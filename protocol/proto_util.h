@@ -22,6 +22,12 @@ bool proto_strlcpy(char *dst, const char *src, size_t cap);
 //  True if s starts with prefix.
 bool proto_starts_with(const char *s, const char *prefix);
 
+//  A chat user id or room name (SPEC §9, docs/chat.md): 1..64 bytes of
+//  A-Z a-z 0-9 . _ @ - (never ':', which separates Redis key parts). The one
+//  check the gateway (a token's sub, userId) and chatd (frames) share.
+#define PROTO_CHAT_NAME_MAX 64
+bool proto_chat_name_ok(const char *s, size_t len);
+
 #define PROTO_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 //  64-bit FNV-1a (http://www.isthe.com/chongo/tech/comp/fnv/), the one copy
