@@ -139,6 +139,7 @@ chat_actor_new(const chat_config_t *cfg)
     (void) proto_bus_counter(bus, "chat.errors", &hs->errors);
     (void) proto_bus_counter(bus, "chat.replayed", &hs->replayed);
     (void) proto_bus_counter(bus, "chat.dropped", &hs->dropped);
+    (void) proto_bus_counter(bus, "chat.rooms", &hs->rooms);
     if (self->redis) { // apid's /api/health counts instances reporting redis.up
         (void) proto_bus_counter(bus, "redis.up", &self->redis_up);
         (void) proto_bus_counter(bus, "redis.commands", &self->redis_stats.commands);

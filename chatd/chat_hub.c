@@ -42,6 +42,7 @@ struct s_chan {
     s_session_t **subs;      // listening sessions
     uint32_t nsubs;          // how many
     uint32_t cap;            // room in subs
+    bool room;               // a room's channel (counted in stats.rooms)
     char name[CHAT_KEY_MAX]; // the channel
 };
 
@@ -122,6 +123,8 @@ s_listen(chat_hub_t *self, s_session_t *session, const char *name)
     if (c == NULL) {
         c = proto_xcalloc(1, sizeof *c);
         proto_strlcpy(c->name, name, sizeof c->name);
+        c->room = strstr(name, "chat:room:") != NULL;
+        self->stats.rooms += c->room;
         c->next = self->chans[s_bucket(name)];
         self->chans[s_bucket(name)] = c;
     }
@@ -154,6 +157,7 @@ s_unlisten(chat_hub_t *self, s_session_t *session, const char *name)
             break;
         }
     if (c->nsubs == 0) {
+        self->stats.rooms -= c->room;
         *p = c->next;
         free(c->subs);
         free(c);

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 import websocket
 
 from stack import free_ports, wait_until
@@ -70,6 +71,17 @@ def connect(stack, query, headers=None):
     return websocket.create_connection(url, host=VHOST, header=headers or [], timeout=WAIT)
 
 
+def chat_metrics(stack):
+    text = requests.get(stack.admin_url + "/metrics", timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("switchyard_ws_connections", "switchyard_chat_sessions",
+                    "switchyard_chat_messages_total", "switchyard_chat_rooms"):
+            out[name] = int(float(value))
+    return out
+
+
 def next_frame(ws, want_type):
     """The next frame of type want_type (others before it are skipped)."""
     deadline = time.monotonic() + WAIT
@@ -102,6 +114,11 @@ def test_two_users_both_ways(make_stack, redis):
         alice.send(json.dumps({"type": "message:send", "to": "bob", "text": "still here"}))
         next_frame(alice, "ack")
         assert next_frame(bob, "message:received")["text"] == "still here"
+        # /metrics (statsd, from the actors' counters, every PROC_STATS_INTERVAL)
+        bob.send(json.dumps({"type": "join:room", "room": "lobby"}))
+        want = {"switchyard_ws_connections": 2, "switchyard_chat_sessions": 2,
+                "switchyard_chat_messages_total": 3, "switchyard_chat_rooms": 1}
+        wait_until(lambda: chat_metrics(stack) == want, 15, interval=0.5, what="chat metrics %s" % want)
     finally:
         alice.close()
         bob.close()

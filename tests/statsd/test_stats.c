@@ -226,6 +226,23 @@ test_exposition(void **state)
     ps.counters = counters;
     ps.counters_count = 2;
     assert_int_equal(st_agg_proc(agg, &ps, now), 0);
+    //  chat: two chatd instances and a gateway, summed by kind
+    proto_counter_t chatd1[] = {{"chat.sessions", 3}, {"chat.messages", 10}, {"chat.rooms", 2}};
+    proto_counter_t chatd2[] = {{"chat.sessions", 1}, {"chat.messages", 5}, {"chat.rooms", 1}};
+    proto_counter_t gw[] = {{"chat.sessions", 4}};
+    struct {
+        const char *kind, *instance;
+        proto_counter_t *c;
+        uint32_t n;
+    } chat[] = {
+        {"chatd", "cd-1", chatd1, 3}, {"chatd", "cd-2", chatd2, 3}, {"gateway", "gw-1", gw, 1}};
+    for (size_t i = 0; i < sizeof chat / sizeof chat[0]; i++) {
+        ps.kind = chat[i].kind;
+        ps.instance = chat[i].instance;
+        ps.counters = chat[i].c;
+        ps.counters_count = chat[i].n;
+        assert_int_equal(st_agg_proc(agg, &ps, now), 0);
+    }
 
     st_text_t t = {0};
     st_render_metrics(agg, now, &t);
@@ -295,7 +312,18 @@ test_exposition(void **state)
         assert_string_equal(f->type, families[i][1]);
         assert_non_null(f->help);
     }
-    assert_non_null(strstr(t_expo_family(&doc, "switchyard_chat_rooms")->help, "until chat"));
+    static const struct {
+        const char *name;
+        double want;
+    } chat_values[] = {{"switchyard_ws_connections", 4},
+                       {"switchyard_chat_sessions", 4},
+                       {"switchyard_chat_messages_total", 15},
+                       {"switchyard_chat_rooms", 3}};
+    for (size_t i = 0; i < sizeof chat_values / sizeof chat_values[0]; i++) {
+        double cv = -1;
+        assert_int_equal(t_expo_find(&doc, chat_values[i].name, &cv, NULL), 1);
+        assert_true(cv == chat_values[i].want);
+    }
     t_expo_free(&doc);
 
     // stats JSON
@@ -315,7 +343,7 @@ test_exposition(void **state)
     // instances expire
     st_agg_expire(agg, now + 15000, 15000);
     const st_instance_t *in[ST_AGG_MAX_INSTANCES];
-    assert_int_equal(st_agg_instances(agg, in), 1);
+    assert_int_equal(st_agg_instances(agg, in), 4); // the router and the three chat instances
     st_agg_expire(agg, now + 15001, 15000);
     assert_int_equal(st_agg_instances(agg, in), 0);
     st_agg_destroy(&agg);
