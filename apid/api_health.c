@@ -262,13 +262,14 @@ s_sockets(const proto_census_entry_t *entries, size_t n)
         if (!e->answered)
             continue;
         if (e->kind == PROTO_KIND_GATEWAY)
-            json_array_append_new(gateways,
-                                  json_pack("{s:s, s:o, s:o}", "instance", e->pong.pong.instance,
-                                            "connections", s_counters(e, "connections"),
-                                            "websocket", s_counters(e, "ws.")));
+            json_array_append_new(
+                gateways, json_pack("{s:s, s:o, s:o, s:o}", "instance", e->pong.pong.instance,
+                                    "connections", s_counters(e, "connections"), "tunnels",
+                                    s_counters(e, "tunnels."), "chat", s_counters(e, "chat.")));
         else if (e->kind == PROTO_KIND_CHATD)
-            json_array_append_new(chat, json_pack("{s:s, s:o}", "instance", e->pong.pong.instance,
-                                                  "sessions", s_counters(e, "sessions")));
+            json_array_append_new(
+                chat, json_pack("{s:s, s:o, s:o}", "instance", e->pong.pong.instance, "chat",
+                                s_counters(e, "chat."), "redis", s_counters(e, "redis.")));
     }
     return json_pack("{s:o, s:o}", "gateways", gateways, "chatd", chat);
 }

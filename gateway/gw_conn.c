@@ -76,6 +76,8 @@ struct gw_conn {
     bool lingering;                   // shut down for writing; input is drained
     bool unread;                      // the client may still be sending what we did not read
     bool eof;                         // the client half-closed
+    bool closed;                      // s_close ran; the record waits for busy to end
+    uint8_t busy;                     // s_process is on the stack: the record is not freed
     char client_ip[INET6_ADDRSTRLEN]; // peer address text
 };
 
@@ -423,10 +425,29 @@ s_report(gw_conn_t *conn, gw_req_t *req)
                  LOG_B("stale", req->stale));
 }
 
+//  The record of a closed connection goes back to the slab.
+static void
+s_release(gw_conn_t *conn)
+{
+    gw_actor_t *gw = conn->gw;
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        gw->conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    gw->nconns--;
+    proto_slab_free(gw->conn_slab, conn);
+    if (gw->draining)
+        gw_actor_conn_gone(gw);
+}
+
 static void
 s_close(gw_conn_t *conn)
 {
     gw_actor_t *gw = conn->gw;
+    if (conn->closed)
+        return;
     gw_actor_conn_closed(gw);
     gw_req_t *req = conn->req;
     if (conn->tunnel) {
@@ -455,18 +476,13 @@ s_close(gw_conn_t *conn)
     ev_timer_stop(gw->loop, &conn->reap);
     if (conn->fd >= 0)
         close(conn->fd);
+    conn->fd = -1;
     gw_buf_free(&conn->in);
     gw_buf_free(&conn->out);
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        gw->conns = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
-    gw->nconns--;
-    proto_slab_free(gw->conn_slab, conn);
-    if (gw->draining)
-        gw_actor_conn_gone(gw);
+    conn->closed = true;
+    if (conn->busy > 0)
+        return; // s_process frees the record when it unwinds (s_release)
+    s_release(conn);
 }
 
 void
@@ -576,8 +592,12 @@ gw_conn_drain(gw_actor_t *gw)
 void
 gw_conn_close_all(gw_actor_t *gw)
 {
-    while (gw->conns)
-        s_close(gw->conns);
+    while (gw->conns) {
+        if (gw->conns->closed)
+            s_release(gw->conns); // closed under s_process (never left so: defensive)
+        else
+            s_close(gw->conns);
+    }
 }
 
 // --------------------------------------------------------------------------
@@ -906,8 +926,24 @@ s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
     s_route(conn, req);
 }
 
+//  What the client sent is used: the body goes on, or the next head begins.
+//  Anything called here may end the request and close the connection: the
+//  record stays valid until s_process returns (busy), and nothing reads the
+//  connection once it is closed.
+static void s_process_input(gw_conn_t *conn);
+
 static void
 s_process(gw_conn_t *conn)
+{
+    conn->busy++;
+    s_process_input(conn);
+    conn->busy--;
+    if (conn->closed && conn->busy == 0)
+        s_release(conn);
+}
+
+static void
+s_process_input(gw_conn_t *conn)
 {
     gw_req_t *req = conn->req;
     if (req != NULL) {
@@ -917,6 +953,8 @@ s_process(gw_conn_t *conn)
             gw_req_pump_body(req);
         else if (gw_buf_len(&conn->in) >= GW_HOLD_MAX)
             s_stop_reading(conn); // the body waits for an upstream
+        if (conn->closed)
+            return;
         // pipelined bytes behind a request being served: held up to a
         // bound, then the client waits (read again when the response ends)
         if (conn->req == req && req->body_done && gw_buf_len(&conn->in) >= GW_HOLD_MAX)

@@ -119,6 +119,13 @@ def test_two_users_both_ways(make_stack, redis):
         want = {"switchyard_ws_connections": 2, "switchyard_chat_sessions": 2,
                 "switchyard_chat_messages_total": 3, "switchyard_chat_rooms": 1}
         wait_until(lambda: chat_metrics(stack) == want, 15, interval=0.5, what="chat metrics %s" % want)
+        # /api/health/sockets: each gateway's and chatd's chat figures, live (pong)
+        sockets = requests.get(stack.admin_url + "/api/health/sockets", timeout=10).json()
+        (gw,) = sockets["gateways"]
+        (cd,) = sockets["chatd"]
+        assert gw["chat"]["chat.sessions"] == 2 and gw["chat"]["chat.chatd"] == 1, sockets
+        assert cd["chat"]["chat.sessions"] == 2 and cd["chat"]["chat.rooms"] == 1, sockets
+        assert cd["redis"]["redis.up"] == 1, sockets
     finally:
         alice.close()
         bob.close()
