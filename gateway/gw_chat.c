@@ -385,7 +385,7 @@ s_identity(const gw_chat_t *self, const gw_req_t *req, char *user, const char **
         return gw_jwt_user(token, (size_t) n, secret, time(NULL), user, why);
     }
     int n = s_query(req, "userId", user, GW_USER_MAX + 1);
-    if (n <= 0 || !gw_jwt_name_ok(user, (size_t) n)) {
+    if (n <= 0 || !proto_chat_name_ok(user, (size_t) n)) {
         *why = "userId missing or not 1-64 of A-Z a-z 0-9 . _ @ -";
         return -1;
     }

@@ -12,12 +12,6 @@
 #include "proto_util.h"
 
 int
-gw_jwt_name_ok(const char *s, size_t len)
-{
-    return proto_chat_name_ok(s, len);
-}
-
-int
 gw_jwt_user(const char *token,
             size_t len,
             const char *secret,
@@ -55,7 +49,7 @@ gw_jwt_user(const char *token,
         goto done;
     }
     const char *sub = jwt_get_grant(jwt, "sub");
-    if (sub == NULL || !gw_jwt_name_ok(sub, strlen(sub))) {
+    if (sub == NULL || !proto_chat_name_ok(sub, strlen(sub))) {
         *why = "sub is not a valid user id";
         goto done;
     }

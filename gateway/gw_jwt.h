@@ -13,11 +13,10 @@
 #include <stddef.h>
 #include <time.h>
 
-#define GW_JWT_MAX  4096 // bytes of a token
-#define GW_USER_MAX 64   // bytes of a user id (1..64 of A-Z a-z 0-9 . _ @ -)
+#include "proto_util.h"
 
-//  True if s (len bytes) is a valid user id or room name.
-int gw_jwt_name_ok(const char *s, size_t len);
+#define GW_JWT_MAX  4096                // bytes of a token
+#define GW_USER_MAX PROTO_CHAT_NAME_MAX // bytes of a user id (proto_chat_name_ok)
 
 //  Check token (len bytes) against secret at time now. Returns 0 with the
 //  user id in user (GW_USER_MAX + 1 bytes), or -1 with why (a static text

@@ -98,17 +98,17 @@ static void
 test_names(void **state)
 {
     (void) state;
-    assert_true(gw_jwt_name_ok("alice", 5));
-    assert_true(gw_jwt_name_ok("a.b_c@d-e", 9));
+    assert_true(proto_chat_name_ok("alice", 5));
+    assert_true(proto_chat_name_ok("a.b_c@d-e", 9));
     char max[65];
     memset(max, 'x', 64);
-    assert_true(gw_jwt_name_ok(max, 64));
-    assert_false(gw_jwt_name_ok(max, 65));
-    assert_false(gw_jwt_name_ok("", 0));
-    assert_false(gw_jwt_name_ok("a b", 3));
-    assert_false(gw_jwt_name_ok("a:b", 3));
-    assert_false(gw_jwt_name_ok("a/b", 3));
-    assert_false(gw_jwt_name_ok("\xc3\xa9", 2));
+    assert_true(proto_chat_name_ok(max, 64));
+    assert_false(proto_chat_name_ok(max, 65));
+    assert_false(proto_chat_name_ok("", 0));
+    assert_false(proto_chat_name_ok("a b", 3));
+    assert_false(proto_chat_name_ok("a:b", 3));
+    assert_false(proto_chat_name_ok("a/b", 3));
+    assert_false(proto_chat_name_ok("\xc3\xa9", 2));
 }
 
 int
