@@ -105,10 +105,13 @@ chat_actor_new(const chat_config_t *cfg)
     //  chat.in last: a gateway takes our subscription to it as "reachable",
     //  and by then the other two are in place (one connection keeps order)
     const proto_type_t types[3] = {PROTO_CHAT_OPEN, PROTO_CHAT_CLOSE, PROTO_CHAT_IN};
+    //  our address carries our region: a gateway prefers a chatd of the
+    //  region a session asks for (docs/chat.md "Regions")
+    char address[PROTO_BUS_NAME_MAX + 1];
+    snprintf(address, sizeof address, "%s/%s", cfg->common.instance_id, cfg->common.region);
     const char *topics[4] = {NULL};
     for (int i = 0; i < 3; i++) {
-        proto_bus_address(self->topics[i], sizeof self->topics[i], types[i],
-                          cfg->common.instance_id);
+        proto_bus_address(self->topics[i], sizeof self->topics[i], types[i], address);
         topics[i] = self->topics[i];
     }
     if (proto_actor_use(self->actor, PROTO_KIND_GATEWAY, false, topics) != 0)
@@ -138,6 +141,7 @@ chat_actor_new(const chat_config_t *cfg)
     (void) proto_bus_counter(bus, "chat.delivered", &hs->delivered);
     (void) proto_bus_counter(bus, "chat.errors", &hs->errors);
     (void) proto_bus_counter(bus, "chat.replayed", &hs->replayed);
+    (void) proto_bus_counter(bus, "chat.duplicates", &hs->duplicates);
     (void) proto_bus_counter(bus, "chat.dropped", &hs->dropped);
     (void) proto_bus_counter(bus, "chat.rooms", &hs->rooms);
     if (self->redis) { // apid's /api/health counts instances reporting redis.up

@@ -719,6 +719,10 @@ chat_hub_on_message(chat_hub_t *self, const char *channel, const char *payload, 
             s->missed = true; // it is in the inbox: the replay reads it
             continue;
         }
+        if (chat_keys_entry_cmp(entry, s->cursor) <= 0) {
+            self->stats.duplicates++; // a replay that ran after its XADD delivered it already
+            continue;
+        }
         proto_strlcpy(s->cursor, entry, sizeof s->cursor);
         s_send(self, s, frame, flen, s->cursor, NULL, NULL, NULL);
         char key[CHAT_KEY_MAX];

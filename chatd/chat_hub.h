@@ -30,14 +30,15 @@ typedef struct chat_hub chat_hub_t;
 
 //  Counters, for pong (chat.*) and /metrics.
 typedef struct {
-    uint64_t sessions;  // sessions held now (switchyard_chat_sessions)
-    uint64_t opened;    // sessions opened (or moved here)
-    uint64_t messages;  // messages accepted (switchyard_chat_messages_total)
-    uint64_t delivered; // frames sent to clients
-    uint64_t errors;    // error frames sent (bad frames, unavailable)
-    uint64_t replayed;  // inbox entries delivered on open or after a gap
-    uint64_t rooms;     // rooms with a member here (switchyard_chat_rooms)
-    uint64_t dropped;   // chat.in for a session we do not hold
+    uint64_t sessions;   // sessions held now (switchyard_chat_sessions)
+    uint64_t opened;     // sessions opened (or moved here)
+    uint64_t messages;   // messages accepted (switchyard_chat_messages_total)
+    uint64_t delivered;  // frames sent to clients
+    uint64_t errors;     // error frames sent (bad frames, unavailable)
+    uint64_t replayed;   // inbox entries delivered on open or after a gap
+    uint64_t rooms;      // rooms with a member here (switchyard_chat_rooms)
+    uint64_t dropped;    // chat.in for a session we do not hold
+    uint64_t duplicates; // live inbox entries already delivered by a replay (skipped)
 } chat_hub_stats_t;
 
 //  The hub on bus (handlers registered here) with Redis (owned by the

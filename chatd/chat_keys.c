@@ -1,4 +1,7 @@
 /*  chat_keys - the Redis keys and channels of chat. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat_keys.h"
@@ -57,4 +60,31 @@ chat_key_seen(char *out, size_t cap, const char *tenant, const char *from, const
     ok = ok && s_put(out, cap, &o, "chat:seen:") && s_put(out, cap, &o, from)
          && s_put(out, cap, &o, ":") && s_put(out, cap, &o, id);
     return s_done(out, cap, o, ok);
+}
+
+//  "<ms>-<seq>" into its two numbers; false if it is not of that form.
+static bool
+s_entry(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+    char *end = NULL;
+    if (id == NULL || *id < '0' || *id > '9')
+        return false;
+    errno = 0;
+    *ms = strtoull(id, &end, 10);
+    if (errno != 0 || *end != '-' || end[1] < '0' || end[1] > '9')
+        return false;
+    *seq = strtoull(end + 1, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+int
+chat_keys_entry_cmp(const char *a, const char *b)
+{
+    unsigned long long ams = 0, aseq = 0, bms = 0, bseq = 0;
+    bool av = s_entry(a, &ams, &aseq), bv = s_entry(b, &bms, &bseq);
+    if (!av || !bv)
+        return (int) av - (int) bv;
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq ? 1 : 0;
 }

@@ -29,4 +29,9 @@ size_t chat_key(char *out, size_t cap, chat_key_t kind, const char *tenant, cons
 //  Pchat:seen:{from}:{id}: a client message id already accepted.
 size_t chat_key_seen(char *out, size_t cap, const char *tenant, const char *from, const char *id);
 
+//  Order of two stream entry ids ("<ms>-<seq>", Redis keeps them increasing
+//  per stream): <0, 0, >0. "" (no entry yet) is before every id; an id that
+//  is not of that form counts as "".
+int chat_keys_entry_cmp(const char *a, const char *b);
+
 #endif

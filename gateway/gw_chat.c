@@ -28,7 +28,9 @@
 #define S_ROOMS_MAX   100  // rooms a session may be in (chat.open's bound)
 #define S_NAME_MAX    64   // user, room, instance
 #define S_ID_MAX      (PROTO_CHAT_OPEN_SESSION_MAX)
-#define S_MAX_MESSAGE (1024 * 1024) // a client message above this closes with 1009
+#define S_ADDR_MAX    PROTO_BUS_NAME_MAX    // a chatd's address (instance/region)
+#define S_REGION_MAX  PROTO_PONG_REGION_MAX // a region's name
+#define S_MAX_MESSAGE (1024 * 1024)         // a client message above this closes with 1009
 #define S_MAX_QUEUED  (4096 * 1024) // bytes queued for a slow client before it is closed (1008)
 
 //  The frame a client gets for a frame no chatd can take.
@@ -37,23 +39,25 @@
     "try again\"}"
 
 typedef struct {
-    char name[S_NAME_MAX + 1]; // chatd instance
+    char name[S_ADDR_MAX + 1]; // chatd's address: "<instance>/<region>"
+    const char *region;        // its region (in name), "" if the address has none
     int subs;                  // subscribes minus unsubscribes (the XPUB is verbose)
 } s_chatd_t;
 
 struct gw_chat_session {
-    gw_chat_t *chat;           // the owner
-    gw_req_t *req;             // the upgrade request, reported when the session ends
-    gw_ws_t *ws;               // the client's WebSocket (NULL: it could not be made)
-    int fd;                    // its socket (gw_ws closes it; we do when ws is NULL)
-    gw_chat_session_t *next;   // in its hash bucket
-    proto_link_t all;          // in gw_chat's list
-    char id[S_ID_MAX + 1];     // "<gateway instance>/<16 hex digits>"
-    char user[S_NAME_MAX + 1]; // user id
-    char tenant[S_NAME_MAX];   // tenant of a wildcard route, "" if none
-    char status[16];           // presence status chatd last reported
+    gw_chat_t *chat;               // the owner
+    gw_req_t *req;                 // the upgrade request, reported when the session ends
+    gw_ws_t *ws;                   // the client's WebSocket (NULL: it could not be made)
+    int fd;                        // its socket (gw_ws closes it; we do when ws is NULL)
+    gw_chat_session_t *next;       // in its hash bucket
+    proto_link_t all;              // in gw_chat's list
+    char id[S_ID_MAX + 1];         // "<gateway instance>/<16 hex digits>"
+    char user[S_NAME_MAX + 1];     // user id
+    char tenant[S_NAME_MAX];       // tenant of a wildcard route, "" if none
+    char status[16];               // presence status chatd last reported
+    char region[S_REGION_MAX + 1]; // the region whose chatd it prefers
     char cursor[PROTO_CHAT_OUT_CURSOR_MAX + 1]; // last inbox entry delivered
-    char chatd[S_NAME_MAX + 1];                 // the chatd handling it, "" if none
+    char chatd[S_ADDR_MAX + 1];                 // the chatd handling it, "" if none
     char (*rooms)[S_NAME_MAX + 1];              // rooms joined (allocated on the first join)
     uint32_t nrooms;                            // how many
     uint64_t bytes_out;                         // frame bytes sent to the client
@@ -98,16 +102,22 @@ s_unlink(gw_chat_t *self, gw_chat_session_t *session)
     proto_list_unlink(&self->all, &session->all);
 }
 
-//  Rendezvous hashing: the live chatd with the highest hash of (session,
-//  instance). Every gateway that knows the same instances picks the same
-//  one, and when one goes only its sessions move.
+//  Rendezvous hashing: among the live chatd of the session's region (all of
+//  them when that region has none), the one with the highest hash of
+//  (session, address). Every gateway that knows the same instances picks the
+//  same one, and when one goes only its sessions move.
 static const char *
-s_choose(const gw_chat_t *self, const char *session_id)
+s_choose(const gw_chat_t *self, const gw_chat_session_t *session)
 {
+    bool local = false;
+    for (size_t i = 0; i < self->nchatd && !local; i++)
+        local = strcmp(self->chatd[i].region, session->region) == 0;
     const char *best = NULL;
     uint64_t best_score = 0;
-    uint64_t base = proto_fnv1a_str(session_id);
+    uint64_t base = proto_fnv1a_str(session->id);
     for (size_t i = 0; i < self->nchatd; i++) {
+        if (local && strcmp(self->chatd[i].region, session->region) != 0)
+            continue;
         const char *name = self->chatd[i].name;
         uint64_t score = proto_fnv1a_more(base, name, strlen(name));
         if (best == NULL || score > best_score) {
@@ -146,7 +156,7 @@ s_open(gw_chat_t *self, gw_chat_session_t *session, bool moved)
 static void
 s_attach(gw_chat_t *self, gw_chat_session_t *session, bool moved)
 {
-    const char *chatd = s_choose(self, session->id);
+    const char *chatd = s_choose(self, session);
     proto_strlcpy(session->chatd, chatd ? chatd : "", sizeof session->chatd);
     if (chatd == NULL)
         return;
@@ -173,6 +183,8 @@ s_on_chatd(proto_bus_t *bus, const char *instance, bool subscribed, void *arg)
             if (self->nchatd == S_CHATD_MAX)
                 return;
             proto_strlcpy(self->chatd[i].name, instance, sizeof self->chatd[i].name);
+            const char *slash = strchr(self->chatd[i].name, '/');
+            self->chatd[i].region = slash ? slash + 1 : "";
             self->chatd[i].subs = 0;
             self->nchatd++;
             log_info("chatd reachable", LOG_S("chatd", instance));
@@ -189,9 +201,13 @@ s_on_chatd(proto_bus_t *bus, const char *instance, bool subscribed, void *arg)
     }
     if (i == self->nchatd || --self->chatd[i].subs > 0)
         return;
-    char gone[S_NAME_MAX + 1];
+    char gone[S_ADDR_MAX + 1];
     proto_strlcpy(gone, instance, sizeof gone);
     self->chatd[i] = self->chatd[--self->nchatd];
+    if (i < self->nchatd) { // moved: its region points into its own name
+        const char *slash = strchr(self->chatd[i].name, '/');
+        self->chatd[i].region = slash ? slash + 1 : "";
+    }
     self->stats.chatd = self->nchatd;
     log_warn("chatd gone: its sessions move", LOG_S("chatd", gone));
     for (proto_link_t *l = self->all.head; l; l = l->next) {
@@ -392,6 +408,24 @@ s_identity(const gw_chat_t *self, const gw_req_t *req, char *user, const char **
     return 0;
 }
 
+//  The region whose chatd a session prefers: ?region=, else x-region, else
+//  the gateway's own REGION. Anything not a region name counts as absent.
+static void
+s_region(const gw_chat_t *self, const gw_req_t *req, char *out, size_t cap)
+{
+    size_t len = 0;
+    int n = s_query(req, "region", out, cap);
+    if (n > 0 && proto_chat_name_ok(out, (size_t) n))
+        return;
+    const char *h = s_header(req, "x-region", &len);
+    if (h && len > 0 && len < cap && proto_chat_name_ok(h, len)) {
+        memcpy(out, h, len);
+        out[len] = '\0';
+        return;
+    }
+    proto_strlcpy(out, self->gw->cfg->common.region, cap);
+}
+
 bool
 gw_chat_wants(const gw_req_t *req)
 {
@@ -462,6 +496,7 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
     s->req = req;
     proto_strlcpy(s->user, user, sizeof s->user);
     proto_strlcpy(s->status, "online", sizeof s->status);
+    s_region(self, req, s->region, sizeof s->region);
     if (req->lease->wildcard) {
         const char *dot = strchr(req->host, '.');
         size_t tlen = dot ? (size_t) (dot - req->host) : 0;

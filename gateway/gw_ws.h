@@ -14,6 +14,7 @@
 #ifndef GW_WS_H
 #define GW_WS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,10 @@ void gw_ws_destroy(gw_ws_t **ws_p);
 //  Bytes queued for the client and not yet written (messages and control
 //  frames, payload only).
 size_t gw_ws_queued(const gw_ws_t *ws);
+
+//  True while the session holds no wslay context (idle: nothing half read,
+//  queued or closing); for tests and figures.
+bool gw_ws_idle(const gw_ws_t *ws);
 
 //  Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 §4.2.2):
 //  base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")). key is the

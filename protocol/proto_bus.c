@@ -686,9 +686,9 @@ s_subscriber(proto_bus_t *self, const char *topic, size_t tlen, bool subscribed)
         if (tlen < wlen + 3 || memcmp(topic, wire, wlen) != 0 || topic[wlen] != '@'
             || topic[tlen - 1] != ';')
             continue;
-        char instance[PROTO_PONG_INSTANCE_MAX + 1];
+        char instance[PROTO_BUS_NAME_MAX + 1];
         size_t ilen = tlen - wlen - 2;
-        if (ilen > PROTO_PONG_INSTANCE_MAX)
+        if (ilen > PROTO_BUS_NAME_MAX)
             return;
         memcpy(instance, topic + wlen + 1, ilen);
         instance[ilen] = '\0';
@@ -1130,7 +1130,7 @@ proto_bus_address(char *out, size_t cap, proto_type_t type, const char *instance
     const char *wire = proto_type_name(type);
     size_t wlen = wire ? strlen(wire) : 0;
     size_t ilen = instance ? strlen(instance) : 0;
-    if (wlen == 0 || ilen == 0 || ilen > PROTO_PONG_INSTANCE_MAX || wlen + ilen + 3 > cap)
+    if (wlen == 0 || ilen == 0 || ilen > PROTO_BUS_NAME_MAX || wlen + ilen + 3 > cap)
         return 0;
     memcpy(out, wire, wlen);
     out[wlen] = '@';

@@ -173,8 +173,11 @@ int proto_bus_publish(proto_bus_t *self, proto_msg_t *msg);
 //  (proto_bus_address) and a subscriber gets its own by subscribing to that
 //  topic on the publisher's kind (proto_bus_use): the publisher's XPUB filters,
 //  so nobody else receives it. Returns as proto_bus_publish; -1 also for an
-//  instance name that is empty or too long.
-#define PROTO_BUS_ADDRESS_MAX 128
+//  instance name that is empty or too long. An address is an INSTANCE_ID,
+//  optionally followed by "/<something the subscriber wants known>" (chatd:
+//  "<instance>/<region>"), at most PROTO_BUS_NAME_MAX bytes.
+#define PROTO_BUS_NAME_MAX    (PROTO_PONG_INSTANCE_MAX + 1 + PROTO_PONG_REGION_MAX)
+#define PROTO_BUS_ADDRESS_MAX (PROTO_BUS_NAME_MAX + 32)
 int proto_bus_publish_to(proto_bus_t *self, proto_msg_t *msg, const char *instance);
 
 //  The topic of type addressed to instance, NUL-terminated, into out (cap

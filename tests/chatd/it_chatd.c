@@ -26,6 +26,8 @@
 #define T_WAIT_MS 5000 // no wait here may take longer
 #define T_CHATD   "cd-it"
 #define T_GW      "gw-it"
+#define T_REGION  "eu-1"
+#define T_ADDR    T_CHATD "/" T_REGION // chatd's address: instance/region
 
 //  One chat.out as the client's gateway gets it.
 typedef struct {
@@ -56,7 +58,7 @@ static void
 s_publish(t_fix_t *f, proto_msg_t *msg)
 {
     char topic[PROTO_BUS_ADDRESS_MAX];
-    size_t tlen = proto_bus_address(topic, sizeof topic, msg->type, T_CHATD);
+    size_t tlen = proto_bus_address(topic, sizeof topic, msg->type, T_ADDR);
     proto_buf_t buf = {0};
     msg->src = "gateway/" T_GW;
     msg->ts = proto_now_ms();
@@ -191,7 +193,7 @@ s_wait_reachable(t_fix_t *f)
 {
     char want[PROTO_BUS_ADDRESS_MAX + 1];
     want[0] = 1;
-    size_t n = proto_bus_address(want + 1, sizeof want - 1, PROTO_CHAT_IN, T_CHATD);
+    size_t n = proto_bus_address(want + 1, sizeof want - 1, PROTO_CHAT_IN, T_ADDR);
     uint64_t until = it_now_ms() + T_WAIT_MS;
     while (it_now_ms() < until) {
         zmq_pollitem_t item = {.socket = f->gw_pub, .events = ZMQ_POLLIN};
@@ -210,7 +212,7 @@ s_start_chatd(t_fix_t *f)
 {
     char url[64];
     snprintf(url, sizeof url, "REDIS_URL=redis://127.0.0.1:%d", f->redis_port);
-    const char *env[] = {url, "INSTANCE_ID=" T_CHATD, NULL};
+    const char *env[] = {url, "INSTANCE_ID=" T_CHATD, "REGION=" T_REGION, NULL};
     pid_t pid = it_spawn(&f->env, "chatd", "chatd", env, NULL);
     assert_true(pid > 0);
     assert_int_equal(it_wait_bound(&f->env, "chatd", pid, T_WAIT_MS), 0);

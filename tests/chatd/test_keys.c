@@ -56,12 +56,30 @@ test_refusals(void **state)
     assert_int_equal(chat_key_seen(k, sizeof k, "", "alice", "0123456789"), 0);
 }
 
+//  Stream entry ids compare as (ms, seq) numbers, not as strings.
+static void
+test_entry_order(void **state)
+{
+    (void) state;
+    assert_true(chat_keys_entry_cmp("1700000000000-0", "1700000000000-1") < 0);
+    assert_true(chat_keys_entry_cmp("1700000000000-10", "1700000000000-9") > 0);
+    assert_true(chat_keys_entry_cmp("999-0", "1000-0") < 0);
+    assert_int_equal(chat_keys_entry_cmp("5-5", "5-5"), 0);
+    assert_true(chat_keys_entry_cmp("1-0", "") > 0);
+    assert_int_equal(chat_keys_entry_cmp("", ""), 0);
+    assert_true(chat_keys_entry_cmp("1-0", "junk") > 0);
+    assert_true(chat_keys_entry_cmp("-1-0", "0-0") < 0);
+    assert_true(chat_keys_entry_cmp("1-", "0-0") < 0);
+    assert_true(chat_keys_entry_cmp("99999999999999999999999-0", "1-0") < 0); // overflow: not an id
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_entry_order),
     };
     return cmocka_run_group_tests_name("chat_keys", tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@ its frames handled by chatd through Redis.
 
 import json
 import os
+import re
 import signal
+import struct
 import subprocess
 import time
 
@@ -25,16 +27,24 @@ SECRET = "0123456789abcdef0123456789abcdef-test"
 
 
 class Redis:
-    """A redis-server on a free port, stopped by PID."""
+    """A redis-server on a free port (or the port given: a restart), stopped by PID."""
 
-    def __init__(self, workdir):
-        (self.port,) = free_ports(1)
+    def __init__(self, workdir, port=None):
+        self.workdir = workdir
+        (self.port,) = (port,) if port else free_ports(1)
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
              "--bind", "127.0.0.1", "--dir", workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         wait_until(self._answers, WAIT, what="redis-server answering")
+
+    def numsub(self, channel):
+        """Subscribers of a channel (PUBSUB NUMSUB): chatd has subscribed once it is 1."""
+        p = subprocess.run(["redis-cli", "-p", str(self.port), "PUBSUB", "NUMSUB", channel],
+                           capture_output=True, text=True)
+        lines = p.stdout.split()
+        return int(lines[1]) if len(lines) == 2 else 0
 
     def _answers(self):
         p = subprocess.run(["redis-cli", "-p", str(self.port), "PING"], capture_output=True, text=True)
@@ -48,6 +58,11 @@ class Redis:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=WAIT)
+
+    def restart(self):
+        """The same port again, empty (no persistence): what chatd meets after an outage."""
+        self.stop()
+        self.__init__(self.workdir, self.port)
 
 
 @pytest.fixture
@@ -222,6 +237,264 @@ def test_no_chatd_means_503_and_a_killed_chatd_moves_nothing_lost(make_stack, re
         alice.send(json.dumps({"type": "message:send", "to": "bob", "text": "you there?"}))
         next_frame(alice, "ack")
         assert next_frame(bob, "message:received")["text"] == "you there?"
+    finally:
+        alice.close()
+        bob.close()
+
+
+# ------------------------------------------------------------------ more instances
+
+
+def pongs(stack):
+    """Every instance's counters from `switchyard ping -v`: {instance: {name: int}}."""
+    _, out = stack.pong("chatd")
+    found, name = {}, None
+    for line in out.splitlines():
+        m = re.match(r"^(\w+)\s+(\S+)\s+\d+\s", line)
+        if m:
+            name = m.group(2)
+            found[name] = {}
+        elif name and line.startswith(" "):
+            found[name].update({k: int(v) for k, v in re.findall(r"(\S+)=(\d+)", line)})
+    return found
+
+
+def start_chatd(stack, name, region):
+    """Another chatd on the stack's bus (stopped and checked like the others)."""
+    env = stack._actor_env("chatd")
+    env.update({"REGION": region, "INSTANCE_ID": name})
+    stack._spawn(name, "chatd", env_extra=env)
+    wait_until(lambda: name in pongs(stack), WAIT, what="%s answering" % name)
+
+
+def start_gateway(stack, name, region):
+    """Another gateway (its own ports) on the stack's bus; returns its HTTP port."""
+    http_port, admin_port = free_ports(2)
+    env = stack._actor_env("gateway")
+    env.update({"REGION": region, "INSTANCE_ID": name, "GATEWAY_HTTP_ADDR": "127.0.0.1:%d" % http_port,
+                "GATEWAY_ADMIN_ADDR": "127.0.0.1:%d" % admin_port})
+    stack._spawn(name, "gateway", env_extra=env)
+    wait_until(lambda: requests.get("http://127.0.0.1:%d/ready" % admin_port, timeout=2).status_code == 200,
+               WAIT, what="%s /ready" % name)
+    return http_port
+
+
+def connect_to(port, query):
+    url = "ws://127.0.0.1:%d/chat?%s" % (port, query)
+    return websocket.create_connection(url, host=VHOST, timeout=WAIT)
+
+
+def sessions(stack, instance):
+    return pongs(stack).get(instance, {}).get("chat.sessions", 0)
+
+
+def send_until_acked(ws, frame, attempts=20):
+    """What a client does: send, and send the same id again until it is acked
+    (an `unavailable` error or no ack within 1 s). Delivery is idempotent by id."""
+    ws.settimeout(1.0)
+    try:
+        for _ in range(attempts):
+            ws.send(json.dumps(frame))
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                try:
+                    got = json.loads(ws.recv())
+                except websocket.WebSocketTimeoutException:
+                    break
+                if got.get("type") == "ack" and got.get("id") == frame["id"]:
+                    return
+                if got.get("type") == "error" and got.get("id") == frame["id"]:
+                    assert got["code"] == "unavailable", got
+                    time.sleep(0.1)  # pacing a retry, not synchronisation: the next try is checked
+                    break
+        raise AssertionError("%s never acked" % frame["id"])
+    finally:
+        ws.settimeout(WAIT)
+
+
+def close_code(ws):
+    """The status code of the server's close frame, read from the socket itself:
+    the gateway closes at once after a 1009 (the rest of the client's message is
+    not read), so websocket-client's own echo of the close would meet a reset."""
+    buf = b""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        while len(buf) >= 2:
+            n = buf[1] & 0x7F
+            if n >= 126 or len(buf) < 2 + n:
+                break
+            if buf[0] & 0x0F == websocket.ABNF.OPCODE_CLOSE:
+                return struct.unpack(">H", buf[2:4])[0]
+            buf = buf[2 + n:]
+        data = ws.sock.recv(4096)
+        if not data:
+            break
+        buf += data
+    raise AssertionError("no close frame (%r)" % buf[:64])
+
+
+# ------------------------------------------------------------------ the rest of SPEC §9
+
+
+def test_rooms_typing_presence_and_errors(make_stack, redis):
+    stack = chat_stack(make_stack, redis)
+    alice = connect(stack, "userId=alice")
+    bob = connect(stack, "userId=bob")
+    try:
+        # typing is not kept for later: send it once bob's chatd listens on his channel
+        wait_until(lambda: redis.numsub("chat:bob") == 1, WAIT, what="chat:bob subscribed")
+        alice.send(json.dumps({"type": "typing:start", "to": "bob"}))
+        got = next_frame(bob, "typing")
+        assert (got["from"], got["state"]) == ("alice", "start"), got
+        alice.send(json.dumps({"type": "typing:stop", "to": "bob"}))
+        assert next_frame(bob, "typing")["state"] == "stop"
+        # rooms: both join; alice hears bob arrive (presence to the user's rooms)
+        alice.send(json.dumps({"type": "join:room", "room": "lobby"}))
+        wait_until(lambda: redis.numsub("chat:room:lobby") == 1, WAIT, what="room joined")
+        bob.send(json.dumps({"type": "join:room", "room": "lobby"}))
+        got = next_frame(alice, "presence:updated")
+        assert (got["userId"], got["status"]) == ("bob", "online"), got
+        alice.send(json.dumps({"type": "message:send", "room": "lobby", "text": "hello room", "id": "r1"}))
+        assert next_frame(alice, "ack")["id"] == "r1"
+        got = next_frame(bob, "message:received")
+        assert (got["from"], got["room"], got["text"], got["id"]) == ("alice", "lobby", "hello room", "r1"), got
+        assert "to" not in got
+        bob.send(json.dumps({"type": "typing:start", "room": "lobby"}))
+        got = next_frame(alice, "typing")
+        assert (got["from"], got["room"], got["state"]) == ("bob", "lobby", "start"), got
+        # presence: bob away, alice hears it in the room
+        bob.send(json.dumps({"type": "presence:update", "status": "away"}))
+        got = next_frame(alice, "presence:updated")
+        assert (got["userId"], got["status"]) == ("bob", "away"), got
+        # bob leaves: room messages no longer reach him, direct ones do
+        bob.send(json.dumps({"type": "leave:room", "room": "lobby"}))
+        bob.send(json.dumps({"type": "message:send", "room": "lobby", "text": "x", "id": "b1"}))
+        err = next_frame(bob, "error")
+        assert (err["code"], err["id"]) == ("bad_frame", "b1") and "join the room" in err["message"], err
+        alice.send(json.dumps({"type": "message:send", "room": "lobby", "text": "gone?", "id": "r2"}))
+        next_frame(alice, "ack")
+        alice.send(json.dumps({"type": "message:send", "to": "bob", "text": "direct", "id": "d1"}))
+        next_frame(alice, "ack")
+        assert next_frame(bob, "message:received")["id"] == "d1"  # not r2
+        # every error code; the session stays open after each
+        cases = [
+            ("{not json", "bad_json"),
+            (json.dumps({"type": "message:delete"}), "bad_type"),
+            (json.dumps({"text": "no type"}), "bad_type"),
+            (json.dumps({"type": "message:send", "to": "bob", "room": "lobby", "text": "x"}), "bad_frame"),
+            (json.dumps({"type": "message:send", "to": "bob", "text": ""}), "bad_frame"),
+            (json.dumps({"type": "message:send", "to": "bob", "text": "x" * 65537}), "bad_frame"),
+            (json.dumps({"type": "presence:update", "status": "sleeping"}), "bad_frame"),
+            (json.dumps({"type": "join:room", "room": "bad room"}), "bad_frame"),
+            (json.dumps({"type": "message:send", "to": "bob", "text": "x", "id": "bad id!"}), "bad_frame"),
+        ]
+        for text, code in cases:
+            alice.send(text)
+            err = next_frame(alice, "error")
+            assert err["code"] == code, (text[:80], err)
+            assert err["message"], err
+        alice.send(json.dumps({"type": "message:send", "to": "bob", "text": "still open", "id": "d2"}))
+        assert next_frame(alice, "ack")["id"] == "d2"
+        # over 1 MiB: the gateway closes the session with 1009
+        alice.send("x" * (1024 * 1024 + 1))
+        assert close_code(alice) == 1009
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_redis_stopped_and_restarted_mid_session(make_stack, redis):
+    stack = chat_stack(make_stack, redis)
+    alice = connect(stack, "userId=alice")
+    bob = connect(stack, "userId=bob")
+    try:
+        send_until_acked(alice, {"type": "message:send", "to": "bob", "text": "before", "id": "p1"})
+        assert next_frame(bob, "message:received")["id"] == "p1"
+        redis.stop()
+        wait_until(lambda: stack.pong("chatd")[0].get("redis.up", 0) == 0, WAIT, what="chatd sees Redis down")
+        # sessions stay open; a send gets `unavailable`, never a silent drop
+        alice.send(json.dumps({"type": "message:send", "to": "bob", "text": "during", "id": "p2"}))
+        err = next_frame(alice, "error")
+        assert (err["code"], err.get("id")) == ("unavailable", "p2"), err
+        redis.restart()
+        # reconnect after 1 s (then 2, 4, ...): within a few seconds
+        wait_until(lambda: stack.pong("chatd")[0].get("redis.up", 0) == 1, 15, interval=0.2, what="Redis back")
+        send_until_acked(alice, {"type": "message:send", "to": "bob", "text": "during", "id": "p2"})
+        assert next_frame(bob, "message:received")["id"] == "p2"  # bob's channel was subscribed again
+        send_until_acked(bob, {"type": "message:send", "to": "alice", "text": "after", "id": "p3"})
+        assert next_frame(alice, "message:received")["id"] == "p3"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_two_chatd_killed_mid_conversation_nothing_lost(make_stack, redis):
+    """alice's session on chatd region 1, bob's on chatd region 2 (the region each asks
+    for). bob's chatd is SIGKILLed mid-conversation, then a new one starts, then alice's
+    is SIGKILLed: every message alice got an ack for reaches bob once, in order."""
+    stack = chat_stack(make_stack, redis)
+    start_chatd(stack, "chatd-r2", "2")
+    wait_until(lambda: stack.pong("gateway")[0].get("chat.chatd", 0) == 2, WAIT, what="2 chatd")
+    alice = connect(stack, "userId=alice&region=1")
+    bob = connect(stack, "userId=bob&region=2")
+    got = []
+
+    def drain(until_id):
+        bob.settimeout(WAIT)
+        while not got or got[-1] != until_id:
+            frame = json.loads(bob.recv())
+            if frame.get("type") == "message:received":
+                got.append(frame["id"])
+
+    try:
+        wait_until(lambda: sessions(stack, "chatd-r2") == 1 and sessions(stack, "chatd-e2e-0") == 1,
+                   WAIT, what="one session on each chatd")
+        sent = []
+        for i in range(30):
+            if i == 10:
+                stack.kill("chatd-r2")  # bob's chatd
+            if i == 18:
+                start_chatd(stack, "chatd-r2b", "2")
+            if i == 22:
+                stack.kill("chatd")  # alice's (and now bob's) chatd
+            mid = "k%02d" % i
+            send_until_acked(alice, {"type": "message:send", "to": "bob", "text": "m%d" % i, "id": mid})
+            sent.append(mid)
+        drain(sent[-1])
+        assert got == sent, got
+        gw = stack.pong("gateway")[0]
+        assert gw.get("chat.moved", 0) >= 3, gw  # bob once, then both
+        assert sessions(stack, "chatd-r2b") == 2
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_two_regions_through_one_redis(make_stack, redis):
+    """Two gateways (REGION 1 and 2), each with its region's chatd: a session goes to
+    its own region's chatd, and messages cross through Redis."""
+    stack = chat_stack(make_stack, redis)
+    start_chatd(stack, "chatd-r2", "2")
+    port2 = start_gateway(stack, "gateway-r2", "2")
+    wait_until(lambda: pongs(stack).get("gateway-r2", {}).get("chat.chatd", 0) == 2, WAIT, what="gw 2 knows 2 chatd")
+    alice = connect(stack, "userId=alice")  # gateway region 1
+    bob = connect_to(port2, "userId=bob")  # gateway region 2
+    try:
+        wait_until(lambda: sessions(stack, "chatd-e2e-0") == 1 and sessions(stack, "chatd-r2") == 1,
+                   WAIT, what="each region's chatd holds its session")
+        send_until_acked(alice, {"type": "message:send", "to": "bob", "text": "from region 1", "id": "x1"})
+        got = next_frame(bob, "message:received")
+        assert (got["from"], got["text"]) == ("alice", "from region 1")
+        send_until_acked(bob, {"type": "message:send", "to": "alice", "text": "from region 2", "id": "x2"})
+        got = next_frame(alice, "message:received")
+        assert (got["from"], got["text"]) == ("bob", "from region 2")
+        # a region with no chatd of its own falls back to any chatd
+        carol = connect_to(port2, "userId=carol&region=9")
+        try:
+            wait_until(lambda: sessions(stack, "chatd-e2e-0") + sessions(stack, "chatd-r2") == 3, WAIT,
+                       what="carol served")
+        finally:
+            carol.close()
     finally:
         alice.close()
         bob.close()
