@@ -124,6 +124,7 @@ struct s_child {
     char path[PATH_MAX];  // program: absolute, or a name looked up in PATH
     const char *argv[24]; // arguments, argv[0] = path, NULL-terminated
     char port[8];         // --port's value (redis, demo backends)
+    const char *region;   // REGION of this one (the demo's second chatd), NULL: the shared one
     pid_t pid;            // running process, 0 when none
     ev_child exit_w;      // its exit
     s_stream_t out;       // its stdout
@@ -559,6 +560,8 @@ s_child_start(s_run_t *self, s_child_t *child)
         }
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
+        if (child->region)
+            setenv("REGION", child->region, 1);
         execv(child->path, (char *const *) child->argv);
         dprintf(STDERR_FILENO, "cannot run %s: %s\n", child->path, strerror(errno));
         _exit(127);
@@ -749,7 +752,8 @@ s_banner(s_run_t *self)
            pub, admin);
     if (!cfg->no_demo)
         printf("    chat page  http://%s/chat.html%s\n", pub,
-               s_is_dir("client") ? "" : "  (no client/ directory here: not served)");
+               s_is_dir("client") ? "  (two tabs: alice in region 1, bob in region 2)"
+                                  : "  (no client/ directory here: not served)");
     printf("\n  Try:\n");
     if (!cfg->no_demo)
         printf("    curl -H 'x-region: 1' %s/\n"
@@ -1022,6 +1026,10 @@ s_prepare(s_run_t *self)
         s_child_t *child = s_child_add(self, s_actors[i], path);
         if (strcmp(s_actors[i], "gateway") == 0)
             self->gateway = child;
+        //  The demo's two regions each have a chatd, as seed 000 has a
+        //  WebSocket server per region: a chat session goes to its region's.
+        if (strcmp(s_actors[i], "chatd") == 0 && !cfg->no_demo)
+            s_child_add(self, "chatd-2", path)->region = "2";
     }
     if (!cfg->no_demo) {
         char path[PATH_MAX];

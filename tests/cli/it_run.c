@@ -284,11 +284,15 @@ test_stack(void **state)
     assert_non_null(strstr(out, "demo route 127.0.0.1 installed"));
     free(out);
 
-    // every child, recorded while the supervisor runs: seven actors, two
-    // backends, and redis-server when it is installed
+    // every child, recorded while the supervisor runs: seven actors, the
+    // demo's region-2 chatd, two backends, and redis-server when it is installed
     kid_t kids[IT_MAX_KIDS];
     size_t nkids = s_children(sup, kids, IT_MAX_KIDS);
-    assert_true(nkids >= 9);
+    assert_true(nkids >= 10);
+    int nchatd = 0;
+    for (size_t i = 0; i < nkids; i++)
+        nchatd += strcmp(kids[i].comm, "chatd") == 0;
+    assert_int_equal(nchatd, 2);
     const kid_t *statsd = NULL;
     for (size_t i = 0; i < nkids; i++)
         if (strcmp(kids[i].comm, "statsd") == 0)
