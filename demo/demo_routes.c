@@ -34,6 +34,10 @@
 #define DEMO_ROUTES_SLOW_DEF      1000      // /slow without ms
 #define DEMO_ROUTES_FILE_NAME_MAX 255       // longest static file name
 
+//  The chat page (client/index.html, SPEC section 9) is reached at /chat.html.
+#define DEMO_ROUTES_CHAT_PAGE "/chat.html"
+#define DEMO_ROUTES_CHAT_FILE "index.html"
+
 //  A growable byte buffer, reused from request to request.
 typedef struct {
     char *data; // bytes
@@ -366,13 +370,18 @@ s_status(demo_conn_t *conn, const demo_request_t *req)
     s_respond_copy(conn, status, DEMO_ROUTES_TEXT, body, (size_t) n);
 }
 
-//  Serve a file directly inside the static directory. Returns false if
-//  there is no such file (the caller answers 404).
+//  Serve a file directly inside the static directory; /chat.html is its
+//  index.html (the chat page, client/index.html, SPEC section 9). Returns
+//  false if there is no such file (the caller answers 404).
 static bool
 s_static(demo_routes_t *self, demo_conn_t *conn, const demo_request_t *req)
 {
     const char *name = req->path + 1;
     size_t len = req->path_len - 1;
+    if (s_path_is(req, DEMO_ROUTES_CHAT_PAGE)) {
+        name = DEMO_ROUTES_CHAT_FILE;
+        len = strlen(DEMO_ROUTES_CHAT_FILE);
+    }
     if (self->static_fd < 0 || !s_safe_name(name, len))
         return false;
     char file[DEMO_ROUTES_FILE_NAME_MAX + 1];

@@ -15,18 +15,41 @@ build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-d
     libwslay-dev libhiredis-dev libjwt-dev)
 # postgresql: the throwaway cluster of tests/lib/pgtmp.sh; psycopg2: tests/e2e talk to it
 # websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py
+# chromium, nodejs (+ npm): the chat page's real-browser test (tests/browser, tests/e2e/test_chat_page.py)
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
-    procps postgresql python3-psycopg2 python3-websocket python3-websockets)
+    procps postgresql python3-psycopg2 python3-websocket python3-websockets chromium nodejs)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl)
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
 
+# tests/browser's npm modules (playwright-core, pinned by its package-lock.json): `npm ci`
+# when node_modules is missing or older than the lock file (npm writes
+# node_modules/.package-lock.json on every install)
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+browser_modules() {
+    local stamp="$browser_dir/node_modules/.package-lock.json"
+    [ -f "$stamp" ] && ! [ "$browser_dir/package-lock.json" -nt "$stamp" ] && return 0
+    echo "deps.sh: npm ci --prefix tests/browser" >&2
+    npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error >&2 || {
+        echo "deps.sh: npm ci --prefix tests/browser failed" >&2
+        exit 1
+    }
+    touch "$stamp"
+}
+
 want=()
+modules=0
 [ $# -eq 0 ] && set -- build
 for group in "$@"; do
     case "$group" in
         build) want+=("${build_pkgs[@]}") ;;
-        test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+        test)
+            want+=("${build_pkgs[@]}" "${test_pkgs[@]}")
+            # Debian's nodejs comes without npm (its own package); NodeSource's bundles it
+            # and conflicts with Debian's npm: ask for the package only when there is no npm
+            command -v npm >/dev/null 2>&1 || want+=(npm)
+            modules=1
+            ;;
         run) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
         bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
         fuzz) want+=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
@@ -43,7 +66,10 @@ done < <(for p in "${want[@]}"; do
     echo "$p ${s:-none}"
 done)
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    [ $modules -eq 0 ] || browser_modules
+    exit 0
+fi
 
 cmd="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
@@ -63,3 +89,4 @@ if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${m
     exit 1
 fi
 rm -f "$log"
+[ $modules -eq 0 ] || browser_modules

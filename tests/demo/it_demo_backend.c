@@ -33,6 +33,7 @@
 #include "proto_util.h"
 
 #define IT_WAIT_MS 10000 // longest wait for anything (sanitizer builds are slow)
+#define INDEX_HTML "<!doctype html><title>chat page</title>\n" // static/index.html
 
 //  The shared backend.
 typedef struct {
@@ -666,15 +667,37 @@ test_static_files(void **state)
 {
     fixture_t *fx = *state;
     response_t r;
-    s_request(fx->port, "GET /chat.html HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    s_request(fx->port, "GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.ctype, "text/html; charset=utf-8");
-    assert_string_equal(r.body, "<!doctype html><title>chat</title>\n");
+    assert_string_equal(r.body, "<!doctype html><title>page</title>\n");
+    s_response_free(&r);
+
+    // the chat page: /chat.html is the directory's index.html (and so is
+    // /index.html); a file named chat.html there is not what it serves
+    static const char *const index_paths[] = {"/chat.html", "/chat.html?server=x", "/index.html"};
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(index_paths); i++) {
+        char request[128];
+        snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", index_paths[i]);
+        s_request(fx->port, request, &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.ctype, "text/html; charset=utf-8");
+        assert_string_equal(r.body, INDEX_HTML);
+        s_response_free(&r);
+    }
+    s_request(fx->port, "HEAD /chat.html HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(atoi(r.length), (int) strlen(INDEX_HTML));
     s_response_free(&r);
 
     s_request(fx->port, "GET /app.js?v=1 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.ctype, "text/javascript; charset=utf-8");
+    s_response_free(&r);
+
+    s_request(fx->port, "GET /chat.css HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/css; charset=utf-8");
     s_response_free(&r);
 
     static const char *const refused[] = {
@@ -801,8 +824,14 @@ s_setup(void **state)
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/static/sub", fx.env.dir);
     mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/static/page.html", fx.env.dir);
+    s_write_file(path, "<!doctype html><title>page</title>\n");
+    snprintf(path, sizeof path, "%s/static/index.html", fx.env.dir);
+    s_write_file(path, INDEX_HTML);
     snprintf(path, sizeof path, "%s/static/chat.html", fx.env.dir);
-    s_write_file(path, "<!doctype html><title>chat</title>\n");
+    s_write_file(path, "not the chat page\n");
+    snprintf(path, sizeof path, "%s/static/chat.css", fx.env.dir);
+    s_write_file(path, "body { margin: 0; }\n");
     snprintf(path, sizeof path, "%s/static/app.js", fx.env.dir);
     s_write_file(path, "console.log('hi');\n");
     snprintf(path, sizeof path, "%s/static/.hidden", fx.env.dir);

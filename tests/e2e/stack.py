@@ -205,17 +205,20 @@ class Stack:
 
     gateway_env / actor_env: extra settings (e.g. {"GATEWAY_LEASE_TTL": "0"}).
     The route DEMO_VHOST (backends A and B) is created by start() unless
-    demo_route=False.
+    demo_route=False. static_dir: both backends serve it (--static-dir).
     """
 
     DEMO_VHOST = "demo.test"
 
-    def __init__(self, gateway_env=None, actor_env=None, region="1", demo_route=True, actors=ACTORS, bin_dir=None):
+    def __init__(
+        self, gateway_env=None, actor_env=None, region="1", demo_route=True, actors=ACTORS, bin_dir=None, static_dir=None
+    ):
         self.bin_dir = bin_dir or BIN_DIR
         self.gateway_env = dict(gateway_env or {})
         self.actor_env = dict(actor_env or {})
         self.region = region
         self.demo_route = demo_route
+        self.static_dir = static_dir
         self.actors = tuple(actors)
         self.dir = tempfile.mkdtemp(prefix="sy", dir="/tmp")
         self.bus_dir = os.path.join(self.dir, "bus")
@@ -276,6 +279,8 @@ class Stack:
 
     def start_backend(self, name, port, info):
         args = ["--port", str(port), "--name", info["name"], "--region", info["region"], "--service", info["service"]]
+        if self.static_dir:
+            args += ["--static-dir", self.static_dir]
         return self._spawn(name, "demo-backend", args, {"LOG_LEVEL": "warn"})
 
     def start(self):
