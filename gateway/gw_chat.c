@@ -548,7 +548,7 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
 }
 
 uint64_t
-gw_chat_release(gw_chat_session_t *session)
+gw_chat_release(gw_chat_session_t *session, bool keep_fd)
 {
     gw_chat_t *self = session->chat;
     if (session->chatd[0]) {
@@ -561,9 +561,11 @@ gw_chat_release(gw_chat_session_t *session)
     }
     s_unlink(self, session);
     self->stats.open--;
-    if (session->ws)
+    if (session->ws && keep_fd)
+        (void) gw_ws_detach(&session->ws);
+    else if (session->ws)
         gw_ws_destroy(&session->ws); // closes the socket
-    else
+    else if (!keep_fd)
         close(session->fd);
     uint64_t bytes = session->bytes_out;
     free(session->rooms);

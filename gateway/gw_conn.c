@@ -455,7 +455,7 @@ s_close(gw_conn_t *conn)
         gw_tunnel_destroy(&conn->tunnel); // the request is reported below, as 101
     }
     if (conn->chat) {
-        req->bytes_out += gw_chat_release(conn->chat); // closes the socket
+        req->bytes_out += gw_chat_release(conn->chat, false); // closes the socket
         conn->chat = NULL;
         conn->fd = -1;
     }
@@ -541,7 +541,18 @@ gw_req_chat(gw_req_t *req,
 void
 gw_req_chat_done(gw_req_t *req)
 {
-    s_close(req->conn);
+    gw_conn_t *conn = req->conn;
+    if (conn->chat == NULL || conn->closed) {
+        s_close(conn);
+        return;
+    }
+    //  The client may still be sending (the rest of a message over 1 MiB
+    //  after our 1009): closing now would make the kernel answer it with a
+    //  reset, which can reach the client before it has read our close frame.
+    //  The socket stays ours and closes after a lingering close.
+    req->bytes_out += gw_chat_release(conn->chat, true);
+    conn->chat = NULL;
+    s_close_written(conn);
 }
 
 void

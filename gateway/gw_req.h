@@ -200,8 +200,9 @@ int gw_req_chat(gw_req_t *req,
                 const void **pending,
                 size_t *pending_len);
 
-//  The chat session is over: the connection closes, the request is
-//  reported (as 101), gw_chat_release is called.
+//  The chat session is over: gw_chat_release is called, the connection
+//  closes (lingering while the client still sends), the request is reported
+//  (as 101).
 void gw_req_chat_done(gw_req_t *req);
 
 //  Move request body bytes from the client to the upstream while it has

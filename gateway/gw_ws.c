@@ -604,6 +604,16 @@ gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason)
     ev_io_start(ws->loop, &ws->wio);
 }
 
+int
+gw_ws_detach(gw_ws_t **ws_p)
+{
+    assert(ws_p && *ws_p);
+    int fd = (*ws_p)->fd;
+    (*ws_p)->fd = -1;
+    gw_ws_destroy(ws_p);
+    return fd;
+}
+
 void
 gw_ws_destroy(gw_ws_t **ws_p)
 {

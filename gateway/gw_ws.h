@@ -83,6 +83,10 @@ void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason);
 //  to call twice, and inside on_closed (not inside on_text).
 void gw_ws_destroy(gw_ws_t **ws_p);
 
+//  As gw_ws_destroy, but the socket stays open: returns it (the caller
+//  closes it).
+int gw_ws_detach(gw_ws_t **ws_p);
+
 //  Bytes queued for the client and not yet written (messages and control
 //  frames, payload only).
 size_t gw_ws_queued(const gw_ws_t *ws);

@@ -313,24 +313,15 @@ def send_until_acked(ws, frame, attempts=20):
 
 
 def close_code(ws):
-    """The status code of the server's close frame, read from the socket itself:
-    the gateway closes at once after a 1009 (the rest of the client's message is
-    not read), so websocket-client's own echo of the close would meet a reset."""
-    buf = b""
+    """The status code of the server's close frame. websocket-client answers the
+    close with its own: after a 1009 the gateway still reads (and drops) the rest
+    of the client's message (lingering close), so that answer meets no reset."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        while len(buf) >= 2:
-            n = buf[1] & 0x7F
-            if n >= 126 or len(buf) < 2 + n:
-                break
-            if buf[0] & 0x0F == websocket.ABNF.OPCODE_CLOSE:
-                return struct.unpack(">H", buf[2:4])[0]
-            buf = buf[2 + n:]
-        data = ws.sock.recv(4096)
-        if not data:
-            break
-        buf += data
-    raise AssertionError("no close frame (%r)" % buf[:64])
+        op, data = ws.recv_data(control_frame=True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack(">H", data[:2])[0]
+    raise AssertionError("no close frame")
 
 
 # ------------------------------------------------------------------ the rest of SPEC §9
