@@ -687,7 +687,7 @@ test_static_files(void **state)
     }
     s_request(fx->port, "HEAD /chat.html HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(atoi(r.length), (int) strlen(INDEX_HTML));
+    assert_int_equal(strtol(r.length, NULL, 10), (long) strlen(INDEX_HTML));
     s_response_free(&r);
 
     s_request(fx->port, "GET /app.js?v=1 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
