@@ -52,6 +52,7 @@ include chatd/module.mk
 include apid/module.mk
 include tools/module.mk
 include demo/module.mk
+include bench/module.mk
 include tests/module.mk
 # per-folder test lists (tests/<actor>/module.mk), and the generic rules after them
 include $(sort $(wildcard tests/*/module.mk))

@@ -40,12 +40,21 @@
 #   BENCH_KEEP      1 = keep the temp dir (logs, configs, raw wrk output)
 #   BENCH_EXTRA_ROUTES  more routes in the router's table (default 0; 100000 to compare)
 #   BENCH_BIG_CONNS, BENCH_IDLE_CONNS  the large-response and idle-connection rows
+#   BENCH_ONLY      empty (default): everything; "chat": only the chat rows (quick; the
+#                   report goes to BENCH_OUT only when it is set, default "-")
+#   BENCH_CHAT_SESSIONS  idle chat sessions held (default 10000)
+#   BENCH_CHAT_PAIRS     sender/receiver session pairs of the delivery rows (default 100)
+#   BENCH_CHAT_RATE      messages/s, all senders together (default 10000)
+#   BENCH_CHAT_SECONDS   seconds per delivery run (default BENCH_DURATION)
+#   BENCH_CHAT_ROUNDS    delivery runs (default 3)
+# The chat rows (issue 10): bench/chat_load.c (bin/chat-load) against a stack of
+# its own on its own bus: redis-server, two chatd and two gateways (REGION 1 and 2).
 # Everything started here is stopped by PID on exit; the temp dir is removed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-BIN=${BENCH_BIN:-bin}
+BIN=${BENCH_BIN:-${BENCH_BIN_DIR:-bin}}
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 DURATION=${BENCH_DURATION:-10}
 BIG_BYTES=1048576                   # the large-response rows: 1 MiB bodies
@@ -54,7 +63,15 @@ EXTRA_ROUTE_COUNT=${BENCH_EXTRA_ROUTES:-0} # more routes in the router's table
 IDLE_CONNS=${BENCH_IDLE_CONNS:-9000} # idle keep-alive connections held per proxy (HAProxy can hold 9900 here)
 ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-"50 256"}
+ONLY=${BENCH_ONLY:-}
 OUT=${BENCH_OUT:-docs/performance.md}
+[[ $ONLY == chat ]] && OUT=${BENCH_OUT:--} # a chat-only run never rewrites the full report by default
+CHAT_SESSIONS=${BENCH_CHAT_SESSIONS:-10000}
+CHAT_PAIRS=${BENCH_CHAT_PAIRS:-100}
+CHAT_RATE=${BENCH_CHAT_RATE:-10000}
+CHAT_SECONDS=${BENCH_CHAT_SECONDS:-$DURATION}
+CHAT_ROUNDS=${BENCH_CHAT_ROUNDS:-3}
+CHAT_VHOST=chat.bench
 PROFILE=${BENCH_PROFILE:-always}
 KEEP=${BENCH_KEEP:-0}
 PROFILER=${BENCH_PROFILER:-auto}
@@ -79,15 +96,28 @@ for c in $CONNS; do
     [[ $c =~ ^[0-9]+$ ]] && ((c >= 1 && c <= 10000)) || die "BENCH_CONNS: bad value '$c'"
 done
 case "$PROFILE" in auto | always | never) ;; *) die "BENCH_PROFILE must be auto, always or never" ;; esac
+case "$ONLY" in "" | chat) ;; *) die "BENCH_ONLY must be empty or chat, not '$ONLY'" ;; esac
+[[ $CHAT_SESSIONS =~ ^[0-9]+$ ]] && ((CHAT_SESSIONS >= 1 && CHAT_SESSIONS <= 19000)) \
+    || die "BENCH_CHAT_SESSIONS must be 1-19000, not '$CHAT_SESSIONS'"
+[[ $CHAT_PAIRS =~ ^[0-9]+$ ]] && ((CHAT_PAIRS >= 1 && CHAT_PAIRS <= 5000)) \
+    || die "BENCH_CHAT_PAIRS must be 1-5000, not '$CHAT_PAIRS'"
+[[ $CHAT_RATE =~ ^[0-9]+$ ]] && ((CHAT_RATE >= 1 && CHAT_RATE <= 100000)) \
+    || die "BENCH_CHAT_RATE must be 1-100000, not '$CHAT_RATE'"
+[[ $CHAT_SECONDS =~ ^[0-9]+$ ]] && ((CHAT_SECONDS >= 1 && CHAT_SECONDS <= 600)) \
+    || die "BENCH_CHAT_SECONDS must be 1-600, not '$CHAT_SECONDS'"
+[[ $CHAT_ROUNDS =~ ^[0-9]+$ ]] && ((CHAT_ROUNDS >= 1 && CHAT_ROUNDS <= 20)) \
+    || die "BENCH_CHAT_ROUNDS must be 1-20, not '$CHAT_ROUNDS'"
 case "$PROFILER" in auto | perf | callgrind) ;; *) die "BENCH_PROFILER must be auto, perf or callgrind" ;; esac
 
 # ---------------------------------------------------------------------------
 # Tools and binaries; refuse a sanitizer build.
 
-for tool in wrk nginx haproxy curl awk sed sort; do
+NEED_TOOLS=(wrk nginx haproxy curl awk sed sort redis-server redis-cli)
+[[ $ONLY == chat ]] && NEED_TOOLS=(curl awk sed sort redis-server redis-cli)
+for tool in "${NEED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "'$tool' not found (run: scripts/deps.sh bench)"
 done
-SY_BINS=(gateway router balancer healthd statsd chatd apid demo-backend switchyard)
+SY_BINS=(gateway router balancer healthd statsd chatd apid demo-backend switchyard chat-load)
 for b in "${SY_BINS[@]}"; do
     [[ -x $BIN/$b ]] || die "$BIN/$b is missing (run: make build-rel)"
 done
@@ -200,6 +230,267 @@ wait_http() {
     done
     die "$name did not answer 200 at $url within 10 s; its log: $(tail -n 5 "${LOGFILE[$name]}")"
 }
+
+# ---------------------------------------------------------------------------
+# Chat (issue 10): idle sessions and delivery across two regions. A stack of its
+# own on its own bus (CHAT_BUS), so the proxy rows' actors see none of it:
+# redis-server, router, balancer, healthd, statsd, apid, chatd-1 and gateway gw-chat-1
+# in REGION 1, chatd-2 and gw-chat-2 in REGION 2. A gateway prefers a chatd of its own
+# region (docs/chat.md), so a message from a session on gw-chat-1 to one on gw-chat-2
+# goes gw-chat-1 -> chatd-1 -> Redis -> chatd-2 -> gw-chat-2. The client is
+# bin/chat-load (bench/chat_load.c: libev + wslay's client API).
+
+# chat_pong INSTANCE COUNTER: the counter of that instance from `switchyard ping -v` (0 when
+# the instance omits it, "" when the instance does not answer)
+chat_pong() {
+    BUS_DIR=$CHAT_BUS "$BIN/switchyard" ping -v --timeout 2s 2>/dev/null | awk -v i="$1" -v k="$2" '
+        $2 == i { want = 1; next }
+        want { v = 0; for (f = 1; f <= NF; f++) { split($f, kv, "="); if (kv[1] == k) v = kv[2] } print v; exit }'
+}
+# chat_wait_pong INSTANCE COUNTER OP VALUE SECONDS: until the counter OP VALUE (awk op)
+chat_wait_pong() {
+    local i v="" n=$(($5 * 5))
+    for ((i = 0; i < n; i++)); do
+        v=$(chat_pong "$1" "$2")
+        [[ -n $v ]] && awk -v a="$v" -v b="$4" "BEGIN { exit !(a $3 b) }" && return 0
+        sleep 0.2
+    done
+    die "$1's $2 is '${v}', not $3 $4 within $5 s"
+}
+chat_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # whole machine, ticks
+chat_rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+chat_ticks() { { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{print $12 + $13} END { if (!NR) print 0 }'; }
+# kv LINE KEY: the value of KEY=value in a chat-load result line
+kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
+
+# chat_line FILE PREFIX SECONDS PID: the first line of FILE starting with PREFIX, waiting for it
+# (polled every 20 ms) while PID runs; "" if it does not come
+chat_line() {
+    local i n=$(($3 * 50)) l
+    for ((i = 0; i < n; i++)); do
+        l=$(grep -m 1 "^$2" "$1" 2>/dev/null || true)
+        [[ -n $l ]] && { echo "$l"; return 0; }
+        kill -0 "$4" 2>/dev/null || { grep -m 1 "^$2" "$1" 2>/dev/null || true; return 0; }
+        sleep 0.02
+    done
+}
+
+CHAT_TEXT=""
+chat_bench() {
+    local cb_tmp=$TMP/chat pr pa1 pa2 ph1 ph2 a i line code
+    CHAT_BUS=$TMP/chatbus
+    mkdir -p "$CHAT_BUS" "$cb_tmp"
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    (($(ulimit -n) >= CHAT_SESSIONS + 100)) \
+        || die "chat: $CHAT_SESSIONS sessions need more open files than $(ulimit -n)"
+    free_port pr
+    free_port ph1
+    free_port pa1
+    free_port ph2
+    free_port pa2
+    CHAT_PORTS="redis :$pr, gw-chat-1 :$ph1 (admin :$pa1), gw-chat-2 :$ph2 (admin :$pa2)"
+    say "chat: stack on its own bus $CHAT_BUS: $CHAT_PORTS"
+    start chat-redis "$cb_tmp/redis.log" redis-server --port "$pr" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$cb_tmp" --maxclients 1000
+    for ((i = 0; i < 100; i++)); do
+        [[ $(redis-cli -p "$pr" PING 2>/dev/null) == PONG ]] && break
+        alive chat-redis || die "redis-server exited: $(tail -n 5 "$cb_tmp/redis.log")"
+        sleep 0.1
+    done
+    [[ $(redis-cli -p "$pr" PING 2>/dev/null) == PONG ]] || die "redis-server does not answer on :$pr"
+    local -a env=(BUS_DIR="$CHAT_BUS" LOG_FORMAT=json LOG_LEVEL=warn REDIS_URL="redis://127.0.0.1:$pr")
+    for a in router balancer healthd statsd apid; do
+        start "chat-$a" "$cb_tmp/$a.log" env "${env[@]}" REGION=1 INSTANCE_ID="chat-$a" \
+            ROUTER_STATE_FILE="$cb_tmp/state.json" "$BIN/$a"
+    done
+    for i in 1 2; do
+        start "chat-chatd-$i" "$cb_tmp/chatd-$i.log" env "${env[@]}" REGION=$i INSTANCE_ID="chat-chatd-$i" "$BIN/chatd"
+    done
+    # env execs the program: PID[...] is the actor's own pid
+    start chat-gw-1 "$cb_tmp/gw-1.log" env "${env[@]}" REGION=1 INSTANCE_ID=chat-gw-1 \
+        GATEWAY_HTTP_ADDR="127.0.0.1:$ph1" GATEWAY_ADMIN_ADDR="127.0.0.1:$pa1" "$BIN/gateway"
+    start chat-gw-2 "$cb_tmp/gw-2.log" env "${env[@]}" REGION=2 INSTANCE_ID=chat-gw-2 \
+        GATEWAY_HTTP_ADDR="127.0.0.1:$ph2" GATEWAY_ADMIN_ADDR="127.0.0.1:$pa2" "$BIN/gateway"
+    wait_http chat-gw-1 "http://127.0.0.1:$pa1/ready" 127.0.0.1
+    wait_http chat-gw-2 "http://127.0.0.1:$pa2/ready" 127.0.0.1
+    code=$(curl -s -o "$cb_tmp/put.txt" -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        -d "{\"vHost\": \"$CHAT_VHOST\", \"backends\": [], \"chatPath\": \"/chat\"}" \
+        "http://127.0.0.1:$pa1/api/v1/routes/$CHAT_VHOST")
+    [[ $code == 200 || $code == 201 ]] || die "chat: PUT route $CHAT_VHOST: $code $(cat "$cb_tmp/put.txt")"
+    # each gateway sees both chatd (their subscriptions) and serves the route (not 404)
+    chat_wait_pong chat-gw-1 chat.chatd '>=' 2 10
+    chat_wait_pong chat-gw-2 chat.chatd '>=' 2 10
+    for p in "$ph1" "$ph2"; do
+        for ((i = 0; i < 100; i++)); do
+            code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $CHAT_VHOST" "http://127.0.0.1:$p/chat?userId=probe")
+            [[ $code != 404 && $code != 000 ]] && break
+            sleep 0.1
+        done
+        [[ $code != 404 && $code != 000 ]] || die "chat: the gateway on :$p does not serve $CHAT_VHOST/chat"
+    done
+    check_alive
+    local gw1=${PID[chat-gw-1]} cd1=${PID[chat-chatd-1]} rd=${PID[chat-redis]}
+
+    # 1. idle sessions: RSS of gateway 1 and chatd 1 before, with all of them open and
+    #    acknowledged by chatd (chat.sessions), and after they closed
+    local gb cbf rb gd cd rdd ga ca word open failed t0 t1
+    sleep 1
+    gb=$(chat_rss_kb "$gw1") cbf=$(chat_rss_kb "$cd1") rb=$(chat_rss_kb "$rd")
+    say "chat: opening $CHAT_SESSIONS idle sessions on gw-chat-1"
+    t0=$(date +%s.%N)
+    "$BIN/chat-load" idle --url "ws://127.0.0.1:$ph1/chat" --host "$CHAT_VHOST" \
+        --sessions "$CHAT_SESSIONS" --hold-seconds 600 >"$cb_tmp/chat-load-idle.out" 2>>"$cb_tmp/chat-load-idle.err" &
+    local idle_pid=$!
+    read -r word open failed <<<"$(chat_line "$cb_tmp/chat-load-idle.out" ready 180 "$idle_pid")"
+    t1=$(date +%s.%N)
+    [[ ${word:-} == ready ]] || die "chat-load idle did not report: $(tail -n 5 "$cb_tmp/chat-load-idle.err")"
+    open=${open#open=} failed=${failed#failed=}
+    ((open == CHAT_SESSIONS)) || die "chat: only $open of $CHAT_SESSIONS idle sessions opened ($failed failed): $(tail -n 8 "$cb_tmp/chat-load-idle.err")"
+    chat_wait_pong chat-chatd-1 chat.sessions '==' "$CHAT_SESSIONS" 60
+    chat_wait_pong chat-gw-1 chat.sessions '==' "$CHAT_SESSIONS" 10
+    sleep 2 # settled
+    gd=$(chat_rss_kb "$gw1") cd=$(chat_rss_kb "$cd1") rdd=$(chat_rss_kb "$rd")
+    kill -TERM "$idle_pid" 2>/dev/null || true
+    [[ -n $(chat_line "$cb_tmp/chat-load-idle.out" closed 30 "$idle_pid") ]] \
+        || die "chat-load idle did not close its sessions: $(tail -n 5 "$cb_tmp/chat-load-idle.err")"
+    wait "$idle_pid" 2>/dev/null || true
+    chat_wait_pong chat-chatd-1 chat.sessions '==' 0 60
+    sleep 2
+    ga=$(chat_rss_kb "$gw1") ca=$(chat_rss_kb "$cd1")
+    check_alive
+    local bgw bcd
+    bgw=$(((gd - gb) * 1024 / CHAT_SESSIONS)) bcd=$(((cd - cbf) * 1024 / CHAT_SESSIONS))
+    CHAT_IDLE_ROW="| $CHAT_SESSIONS | $gb → $gd → $ga | $cbf → $cd → $ca | $bgw | $bcd | **$((bgw + bcd))** | 10240 | $( ((bgw + bcd <= 10240)) && echo pass || echo FAIL) | $(((rdd - rb) * 1024 / CHAT_SESSIONS)) | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') |"
+    say "chat: idle: gateway $bgw B/session, chatd $bcd B/session, sum $((bgw + bcd)) (target <= 10240)"
+
+    # 2. delivery: CHAT_PAIRS senders on gw-chat-1 (region 1) -> receivers on gw-chat-2
+    #    (region 2), CHAT_RATE messages/s, CHAT_SECONDS per run, CHAT_ROUNDS runs. CPU of
+    #    each actor from /proc/PID/stat between chat-load's "sending" and "sent" lines.
+    local -a cpu_names=(chat-gw-1 chat-gw-2 chat-chatd-1 chat-chatd-2 chat-redis)
+    local r res n sent
+    CHAT_RUNS=$cb_tmp/deliver.tsv
+    : >"$CHAT_RUNS"
+    local us_tick=$((1000000 / CLK_TCK))
+    for ((r = 1; r <= CHAT_ROUNDS; r++)); do
+        check_alive
+        say "chat: delivery run $r/$CHAT_ROUNDS: $CHAT_PAIRS pairs, $CHAT_RATE msg/s, ${CHAT_SECONDS}s"
+        local out=$cb_tmp/chat-load-deliver-$r.out
+        "$BIN/chat-load" deliver --send-url "ws://127.0.0.1:$ph1/chat" --recv-url "ws://127.0.0.1:$ph2/chat" \
+            --host "$CHAT_VHOST" --pairs "$CHAT_PAIRS" --rate "$CHAT_RATE" --seconds "$CHAT_SECONDS" \
+            >"$out" 2>>"$cb_tmp/chat-load-deliver.err" &
+        local del_pid=$!
+        local -A c0=() c1=()
+        [[ -n $(chat_line "$out" sending 120 "$del_pid") ]] \
+            || die "chat-load deliver did not start sending: $(tail -n 5 "$cb_tmp/chat-load-deliver.err")"
+        for n in "${cpu_names[@]}"; do c0[$n]=$(chat_ticks "${PID[$n]}"); done
+        local m0 m1 w0 w1
+        m0=$(chat_busy) w0=$(date +%s.%N)
+        [[ -n $(chat_line "$out" sent $((CHAT_SECONDS + 30)) "$del_pid") ]] || die "chat-load deliver did not finish sending"
+        for n in "${cpu_names[@]}"; do c1[$n]=$(chat_ticks "${PID[$n]}"); done
+        m1=$(chat_busy) w1=$(date +%s.%N)
+        res=$(chat_line "$out" pairs= 60 "$del_pid")
+        [[ -n $res ]] || die "chat-load deliver gave no result: $(tail -n 5 "$cb_tmp/chat-load-deliver.err")"
+        wait "$del_pid" 2>/dev/null || true
+        echo "$res" >>"$cb_tmp/deliver-results.txt"
+        sent=$(kv "$res" sent)
+        ((sent > 0)) || die "chat-load deliver sent nothing: $res"
+        line="$r"
+        for k in rate p50_ms p99_ms max_ms sent acked received lost unacked dup error_frames dropped_sessions; do
+            line+=$'\t'$(kv "$res" "$k")
+        done
+        local ours=0
+        for n in "${cpu_names[@]}"; do
+            ours=$((ours + c1[$n] - c0[$n]))
+            line+=$'\t'$(awk -v d="$((c1[$n] - c0[$n]))" -v u="$us_tick" -v q="$sent" 'BEGIN { printf "%.1f", d * u / q }')
+        done
+        # chat-load's own CPU over the same span (getrusage, in its result line); the sum of the
+        # five; ack p99 (sender -> gateway 1 -> chatd 1 -> Redis and back); the CPUs busy with
+        # something else than these six processes during the run (/proc/stat minus ours)
+        local lcpu
+        lcpu=$(kv "$res" cpu_us)
+        line+=$'\t'$(awk -v d="$lcpu" -v q="$sent" 'BEGIN { printf "%.1f", d / q }')
+        line+=$'\t'$(awk -v d="$ours" -v u="$us_tick" -v q="$sent" 'BEGIN { printf "%.1f", d * u / q }')
+        line+=$'\t'$(kv "$res" ack_p99_ms)
+        line+=$'\t'$(awk -v m="$((m1 - m0 - ours))" -v l="$lcpu" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" \
+            'BEGIN { o = m / hz - l / 1e6; if (o < 0) o = 0; printf "%.2f", o / (b - a) }')
+        echo "$line" >>"$CHAT_RUNS"
+        say "chat: run $r: $res"
+        sleep 1
+    done
+    chat_table
+}
+
+# the chat report (CHAT_TEXT) from CHAT_IDLE_ROW and CHAT_RUNS
+chat_med_col() { # chat_med_col K: the median of column K of CHAT_RUNS
+    awk -F'\t' -v k="$1" '{print $k}' "$CHAT_RUNS" | sort -g \
+        | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+chat_table() {
+    local p99 rate lost
+    p99=$(chat_med_col 4) rate=$(chat_med_col 2)
+    lost=$(awk -F'\t' '{s += $9} END {print s + 0}' "$CHAT_RUNS")
+    local rows
+    rows=$(awk -F'\t' '{printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        $1, $2, $3, $4, $5, $21, $6, $7, $8, $9, $12, $13, $14, $15, $16, $17, $18, $20, $19, $22}' "$CHAT_RUNS")
+    CHAT_TEXT="Issue 10's targets. A stack of its own on its own bus: redis-server, router, balancer,
+healthd, statsd, apid, **two gateways and two chatd**, gw-chat-1 and chatd-1 with \`REGION=1\`,
+gw-chat-2 and chatd-2 with \`REGION=2\` (a gateway prefers a chatd of its own region), one route
+\`{\"vHost\": \"$CHAT_VHOST\", \"backends\": [], \"chatPath\": \"/chat\"}\` (admin API PUT). The client is
+\`bin/chat-load\` (bench/chat_load.c: libev, wslay's client API, one process).
+
+Idle sessions: \`chat-load idle --sessions $CHAT_SESSIONS\` opens sessions \`?userId=idle<i>\` on gw-chat-1
+(paced: ≤ 2000 new a second, ≤ 256 handshakes in flight) and holds them; RSS (VmRSS) of gw-chat-1
+and chatd-1 before, when every session is open and chatd-1's \`chat.sessions\` (its pong counter) is
+$CHAT_SESSIONS plus 2 s, and 2 s after chatd-1 counted them all closed. Target: gateway + chatd ≤
+10 KiB (10240 bytes) per session (Centrifugo: ~30 KB).
+
+| sessions | gateway RSS kB (before → held → after) | chatd RSS kB (before → held → after) | gateway B/session | chatd B/session | gateway + chatd B/session | target | result | redis-server B/session (not in the target) | seconds to open all |
+| ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |
+$CHAT_IDLE_ROW
+
+Delivery across two regions: \`chat-load deliver --pairs $CHAT_PAIRS --rate $CHAT_RATE --seconds $CHAT_SECONDS\`:
+senders s0..s$((CHAT_PAIRS - 1)) on gw-chat-1 (region 1), receivers r0..r$((CHAT_PAIRS - 1)) on gw-chat-2 (region 2); s<i> sends
+\`{\"type\":\"message:send\",\"to\":\"r<i>\",\"text\":\"<send time ns>\",\"id\":\"<unique>\"}\` round robin over the
+pairs at $CHAT_RATE messages/s in total (paced every millisecond; one warm-up message per pair
+first); latency = receive time − the send time in the text (CLOCK_MONOTONIC, one process), so it
+includes the client's own queueing. Lost = acked but never received (within 5 s after the last send).
+CPU µs per message: utime+stime from /proc/PID/stat between the first and the last send, divided
+by the messages sent (\"the five\": both gateways, both chatd and redis-server together). \"ack p99\": send →
+ack (sender → gw-chat-1 → chatd-1 → Redis and back). \"other load\": CPUs busy with anything else than
+these six processes during the run (/proc/stat; other work on this machine makes the latencies
+unreliable). $CHAT_ROUNDS runs; target p99 ≤ 5 ms at 10,000 messages/s, 0 lost.
+
+| result | rate reached (median) | p99 ms (median) | lost (all runs) |
+| --- | ---: | ---: | ---: |
+| $(awk -v p="$p99" -v r="$rate" -v l="$lost" -v t="$CHAT_RATE" 'BEGIN { print (p <= 5 && l == 0 && r >= 0.98 * t && t >= 10000) ? "pass" : "FAIL" }') | $(awk -v v="$rate" 'BEGIN { printf "%.0f", v }') / $CHAT_RATE | $(awk -v v="$p99" 'BEGIN { printf "%.2f", v }') | $lost |
+
+| run | msgs/s | p50 ms | p99 ms | max ms | ack p99 ms | sent | acked | received | lost | error frames | sessions dropped | gw-chat-1 µs/msg | gw-chat-2 µs/msg | chatd-1 µs/msg | chatd-2 µs/msg | redis-server µs/msg | the five | chat-load µs/msg | other load (CPUs) |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+$rows"
+}
+
+if [[ $ONLY == chat ]]; then
+    chat_bench
+    echo
+    echo "$CHAT_TEXT"
+    [[ $OUT == - ]] && exit 0
+    mkdir -p "$(dirname "$OUT")"
+    cat >"$OUT.tmp" <<EOF
+# Performance: chat only
+
+Generated by \`BENCH_ONLY=chat bench/bench.sh\` (bench/README.md): only the chat rows of \`make bench\`.
+
+- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); Switchyard $(git rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $SRC_BIN.
+- Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r); $(redis-server --version | awk '{print $1, $2, $3}').
+
+## Chat
+
+$CHAT_TEXT
+EOF
+    mv "$OUT.tmp" "$OUT"
+    say "wrote $OUT"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # Start everything.
@@ -648,6 +939,9 @@ for t in nginx haproxy switchyard-lease; do
     printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$held" "$before" "$during" "$after" >>"$IDLEM"
 done
 
+# 6. Chat (issue 10): idle chat sessions and delivery across two regions (chat_bench above)
+chat_bench
+
 # ---------------------------------------------------------------------------
 # Aggregate.
 
@@ -920,6 +1214,9 @@ echo
 echo "Bus cost:"
 echo "$BUS_TEXT"
 echo
+echo "Chat:"
+echo "$CHAT_TEXT"
+echo
 echo "Actors (kind, instance, pid):"
 echo "$ACTOR_TABLE"
 echo "Also: backend pid ${PID[backend]}, nginx master ${PID[nginx]} worker $NGINX_WORKERS, haproxy ${PID[haproxy]}"
@@ -934,7 +1231,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 CMD="make bench"
 env_used=""
-for v in BENCH_DURATION BENCH_ROUNDS BENCH_CONNS BENCH_PROFILE BENCH_BIN BENCH_EXTRA_ROUTES; do
+for v in BENCH_DURATION BENCH_ROUNDS BENCH_CONNS BENCH_PROFILE BENCH_BIN BENCH_EXTRA_ROUTES \
+    BENCH_CHAT_SESSIONS BENCH_CHAT_PAIRS BENCH_CHAT_RATE BENCH_CHAT_SECONDS BENCH_CHAT_ROUNDS; do
     [[ -n ${!v:-} ]] && env_used+="$v=${!v} "
 done
 [[ -n $env_used ]] && CMD="$env_used$CMD"
@@ -1009,6 +1307,10 @@ $BUS_TEXT
 ## Large responses and idle connections
 
 $LARGE_TEXT
+
+## Chat
+
+$CHAT_TEXT
 
 ## Actors running (from \`switchyard ping\`)
 
