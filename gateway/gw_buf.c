@@ -99,6 +99,16 @@ gw_buf_free(gw_buf_t *b)
     b->start = b->end = b->cap = 0;
 }
 
+void
+gw_buf_exact(gw_buf_t *b, size_t n)
+{
+    if (b->data != NULL || n == 0)
+        return;
+    b->data = proto_xmalloc(n);
+    b->cap = n;
+    b->start = b->end = 0;
+}
+
 ssize_t
 gw_buf_read(gw_buf_t *b, int fd, size_t max)
 {

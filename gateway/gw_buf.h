@@ -52,6 +52,9 @@ void gw_buf_consume(gw_buf_t *b, size_t n);
 void gw_buf_reset(gw_buf_t *b);
 //  Free the memory. Safe to call twice.
 void gw_buf_free(gw_buf_t *b);
+//  An empty buffer without memory gets exactly n bytes (instead of the
+//  4 KiB a first reserve takes): for a copy whose size is known.
+void gw_buf_exact(gw_buf_t *b, size_t n);
 
 //  Read from fd into the buffer (at most max bytes). Returns bytes read,
 //  0 at EOF, -1 with errno (EAGAIN when nothing is there).

@@ -32,6 +32,7 @@
 #define S_REGION_MAX  PROTO_PONG_REGION_MAX // a region's name
 #define S_MAX_MESSAGE (1024 * 1024)         // a client message above this closes with 1009
 #define S_MAX_QUEUED  (4096 * 1024) // bytes queued for a slow client before it is closed (1008)
+#define S_START_GRACE 5000000       // µs after start in which a chatd is still expected
 
 //  The frame a client gets for a frame no chatd can take.
 #define S_UNAVAILABLE                                                                              \
@@ -68,6 +69,7 @@ struct gw_chat {
     gw_actor_t *gw;                        // the actor
     s_chatd_t chatd[S_CHATD_MAX];          // live chatd instances
     size_t nchatd;                         // how many
+    bool seen_chatd;                       // one has subscribed since we started
     gw_chat_session_t *buckets[S_BUCKETS]; // sessions by id
     proto_list_t all;                      // every session
     gw_chat_stats_t stats;                 // counters
@@ -191,6 +193,7 @@ s_on_chatd(proto_bus_t *bus, const char *instance, bool subscribed, void *arg)
         }
         self->chatd[i].subs++;
         self->stats.chatd = self->nchatd;
+        self->seen_chatd = true;
         //  sessions that had none get this one (or another new one)
         for (proto_link_t *l = self->all.head; l; l = l->next) {
             gw_chat_session_t *s = PROTO_LIST_ENTRY(l, gw_chat_session_t, all);
@@ -460,6 +463,18 @@ s_refuse(gw_chat_t *self,
     gw_req_respond(req, status, NULL, text, strlen(text), extra);
 }
 
+//  No chatd has subscribed yet, but one is about to: one is connected (its
+//  subscription is on its way), or this gateway has only just started (the
+//  first requests after /ready must not get 503 while discovery finds chatd).
+//  The session is accepted and attached when the subscription comes.
+static bool
+s_chatd_expected(const gw_chat_t *self)
+{
+    gw_actor_t *gw = self->gw;
+    return proto_bus_peers(gw->bus, PROTO_KIND_CHATD) > 0
+           || (!self->seen_chatd && proto_mono_us() - gw->start_us < S_START_GRACE);
+}
+
 void
 gw_chat_start(gw_chat_t *self, gw_req_t *req)
 {
@@ -485,7 +500,7 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
                  secret && *secret ? "WWW-Authenticate: Bearer\r\n" : NULL, why);
         return;
     }
-    if (self->nchatd == 0) {
+    if (self->nchatd == 0 && !s_chatd_expected(self)) {
         s_refuse(self, req, 503, "Service Unavailable - chat unavailable", "Retry-After: 1\r\n",
                  "no chatd reachable");
         return;
@@ -531,6 +546,7 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
     gw_ws_callbacks_t cb = {.on_text = s_on_text, .on_closed = s_on_closed, .arg = s};
     s->fd = fd;
     s->ws = gw_ws_new(gw->loop, fd, &wc, &cb, pending, pending_len);
+    gw_req_chat_started(req);
     s->next = self->buckets[s_bucket(s->id)];
     self->buckets[s_bucket(s->id)] = s;
     proto_list_push_back(&self->all, &s->all);

@@ -539,6 +539,14 @@ gw_req_chat(gw_req_t *req,
 }
 
 void
+gw_req_chat_started(gw_req_t *req)
+{
+    gw_conn_t *conn = req->conn;
+    gw_buf_free(&conn->in); // what it held is the session's now (gw_ws copied it)
+    gw_buf_free(&conn->out);
+}
+
+void
 gw_req_chat_done(gw_req_t *req)
 {
     gw_conn_t *conn = req->conn;
@@ -889,6 +897,7 @@ s_begin(gw_conn_t *conn, const gw_prescan_t *scan)
     gw_actor_t *gw = conn->gw;
     gw_req_t *req = s_req_new(conn);
     ev_timer_stop(gw->loop, &conn->timer);
+    gw_buf_exact(&req->head, scan->head_len + 1); // kept as long as the request (a chat session's)
     gw_buf_append(&req->head, gw_buf_head(&conn->in), scan->head_len);
     gw_buf_append(&req->head, "", 1); // NUL after the head, for string helpers
     req->head.end--;                  // ...not counted in its length

@@ -200,6 +200,10 @@ int gw_req_chat(gw_req_t *req,
                 const void **pending,
                 size_t *pending_len);
 
+//  The session has taken the pending bytes: the connection's buffers go
+//  (an idle chat session keeps no read or write buffer of its own here).
+void gw_req_chat_started(gw_req_t *req);
+
 //  The chat session is over: gw_chat_release is called, the connection
 //  closes (lingering while the client still sends), the request is reported
 //  (as 101).

@@ -14,12 +14,13 @@ build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-d
     libhttp-parser-dev libjansson-dev uuid-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev
     libwslay-dev libhiredis-dev libjwt-dev)
 # postgresql: the throwaway cluster of tests/lib/pgtmp.sh; psycopg2: tests/e2e talk to it
-# websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py
+# websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py;
+# cryptography: test certificates (tests/e2e/test_tls.py)
 # chromium, nodejs (+ npm): the chat page's real-browser test (tests/browser, tests/e2e/test_chat_page.py)
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
-    procps postgresql python3-psycopg2 python3-websocket python3-websockets chromium nodejs)
+    procps postgresql python3-psycopg2 python3-websocket python3-websockets python3-cryptography chromium nodejs)
 run_pkgs=(redis-server curl)
-bench_pkgs=(wrk nginx-light haproxy curl)
+bench_pkgs=(wrk nginx-light haproxy curl redis-server) # redis-server: the chat rows
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
 
 # tests/browser's npm modules (playwright-core, pinned by its package-lock.json): `npm ci`

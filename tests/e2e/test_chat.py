@@ -222,7 +222,8 @@ def test_no_chatd_means_503_and_a_killed_chatd_moves_nothing_lost(make_stack, re
     stack = chat_stack(make_stack, redis)
     bob = connect(stack, "userId=bob")
     stack.kill("chatd")
-    wait_until(lambda: stack.pong("gateway")[0].get("chat.chatd", 0) == 0, WAIT, what="chatd gone")
+    wait_until(lambda: stack.pong("gateway")[0].get("chat.chatd", 0) == 0
+               and stack.pong("gateway")[0].get("peers.chatd", 0) == 0, WAIT, what="chatd gone")
     with pytest.raises(websocket.WebSocketBadStatusException) as e:
         connect(stack, "userId=alice")
     assert e.value.status_code == 503
@@ -486,6 +487,21 @@ def test_two_regions_through_one_redis(make_stack, redis):
                        what="carol served")
         finally:
             carol.close()
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_cold_start_first_session_right_after_ready(make_stack, redis):
+    """The first chat session right after /ready (and the route's PUT) is accepted,
+    whether or not the gateway has seen chatd's subscription yet, and works."""
+    stack = make_stack(actor_env={"REDIS_URL": redis.url}, demo_route=False)
+    stack.put_route(VHOST, [], chatPath="/chat")
+    bob = connect(stack, "userId=bob")  # no wait for chatd: a user would not wait either
+    alice = connect(stack, "userId=alice")
+    try:
+        send_until_acked(alice, {"type": "message:send", "to": "bob", "text": "first", "id": "c1"})
+        assert next_frame(bob, "message:received")["text"] == "first"
     finally:
         alice.close()
         bob.close()
