@@ -26,6 +26,7 @@
 #include "gw_chat.h"
 #include "gw_conn.h"
 #include "gw_proxy.h"
+#include "gw_tls.h"
 #include "proto_log.h"
 #include "proto_url.h"
 #include "proto_util.h"
@@ -394,7 +395,98 @@ s_on_accept(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     (void) revents;
     gw_actor_t *self = w->data;
-    gw_conn_accept(self, w->fd, w == &self->admin_io);
+    if (w == &self->https_io)
+        gw_conn_accept_tls(self, w->fd);
+    else
+        gw_conn_accept(self, w->fd, w == &self->admin_io);
+}
+
+// --------------------------------------------------------------------------
+// Certificates for the HTTPS listener: fetched from the router (certs.get,
+// page by page) at start and after each change that may touch them; the
+// table is installed whole once its last page is in.
+
+#define S_CERTS_TIMEOUT_MS 5000 // a certs.get waits this long for its page
+#define S_CERTS_RETRY_S    1.0  // a fetch that failed is tried again after this
+
+static void s_certs_fetch(gw_actor_t *self, uint32_t from);
+
+static void
+s_certs_failed(gw_actor_t *self)
+{
+    gw_tls_table_free(&self->certs_next);
+    if (!ev_is_active(&self->certs_timer)) {
+        ev_timer_set(&self->certs_timer, S_CERTS_RETRY_S, 0.);
+        ev_timer_start(self->loop, &self->certs_timer);
+    }
+}
+
+static void
+s_on_certs_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    gw_actor_t *self = arg;
+    self->certs_pending = false;
+    if (in == NULL || in->msg.type != PROTO_CERTS_REPLY) {
+        log_warn("cannot fetch the certificates from the router: trying again",
+                 LOG_S("error", in ? proto_type_name(in->msg.type) : "timeout"));
+        s_certs_failed(self);
+        return;
+    }
+    const proto_certs_reply_t *r = &in->msg.certs_reply;
+    if (self->certs_again || (self->certs_from != 0 && r->version != self->certs_version)) {
+        self->certs_again = false; // changed meanwhile: from the first page again
+        gw_tls_table_free(&self->certs_next);
+        s_certs_fetch(self, 0);
+        return;
+    }
+    if (self->certs_next == NULL)
+        self->certs_next = gw_tls_table_new();
+    self->certs_version = r->version;
+    for (uint32_t i = 0; i < r->certs_count; i++) {
+        const proto_cert_t *c = &r->certs[i];
+        char err[256];
+        if (gw_tls_table_add(self->tls, self->certs_next, c->domain, c->chain, c->key, err,
+                             sizeof err)
+            != 0)
+            log_warn("certificate refused", LOG_S("domain", c->domain), LOG_S("error", err));
+    }
+    if (r->next != 0) {
+        s_certs_fetch(self, r->next);
+        return;
+    }
+    gw_tls_swap(self->tls, &self->certs_next);
+    log_info("certificates loaded", LOG_U("certificates", gw_tls_count(self->tls)),
+             LOG_U("version", r->version));
+}
+
+static void
+s_certs_fetch(gw_actor_t *self, uint32_t from)
+{
+    if (self->certs_pending) {
+        self->certs_again = true;
+        return;
+    }
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CERTS_GET);
+    msg.certs_get.from = from;
+    msg.certs_get.version = from ? self->certs_version : 0;
+    self->certs_from = from;
+    if (proto_bus_request(self->bus, PROTO_KIND_ROUTER, &msg, S_CERTS_TIMEOUT_MS, s_on_certs_reply,
+                          self)
+        != 0) {
+        s_certs_failed(self);
+        return;
+    }
+    self->certs_pending = true;
+}
+
+static void
+s_on_certs_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    s_certs_fetch(w->data, 0);
 }
 
 static void
@@ -406,6 +498,14 @@ s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
     const char *what = in->msg.config_changed.what;
     if (what && strcmp(what, "edge") == 0)
         gw_leases_expire_all(self->leases);
+    // certificates: theirs, a route's ssl, a rollback, another router's change
+    if (self->tls
+        && (what == NULL || *what == '\0' || strcmp(what, "certificate") == 0
+            || strcmp(what, "route") == 0 || strcmp(what, "rollback") == 0
+            || strcmp(what, "reload") == 0)) {
+        ev_timer_stop(self->loop, &self->certs_timer);
+        s_certs_fetch(self, 0);
+    }
     log_debug("configuration changed", LOG_U("version", in->msg.config_changed.version));
 }
 
@@ -435,11 +535,14 @@ s_close_listeners(gw_actor_t *self)
 {
     ev_io_stop(self->loop, &self->http_io);
     ev_io_stop(self->loop, &self->admin_io);
+    ev_io_stop(self->loop, &self->https_io);
     if (self->http_fd >= 0)
         close(self->http_fd);
     if (self->admin_fd >= 0)
         close(self->admin_fd);
-    self->http_fd = self->admin_fd = -1;
+    if (self->https_fd >= 0)
+        close(self->https_fd);
+    self->http_fd = self->admin_fd = self->https_fd = -1;
 }
 
 static void
@@ -514,7 +617,7 @@ gw_actor_new(const gw_config_t *cfg)
     char err[512];
     gw_actor_t *self = proto_xcalloc(1, sizeof *self);
     self->cfg = cfg;
-    self->http_fd = self->admin_fd = -1;
+    self->http_fd = self->admin_fd = self->https_fd = -1;
     self->start_us = proto_mono_us();
     if (getrandom(self->rng, sizeof self->rng, 0) != sizeof self->rng || self->rng[0] == 0) {
         self->rng[0] = proto_mono_us() ^ ((uint64_t) getpid() << 32);
@@ -613,6 +716,24 @@ gw_actor_new(const gw_config_t *cfg)
     self->http_io.data = self->admin_io.data = self;
     ev_io_start(self->loop, &self->http_io);
     ev_io_start(self->loop, &self->admin_io);
+    ev_timer_init(&self->certs_timer, s_on_certs_timer, 0., 0.);
+    self->certs_timer.data = self;
+    if (cfg->https_addr.port != 0) {
+        self->tls = gw_tls_new(err, sizeof err);
+        if (self->tls == NULL) {
+            log_error("cannot set up TLS", LOG_S("error", err));
+            goto fail;
+        }
+        self->https_fd = s_listen(&cfg->https_addr, "https");
+        if (self->https_fd < 0)
+            goto fail;
+        ev_io_init(&self->https_io, s_on_accept, self->https_fd, EV_READ);
+        self->https_io.data = self;
+        ev_io_start(self->loop, &self->https_io);
+        (void) proto_bus_counter(self->bus, "tls.failures", &self->tls_failures);
+        (void) proto_bus_counter(self->bus, "tls.unrecognized", gw_tls_unrecognized(self->tls));
+        s_certs_fetch(self, 0); // none until the router answers: handshakes fail meanwhile
+    }
     ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);
     ev_timer_init(&self->trim_timer, s_on_trim_timer, 0., 0.);
     self->trim_timer.data = self;
@@ -684,6 +805,7 @@ gw_actor_destroy(gw_actor_t **self_p)
         s_close_listeners(self);
         ev_timer_stop(self->loop, &self->drain_timer);
         ev_timer_stop(self->loop, &self->trim_timer);
+        ev_timer_stop(self->loop, &self->certs_timer);
         ev_idle_stop(self->loop, &self->drain_done);
         gw_conn_close_all(self);
     }
@@ -699,6 +821,8 @@ gw_actor_destroy(gw_actor_t **self_p)
     if (self->admin_fd >= 0)
         close(self->admin_fd);
     proto_actor_destroy(&self->actor); // bus first: pending asks are dropped uncalled
+    gw_tls_table_free(&self->certs_next);
+    gw_tls_destroy(&self->tls); // after the connections: none holds an SSL
     gw_leases_destroy(&self->leases);
     free(self);
     *self_p = NULL;

@@ -68,6 +68,16 @@ struct gw_actor {
     int admin_fd;                           // admin listener
     ev_io http_io;                          // accept on the public listener
     ev_io admin_io;                         // accept on the admin listener
+    int https_fd;                           // HTTPS listener, or -1 (GATEWAY_HTTPS_ADDR unset)
+    ev_io https_io;                         // accept on it
+    struct gw_tls *tls;                     // its certificates (gw_tls), or NULL
+    struct gw_tls_table *certs_next;        // the table being fetched from the router, page by page
+    uint64_t certs_version;                 // configuration version of the pages fetched so far
+    uint32_t certs_from;                    // index of the page asked for
+    bool certs_pending;                     // a certs.get is in flight
+    bool certs_again;                       // a change came meanwhile: fetch again after it
+    ev_timer certs_timer;                   // a fetch that failed is tried again
+    uint64_t tls_failures;                  // TLS handshakes that failed (pong tls.failures)
     gw_cidr_list_t trusted;                 // GATEWAY_TRUSTED_PROXIES
     gw_leases_t *leases;                    // routing decisions
     gw_report_t *report;                    // request.done batches

@@ -34,6 +34,8 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "gw_actor.h"
 #include "gw_admin.h"
@@ -43,6 +45,7 @@
 #include "gw_head.h"
 #include "gw_prescan.h"
 #include "gw_proxy.h"
+#include "gw_tls.h"
 #include "gw_tunnel.h"
 #include "proto_log.h"
 #include "proto_util.h"
@@ -66,6 +69,7 @@ struct gw_conn {
     ev_timer reap;                    // closes a broken connection from the loop
     gw_buf_t in;                      // bytes from the client not yet used
     gw_buf_t out;                     // bytes to the client not yet written
+    SSL *ssl;                         // HTTPS listener: the TLS session (else NULL)
     int fd;                           // client socket
     bool admin;                       // accepted on the admin listener
     bool trusted;                     // peer in GATEWAY_TRUSTED_PROXIES
@@ -106,6 +110,7 @@ s_req_new(gw_conn_t *conn)
     req->gw = conn->gw;
     req->client_ip = conn->client_ip;
     req->trusted = conn->trusted;
+    req->tls = conn->ssl != NULL;
     req->cand = -1;
     req->start_us = proto_mono_us();
     conn->req = req;
@@ -141,6 +146,44 @@ s_want_write(gw_conn_t *conn)
         ev_io_start(conn->gw->loop, &conn->wio);
     else
         ev_io_stop(conn->gw->loop, &conn->wio);
+}
+
+//  TLS: what gw_buf_write and gw_buf_read do on a plain socket.
+static ssize_t
+s_tls_write(gw_conn_t *conn)
+{
+    size_t len = gw_buf_len(&conn->out);
+    int n = SSL_write(conn->ssl, gw_buf_head(&conn->out), len > INT32_MAX ? INT32_MAX : (int) len);
+    if (n > 0) {
+        gw_buf_consume(&conn->out, (size_t) n);
+        return n;
+    }
+    int e = SSL_get_error(conn->ssl, n);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+    return -1;
+}
+
+static ssize_t
+s_tls_read(gw_conn_t *conn, size_t max)
+{
+    char *at = gw_buf_reserve(&conn->in, max);
+    int n = SSL_read(conn->ssl, at, max > INT32_MAX ? INT32_MAX : (int) max);
+    if (n > 0) {
+        gw_buf_commit(&conn->in, (size_t) n);
+        // decrypted bytes left in OpenSSL's buffer: the socket will not say so
+        if (SSL_has_pending(conn->ssl) && conn->reading)
+            ev_feed_event(conn->gw->loop, &conn->rio, EV_READ);
+        return n;
+    }
+    int e = SSL_get_error(conn->ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0; // close_notify (or EOF: SSL_OP_IGNORE_UNEXPECTED_EOF)
+    if (e == SSL_ERROR_WANT_WRITE)
+        ev_io_start(conn->gw->loop, &conn->wio); // s_on_writable reads again
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+    return -1;
 }
 
 static void
@@ -195,6 +238,10 @@ s_close_written(gw_conn_t *conn)
     }
     // lingering close: our side is done; drain theirs until EOF or the bound
     conn->lingering = true;
+    if (conn->ssl) {
+        (void) SSL_shutdown(conn->ssl); // close_notify, if the socket takes it now
+        ERR_clear_error();
+    }
     gw_buf_reset(&conn->in);
     shutdown(conn->fd, SHUT_WR);
     ev_io_stop(conn->gw->loop, &conn->wio);
@@ -212,7 +259,7 @@ s_flush(gw_conn_t *conn)
     if (conn->broken)
         return -1;
     while (gw_buf_len(&conn->out) > 0) {
-        ssize_t n = gw_buf_write(&conn->out, conn->fd);
+        ssize_t n = conn->ssl ? s_tls_write(conn) : gw_buf_write(&conn->out, conn->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
@@ -267,7 +314,7 @@ gw_req_uncork(gw_req_t *req)
 int
 gw_req_client_fd(const gw_req_t *req)
 {
-    return req->conn->broken ? -1 : req->conn->fd;
+    return req->conn->broken || req->tls ? -1 : req->conn->fd; // no splice under TLS
 }
 
 bool
@@ -291,9 +338,10 @@ gw_req_client_failed(gw_req_t *req)
 static void
 s_on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void) loop;
     (void) revents;
     gw_conn_t *conn = w->data;
+    if (conn->ssl && conn->reading)
+        ev_feed_event(loop, &conn->rio, EV_READ); // a read that wanted to write goes on
     bool was_full = gw_buf_len(&conn->out) > GW_OUT_HIGH;
     if (s_flush(conn) != 0)
         return;
@@ -352,6 +400,8 @@ s_start_reading(gw_conn_t *conn)
     if (!conn->reading && !conn->eof) {
         ev_io_start(conn->gw->loop, &conn->rio);
         conn->reading = true;
+        if (conn->ssl && SSL_has_pending(conn->ssl)) // bytes decrypted before the pause
+            ev_feed_event(conn->gw->loop, &conn->rio, EV_READ);
     }
 }
 
@@ -474,6 +524,8 @@ s_close(gw_conn_t *conn)
     ev_io_stop(gw->loop, &conn->wio);
     ev_timer_stop(gw->loop, &conn->timer);
     ev_timer_stop(gw->loop, &conn->reap);
+    SSL_free(conn->ssl);
+    conn->ssl = NULL;
     if (conn->fd >= 0)
         close(conn->fd);
     conn->fd = -1;
@@ -711,6 +763,10 @@ s_on_decision(gw_req_t *req, gw_lease_t *lease, bool stale)
         return;
     }
     if (gw_chat_wants(req)) { // a chat session needs no backend
+        if (req->tls) {       // its socket is handed over raw: not under TLS yet
+            gw_req_respond_text(req, 501, "Not Implemented - chat over HTTPS");
+            return;
+        }
         gw_chat_start(req->gw->chat, req);
         return;
     }
@@ -1062,7 +1118,7 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         // after each response, so most reads start one); bodies read wide
         size_t want =
             conn->req == NULL && conn->in.cap < GW_READ_CHUNK ? GW_READ_HEAD : GW_READ_CHUNK;
-        ssize_t n = gw_buf_read(&conn->in, conn->fd, want);
+        ssize_t n = conn->ssl ? s_tls_read(conn, want) : gw_buf_read(&conn->in, conn->fd, want);
         if (n == 0) {
             conn->eof = true;
             s_stop_reading(conn);
@@ -1093,8 +1149,69 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     s_process(conn);
 }
 
+// --------------------------------------------------------------------------
+// The TLS handshake: the connection's watchers and timer have their own
+// callbacks until it is done, so the plain path has no branch for it.
+
+static void
+s_on_handshake_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    gw_conn_t *conn = w->data;
+    log_debug("TLS handshake timeout", LOG_S("client_ip", conn->client_ip));
+    s_close(conn); // GATEWAY_HEADER_TIMEOUT from accept: no response can be sent
+}
+
+static void
+s_on_handshake(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) revents;
+    gw_conn_t *conn = w->data;
+    ERR_clear_error();
+    int rc = SSL_do_handshake(conn->ssl);
+    if (rc == 1) {
+        ev_set_cb(&conn->rio, s_on_readable);
+        ev_set_cb(&conn->wio, s_on_writable);
+        ev_set_cb(&conn->timer, s_on_timer); // the header timeout from accept goes on
+        ev_io_stop(loop, &conn->wio);
+        ev_feed_event(loop, &conn->rio, EV_READ); // the request may have come with it
+        return;
+    }
+    int e = SSL_get_error(conn->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(loop, &conn->wio);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(loop, &conn->wio);
+        return;
+    }
+    unsigned long err = ERR_peek_error();
+    const char *why = err ? ERR_reason_error_string(err) : NULL;
+    log_debug("TLS handshake failed", LOG_S("client_ip", conn->client_ip),
+              LOG_S("reason", why ? why : "closed"));
+    ERR_clear_error();
+    conn->gw->tls_failures++;
+    s_close(conn);
+}
+
+static void s_accept(gw_actor_t *gw, int listen_fd, bool admin, bool tls);
+
 void
 gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
+{
+    s_accept(gw, listen_fd, admin, false);
+}
+
+void
+gw_conn_accept_tls(gw_actor_t *gw, int listen_fd)
+{
+    s_accept(gw, listen_fd, false, true);
+}
+
+static void
+s_accept(gw_actor_t *gw, int listen_fd, bool admin, bool tls)
 {
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
@@ -1128,6 +1245,18 @@ gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin)
         ev_timer_init(&conn->timer, s_on_timer, 0., 0.);
         ev_timer_init(&conn->reap, s_on_reap, 0., 0.);
         conn->rio.data = conn->wio.data = conn->timer.data = conn->reap.data = conn;
+        if (tls) {
+            conn->ssl = gw_tls_ssl_new(gw->tls, fd);
+            if (conn->ssl == NULL) {
+                log_warn("cannot make a TLS session");
+                close(fd);
+                proto_slab_free(gw->conn_slab, conn);
+                continue;
+            }
+            ev_set_cb(&conn->rio, s_on_handshake);
+            ev_set_cb(&conn->wio, s_on_handshake);
+            ev_set_cb(&conn->timer, s_on_handshake_timer);
+        }
         conn->next = gw->conns;
         if (gw->conns)
             gw->conns->prev = conn;

@@ -15,6 +15,11 @@
 //  Accept every pending connection on a listener.
 void gw_conn_accept(gw_actor_t *gw, int listen_fd, bool admin);
 
+//  Accept every pending connection on the HTTPS listener: a TLS handshake
+//  (gw->tls picks the certificate) within GATEWAY_HEADER_TIMEOUT, then the
+//  same HTTP path through SSL_read/SSL_write (never splice).
+void gw_conn_accept_tls(gw_actor_t *gw, int listen_fd);
+
 //  Drain: close every idle connection now (no request, nothing to write, no
 //  partial head); the others close after their response (gw->draining makes
 //  it say Connection: close).

@@ -445,7 +445,7 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
     if (kept[GW_H_X_FORWARDED_PROTO])
         s_put_field(out, req, kept[GW_H_X_FORWARDED_PROTO]);
     else
-        gw_buf_puts(out, "X-Forwarded-Proto: http\r\n");
+        gw_buf_puts(out, req->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (kept[GW_H_X_FORWARDED_HOST]) {
         s_put_field(out, req, kept[GW_H_X_FORWARDED_HOST]);
     } else if (req->authority_len > 0) {
@@ -1197,7 +1197,7 @@ void
 gw_proxy_start(gw_req_t *req)
 {
     req->hold_ok = true;
-    req->websocket = s_is_websocket(req);
+    req->websocket = !req->tls && s_is_websocket(req); // a tunnel relays raw sockets: not TLS yet
     gw_lease_t *lease = req->lease;
     if (lease->req_active == 0) { // a lease without limits (older router): none apply
         s_attempt(req);

@@ -68,6 +68,7 @@ struct gw_req {
     gw_actor_t *gw;                    // the actor
     const char *client_ip;             // peer address text (the connection's)
     bool trusted;                      // peer in GATEWAY_TRUSTED_PROXIES
+    bool tls;                          // came over the HTTPS listener
     gw_phase_t phase;                  // where it is (written by gw_conn.c only)
     gw_buf_t head;                     // copy of the request head bytes
     gw_field_t fields[GW_MAX_HEADERS]; // header fields (offsets into head)

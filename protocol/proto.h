@@ -88,11 +88,14 @@ typedef struct {
 #define PROTO_UC_body(C, s)       PROTO_##C##_BODY##s
 #define PROTO_UC_by(C, s)         PROTO_##C##_BY##s
 #define PROTO_UC_candidates(C, s) PROTO_##C##_CANDIDATES##s
+#define PROTO_UC_certs(C, s)      PROTO_##C##_CERTS##s
+#define PROTO_UC_chain(C, s)      PROTO_##C##_CHAIN##s
 #define PROTO_UC_chat_path(C, s)  PROTO_##C##_CHAT_PATH##s
 #define PROTO_UC_client(C, s)     PROTO_##C##_CLIENT##s
 #define PROTO_UC_code(C, s)       PROTO_##C##_CODE##s
 #define PROTO_UC_counters(C, s)   PROTO_##C##_COUNTERS##s
 #define PROTO_UC_cursor(C, s)     PROTO_##C##_CURSOR##s
+#define PROTO_UC_domain(C, s)     PROTO_##C##_DOMAIN##s
 #define PROTO_UC_endpoint(C, s)   PROTO_##C##_ENDPOINT##s
 #define PROTO_UC_error(C, s)      PROTO_##C##_ERROR##s
 #define PROTO_UC_event(C, s)      PROTO_##C##_EVENT##s

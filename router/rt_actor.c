@@ -242,6 +242,28 @@ s_on_config_delete(proto_bus_t *bus, proto_in_t *in, void *arg)
                       s_reply_new(self, in));
 }
 
+//  certs.get from a gateway: a page of certificates with their keys, from
+//  the current configuration (the only way keys leave the router).
+static void
+s_on_certs_get(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    rt_actor_t *self = arg;
+    if (!rt_control_loaded(self->control)) {
+        proto_bus_reply_error(bus, &in->ret, "unavailable", "configuration not loaded");
+        return;
+    }
+    proto_cert_t page[PROTO_CERTS_REPLY_CERTS_MAX];
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CERTS_REPLY);
+    proto_certs_reply_t *r = &msg.certs_reply;
+    r->version = rt_control_version(self->control);
+    r->total = rt_control_certs(self->control, in->msg.certs_get.from, page,
+                                PROTO_CERTS_REPLY_CERTS_MAX, &r->certs_count, &r->next);
+    r->certs = page;
+    if (proto_bus_reply(bus, &in->ret, &msg) != 0)
+        log_warn("cannot send certs.reply", LOG_S("rid", in->ret.rid));
+}
+
 rt_actor_t *
 rt_actor_new(const rt_config_t *cfg)
 {
@@ -285,6 +307,7 @@ rt_actor_new(const rt_config_t *cfg)
     proto_bus_on(bus, PROTO_CONFIG_GET, s_on_config_get, self);
     proto_bus_on(bus, PROTO_CONFIG_PUT, s_on_config_put, self);
     proto_bus_on(bus, PROTO_CONFIG_DELETE, s_on_config_delete, self);
+    proto_bus_on(bus, PROTO_CERTS_GET, s_on_certs_get, self);
     self->decide = rt_decide_new(bus, self->control);
     rt_control_on_reload(self->control, s_on_reload, self);
     (void) proto_bus_counter(bus, "config.loaded", &self->loaded);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "proto_log.h"
 #include "proto_util.h"
 #include "rt_control_int.h"
 #include "rt_history.h"
@@ -174,4 +175,56 @@ rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *r
         rt_result_error(result, 400, "what", "config.get of '%s' is not supported", what);
     }
     result->version = self->data.version;
+}
+
+//  The idx-th certificate with its key in the order certs.get pages them:
+//  the stored certificates, then the routes' ssl (domain: the vHost).
+//  Returns false past the end. Strings borrowed from the configuration.
+static bool
+s_cert_at(const rt_control_t *self, size_t idx, proto_cert_t *out)
+{
+    const json_t *c = NULL;
+    const char *domain = NULL;
+    size_t ncerts = json_array_size(self->data.certificates);
+    if (idx < ncerts) {
+        c = json_array_get(self->data.certificates, idx);
+        domain = json_string_value(json_object_get(c, "domain"));
+    } else {
+        const rt_route_t *route = rt_table_at(self->data.table, idx - ncerts);
+        c = json_object_get(route->doc, "ssl");
+        domain = route->vhost;
+    }
+    out->domain = domain;
+    out->chain = json_string_value(json_object_get(c, "cert"));
+    out->key = json_string_value(json_object_get(c, "key"));
+    return out->domain && out->chain && out->key;
+}
+
+uint32_t
+rt_control_certs(const rt_control_t *self,
+                 uint32_t from,
+                 proto_cert_t *page,
+                 uint32_t cap,
+                 uint32_t *count,
+                 uint32_t *next)
+{
+    *count = 0;
+    *next = 0;
+    if (!self->loaded)
+        return 0;
+    size_t total = json_array_size(self->data.certificates) + rt_table_size(self->data.table);
+    size_t i = from;
+    for (; i < total && *count < cap; i++) {
+        proto_cert_t c;
+        if (!s_cert_at(self, i, &c))
+            continue; // a route without ssl
+        if (strlen(c.domain) > PROTO_CERT_DOMAIN_MAX || strlen(c.chain) > PROTO_CERT_CHAIN_MAX
+            || strlen(c.key) > PROTO_CERT_KEY_MAX) {
+            log_warn("certificate too large for gateways: skipped", LOG_S("domain", c.domain));
+            continue;
+        }
+        page[(*count)++] = c;
+    }
+    *next = i < total ? (uint32_t) i : 0;
+    return (uint32_t) total;
 }

@@ -21,3 +21,6 @@ tests/gateway/test_ws_LIBS := -lwslay -lcrypto
 UNIT_TESTS += tests/gateway/test_jwt
 tests/gateway/test_jwt_SRCS := gateway/gw_jwt.c
 tests/gateway/test_jwt_LIBS := -ljwt
+UNIT_TESTS += tests/gateway/test_tls
+tests/gateway/test_tls_SRCS := gateway/gw_tls.c
+tests/gateway/test_tls_LIBS := -lssl -lcrypto

@@ -290,6 +290,113 @@ test_config(void **state)
 }
 
 // --------------------------------------------------------------------------
+// Certificates for gateways (certs.get)
+
+//  One certs.get: the reply (a certs.reply) in *reply.
+static void
+s_certs_get(s_router_t *rt, uint32_t from, uint64_t version, proto_msg_t *reply)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CERTS_GET);
+    msg.certs_get.from = from;
+    msg.certs_get.version = version;
+    assert_int_equal(s_request(rt->dealer, &msg, reply, S_WAIT_MS), 0);
+    assert_int_equal(reply->type, PROTO_CERTS_REPLY);
+}
+
+static void
+test_certs(void **state)
+{
+    (void) state;
+    it_env_t env;
+    assert_int_equal(it_env_init(&env), 0);
+    s_router_t rt;
+    s_start(&env, &rt, "router", "rt.json");
+    proto_msg_t reply;
+    proto_msg_init(&reply, PROTO_NONE);
+
+    // none yet: an empty answer
+    s_certs_get(&rt, 0, 0, &reply);
+    assert_int_equal(reply.certs_reply.version, 0);
+    assert_int_equal(reply.certs_reply.certs_count, 0);
+    assert_int_equal(reply.certs_reply.next, 0);
+
+    // 20 certificates (the router checks their shape; apid checked the PEMs),
+    // a route with ssl and one without
+    char domain[64], body[512];
+    for (int i = 0; i < 20; i++) {
+        snprintf(domain, sizeof domain, "d%02d.example.com", i);
+        snprintf(body, sizeof body,
+                 "{\"domain\": \"%s\", \"cert\": \"CERT %d\", \"key\": \"KEY %d\", "
+                 "\"issuer\": \"CN=x\", \"subject\": \"CN=x\", \"notBefore\": \"a\", "
+                 "\"notAfter\": \"b\"}",
+                 domain, i, i);
+        assert_int_equal(s_put(&rt, "certificate", domain, NULL, 0, body, &reply), 201);
+    }
+    assert_int_equal(s_put(&rt, "route", "plain.example.com", NULL, 0,
+                           "{\"vHost\": \"plain.example.com\", \"backends\": []}", &reply),
+                     201);
+    assert_int_equal(s_put(&rt, "route", "tls.example.com", NULL, 0,
+                           "{\"vHost\": \"tls.example.com\", \"backends\": [], "
+                           "\"ssl\": {\"cert\": \"ROUTE CERT\", \"key\": \"ROUTE KEY\"}}",
+                           &reply),
+                     201);
+    uint64_t version = reply.config_reply.version;
+    assert_int_equal(version, 22);
+
+    // paged: 16, then the rest; every certificate once, with its key
+    bool seen[20] = {false};
+    bool route_seen = false;
+    uint32_t from = 0;
+    int pages = 0;
+    do {
+        s_certs_get(&rt, from, from ? version : 0, &reply);
+        const proto_certs_reply_t *r = &reply.certs_reply;
+        assert_int_equal(r->version, version);
+        assert_int_equal(r->total, 22); // 20 stored, then 2 routes
+        assert_true(r->certs_count <= PROTO_CERTS_REPLY_CERTS_MAX);
+        for (uint32_t i = 0; i < r->certs_count; i++) {
+            const proto_cert_t *c = &r->certs[i];
+            if (strcmp(c->domain, "tls.example.com") == 0) {
+                assert_string_equal(c->chain, "ROUTE CERT");
+                assert_string_equal(c->key, "ROUTE KEY");
+                route_seen = true;
+                continue;
+            }
+            int n = -1;
+            assert_int_equal(sscanf(c->domain, "d%d.example.com", &n), 1);
+            assert_true(n >= 0 && n < 20 && !seen[n]);
+            seen[n] = true;
+            char want[32];
+            snprintf(want, sizeof want, "KEY %d", n);
+            assert_string_equal(c->key, want);
+            snprintf(want, sizeof want, "CERT %d", n);
+            assert_string_equal(c->chain, want);
+        }
+        from = r->next;
+        pages++;
+    } while (from != 0 && pages < 10);
+    assert_int_equal(pages, 2);
+    assert_true(route_seen);
+    for (int i = 0; i < 20; i++)
+        assert_true(seen[i]);
+
+    // a removed certificate is gone from the next answer; past the end: empty
+    assert_int_equal(s_delete(&rt, "certificate", "d00.example.com", NULL, &reply), 204);
+    s_certs_get(&rt, 0, 0, &reply);
+    assert_int_equal(reply.certs_reply.version, version + 1);
+    assert_int_equal(reply.certs_reply.total, 21);
+    for (uint32_t i = 0; i < reply.certs_reply.certs_count; i++)
+        assert_string_not_equal(reply.certs_reply.certs[i].domain, "d00.example.com");
+    s_certs_get(&rt, 1000, version + 1, &reply);
+    assert_int_equal(reply.certs_reply.certs_count, 0);
+    assert_int_equal(reply.certs_reply.next, 0);
+    proto_msg_clear(&reply);
+    s_stop(&env, &rt);
+    it_env_fini(&env);
+}
+
+// --------------------------------------------------------------------------
 // Decisions
 
 //  The scripted balancer: a ROUTER and an XPUB bound where the router's
@@ -718,11 +825,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_ACTOR_COMMON_TESTS("router"),
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_decide),
-        cmocka_unit_test(test_regions),
-        cmocka_unit_test(test_stop_with_pick_in_flight),
+        IT_ACTOR_COMMON_TESTS("router"),       cmocka_unit_test(test_config),
+        cmocka_unit_test(test_certs),          cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_regions),        cmocka_unit_test(test_stop_with_pick_in_flight),
         cmocka_unit_test(test_bad_state_file),
     };
     return cmocka_run_group_tests_name("it_router", tests, NULL, NULL);

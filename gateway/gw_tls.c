@@ -1,0 +1,443 @@
+/*  gw_tls - the HTTPS listener's TLS: server contexts and SNI (SPEC §11).
+
+    See gw_tls.h. The table is an array sorted by domain (lower-case), so an
+    SNI lookup is at most three binary searches: the name, "*." and the name
+    without its first label, "*".
+*/
+#include <assert.h>
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "gw_tls.h"
+#include "proto_log.h"
+#include "proto_util.h"
+
+#define S_DOMAIN_MAX 255 // bytes of a domain (SNI host names are at most 255)
+
+//  TLS 1.2: forward secrecy and AEAD only (Mozilla's "intermediate" list);
+//  TLS 1.3 keeps OpenSSL's default suites (all AEAD).
+#define S_CIPHERS                                                                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+//  ALPN: http/1.1 only (h2 once HTTP/2 lands).
+static const unsigned char s_alpn[] = "\x08http/1.1";
+
+//  A ticket key: its name (sent in the ticket), AES-256 and HMAC-SHA256 keys.
+typedef struct {
+    unsigned char name[16]; // key name
+    unsigned char aes[32];  // encryption key
+    unsigned char hmac[32]; // MAC key
+    time_t made;            // monotonic seconds when it was made
+    bool set;               // holds a key
+} s_ticket_key_t;
+
+//  One certificate's context.
+typedef struct {
+    char domain[S_DOMAIN_MAX + 1]; // lower-case
+    size_t order;                  // insertion order (the first of a domain wins)
+    SSL_CTX *ctx;                  // one reference
+} s_entry_t;
+
+struct gw_tls_table {
+    s_entry_t *entries; // sorted by domain once installed
+    size_t count;       // how many
+    size_t cap;         // allocated
+};
+
+struct gw_tls {
+    SSL_CTX *base;            // handshakes start here (no certificate)
+    gw_tls_table_t *table;    // installed certificates
+    s_ticket_key_t ticket[2]; // current, previous
+    uint64_t unrecognized;    // handshakes refused: no certificate for the name
+};
+
+static time_t
+s_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+//  OpenSSL's last error as text, and the queue emptied.
+static void
+s_ssl_err(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "%s%s%s", what, e ? ": " : "", buf);
+    ERR_clear_error();
+}
+
+static int
+s_entry_cmp(const void *a, const void *b)
+{
+    const s_entry_t *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    if (c != 0)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static SSL_CTX *
+s_lookup(const gw_tls_table_t *table, const char *domain)
+{
+    if (table == NULL || table->count == 0)
+        return NULL;
+    size_t lo = 0, hi = table->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(table->entries[mid].domain, domain);
+        if (c == 0)
+            return table->entries[mid].ctx;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+// --------------------------------------------------------------------------
+// Callbacks (every context has them)
+
+//  SNI: exact, one-label wildcard, "*", else unrecognized_name.
+static int
+s_on_servername(SSL *ssl, int *alert, void *arg)
+{
+    gw_tls_t *self = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    char lower[S_DOMAIN_MAX + 1] = "";
+    SSL_CTX *ctx = NULL;
+    if (name && *name) {
+        size_t len = strlen(name);
+        if (len > S_DOMAIN_MAX)
+            len = S_DOMAIN_MAX;
+        for (size_t i = 0; i < len; i++)
+            lower[i] = (char) tolower((unsigned char) name[i]);
+        lower[len] = '\0';
+        ctx = s_lookup(self->table, lower);
+        const char *dot = strchr(lower, '.');
+        if (ctx == NULL && dot && dot[1]) {
+            char wild[S_DOMAIN_MAX + 2];
+            snprintf(wild, sizeof wild, "*%s", dot);
+            ctx = s_lookup(self->table, wild);
+        }
+    }
+    if (ctx == NULL)
+        ctx = s_lookup(self->table, "*");
+    if (ctx == NULL) {
+        self->unrecognized++;
+        log_debug("TLS handshake refused: no certificate for the name", LOG_S("sni", lower));
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    SSL_set_SSL_CTX(ssl, ctx); // the SSL takes a reference on it
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+s_on_alpn(SSL *ssl,
+          const unsigned char **out,
+          unsigned char *outlen,
+          const unsigned char *in,
+          unsigned int inlen,
+          void *arg)
+{
+    (void) ssl;
+    (void) arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, s_alpn, sizeof s_alpn - 1, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; // no http/1.1 offered: no ALPN, as nginx does
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void
+s_ticket_make(s_ticket_key_t *key)
+{
+    if (RAND_bytes(key->name, sizeof key->name) != 1 || RAND_bytes(key->aes, sizeof key->aes) != 1
+        || RAND_bytes(key->hmac, sizeof key->hmac) != 1) {
+        fprintf(stderr, "gw_tls: no random bytes for a ticket key\n");
+        abort();
+    }
+    key->made = s_mono_s();
+    key->set = true;
+}
+
+static int
+s_ticket_init(
+    s_ticket_key_t *key, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key->hmac, sizeof key->hmac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv)
+                 : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv);
+    return ok == 1 ? 0 : -1;
+}
+
+//  Session tickets: one key set for every context. enc: a new ticket with
+//  the current key (made again once it is GW_TLS_TICKET_ROTATE_S old).
+//  Else: which key made it; the previous one's tickets are renewed (2).
+static int
+s_on_ticket(SSL *ssl,
+            unsigned char key_name[16],
+            unsigned char *iv,
+            EVP_CIPHER_CTX *cctx,
+            EVP_MAC_CTX *hctx,
+            int enc)
+{
+    gw_tls_t *self = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (enc) {
+        if (s_mono_s() - self->ticket[0].made >= GW_TLS_TICKET_ROTATE_S)
+            gw_tls_rotate_tickets(self);
+        s_ticket_key_t *key = &self->ticket[0];
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+            return -1;
+        memcpy(key_name, key->name, sizeof key->name);
+        return s_ticket_init(key, iv, cctx, hctx, 1) == 0 ? 1 : -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        s_ticket_key_t *key = &self->ticket[i];
+        if (key->set && memcmp(key_name, key->name, sizeof key->name) == 0)
+            return s_ticket_init(key, iv, cctx, hctx, 0) == 0 ? (i == 0 ? 1 : 2) : -1;
+    }
+    return 0; // unknown key: a full handshake
+}
+
+//  What every context shares: versions, ciphers, options, callbacks.
+static int
+s_ctx_setup(gw_tls_t *self, SSL_CTX *ctx)
+{
+    SSL_CTX_set_app_data(ctx, self);
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1
+        || SSL_CTX_set_cipher_list(ctx, S_CIPHERS) != 1)
+        return -1;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
+                                 | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // partial writes out of a buffer that may move between tries; buffers
+    // freed while idle (an idle keep-alive connection costs less)
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                              | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *) "switchyard", 10);
+    SSL_CTX_set_tlsext_servername_callback(ctx, s_on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, self);
+    SSL_CTX_set_alpn_select_cb(ctx, s_on_alpn, self);
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, s_on_ticket) != 1)
+        return -1;
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+
+gw_tls_t *
+gw_tls_new(char *err, size_t errlen)
+{
+    gw_tls_t *self = proto_xcalloc(1, sizeof *self);
+    self->base = SSL_CTX_new(TLS_server_method());
+    if (self->base == NULL || s_ctx_setup(self, self->base) != 0) {
+        s_ssl_err(err, errlen, "cannot make the TLS context");
+        goto fail;
+    }
+    s_ticket_make(&self->ticket[0]);
+    self->table = gw_tls_table_new();
+    return self;
+fail:
+    gw_tls_destroy(&self);
+    return NULL;
+}
+
+void
+gw_tls_destroy(gw_tls_t **self_p)
+{
+    assert(self_p);
+    gw_tls_t *self = *self_p;
+    if (self == NULL)
+        return;
+    gw_tls_table_free(&self->table);
+    SSL_CTX_free(self->base);
+    OPENSSL_cleanse(self->ticket, sizeof self->ticket);
+    free(self);
+    *self_p = NULL;
+}
+
+gw_tls_table_t *
+gw_tls_table_new(void)
+{
+    return proto_xcalloc(1, sizeof(gw_tls_table_t));
+}
+
+void
+gw_tls_table_free(gw_tls_table_t **table_p)
+{
+    assert(table_p);
+    gw_tls_table_t *table = *table_p;
+    if (table == NULL)
+        return;
+    for (size_t i = 0; i < table->count; i++)
+        SSL_CTX_free(table->entries[i].ctx); // in-flight handshakes keep their reference
+    free(table->entries);
+    free(table);
+    *table_p = NULL;
+}
+
+//  The chain (leaf first) and key into ctx.
+static int
+s_load(SSL_CTX *ctx, const char *chain_pem, const char *key_pem, char *err, size_t errlen)
+{
+    int rc = -1;
+    BIO *bio = BIO_new_mem_buf(chain_pem, -1);
+    X509 *leaf = bio ? PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key = NULL;
+    BIO *kbio = NULL;
+    if (leaf == NULL || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+        s_ssl_err(err, errlen, "bad certificate");
+        goto done;
+    }
+    X509 *ca;
+    while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) { // taken on success
+            X509_free(ca);
+            s_ssl_err(err, errlen, "bad chain certificate");
+            goto done;
+        }
+    }
+    ERR_clear_error(); // the end of the PEM
+    kbio = BIO_new_mem_buf(key_pem, -1);
+    key = kbio ? PEM_read_bio_PrivateKey(kbio, NULL, NULL, NULL) : NULL;
+    if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+        s_ssl_err(err, errlen, "bad key");
+        goto done;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        s_ssl_err(err, errlen, "the key does not match the certificate");
+        goto done;
+    }
+    rc = 0;
+done:
+    EVP_PKEY_free(key);
+    BIO_free(kbio);
+    X509_free(leaf);
+    BIO_free(bio);
+    return rc;
+}
+
+int
+gw_tls_table_add(gw_tls_t *self,
+                 gw_tls_table_t *table,
+                 const char *domain,
+                 const char *chain_pem,
+                 const char *key_pem,
+                 char *err,
+                 size_t errlen)
+{
+    size_t len = strlen(domain);
+    if (len == 0 || len > S_DOMAIN_MAX) {
+        snprintf(err, errlen, "bad domain");
+        return -1;
+    }
+    char lower[S_DOMAIN_MAX + 1];
+    for (size_t i = 0; i <= len; i++)
+        lower[i] = (char) tolower((unsigned char) domain[i]);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || s_ctx_setup(self, ctx) != 0) {
+        s_ssl_err(err, errlen, "cannot make the TLS context");
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    if (s_load(ctx, chain_pem, key_pem, err, errlen) != 0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    if (table->count == table->cap) {
+        table->cap = table->cap ? table->cap * 2 : 16;
+        s_entry_t *grown = realloc(table->entries, table->cap * sizeof *grown);
+        if (grown == NULL) {
+            fprintf(stderr, "gw_tls: out of memory\n");
+            abort();
+        }
+        table->entries = grown;
+    }
+    s_entry_t *e = &table->entries[table->count];
+    memcpy(e->domain, lower, len + 1);
+    e->order = table->count;
+    e->ctx = ctx;
+    table->count++;
+    return 0;
+}
+
+void
+gw_tls_swap(gw_tls_t *self, gw_tls_table_t **table_p)
+{
+    gw_tls_table_t *table = *table_p;
+    *table_p = NULL;
+    if (table->count > 1)
+        qsort(table->entries, table->count, sizeof *table->entries, s_entry_cmp);
+    // a domain given twice: the first added is kept (it sorts first)
+    size_t kept = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        if (kept > 0 && strcmp(table->entries[kept - 1].domain, table->entries[i].domain) == 0) {
+            SSL_CTX_free(table->entries[i].ctx);
+            continue;
+        }
+        table->entries[kept++] = table->entries[i];
+    }
+    table->count = kept;
+    gw_tls_table_free(&self->table);
+    self->table = table;
+}
+
+size_t
+gw_tls_count(const gw_tls_t *self)
+{
+    return self->table ? self->table->count : 0;
+}
+
+SSL *
+gw_tls_ssl_new(gw_tls_t *self, int fd)
+{
+    SSL *ssl = SSL_new(self->base);
+    if (ssl == NULL)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+void
+gw_tls_rotate_tickets(gw_tls_t *self)
+{
+    self->ticket[1] = self->ticket[0];
+    s_ticket_make(&self->ticket[0]);
+}
+
+uint64_t *
+gw_tls_unrecognized(gw_tls_t *self)
+{
+    return &self->unrecognized;
+}

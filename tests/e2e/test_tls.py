@@ -1,0 +1,164 @@
+"""The HTTPS listener (SPEC §11, gateway/gw_tls): certificates POSTed through
+the admin API reach the gateway (router -> certs.get) and serve new
+handshakes within 1 s (polled, not slept).
+
+- no certificate at all: the listener is up and every handshake fails with
+  unrecognized_name
+- SNI: exact name, one-label wildcard, the default `*`, case-insensitive;
+  without `*` an unknown name fails with unrecognized_name
+- TLS 1.1 refused; TLS 1.2 and 1.3 work; ALPN selects http/1.1
+- a certificate replaced live, then removed (falls back to `*`)
+- a request through to the demo backend's /echo carries X-Forwarded-Proto: https
+
+Certificates are self-signed EC P-256, made here with Python's cryptography.
+"""
+
+import datetime
+import socket
+import ssl
+import warnings
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from stack import free_ports, wait_until
+
+DEMO = "demo.test"
+
+
+def make_cert(cn):
+    """(cert PEM, key PEM) of a self-signed certificate whose CN is cn."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def post_cert(stack, domain, cn):
+    cert, key = make_cert(cn)
+    r = stack.api("POST", "/api/v1/certificates", {"domain": domain, "cert": cert, "key": key})
+    assert r.status_code in (200, 201), (r.status_code, r.text)
+
+
+def client_ctx(min_version=None, max_version=None, alpn=("h2", "http/1.1")):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # so that a TLS 1.1 client really offers 1.1
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if min_version:
+            ctx.minimum_version = min_version
+        if max_version:
+            ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def handshake(port, sni, ctx=None):
+    """(CN of the certificate served, TLS version, ALPN) or the SSLError."""
+    ctx = ctx or client_ctx()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            der = s.getpeercert(binary_form=True)
+            cert = x509.load_der_x509_certificate(der)
+            cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+            return cn, s.version(), s.selected_alpn_protocol()
+    except ssl.SSLError as e:
+        return e
+    finally:
+        raw.close()
+
+
+def served_cn(port, sni):
+    r = handshake(port, sni)
+    return r[0] if isinstance(r, tuple) else None
+
+
+def is_unrecognized(r):
+    return isinstance(r, ssl.SSLError) and "UNRECOGNIZED_NAME" in str(r).upper()
+
+
+def https_get(port, sni, host, path):
+    """One request over HTTPS: (status line, headers and body as text)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with client_ctx().wrap_socket(raw, server_hostname=sni) as s:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path.encode(), host.encode()))
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), head.decode(), body.decode()
+
+
+def test_https_listener(make_stack):
+    (port,) = free_ports(1)
+    stack = make_stack(gateway_env={"GATEWAY_HTTPS_ADDR": "127.0.0.1:%d" % port})
+
+    # no certificate at all: listening, every handshake refused
+    assert is_unrecognized(handshake(port, "exact.test"))
+    assert is_unrecognized(handshake(port, None))
+
+    post_cert(stack, "exact.test", "exact")
+    post_cert(stack, "*.wild.test", "wild")
+    wait_until(lambda: served_cn(port, "exact.test") == "exact", 1.0, what="exact.test served")
+    wait_until(lambda: served_cn(port, "a.wild.test") == "wild", 1.0, what="wildcard served")
+    assert served_cn(port, "EXACT.Test") == "exact"
+    # without `*`: unknown names and two labels under a wildcard are refused
+    assert is_unrecognized(handshake(port, "other.test"))
+    assert is_unrecognized(handshake(port, "a.b.wild.test"))
+
+    post_cert(stack, "*", "default")
+    wait_until(lambda: served_cn(port, "other.test") == "default", 1.0, what="default served")
+    assert served_cn(port, "a.b.wild.test") == "default"
+    assert served_cn(port, "exact.test") == "exact"
+
+    # versions and ALPN
+    r = handshake(port, "exact.test", client_ctx(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1))
+    assert isinstance(r, ssl.SSLError), r
+    assert "PROTOCOL_VERSION" in str(r).upper() or "UNSUPPORTED_PROTOCOL" in str(r).upper(), r
+    cn, version, alpn = handshake(port, "exact.test", client_ctx(max_version=ssl.TLSVersion.TLSv1_2))
+    assert (cn, version, alpn) == ("exact", "TLSv1.2", "http/1.1")
+    cn, version, alpn = handshake(port, "exact.test", client_ctx(min_version=ssl.TLSVersion.TLSv1_3))
+    assert (cn, version, alpn) == ("exact", "TLSv1.3", "http/1.1")
+    assert handshake(port, "exact.test", client_ctx(alpn=None))[2] is None
+
+    # HTTPS through to the backend: X-Forwarded-Proto says https
+    status, head, body = https_get(port, DEMO, DEMO, "/echo")
+    assert status.startswith("HTTP/1.1 200"), (status, body)
+    low = body.lower()
+    assert "x-forwarded-proto" in low and "https" in low, body
+    status, _, _ = https_get(port, DEMO, "nope.test", "/")
+    assert status.startswith("HTTP/1.1 404"), status
+
+    # replaced live, then removed: `*` serves it
+    post_cert(stack, "exact.test", "exact2")
+    wait_until(lambda: served_cn(port, "exact.test") == "exact2", 1.0, what="replaced certificate")
+    r = stack.api("DELETE", "/api/v1/certificates/exact.test")
+    assert r.status_code == 204, r.text
+    wait_until(lambda: served_cn(port, "exact.test") == "default", 1.0, what="removed certificate")
+
+    # plain HTTP is untouched
+    r = stack.get("/echo", host=DEMO)
+    assert r.status_code == 200
+    assert "https" not in r.text.lower()
