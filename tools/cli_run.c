@@ -6,6 +6,20 @@
     name, waits for the gateway's GET /ready, installs the demo routes over
     the control API, and prints the URLs and the curl lines to try.
 
+    HTTPS: the gateway gets GATEWAY_HTTPS_ADDR (run's default :8443; off
+    with RUN_NO_HTTPS, as an address setting cannot be emptied). A listener
+    without a certificate fails every handshake, so after /ready, when
+    GET /api/v1/certificates lists no certificate of domain "*" (the default
+    for any SNI name and for clients that send none), a self-signed one for
+    localhost (cli_cert) is POSTed as that default. Whatever is stored
+    already is kept, never replaced: the store outlives a restart, and an
+    operator's own certificate wins. This happens with RUN_NO_DEMO too
+    (HTTPS needs a certificate whatever the routes), but not with
+    RUN_NO_HTTPS. A list that cannot be read installs nothing. With a shared
+    store (DATABASE_URL) the default is shared too: set RUN_NO_HTTPS, or
+    store a real "*" first. A GATEWAY_HTTPS_ADDR in .env still reaches the
+    gateway under RUN_NO_HTTPS (the gateway reads .env itself).
+
     Binaries come from the directory of this switchyard binary, so
     build/asan/bin/switchyard runs the sanitizer build. Every child is in our
     process group, dies with us (PR_SET_PDEATHSIG) and is never restarted: an
@@ -42,8 +56,10 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <jansson.h>
 
 #include "cli.h"
+#include "cli_cert.h"
 #include "proto.h"
 #include "proto_util.h"
 
@@ -54,17 +70,20 @@
 #define S_HTTP_TIMEOUT_MS 2000 // one admin request (/ready itself waits up to 1 s)
 #define S_KILL_GRACE_MS   2000 // after the drain timeout, before SIGKILL
 #define S_REPLY_MAX       16384
+#define S_CERTS_PATH      "/api/v1/certificates"
 
 typedef struct {
     cli_bus_config_t bus;    // BUS_DIR, BUS_PEERS_<KIND>
     char *redis_url;         // REDIS_URL, NULL: start a private redis-server
     proto_addr_t http_addr;  // GATEWAY_HTTP_ADDR
+    proto_addr_t https_addr; // GATEWAY_HTTPS_ADDR (unless no_https)
     proto_addr_t admin_addr; // GATEWAY_ADMIN_ADDR
     char *admin_token;       // ADMIN_TOKEN, or NULL
     int64_t drain_ms;        // GATEWAY_DRAIN_TIMEOUT
     int log_format;          // LOG_FORMAT: -1 unset, 0 json, 1 pretty
     bool no_demo;            // no demo backends, no demo routes
     bool no_redis;           // no private redis-server
+    bool no_https;           // no HTTPS listener, no default certificate
     int64_t demo_port_a;     // Server A's port
     int64_t demo_port_b;     // Server B's port
     int64_t ready_ms;        // how long to wait for /ready (and the routes)
@@ -76,11 +95,15 @@ static const proto_cfg_opt_t s_opts[] = {
      0, 0, NULL, PROTO_CFG_SECRET},
     {"GATEWAY_HTTP_ADDR", "http-addr", PROTO_CFG_ADDR, "0.0.0.0:8080", "public HTTP listener",
      offsetof(s_config_t, http_addr), 0, 0, NULL, 0},
+    {"GATEWAY_HTTPS_ADDR", "https-addr", PROTO_CFG_ADDR, "0.0.0.0:8443",
+     "public HTTPS listener; a self-signed certificate for localhost becomes the default (domain "
+     "*) when the store has none",
+     offsetof(s_config_t, https_addr), 0, 0, NULL, 0},
     {"GATEWAY_ADMIN_ADDR", "admin-addr", PROTO_CFG_ADDR, "127.0.0.1:9000",
      "admin listener (waited on; the demo routes are installed through it)",
      offsetof(s_config_t, admin_addr), 0, 0, NULL, 0},
     {"ADMIN_TOKEN", "admin-token", PROTO_CFG_STR, NULL,
-     "sent as Authorization: Bearer when installing the demo routes",
+     "sent as Authorization: Bearer when installing the demo routes and the certificate",
      offsetof(s_config_t, admin_token), 0, 0, NULL, PROTO_CFG_SECRET},
     {"GATEWAY_DRAIN_TIMEOUT", "drain-timeout", PROTO_CFG_DURATION0, "10s",
      "on Ctrl-C, how long children may take to stop before SIGKILL (plus 2s)",
@@ -94,6 +117,9 @@ static const proto_cfg_opt_t s_opts[] = {
     {"RUN_NO_REDIS", "no-redis", PROTO_CFG_BOOL, "false",
      "start no redis-server (chat needs one: set REDIS_URL)", offsetof(s_config_t, no_redis), 0, 0,
      NULL, 0},
+    {"RUN_NO_HTTPS", "no-https", PROTO_CFG_BOOL, "false",
+     "no HTTPS listener (GATEWAY_HTTPS_ADDR ignored) and no self-signed certificate",
+     offsetof(s_config_t, no_https), 0, 0, NULL, 0},
     {"RUN_DEMO_PORT_A", "demo-port-a", PROTO_CFG_INT, "4001", "port of demo Server A (region 1)",
      offsetof(s_config_t, demo_port_a), 1, 65535, NULL, 0},
     {"RUN_DEMO_PORT_B", "demo-port-b", PROTO_CFG_INT, "4002", "port of demo Server B (region 2)",
@@ -134,7 +160,7 @@ struct s_child {
 typedef enum {
     S_PHASE_REDIS = 0, // waiting for redis-server to accept
     S_PHASE_READY,     // waiting for GET /ready
-    S_PHASE_ROUTES,    // installing the demo routes
+    S_PHASE_ROUTES,    // installing the demo routes and the default certificate
     S_PHASE_RUNNING,   // up; nothing to poll
     S_PHASE_STOPPING,  // children were sent SIGTERM
 } s_phase_t;
@@ -155,6 +181,8 @@ struct s_run {
     s_phase_t phase;                    // where start-up is
     uint64_t deadline_ms;               // of the current phase
     bool routes_done[2];                // demo route answered (localhost, 127.0.0.1)
+    bool cert_done;                     // the default certificate settled
+    bool cert_self_signed;              // it is cli_cert's (now or from an earlier run)
     ev_timer tick;                      // polls start-up conditions
     ev_timer kill_timer;                // SIGKILL after the drain timeout
     ev_signal sigint;                   // Ctrl-C
@@ -737,33 +765,41 @@ static void
 s_banner(s_run_t *self)
 {
     const s_config_t *cfg = self->cfg;
-    char pub[300], admin[300], pub_c[300], admin_c[300];
+    char pub[300], admin[300], pub_c[300], admin_c[300], tls[300], tls_c[300];
     s_user_addr(&cfg->http_addr, false, pub, sizeof pub);
     s_user_addr(&cfg->admin_addr, false, admin, sizeof admin);
     s_user_addr(&cfg->http_addr, true, pub_c, sizeof pub_c);
     s_user_addr(&cfg->admin_addr, true, admin_c, sizeof admin_c);
+    s_user_addr(&cfg->https_addr, false, tls, sizeof tls);
+    s_user_addr(&cfg->https_addr, true, tls_c, sizeof tls_c);
     const char *auth =
         cfg->admin_token && *cfg->admin_token ? "-H \"Authorization: Bearer $ADMIN_TOKEN\" " : "";
     const char *bus = strcmp(cfg->bus.bus_dir, "run/bus") != 0 ? cfg->bus.bus_dir : NULL;
     printf("\n"
            "  Switchyard is running. Ctrl-C stops everything.\n\n"
-           "    public     http://%s\n"
-           "    admin      http://%s\n",
-           pub, admin);
+           "    public     http://%s\n",
+           pub);
+    if (!cfg->no_https)
+        printf("    https      https://%s%s\n", tls,
+               self->cert_self_signed ? "  (self-signed for localhost: curl -k)" : "");
+    printf("    admin      http://%s\n", admin);
     if (!cfg->no_demo)
         printf("    chat page  http://%s/chat.html%s\n", pub,
                s_is_dir("client") ? "  (two tabs: alice in region 1, bob in region 2)"
                                   : "  (no client/ directory here: not served)");
     printf("\n  Try:\n");
-    if (!cfg->no_demo)
+    if (!cfg->no_demo) {
         printf("    curl -H 'x-region: 1' %s/\n"
                "    curl -H 'x-region: 2' %s/\n"
                "    curl '%s/?region=2'\n",
                pub_c, pub_c, pub_c);
-    else
+        if (!cfg->no_https)
+            printf("    curl -k https://%s/\n", tls_c);
+    } else {
         printf("    curl -X PUT %s-d '{\"vHost\":\"localhost\",\"backends\":[...]}' "
                "%s/api/v1/routes/localhost\n",
                auth, admin_c);
+    }
     printf("    curl %s/health\n"
            "    curl %s%s/api/v1/routes\n"
            "    %s ping%s%s\n\n",
@@ -781,6 +817,25 @@ s_start_stack(s_run_t *self)
     }
     self->phase = S_PHASE_READY;
     self->deadline_ms = s_now_ms() + (uint64_t) self->cfg->ready_ms;
+}
+
+//  Say why an admin call did not do what was asked (no answer, or the status
+//  and the first line of the body), then what that means ("" or "; ...").
+static void
+s_say_failed(s_run_t *self,
+             const char *method,
+             const char *path,
+             int rc,
+             const s_reply_t *reply,
+             const char *meaning)
+{
+    if (rc != 0) {
+        s_say(self, "%s %s: no answer from the admin listener%s", method, path, meaning);
+        return;
+    }
+    size_t len = strcspn(reply->body, "\r\n");
+    s_say(self, "%s %s answered %d: %.*s%s", method, path, reply->status,
+          (int) (len > 300 ? 300 : len), reply->body, meaning);
 }
 
 static char *
@@ -813,15 +868,118 @@ s_install_route(s_run_t *self, const char *vhost, bool last_try)
         s_say(self, "demo route %s installed (%d)", vhost, reply->status);
     } else if ((rc != 0 || reply->status == 503) && !last_try) {
         settled = false; // apid not there yet: /ready only waits for router and balancer
-    } else if (rc != 0) {
-        s_say(self, "PUT %s: no answer from the admin listener", path);
     } else {
-        size_t len = strcspn(reply->body, "\r\n");
-        s_say(self, "PUT %s answered %d: %.*s", path, reply->status, (int) (len > 300 ? 300 : len),
-              reply->body);
+        s_say_failed(self, "PUT", path, rc, reply, "");
     }
     free(reply);
     return settled;
+}
+
+//  Look for the default certificate (domain "*") in the body of
+//  GET /api/v1/certificates. Returns 1 found (*self_signed: its subject is
+//  CN=localhost, as cli_cert makes it), 0 not there, -1 not a list.
+static int
+s_find_default_cert(const char *body, bool *self_signed)
+{
+    json_t *list = json_loads(body, 0, NULL);
+    int found = json_is_array(list) ? 0 : -1;
+    size_t i;
+    json_t *cert;
+    json_array_foreach(list, i, cert)
+    {
+        const char *domain = json_string_value(json_object_get(cert, "domain"));
+        const char *subject = json_string_value(json_object_get(cert, "subject"));
+        if (found == 0 && domain && strcmp(domain, "*") == 0) {
+            found = 1;
+            *self_signed = subject && strcmp(subject, "CN=" CLI_CERT_CN) == 0;
+        }
+    }
+    json_decref(list);
+    return found;
+}
+
+//  The body of POST /api/v1/certificates for cert as the default (caller
+//  frees), or NULL.
+static char *
+s_cert_json(const cli_cert_t *cert)
+{
+    json_t *body =
+        json_pack("{s:s, s:s, s:s}", "domain", "*", "cert", cert->cert, "key", cert->key);
+    char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return json;
+}
+
+//  The default certificate for the HTTPS listener, unless the store has one
+//  (kept, never replaced). Each try starts with the list, so an answer lost
+//  after the certificate was stored never stores a second one. Returns
+//  true when it is settled (there, installed, or failed for good and
+//  reported); false to try again on the next tick.
+static bool
+s_install_cert(s_run_t *self, bool last_try)
+{
+    s_reply_t *reply = proto_xmalloc(sizeof *reply);
+    bool settled = true;
+    int rc = s_http(self, "GET", S_CERTS_PATH, NULL, reply);
+    if ((rc != 0 || reply->status == 503) && !last_try) {
+        settled = false; // apid not there yet
+        goto done;
+    }
+    if (rc != 0 || reply->status != 200) {
+        s_say_failed(self, "GET", S_CERTS_PATH, rc, reply, "; no default certificate installed");
+        goto done;
+    }
+    int found = s_find_default_cert(reply->body, &self->cert_self_signed);
+    if (found < 0) {
+        s_say(self,
+              "GET %s answered no list of certificates (%zu bytes); no default certificate "
+              "installed",
+              S_CERTS_PATH, reply->len);
+        goto done;
+    }
+    if (found > 0) {
+        s_say(self, "the stored default certificate (domain *) is kept%s",
+              self->cert_self_signed ? " (self-signed for localhost)" : "");
+        goto done;
+    }
+    cli_cert_t cert;
+    char err[300];
+    if (cli_cert_self_signed(&cert, err, sizeof err) != 0) {
+        s_say(self, "%s; no default certificate installed", err);
+        goto done;
+    }
+    char *json = s_cert_json(&cert);
+    cli_cert_free(&cert);
+    if (json == NULL) {
+        s_say(self, "cannot encode the certificate; no default certificate installed");
+        goto done;
+    }
+    rc = s_http(self, "POST", S_CERTS_PATH, json, reply);
+    explicit_bzero(json, strlen(json)); // it holds the private key
+    free(json);
+    json = NULL;
+    if (rc == 0 && reply->status >= 200 && reply->status < 300) {
+        self->cert_self_signed = true;
+        s_say(self, "self-signed certificate for localhost installed as the default (domain *)");
+    } else if ((rc != 0 || reply->status == 503) && !last_try) {
+        settled = false;
+    } else {
+        s_say_failed(self, "POST", S_CERTS_PATH, rc, reply, "; no default certificate installed");
+    }
+done:
+    free(reply);
+    return settled;
+}
+
+//  What start-up leaves out when the gateway is not up: "" or ": no ...".
+static const char *
+s_left_out(const s_config_t *cfg)
+{
+    if (!cfg->no_demo && !cfg->no_https)
+        return ": no demo routes, no default certificate";
+    if (!cfg->no_demo)
+        return ": no demo routes";
+    return cfg->no_https ? "" : ": no default certificate";
 }
 
 static void
@@ -845,7 +1003,7 @@ s_on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (self->phase == S_PHASE_READY) {
         if (self->gateway->pid <= 0) {
-            s_say(self, "the gateway is not running: no demo routes");
+            s_say(self, "the gateway is not running%s", s_left_out(cfg));
             self->phase = S_PHASE_RUNNING;
             ev_timer_stop(loop, w);
             return;
@@ -860,21 +1018,26 @@ s_on_tick(struct ev_loop *loop, ev_timer *w, int revents)
             char admin[300];
             s_user_addr(&cfg->admin_addr, false, admin, sizeof admin);
             s_say(self, "http://%s/ready did not answer 200 within %.1f s%s", admin,
-                  (double) cfg->ready_ms / 1000.0, cfg->no_demo ? "" : ": no demo routes");
+                  (double) cfg->ready_ms / 1000.0, s_left_out(cfg));
             self->phase = S_PHASE_RUNNING;
             ev_timer_stop(loop, w);
             return;
         }
-        self->phase = cfg->no_demo ? S_PHASE_RUNNING : S_PHASE_ROUTES;
+        self->phase = cfg->no_demo && cfg->no_https ? S_PHASE_RUNNING : S_PHASE_ROUTES;
         self->deadline_ms = s_now_ms() + (uint64_t) cfg->ready_ms;
         late = false;
     }
     if (self->phase == S_PHASE_ROUTES) {
         bool all = true;
-        for (size_t i = 0; i < PROTO_ARRAY_SIZE(s_vhosts); i++) {
+        for (size_t i = 0; !cfg->no_demo && i < PROTO_ARRAY_SIZE(s_vhosts); i++) {
             if (!self->routes_done[i])
                 self->routes_done[i] = s_install_route(self, s_vhosts[i], late);
             all = all && self->routes_done[i];
+        }
+        if (!cfg->no_https) {
+            if (!self->cert_done)
+                self->cert_done = s_install_cert(self, late);
+            all = all && self->cert_done;
         }
         if (!all)
             return;
@@ -932,6 +1095,10 @@ s_export(const s_config_t *cfg)
         setenv(name, cfg->bus.peers[k], 1);
     }
     s_export_addr("GATEWAY_HTTP_ADDR", &cfg->http_addr);
+    if (cfg->no_https)
+        unsetenv("GATEWAY_HTTPS_ADDR");
+    else
+        s_export_addr("GATEWAY_HTTPS_ADDR", &cfg->https_addr);
     s_export_addr("GATEWAY_ADMIN_ADDR", &cfg->admin_addr);
     char drain[32];
     snprintf(drain, sizeof drain, "%lldms", (long long) cfg->drain_ms);

@@ -1,12 +1,17 @@
 /*  it_run - integration test of `switchyard run`, the supervisor behind make run.
 
     Starts the whole stack the way a user does (`switchyard run`, from
-    $SWITCHYARD_BIN_DIR, in a private directory), with the public, admin
-    and demo ports moved to free ones, and checks what a user sees: the demo
-    answers by region through the gateway, a child that dies is reported and
-    not restarted while the rest keeps serving, and SIGTERM stops everything
-    with exit 0, leaving no child alive and no sanitizer report (the
-    children's stderr comes through the supervisor's).
+    $SWITCHYARD_BIN_DIR, in a private directory), with the public, HTTPS,
+    admin and demo ports moved to free ones, and checks what a user sees: the
+    demo answers by region through the gateway, over HTTP and over HTTPS
+    with the self-signed certificate run installed (an OpenSSL client: the
+    handshake with SNI localhost, the certificate's CN and subjectAltName,
+    a handshake that verifies it as the one trusted certificate, then a
+    request), a child that dies is reported and not restarted while the rest
+    keeps serving, and SIGTERM stops everything with exit 0, leaving no child
+    alive and no sanitizer report (the children's stderr comes through the
+    supervisor's). A second run in the same directory keeps the stored
+    certificate (RUN_NO_DEMO: HTTPS gets one all the same).
 */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,13 +31,19 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "it.h"
 #include "proto_util.h"
 
-#define IT_UP_MS    30000 // the stack answers by region within this
-#define IT_STOP_MS  20000 // and stops within this after SIGTERM
-#define IT_MAX_KIDS 32
+#define IT_UP_MS     30000 // the stack answers by region within this
+#define IT_STOP_MS   20000 // and stops within this after SIGTERM
+#define IT_MAX_KIDS  32
+#define IT_CERT_MS   10000 // HTTPS serves the certificate within this after run installed it
+#define IT_INSTALLED "self-signed certificate for localhost installed as the default (domain *)"
 
 //  A child of the supervisor, seen in /proc while it ran.
 typedef struct {
@@ -146,6 +157,96 @@ s_get(int port, const char *path, const char *header, char *out, size_t cap)
     return len > 0 ? 0 : -1;
 }
 
+//  GET path over HTTPS from 127.0.0.1:port with SNI and Host localhost; the
+//  whole answer (Connection: close) into out. With trusted, the handshake
+//  verifies the server's certificate against it alone and for the name
+//  localhost; without, it takes any. *peer (when not NULL) gets the served
+//  certificate (caller frees). Blocking, every step bounded by 2 s socket
+//  timeouts. Returns 0 or -1.
+static int
+s_tls_get(int port, X509 *trusted, const char *path, X509 **peer, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int rc = -1;
+    SSL *ssl = NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ctx == NULL || fd < 0)
+        goto done;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *) &sa, sizeof sa) != 0)
+        goto done;
+    if (trusted) {
+        if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), trusted) != 1)
+            goto done;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || SSL_set_tlsext_host_name(ssl, "localhost") != 1
+        || (trusted && SSL_set1_host(ssl, "localhost") != 1) || SSL_connect(ssl) != 1)
+        goto done;
+    if (peer)
+        *peer = SSL_get1_peer_certificate(ssl);
+    char request[512];
+    int n = snprintf(request, sizeof request,
+                     "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
+    if (SSL_write(ssl, request, n) != n)
+        goto done;
+    size_t len = 0;
+    int got;
+    while (len < cap - 1 && (got = SSL_read(ssl, out + len, (int) (cap - 1 - len))) > 0)
+        len += (size_t) got;
+    out[len] = '\0';
+    rc = len > 0 ? 0 : -1;
+done:
+    SSL_free(ssl); // does not close fd (SSL_set_fd)
+    if (fd >= 0)
+        close(fd);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+//  Poll until an HTTPS GET / answers with want in the text, or the deadline,
+//  or the supervisor died. *peer gets the certificate served. Returns 0 or -1.
+static int
+s_wait_tls(int port, const char *want, pid_t sup, uint64_t deadline, X509 **peer)
+{
+    char answer[4096] = "";
+    while (it_now_ms() < deadline) {
+        X509 *x = NULL;
+        if (s_tls_get(port, NULL, "/", &x, answer, sizeof answer) == 0 && strstr(answer, want)) {
+            *peer = x;
+            return 0;
+        }
+        X509_free(x);
+        if (waitpid(sup, NULL, WNOHANG) == sup)
+            return -1;
+        it_pause(100);
+    }
+    fprintf(stderr, "no '%s' from GET / over HTTPS; last answer:\n%s\n", want, answer);
+    return -1;
+}
+
+//  The certificate run installs: CN=localhost, localhost, 127.0.0.1 and ::1
+//  in its subjectAltName, no CA.
+static void
+s_check_served_cert(X509 *x)
+{
+    char cn[64] = "";
+    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn)
+                > 0);
+    assert_string_equal(cn, "localhost");
+    assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "::1", 0), 1);
+    assert_int_equal(X509_check_ca(x), 0);
+}
+
 //  Poll until GET path answers with want in the text, or the deadline, or
 //  the supervisor died. Returns 0 or -1.
 static int
@@ -181,13 +282,16 @@ s_wait_output(it_env_t *env, const char *text, uint64_t deadline)
     return -1;
 }
 
-//  A free port pair not overlapping the pair at taken.
+//  A free port pair overlapping none of the n pairs at taken.
 static int
-s_other_pair(int taken)
+s_other_pair(const int *taken, size_t n)
 {
     for (int i = 0; i < 50; i++) {
         int port = it_free_port_pair();
-        if (port > 0 && (port > taken + 1 || port + 1 < taken))
+        bool apart = port > 0;
+        for (size_t t = 0; t < n; t++)
+            apart = apart && (port > taken[t] + 1 || port + 1 < taken[t]);
+        if (apart)
             return port;
     }
     return -1;
@@ -229,6 +333,8 @@ test_help_and_bad_value(void **state)
     assert_non_null(out);
     assert_non_null(strstr(out, "RUN_DEMO_PORT_A"));
     assert_non_null(strstr(out, "--no-demo"));
+    assert_non_null(strstr(out, "GATEWAY_HTTPS_ADDR"));
+    assert_non_null(strstr(out, "--no-https"));
     free(out);
 
     const char *bad_env[] = {"RUN_DEMO_PORT_A=0", NULL};
@@ -245,16 +351,21 @@ static void
 test_stack(void **state)
 {
     it_env_t *env = *state;
-    int http = it_free_port_pair(); // admin on http + 1
+    int taken[3];
+    int http = taken[0] = it_free_port_pair(); // admin on http + 1
     assert_true(http > 0);
-    int demo = s_other_pair(http); // Server B on demo + 1
+    int demo = taken[1] = s_other_pair(taken, 1); // Server B on demo + 1
     assert_true(demo > 0);
-    char http_env[64], admin_env[64], a_env[64], b_env[64];
+    int https = taken[2] = s_other_pair(taken, 2);
+    assert_true(https > 0);
+    char http_env[64], https_env[64], admin_env[64], a_env[64], b_env[64];
     snprintf(http_env, sizeof http_env, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", http);
+    snprintf(https_env, sizeof https_env, "GATEWAY_HTTPS_ADDR=127.0.0.1:%d", https);
     snprintf(admin_env, sizeof admin_env, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", http + 1);
     snprintf(a_env, sizeof a_env, "RUN_DEMO_PORT_A=%d", demo);
     snprintf(b_env, sizeof b_env, "RUN_DEMO_PORT_B=%d", demo + 1);
-    const char *extra[] = {http_env, admin_env, a_env, b_env, "GATEWAY_DRAIN_TIMEOUT=5s", NULL};
+    const char *extra[] = {http_env, https_env, admin_env, a_env, b_env, "GATEWAY_DRAIN_TIMEOUT=5s",
+                           NULL};
     const char *args[] = {"run", NULL};
     pid_t sup = it_spawn(env, "switchyard", "switchyard", extra, args);
     assert_true(sup > 0);
@@ -282,7 +393,23 @@ test_stack(void **state)
     assert_non_null(strstr(out, "server-a | "));
     assert_non_null(strstr(out, "demo route localhost installed"));
     assert_non_null(strstr(out, "demo route 127.0.0.1 installed"));
+    assert_non_null(strstr(out, IT_INSTALLED));
+    snprintf(curl, sizeof curl, "curl -k https://localhost:%d/", https);
+    assert_non_null(strstr(out, curl));
     free(out);
+
+    // HTTPS: the self-signed default certificate, the demo behind it
+    X509 *peer = NULL;
+    if (s_wait_tls(https, "Hello from Server", sup, it_now_ms() + IT_CERT_MS, &peer) != 0)
+        it_dump(env, "switchyard");
+    assert_non_null(peer);
+    s_check_served_cert(peer);
+    char answer[4096];
+    assert_int_equal(s_tls_get(https, peer, "/?region=2", NULL, answer, sizeof answer), 0);
+    assert_true(strncmp(answer, "HTTP/1.1 200", strlen("HTTP/1.1 200")) == 0);
+    assert_non_null(strstr(answer, "Hello from Server B (Region 2)"));
+    X509_free(peer);
+    peer = NULL;
 
     // every child, recorded while the supervisor runs: seven actors, the
     // demo's region-2 chatd, two backends, and redis-server when it is installed
@@ -322,12 +449,88 @@ test_stack(void **state)
     assert_true(it_clean_stderr(env, "switchyard"));
 }
 
+//  Start run with RUN_NO_DEMO in env's directory, wait for the banner and
+//  the HTTPS listener's certificate (into *peer), stop it. want is the
+//  line run must have said about the certificate.
+static void
+s_run_no_demo(it_env_t *env,
+              const char *name,
+              const char *const *extra,
+              int https,
+              const char *want,
+              X509 **peer)
+{
+    const char *args[] = {"run", NULL};
+    pid_t sup = it_spawn(env, "switchyard", name, extra, args);
+    assert_true(sup > 0);
+    uint64_t deadline = it_now_ms() + IT_UP_MS;
+    bool up = false;
+    while (!up && it_now_ms() < deadline && waitpid(sup, NULL, WNOHANG) == 0) {
+        char *out = it_read_file(env, name, "out");
+        up = out && strstr(out, "Switchyard is running");
+        free(out);
+        if (!up)
+            it_pause(50);
+    }
+    char *out = it_read_file(env, name, "out");
+    bool said = out && strstr(out, want) && strstr(out, "https      https://127.0.0.1:");
+    free(out);
+    if (!up || !said)
+        it_dump(env, name);
+    assert_true(up);
+    assert_true(said);
+    // no route: the handshake and an HTTP answer (404) are all there is
+    if (s_wait_tls(https, "HTTP/1.1 ", sup, it_now_ms() + IT_CERT_MS, peer) != 0)
+        it_dump(env, name);
+    assert_non_null(*peer);
+    assert_int_equal(it_stop(env, sup, IT_STOP_MS), 0);
+    assert_true(it_clean_stderr(env, name));
+}
+
+static void
+test_cert_kept(void **state)
+{
+    it_env_t *env = *state;
+    int taken[2];
+    int http = taken[0] = it_free_port_pair(); // admin on http + 1
+    assert_true(http > 0);
+    int https = taken[1] = s_other_pair(taken, 1);
+    assert_true(https > 0);
+    char http_env[64], https_env[64], admin_env[64];
+    snprintf(http_env, sizeof http_env, "GATEWAY_HTTP_ADDR=127.0.0.1:%d", http);
+    snprintf(https_env, sizeof https_env, "GATEWAY_HTTPS_ADDR=127.0.0.1:%d", https);
+    snprintf(admin_env, sizeof admin_env, "GATEWAY_ADMIN_ADDR=127.0.0.1:%d", http + 1);
+    const char *extra[] = {http_env,
+                           https_env,
+                           admin_env,
+                           "RUN_NO_DEMO=1",
+                           "RUN_NO_REDIS=1",
+                           "GATEWAY_DRAIN_TIMEOUT=1s",
+                           NULL};
+
+    // the first run installs one; the second (same store) keeps it
+    X509 *first = NULL, *second = NULL;
+    s_run_no_demo(env, "first", extra, https, IT_INSTALLED, &first);
+    s_check_served_cert(first);
+    s_run_no_demo(env, "second", extra, https,
+                  "the stored default certificate (domain *) is kept (self-signed for localhost)",
+                  &second);
+    char *out = it_read_file(env, "second", "out");
+    assert_non_null(out);
+    assert_null(strstr(out, IT_INSTALLED));
+    free(out);
+    assert_int_equal(X509_cmp(first, second), 0);
+    X509_free(first);
+    X509_free(second);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_help_and_bad_value, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stack, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cert_kept, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("it_run", tests, NULL, NULL);
 }
