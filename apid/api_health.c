@@ -151,6 +151,7 @@ typedef struct {
     size_t pg_down;                 // ... whose store is unreachable
     size_t redis_users;             // instances reporting redis.up
     size_t redis_down;              // ... as 0
+    size_t rl_degraded;             // gateways counting rate limits in memory (Redis lost)
 } s_tally_t;
 
 static void
@@ -172,6 +173,8 @@ s_tally(const proto_census_entry_t *entries, size_t n, s_tally_t *t)
                     t->pg_down++;
             }
         }
+        if (s_counter(e, "ratelimit.degraded") > 0)
+            t->rl_degraded++;
         int64_t redis = s_counter(e, "redis.up");
         if (redis >= 0) {
             t->redis_users++;
@@ -223,6 +226,15 @@ s_verdict(const s_tally_t *t, json_t *reasons, uint16_t *status)
     }
     if (t->redis_down > 0) {
         json_array_append_new(reasons, json_string("Redis is unreachable"));
+        degraded = true;
+    }
+    if (t->rl_degraded > 0) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "Redis is unreachable from %zu gateway%s: rate limits are counted in memory, "
+                 "per gateway",
+                 t->rl_degraded, t->rl_degraded == 1 ? "" : "s");
+        json_array_append_new(reasons, json_string(why));
         degraded = true;
     }
     if (unhealthy) {

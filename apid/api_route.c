@@ -848,6 +848,131 @@ s_check_rate_limit(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
     return true;
 }
 
+//  A CORS origin: "*", or scheme://host[:port] (lower-case, no path).
+static bool
+s_valid_origin(const char *s, size_t len)
+{
+    if (len == 1 && s[0] == '*')
+        return true;
+    size_t skip = 0;
+    if (strncmp(s, "https://", 8) == 0)
+        skip = 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        skip = 7;
+    if (skip == 0 || len == skip)
+        return false;
+    for (size_t i = skip; i < len; i++)
+        if (!(islower((unsigned char) s[i]) || isdigit((unsigned char) s[i])
+              || strchr(".-:[]", s[i])))
+            return false;
+    return true;
+}
+
+//  An HTTP token (a method or a header name, RFC 9110 §5.6.2).
+static bool
+s_valid_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char) s[i]) && strchr("!#$%&'*+-.^_`|~", s[i]) == NULL)
+            return false;
+    return len > 0;
+}
+
+//  An array of 1..max strings, each origin or token (f->choices[0] says
+//  which: "origin", "method", "header").
+static bool
+s_check_cors_list(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
+{
+    const char *kind = f->choices[0];
+    bool origin = strcmp(kind, "origin") == 0;
+    if (!json_is_array(value))
+        return s_fail(c, "invalid_type", "expected an array of %ss, got %s", kind,
+                      s_type_name(value));
+    size_t n = json_array_size(value);
+    if ((long long) n < f->min || (long long) n > f->max)
+        return s_fail(c, "out_of_range", "%lld to %lld %ss, got %zu", f->min, f->max, kind, n);
+    json_t *list = json_array();
+    size_t i;
+    json_t *v;
+    size_t total = 0;
+    json_array_foreach(value, i, v)
+    {
+        size_t old = s_enter_index(c, i);
+        const char *s = NULL;
+        size_t len = 0;
+        bool ok = s_get_str(c, v, 1, API_CORS_ITEM_MAX, &s, &len);
+        if (ok && !(origin ? s_valid_origin(s, len) : s_valid_token(s, len)))
+            ok = s_fail(c, "invalid_value",
+                        origin ? "expected \"*\" or scheme://host[:port] in lower case, no path"
+                               : "expected an HTTP token (no spaces or separators)");
+        if (ok && origin && len == 1 && n > 1)
+            ok = s_fail(c, "invalid_value", "\"*\" must be the only origin");
+        total += len + 2;
+        if (ok && total > API_CORS_LIST_BYTES)
+            ok = s_fail(c, "out_of_range", "the list is longer than %d bytes", API_CORS_LIST_BYTES);
+        s_leave(c, old);
+        if (!ok) {
+            json_decref(list);
+            return false;
+        }
+        json_array_append(list, v);
+    }
+    *out = list;
+    return true;
+}
+
+static bool
+s_check_cors(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
+{
+    (void) f;
+    if (json_is_null(value)) {
+        *out = json_null();
+        return true;
+    }
+    if (!s_expect_object(c, value, "null or an object"))
+        return false;
+    static const char *const origin[] = {"origin", NULL};
+    static const char *const method[] = {"method", NULL};
+    static const char *const header[] = {"header", NULL};
+    enum { C_ORIGINS, C_METHODS, C_HEADERS, C_EXPOSE, C_CREDENTIALS, C_MAX_AGE, C_COUNT };
+    static const s_field_t fields[C_COUNT] = {
+        [C_ORIGINS] = {"origins", s_check_cors_list, 1, API_CORS_ITEMS_MAX, origin},
+        [C_METHODS] = {"methods", s_check_cors_list, 1, API_CORS_ITEMS_MAX, method},
+        [C_HEADERS] = {"headers", s_check_cors_list, 0, API_CORS_ITEMS_MAX, header},
+        [C_EXPOSE] = {"exposeHeaders", s_check_cors_list, 0, API_CORS_ITEMS_MAX, header},
+        [C_CREDENTIALS] = {"credentials", s_check_bool, 0, 0, NULL},
+        [C_MAX_AGE] = {"maxAge", s_check_int, 0, 86400, NULL},
+    };
+    json_t *slots[C_COUNT] = {0};
+    bool ok = s_walk_object(c, value, fields, C_COUNT, slots, NULL);
+    if (ok && slots[C_ORIGINS] == NULL)
+        ok = s_fail_at(c, "origins", "missing_field",
+                       "required: the origins allowed, e.g. [\"https://app.example.com\"] or "
+                       "[\"*\"]");
+    if (ok && slots[C_CREDENTIALS] && json_is_true(slots[C_CREDENTIALS])
+        && strcmp(json_string_value(json_array_get(slots[C_ORIGINS], 0)), "*") == 0)
+        ok = s_fail_at(c, "credentials", "invalid_value",
+                       "credentials need explicit origins (browsers refuse \"*\" with them)");
+    if (!ok) {
+        s_free_slots(slots, C_COUNT);
+        return false;
+    }
+    json_t *cors = json_object();
+    json_object_set_new(cors, "origins", slots[C_ORIGINS]);
+    json_object_set_new(
+        cors, "methods",
+        slots[C_METHODS] ? slots[C_METHODS]
+                         : json_pack("[ssssss]", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"));
+    json_object_set_new(cors, "headers", slots[C_HEADERS] ? slots[C_HEADERS] : json_array());
+    json_object_set_new(cors, "exposeHeaders", slots[C_EXPOSE] ? slots[C_EXPOSE] : json_array());
+    json_object_set_new(cors, "credentials",
+                        slots[C_CREDENTIALS] ? slots[C_CREDENTIALS] : json_false());
+    json_object_set_new(cors, "maxAge",
+                        slots[C_MAX_AGE] ? slots[C_MAX_AGE] : json_integer(API_CORS_MAX_AGE));
+    *out = cors;
+    return true;
+}
+
 static bool
 s_check_pem(s_ctx_t *c, json_t *value, json_t **out, const s_field_t *f)
 {
@@ -922,6 +1047,8 @@ enum {
     S_R_AUTH_PROVIDER,
     S_R_AUTH_CACHE,
     S_R_RATE_LIMIT,
+    S_R_SECURITY_HEADERS,
+    S_R_CORS,
     S_R_CHAT_PATH,
     S_R_HEALTH_PATH,
     S_R_BACKENDS,
@@ -954,6 +1081,8 @@ static const s_field_t s_route_fields[S_R_COUNT] = {
     [S_R_AUTH_CACHE] = {"authCacheMs", s_check_int, PROTO_ROUTE_AUTH_CACHE_MS_MIN,
                         PROTO_ROUTE_AUTH_CACHE_MS_MAX, NULL},
     [S_R_RATE_LIMIT] = {"rateLimit", s_check_rate_limit, 0, 0, NULL},
+    [S_R_SECURITY_HEADERS] = {"securityHeaders", s_check_bool, 0, 0, NULL},
+    [S_R_CORS] = {"cors", s_check_cors, 0, 0, NULL},
     [S_R_CHAT_PATH] = {"chatPath", s_check_path, 0, 0, NULL},
     [S_R_HEALTH_PATH] = {"healthPath", s_check_path, 1, 1, NULL},
     [S_R_BACKENDS] = {"backends", s_check_backends, 0, 0, NULL},
@@ -994,6 +1123,8 @@ s_check_route(json_t *doc, void *arg, api_error_t *err)
         [S_R_AUTH_PROVIDER] = json_null(),
         [S_R_AUTH_CACHE] = json_integer(PROTO_ROUTE_AUTH_CACHE_MS_DEFAULT),
         [S_R_RATE_LIMIT] = json_null(),
+        [S_R_SECURITY_HEADERS] = json_false(),
+        [S_R_CORS] = json_null(),
         [S_R_CHAT_PATH] = json_null(),
         [S_R_HEALTH_PATH] = json_string(PROTO_ROUTE_HEALTH_PATH_DEFAULT),
         [S_R_SSL] = json_null(),

@@ -40,6 +40,10 @@
 #define API_PATH_FIELD_MAX   1024 // bytes of chatPath and healthPath
 #define API_URL_MAX          2048 // bytes of authProvider
 #define API_AUTH_ENTRIES_MAX 1000 // auth users or tokens
+#define API_CORS_ITEMS_MAX   32   // cors origins, methods, headers or exposeHeaders
+#define API_CORS_ITEM_MAX    255  // bytes of one of them
+#define API_CORS_LIST_BYTES  2048 // bytes of one list (the lease carries the cors object)
+#define API_CORS_MAX_AGE     600  // cors maxAge default, seconds
 
 //  A route's ssl.key as GET answers it; sent back, it keeps the stored key.
 #define API_ROUTE_KEY_REDACTED "[redacted]"

@@ -23,9 +23,11 @@
 #include <openssl/evp.h>
 
 #include "gw_actor.h"
+#include "gw_authp.h"
 #include "gw_chat.h"
 #include "gw_conn.h"
 #include "gw_proxy.h"
+#include "gw_rl.h"
 #include "gw_tls.h"
 #include "proto_log.h"
 #include "proto_url.h"
@@ -662,6 +664,7 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "upstream.failures", &self->upstream_failures);
     (void) proto_bus_counter(self->bus, "tunnels.open", &self->tunnels.open);
     (void) proto_bus_counter(self->bus, "tunnels.total", &self->tunnels.total);
+    (void) proto_bus_counter(self->bus, "auth.refused", &self->auth_refused);
     self->report = gw_report_new(self->loop, self->bus);
     self->pool = gw_pool_new(self);
     self->conn_slab = proto_slab_new(gw_conn_size());
@@ -680,6 +683,32 @@ gw_actor_new(const gw_config_t *cfg)
     (void) proto_bus_counter(self->bus, "chat.moved", &cs->moved);
     (void) proto_bus_counter(self->bus, "chat.unavailable", &cs->unavailable);
     (void) proto_bus_counter(self->bus, "chat.chatd", &cs->chatd);
+    gw_rl_config_t rlc = {.redis_url = cfg->redis_url};
+    self->rl = gw_rl_new(self->loop, &rlc, err, sizeof err);
+    if (self->rl == NULL) {
+        log_error("cannot set up the rate limits", LOG_S("error", err));
+        goto fail;
+    }
+    gw_authp_config_t apc = {.timeout_ms = GW_AUTHP_TIMEOUT_MS,
+                             .dns_servers = cfg->common.dns_servers};
+    self->authp = gw_authp_new(self->loop, &apc);
+    if (self->authp == NULL) {
+        log_error("cannot set up the authProvider client");
+        goto fail;
+    }
+    const gw_authp_stats_t *as = gw_authp_stats(self->authp);
+    (void) proto_bus_counter(self->bus, "authp.checks", &as->checks);
+    (void) proto_bus_counter(self->bus, "authp.hits", &as->hits);
+    (void) proto_bus_counter(self->bus, "authp.calls", &as->calls);
+    (void) proto_bus_counter(self->bus, "authp.failures", &as->failures);
+    (void) proto_bus_counter(self->bus, "authp.timeouts", &as->timeouts);
+    const gw_rl_stats_t *rs = gw_rl_stats(self->rl);
+    (void) proto_bus_counter(self->bus, "ratelimit.decisions", &rs->decisions);
+    (void) proto_bus_counter(self->bus, "ratelimit.limited", &rs->limited);
+    (void) proto_bus_counter(self->bus, "ratelimit.sync_errors", &rs->sync_errors);
+    (void) proto_bus_counter(self->bus, "ratelimit.evicted", &rs->evicted);
+    (void) proto_bus_counter(self->bus, "ratelimit.entries", &rs->entries);
+    (void) proto_bus_counter(self->bus, "ratelimit.degraded", &rs->degraded);
     const gw_splice_stats_t *ss = gw_pipes_stats(self->pipes);
     (void) proto_bus_counter(self->bus, "splice.transfers", &ss->transfers);
     (void) proto_bus_counter(self->bus, "splice.bytes", &ss->bytes);
@@ -811,7 +840,9 @@ gw_actor_destroy(gw_actor_t **self_p)
     }
     gw_pool_destroy(&self->pool);
     gw_pipes_destroy(&self->pipes);
-    gw_chat_destroy(&self->chat);         // after gw_conn_close_all: its sessions are released
+    gw_chat_destroy(&self->chat); // after gw_conn_close_all: its sessions are released
+    gw_rl_destroy(&self->rl);
+    gw_authp_destroy(&self->authp);       // after the connections: no request waits on it
     proto_slab_destroy(&self->conn_slab); // after gw_conn_close_all: none is left
     gw_queues_destroy(&self->queues);     // after the connections: nobody waits any more
     gw_dns_destroy(&self->dns);

@@ -78,6 +78,9 @@ struct gw_actor {
     bool certs_again;                       // a change came meanwhile: fetch again after it
     ev_timer certs_timer;                   // a fetch that failed is tried again
     uint64_t tls_failures;                  // TLS handshakes that failed (pong tls.failures)
+    struct gw_rl *rl;                       // rate limits (gw_rl)
+    struct gw_authp *authp;                 // authProvider checks (gw_authp)
+    uint64_t auth_refused;                  // requests a route's auth refused (pong auth.refused)
     gw_cidr_list_t trusted;                 // GATEWAY_TRUSTED_PROXIES
     gw_leases_t *leases;                    // routing decisions
     gw_report_t *report;                    // request.done batches

@@ -41,6 +41,7 @@
 #include "gw_admin.h"
 #include "gw_chunk.h"
 #include "gw_chat.h"
+#include "gw_edge.h"
 #include "gw_conn.h"
 #include "gw_head.h"
 #include "gw_prescan.h"
@@ -424,6 +425,7 @@ s_req_free(gw_req_t **req_p)
     gw_buf_free(&req->head);
     gw_buf_free(&req->hold);
     gw_buf_free(&req->admin_body);
+    gw_buf_free(&req->resp_extra);
     gw_actor_req_ended(req->gw);
     free(req);
     *req_p = NULL;
@@ -511,6 +513,7 @@ s_close(gw_conn_t *conn)
     }
     if (req) {
         gw_leases_cancel(gw->leases, &req->waiter);
+        gw_edge_cancel(req);
         gw_admin_cancel(req);
         gw_proxy_abort(req);
         if (req->phase != GW_PHASE_DONE) {
@@ -715,6 +718,7 @@ gw_req_respond(
         gw_buf_puts(&head, "Connection: keep-alive\r\n");
     if (extra)
         gw_buf_puts(&head, extra);
+    gw_edge_response(req, NULL, &head);
     gw_buf_puts(&head, "\r\n");
     if (!req->head_request)
         gw_buf_append(&head, body, len);
@@ -762,6 +766,14 @@ s_on_decision(gw_req_t *req, gw_lease_t *lease, bool stale)
         gw_req_respond_text(req, 404, "Service Not Found");
         return;
     }
+    if (gw_edge_admit(req) == GW_EDGE_PASS)
+        gw_req_admitted(req);
+}
+
+void
+gw_req_admitted(gw_req_t *req)
+{
+    gw_lease_t *lease = req->lease;
     if (gw_chat_wants(req)) { // a chat session needs no backend
         if (req->tls) {       // its socket is handed over raw: not under TLS yet
             gw_req_respond_text(req, 501, "Not Implemented - chat over HTTPS");
@@ -1067,6 +1079,7 @@ gw_req_finish(gw_req_t *req)
     bool close = gw_req_should_close(req) || gw->draining;
     conn->unread = conn->unread || !req->body_done;
     gw_leases_cancel(gw->leases, &req->waiter);
+    gw_edge_cancel(req);
     gw_proxy_release(req);
     s_req_free(&conn->req);
     if (close) {

@@ -48,6 +48,10 @@ static const s_hdr_t s_table[GW_H_COUNT] = {
     [GW_H_PROXY_AUTHORIZATION] = S_HDR("proxy-authorization", GW_HF_NO_BUS),
     [GW_H_COOKIE] = S_HDR("cookie", GW_HF_NO_BUS),
     [GW_H_X_REGION] = S_HDR("x-region", 0),
+    [GW_H_X_USER_ID] = S_HDR("x-user-id", 0), // set by the gateway on routes with auth
+    [GW_H_ORIGIN] = S_HDR("origin", 0),
+    [GW_H_AC_REQUEST_METHOD] = S_HDR("access-control-request-method", 0),
+    [GW_H_AC_REQUEST_HEADERS] = S_HDR("access-control-request-headers", 0),
 };
 
 gw_hdr_t

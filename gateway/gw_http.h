@@ -37,6 +37,10 @@ typedef enum {
     GW_H_PROXY_AUTHORIZATION,
     GW_H_COOKIE,
     GW_H_X_REGION,
+    GW_H_X_USER_ID,
+    GW_H_ORIGIN,
+    GW_H_AC_REQUEST_METHOD,
+    GW_H_AC_REQUEST_HEADERS,
     GW_H_COUNT
 } gw_hdr_t;
 

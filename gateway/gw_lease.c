@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_cors.h"
 #include "gw_lease.h"
 #include "proto_list.h"
 #include "proto_log.h"
@@ -57,6 +58,8 @@ s_now_ms(void)
 // --------------------------------------------------------------------------
 // Leases
 
+static char *s_dup(const char *s);
+
 gw_lease_t *
 gw_lease_ref(gw_lease_t *lease)
 {
@@ -88,7 +91,66 @@ gw_lease_unref(gw_lease_t **lease_p)
     free(l->vhost);
     free(l->region);
     free(l->chat_path);
+    gw_cors_destroy(&l->cors);
+    free(l->auth_provider);
+    gw_creds_unref(&l->creds);
     free(l);
+}
+
+void
+gw_creds_unref(gw_creds_t **creds_p)
+{
+    gw_creds_t *c = *creds_p;
+    if (c == NULL)
+        return;
+    *creds_p = NULL;
+    if (--c->refs > 0)
+        return;
+    for (uint32_t i = 0; c->users && i < c->count; i++) {
+        free((char *) c->users[i].key);
+        free((char *) c->users[i].value);
+    }
+    for (uint32_t i = 0; c->tokens && i < c->count; i++)
+        free(c->tokens[i]);
+    free(c->users);
+    free(c->tokens);
+    if (c->check && c->check_free)
+        c->check_free(c->check);
+    free(c);
+}
+
+//  The credentials of m: its own, or prev's when m names them without
+//  carrying them; NULL when neither (lease->auth_missing).
+static gw_creds_t *
+s_creds(const proto_lease_t *m, const gw_lease_t *prev)
+{
+    bool bearer = strcmp(m->auth, "bearer") == 0;
+    uint32_t n = bearer ? m->auth_tokens_count : m->auth_users_count;
+    if (n == 0) {
+        gw_creds_t *held = prev ? prev->creds : NULL;
+        if (held && strcmp(held->id, m->auth_id ? m->auth_id : "") == 0 && held->bearer == bearer) {
+            held->refs++;
+            return held;
+        }
+        return NULL;
+    }
+    gw_creds_t *c = proto_xcalloc(1, sizeof *c);
+    c->refs = 1;
+    proto_strlcpy(c->id, m->auth_id ? m->auth_id : "", sizeof c->id);
+    c->bearer = bearer;
+    c->count = n;
+    if (bearer) {
+        c->tokens = proto_xcalloc(n, sizeof *c->tokens);
+        for (uint32_t i = 0; i < n; i++)
+            c->tokens[i] = s_dup(m->auth_tokens[i].sha256);
+    } else {
+        c->users = proto_xcalloc(n, sizeof *c->users);
+        for (uint32_t i = 0; i < n; i++) {
+            c->users[i].key = s_dup(m->auth_users[i].key);
+            c->users[i].value = s_dup(m->auth_users[i].value);
+        }
+    }
+    return c;
 }
 
 static char *
@@ -118,7 +180,7 @@ s_resolve_literal(gw_cand_t *c)
 }
 
 gw_lease_t *
-gw_lease_from_msg(const proto_lease_t *m)
+gw_lease_from_msg(const proto_lease_t *m, const gw_lease_t *prev)
 {
     gw_lease_t *l = proto_xcalloc(1, sizeof *l);
     l->refs = 1;
@@ -163,6 +225,22 @@ gw_lease_from_msg(const proto_lease_t *m)
     }
     l->chat_path = s_dup(m->chat_path);
     l->wildcard = strncmp(l->vhost, PROTO_LIT("*.")) == 0;
+    l->auto_https = m->auto_https;
+    l->sec_headers = m->sec_headers;
+    l->cors = gw_cors_new(m->cors);
+    if (m->cors && *m->cors && l->cors == NULL)
+        log_warn("a lease's cors cannot be read: no CORS fields for its route",
+                 LOG_S("route", l->route));
+    if (m->auth && (strcmp(m->auth, "basic") == 0 || strcmp(m->auth, "bearer") == 0)) {
+        l->creds = s_creds(m, prev);
+        l->auth_missing = l->creds == NULL;
+    }
+    l->auth_provider = s_dup(m->auth_provider);
+    l->auth_cache_ms = m->auth_cache_ms;
+    l->rl_requests = m->rl_requests;
+    l->rl_window_s = m->rl_window_s ? m->rl_window_s : 1;
+    l->rl_burst = m->rl_burst;
+    l->rl_by_user = m->rl_key && strcmp(m->rl_key, "user") == 0;
     l->made_ms = s_now_ms();
     return l;
 }
@@ -277,8 +355,9 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
     e->asking = false;
     bool stale = false;
     if (in && in->msg.type == PROTO_LEASE) {
+        gw_lease_t *lease = gw_lease_from_msg(&in->msg.lease, e->lease);
         gw_lease_unref(&e->lease);
-        e->lease = gw_lease_from_msg(&in->msg.lease);
+        e->lease = lease;
         e->expires_ms = s_now_ms() + (uint64_t) self->cfg.ttl_ms;
         if (e->lease->version > self->min_version)
             self->min_version = e->lease->version;
@@ -307,6 +386,8 @@ s_ask(gw_leases_t *self, s_entry_t *e, const char *client, const char *rid)
     msg.decide.gw_region = self->gw_region;
     msg.decide.client = client;
     msg.decide.local = e->local;
+    // credentials held from the last lease: the router need not send them again
+    msg.decide.auth_have = e->lease && e->lease->creds ? e->lease->creds->id : NULL;
     // with an old lease to fall back on, a router that cannot take the ask
     // now (gone, restarting) means serving that lease at once; without one
     // (a cold start) the ask waits for a router within the deadline

@@ -41,6 +41,21 @@ typedef struct {
     socklen_t addrlen;            // 0 when host is not a literal address
 } gw_cand_t;
 
+//  A route's credentials (auth basic users or bearer digests), shared by
+//  the leases of one auth_id: a lease whose decide named them (auth_have)
+//  comes without them and takes the previous lease's. check is built from
+//  them on first use by whoever checks (gw_auth), freed with them.
+typedef struct {
+    int refs;                   // leases holding them
+    char id[65];                // auth_id: hex SHA-256 of the route's auth
+    bool bearer;                // tokens (else basic users)
+    proto_kv_t *users;          // basic: name -> crypt(3) hash (owned copies)
+    char **tokens;              // bearer: hex SHA-256 digests (owned copies)
+    uint32_t count;             // users or tokens
+    void *check;                // the checker built from them, or NULL
+    void (*check_free)(void *); // frees check
+} gw_creds_t;
+
 typedef struct {
     int refs;                  // owners (cache entry, requests)
     gw_lease_status_t status;  // outcome of the decision
@@ -61,6 +76,17 @@ typedef struct {
     uint32_t nheaders;         // how many
     char *chat_path;           // route chatPath ("" if none)
     bool wildcard;             // vhost is "*.suffix": X-Tenant-Id applies
+    bool auto_https;           // autoHttps: plain HTTP gets 308
+    bool sec_headers;          // securityHeaders
+    struct gw_cors *cors;      // cors (gw_cors), or NULL
+    gw_creds_t *creds;         // auth credentials, or NULL (no auth, or unavailable)
+    bool auth_missing;         // auth set but its credentials did not come: fail closed
+    char *auth_provider;       // authProvider URL, "" if none
+    uint32_t auth_cache_ms;    // authCacheMs
+    uint32_t rl_requests;      // rateLimit per window; 0: none
+    uint32_t rl_window_s;      // its window, seconds
+    uint32_t rl_burst;         // per second; 0: none
+    bool rl_by_user;           // keyed by user (else client IP)
     uint64_t made_ms;          // when it arrived (monotonic ms)
 } gw_lease_t;
 
@@ -150,6 +176,11 @@ void gw_lease_unref(gw_lease_t **lease_p);
 int gw_lease_pick(gw_lease_t *lease, uint64_t tried, const char *client_ip, uint64_t random);
 
 //  Build a lease from a decoded `lease` message (for tests and the cache).
-gw_lease_t *gw_lease_from_msg(const proto_lease_t *msg);
+//  prev: the key's previous lease (or NULL), whose credentials are shared
+//  when msg names them by auth_id without carrying them.
+gw_lease_t *gw_lease_from_msg(const proto_lease_t *msg, const gw_lease_t *prev);
+
+//  Release a reference on credentials. Sets *creds_p to NULL.
+void gw_creds_unref(gw_creds_t **creds_p);
 
 #endif

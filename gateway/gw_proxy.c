@@ -34,6 +34,7 @@
 #include <http_parser.h>
 
 #include "gw_actor.h"
+#include "gw_edge.h"
 #include "gw_proxy.h"
 #include "gw_resp.h"
 #include "gw_splice.h"
@@ -427,6 +428,8 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         }
         if (s_listed_in_connection(req, f) || s_route_sets(lease, req, f))
             continue;
+        if (f->id == GW_H_X_USER_ID && (lease->creds || lease->auth_provider[0]))
+            continue; // the edge says who the user is, never the client
         s_put_field(out, req, f);
     }
     const char *ip = req->client_ip;
@@ -460,6 +463,8 @@ s_build_head(gw_req_t *req, const gw_cand_t *c, gw_buf_t *out)
         if (dot && dot > req->host)
             gw_buf_printf(out, "X-Tenant-Id: %.*s\r\n", (int) (dot - req->host), req->host);
     }
+    if (req->user[0])
+        gw_buf_put3(out, "X-User-Id: ", req->user, "\r\n");
     if (kept[GW_H_X_SWITCHYARD_HOP])
         s_put_field(out, req, kept[GW_H_X_SWITCHYARD_HOP]);
     else if (c->hop)
@@ -739,6 +744,8 @@ s_on_resp_headers(http_parser *p)
             continue;
         if (f->id == GW_H_CONTENT_LENGTH && !has_length && !no_body)
             continue;
+        if (gw_buf_len(&req->resp_extra) && gw_edge_replaces(req, f->name, f->name_len))
+            continue;
         gw_buf_append(&out, f->name, f->name_len);
         gw_buf_append(&out, PROTO_LIT(": "));
         gw_buf_append(&out, f->value, f->value_len);
@@ -747,6 +754,7 @@ s_on_resp_headers(http_parser *p)
     gw_buf_put3(&out, "X-Request-Id: ", req->rid, "\r\n");
     if (req->client_sent_corr)
         gw_buf_put3(&out, "X-Correlation-Id: ", req->rid, "\r\n");
+    gw_edge_response(req, up->head, &out);
     if (up->resp_chunked)
         gw_buf_puts(&out, "Transfer-Encoding: chunked\r\n");
     if (gw_req_should_close(req))

@@ -25,12 +25,14 @@
 #include "gw_chunk.h"
 #include "gw_dns.h"
 #include "gw_http.h"
+#include "gw_authp.h"
 #include "gw_lease.h"
 #include "gw_queue.h"
 #include "proto.h"
 
 #define GW_MAX_HEADERS    100                // request header fields kept (the prescan allows 100)
 #define GW_RID_MAX        PROTO_RID_MAX      // request id bytes
+#define GW_EDGE_USER_MAX  128                // bytes of an authenticated user id (X-User-Id)
 #define GW_HOLD_MAX       (64 * 1024)        // request body held for a retry
 #define GW_READ_CHUNK     16384              // bytes per read()
 #define GW_READ_HEAD      2048               // ... the first read of a request's head
@@ -105,6 +107,11 @@ struct gw_req {
     gw_lease_t *lease;                        // the decision
     bool stale;                               // decision served stale
 
+    // edge: the route's policy (gw_edge)
+    gw_buf_t resp_extra;             // response fields the edge sets (CORS, RateLimit-*)
+    char user[GW_EDGE_USER_MAX + 1]; // the authenticated user, "" when none
+    gw_authp_waiter_t authp_wait;    // an authProvider check waited on (gw_authp)
+
     // proxy: attempts and the upstream side
     gw_qwait_t qwait;                            // the route's backpressure place (gw_queue)
     gw_dns_waiter_t dns;                         // waiting for a backend's name (gw_dns)
@@ -129,6 +136,9 @@ struct gw_req {
     int ready_pending;     // how many are still out
     bool ready_up[2];      // which answered (and, for the router, has a balancer)
 };
+
+//  The edge admitted the request (gw_edge): on to chat or the backends.
+void gw_req_admitted(gw_req_t *req);
 
 //  Value of the first request header with this id (see gw_http), or NULL;
 //  *len set.

@@ -7,5 +7,11 @@ GATEWAY_MODULES += gateway/gw_chunk.c gateway/gw_queue.c gateway/gw_dns.c gatewa
 GATEWAY_MODULES += gateway/gw_tunnel.c gateway/gw_splice.c
 GATEWAY_MODULES += gateway/gw_ws.c gateway/gw_jwt.c gateway/gw_chat.c
 GATEWAY_MODULES += gateway/gw_tls.c
-gateway_SRCS := gateway/main.c $(GATEWAY_MODULES)
+gateway_SRCS = gateway/main.c $(GATEWAY_MODULES) # "=": modules appended below count
 gateway_LIBS := -lhttp_parser -lssl -lcrypto -lwslay -ljwt
+GATEWAY_MODULES += gateway/gw_cors.c gateway/gw_edge.c
+gateway_LIBS += -ljansson
+GATEWAY_MODULES += gateway/gw_auth.c gateway/gw_authp.c
+gateway_LIBS += -lcrypt
+GATEWAY_MODULES += gateway/gw_rl.c
+gateway_LIBS += -lhiredis

@@ -82,58 +82,67 @@ typedef struct {
 //  PROTO_UC_<key> spells the key in upper case (the preprocessor cannot).
 //  A new key in messages.def needs a line in that table, or proto.h stops
 //  compiling there.
-#define PROTO_UC_address(C, s)    PROTO_##C##_ADDRESS##s
-#define PROTO_UC_backend(C, s)    PROTO_##C##_BACKEND##s
-#define PROTO_UC_backends(C, s)   PROTO_##C##_BACKENDS##s
-#define PROTO_UC_body(C, s)       PROTO_##C##_BODY##s
-#define PROTO_UC_by(C, s)         PROTO_##C##_BY##s
-#define PROTO_UC_candidates(C, s) PROTO_##C##_CANDIDATES##s
-#define PROTO_UC_certs(C, s)      PROTO_##C##_CERTS##s
-#define PROTO_UC_chain(C, s)      PROTO_##C##_CHAIN##s
-#define PROTO_UC_chat_path(C, s)  PROTO_##C##_CHAT_PATH##s
-#define PROTO_UC_client(C, s)     PROTO_##C##_CLIENT##s
-#define PROTO_UC_code(C, s)       PROTO_##C##_CODE##s
-#define PROTO_UC_counters(C, s)   PROTO_##C##_COUNTERS##s
-#define PROTO_UC_cursor(C, s)     PROTO_##C##_CURSOR##s
-#define PROTO_UC_domain(C, s)     PROTO_##C##_DOMAIN##s
-#define PROTO_UC_endpoint(C, s)   PROTO_##C##_ENDPOINT##s
-#define PROTO_UC_error(C, s)      PROTO_##C##_ERROR##s
-#define PROTO_UC_event(C, s)      PROTO_##C##_EVENT##s
-#define PROTO_UC_field(C, s)      PROTO_##C##_FIELD##s
-#define PROTO_UC_gateway(C, s)    PROTO_##C##_GATEWAY##s
-#define PROTO_UC_gw_region(C, s)  PROTO_##C##_GW_REGION##s
-#define PROTO_UC_headers(C, s)    PROTO_##C##_HEADERS##s
-#define PROTO_UC_host(C, s)       PROTO_##C##_HOST##s
-#define PROTO_UC_id(C, s)         PROTO_##C##_ID##s
-#define PROTO_UC_instance(C, s)   PROTO_##C##_INSTANCE##s
-#define PROTO_UC_items(C, s)      PROTO_##C##_ITEMS##s
-#define PROTO_UC_join(C, s)       PROTO_##C##_JOIN##s
-#define PROTO_UC_key(C, s)        PROTO_##C##_KEY##s
-#define PROTO_UC_kind(C, s)       PROTO_##C##_KIND##s
-#define PROTO_UC_leave(C, s)      PROTO_##C##_LEAVE##s
-#define PROTO_UC_message(C, s)    PROTO_##C##_MESSAGE##s
-#define PROTO_UC_method(C, s)     PROTO_##C##_METHOD##s
-#define PROTO_UC_name(C, s)       PROTO_##C##_NAME##s
-#define PROTO_UC_path(C, s)       PROTO_##C##_PATH##s
-#define PROTO_UC_principal(C, s)  PROTO_##C##_PRINCIPAL##s
-#define PROTO_UC_query(C, s)      PROTO_##C##_QUERY##s
-#define PROTO_UC_reason(C, s)     PROTO_##C##_REASON##s
-#define PROTO_UC_region(C, s)     PROTO_##C##_REGION##s
-#define PROTO_UC_regions(C, s)    PROTO_##C##_REGIONS##s
-#define PROTO_UC_rid(C, s)        PROTO_##C##_RID##s
-#define PROTO_UC_rooms(C, s)      PROTO_##C##_ROOMS##s
-#define PROTO_UC_route(C, s)      PROTO_##C##_ROUTE##s
-#define PROTO_UC_session(C, s)    PROTO_##C##_SESSION##s
-#define PROTO_UC_socket(C, s)     PROTO_##C##_SOCKET##s
-#define PROTO_UC_status(C, s)     PROTO_##C##_STATUS##s
-#define PROTO_UC_strategy(C, s)   PROTO_##C##_STRATEGY##s
-#define PROTO_UC_sub(C, s)        PROTO_##C##_SUB##s
-#define PROTO_UC_tenant(C, s)     PROTO_##C##_TENANT##s
-#define PROTO_UC_text(C, s)       PROTO_##C##_TEXT##s
-#define PROTO_UC_user(C, s)       PROTO_##C##_USER##s
-#define PROTO_UC_version(C, s)    PROTO_##C##_VERSION##s
-#define PROTO_UC_vhost(C, s)      PROTO_##C##_VHOST##s
-#define PROTO_UC_what(C, s)       PROTO_##C##_WHAT##s
+#define PROTO_UC_address(C, s)       PROTO_##C##_ADDRESS##s
+#define PROTO_UC_auth(C, s)          PROTO_##C##_AUTH##s
+#define PROTO_UC_auth_have(C, s)     PROTO_##C##_AUTH_HAVE##s
+#define PROTO_UC_auth_id(C, s)       PROTO_##C##_AUTH_ID##s
+#define PROTO_UC_auth_provider(C, s) PROTO_##C##_AUTH_PROVIDER##s
+#define PROTO_UC_auth_tokens(C, s)   PROTO_##C##_AUTH_TOKENS##s
+#define PROTO_UC_auth_users(C, s)    PROTO_##C##_AUTH_USERS##s
+#define PROTO_UC_backend(C, s)       PROTO_##C##_BACKEND##s
+#define PROTO_UC_backends(C, s)      PROTO_##C##_BACKENDS##s
+#define PROTO_UC_body(C, s)          PROTO_##C##_BODY##s
+#define PROTO_UC_by(C, s)            PROTO_##C##_BY##s
+#define PROTO_UC_candidates(C, s)    PROTO_##C##_CANDIDATES##s
+#define PROTO_UC_certs(C, s)         PROTO_##C##_CERTS##s
+#define PROTO_UC_chain(C, s)         PROTO_##C##_CHAIN##s
+#define PROTO_UC_chat_path(C, s)     PROTO_##C##_CHAT_PATH##s
+#define PROTO_UC_client(C, s)        PROTO_##C##_CLIENT##s
+#define PROTO_UC_code(C, s)          PROTO_##C##_CODE##s
+#define PROTO_UC_cors(C, s)          PROTO_##C##_CORS##s
+#define PROTO_UC_counters(C, s)      PROTO_##C##_COUNTERS##s
+#define PROTO_UC_cursor(C, s)        PROTO_##C##_CURSOR##s
+#define PROTO_UC_domain(C, s)        PROTO_##C##_DOMAIN##s
+#define PROTO_UC_endpoint(C, s)      PROTO_##C##_ENDPOINT##s
+#define PROTO_UC_error(C, s)         PROTO_##C##_ERROR##s
+#define PROTO_UC_event(C, s)         PROTO_##C##_EVENT##s
+#define PROTO_UC_field(C, s)         PROTO_##C##_FIELD##s
+#define PROTO_UC_gateway(C, s)       PROTO_##C##_GATEWAY##s
+#define PROTO_UC_gw_region(C, s)     PROTO_##C##_GW_REGION##s
+#define PROTO_UC_headers(C, s)       PROTO_##C##_HEADERS##s
+#define PROTO_UC_host(C, s)          PROTO_##C##_HOST##s
+#define PROTO_UC_id(C, s)            PROTO_##C##_ID##s
+#define PROTO_UC_instance(C, s)      PROTO_##C##_INSTANCE##s
+#define PROTO_UC_items(C, s)         PROTO_##C##_ITEMS##s
+#define PROTO_UC_join(C, s)          PROTO_##C##_JOIN##s
+#define PROTO_UC_key(C, s)           PROTO_##C##_KEY##s
+#define PROTO_UC_kind(C, s)          PROTO_##C##_KIND##s
+#define PROTO_UC_leave(C, s)         PROTO_##C##_LEAVE##s
+#define PROTO_UC_message(C, s)       PROTO_##C##_MESSAGE##s
+#define PROTO_UC_method(C, s)        PROTO_##C##_METHOD##s
+#define PROTO_UC_name(C, s)          PROTO_##C##_NAME##s
+#define PROTO_UC_path(C, s)          PROTO_##C##_PATH##s
+#define PROTO_UC_principal(C, s)     PROTO_##C##_PRINCIPAL##s
+#define PROTO_UC_query(C, s)         PROTO_##C##_QUERY##s
+#define PROTO_UC_reason(C, s)        PROTO_##C##_REASON##s
+#define PROTO_UC_region(C, s)        PROTO_##C##_REGION##s
+#define PROTO_UC_regions(C, s)       PROTO_##C##_REGIONS##s
+#define PROTO_UC_rid(C, s)           PROTO_##C##_RID##s
+#define PROTO_UC_rl_key(C, s)        PROTO_##C##_RL_KEY##s
+#define PROTO_UC_rooms(C, s)         PROTO_##C##_ROOMS##s
+#define PROTO_UC_route(C, s)         PROTO_##C##_ROUTE##s
+#define PROTO_UC_session(C, s)       PROTO_##C##_SESSION##s
+#define PROTO_UC_sha256(C, s)        PROTO_##C##_SHA256##s
+#define PROTO_UC_socket(C, s)        PROTO_##C##_SOCKET##s
+#define PROTO_UC_status(C, s)        PROTO_##C##_STATUS##s
+#define PROTO_UC_strategy(C, s)      PROTO_##C##_STRATEGY##s
+#define PROTO_UC_sub(C, s)           PROTO_##C##_SUB##s
+#define PROTO_UC_tenant(C, s)        PROTO_##C##_TENANT##s
+#define PROTO_UC_text(C, s)          PROTO_##C##_TEXT##s
+#define PROTO_UC_user(C, s)          PROTO_##C##_USER##s
+#define PROTO_UC_version(C, s)       PROTO_##C##_VERSION##s
+#define PROTO_UC_vhost(C, s)         PROTO_##C##_VHOST##s
+#define PROTO_UC_what(C, s)          PROTO_##C##_WHAT##s
 
 #define PROTO_BOUNDS_CAT(a, b)                a##b
 #define PROTO_BOUNDS_XCAT(a, b)               PROTO_BOUNDS_CAT(a, b)
@@ -154,7 +163,7 @@ typedef struct {
 #define PROTO_BOUND_F64(C, key, bound)
 #define PROTO_BOUND_BOOL(C, key, bound)
 #define PROTO_BOUND_END(C, key, bound)
-//  PROTO_BOUNDS_EACH(M, C, t1, t2, ...) is M(C, t1) M(C, t2) ...: up to 24.
+//  PROTO_BOUNDS_EACH(M, C, t1, t2, ...) is M(C, t1) M(C, t2) ...: up to 48.
 #define PROTO_BOUNDS_1(M, C, t)       M(C, t)
 #define PROTO_BOUNDS_2(M, C, t, ...)  M(C, t) PROTO_BOUNDS_1(M, C, __VA_ARGS__)
 #define PROTO_BOUNDS_3(M, C, t, ...)  M(C, t) PROTO_BOUNDS_2(M, C, __VA_ARGS__)
@@ -179,11 +188,38 @@ typedef struct {
 #define PROTO_BOUNDS_22(M, C, t, ...) M(C, t) PROTO_BOUNDS_21(M, C, __VA_ARGS__)
 #define PROTO_BOUNDS_23(M, C, t, ...) M(C, t) PROTO_BOUNDS_22(M, C, __VA_ARGS__)
 #define PROTO_BOUNDS_24(M, C, t, ...) M(C, t) PROTO_BOUNDS_23(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_25(M, C, t, ...) M(C, t) PROTO_BOUNDS_24(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_26(M, C, t, ...) M(C, t) PROTO_BOUNDS_25(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_27(M, C, t, ...) M(C, t) PROTO_BOUNDS_26(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_28(M, C, t, ...) M(C, t) PROTO_BOUNDS_27(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_29(M, C, t, ...) M(C, t) PROTO_BOUNDS_28(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_30(M, C, t, ...) M(C, t) PROTO_BOUNDS_29(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_31(M, C, t, ...) M(C, t) PROTO_BOUNDS_30(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_32(M, C, t, ...) M(C, t) PROTO_BOUNDS_31(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_33(M, C, t, ...) M(C, t) PROTO_BOUNDS_32(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_34(M, C, t, ...) M(C, t) PROTO_BOUNDS_33(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_35(M, C, t, ...) M(C, t) PROTO_BOUNDS_34(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_36(M, C, t, ...) M(C, t) PROTO_BOUNDS_35(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_37(M, C, t, ...) M(C, t) PROTO_BOUNDS_36(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_38(M, C, t, ...) M(C, t) PROTO_BOUNDS_37(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_39(M, C, t, ...) M(C, t) PROTO_BOUNDS_38(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_40(M, C, t, ...) M(C, t) PROTO_BOUNDS_39(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_41(M, C, t, ...) M(C, t) PROTO_BOUNDS_40(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_42(M, C, t, ...) M(C, t) PROTO_BOUNDS_41(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_43(M, C, t, ...) M(C, t) PROTO_BOUNDS_42(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_44(M, C, t, ...) M(C, t) PROTO_BOUNDS_43(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_45(M, C, t, ...) M(C, t) PROTO_BOUNDS_44(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_46(M, C, t, ...) M(C, t) PROTO_BOUNDS_45(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_47(M, C, t, ...) M(C, t) PROTO_BOUNDS_46(M, C, __VA_ARGS__)
+#define PROTO_BOUNDS_48(M, C, t, ...) M(C, t) PROTO_BOUNDS_47(M, C, __VA_ARGS__)
 #define PROTO_BOUNDS_COUNT(...)                                                                    \
-    PROTO_BOUNDS_COUNT_(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,   \
-                        9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+    PROTO_BOUNDS_COUNT_(__VA_ARGS__, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34,   \
+                        33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,    \
+                        15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define PROTO_BOUNDS_COUNT_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
-                            _17, _18, _19, _20, _21, _22, _23, _24, n, ...)                        \
+                            _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30,  \
+                            _31, _32, _33, _34, _35, _36, _37, _38, _39, _40, _41, _42, _43, _44,  \
+                            _45, _46, _47, _48, n, ...)                                            \
     n
 #define PROTO_BOUNDS_EACH(M, C, ...)                                                               \
     PROTO_BOUNDS_XCAT(PROTO_BOUNDS_, PROTO_BOUNDS_COUNT(__VA_ARGS__))(M, C, __VA_ARGS__)

@@ -14,11 +14,12 @@
 
 //  One decide waiting for the balancer.
 typedef struct s_ask {
-    rt_decide_t *owner; // the handler
-    rt_route_t *route;  // one reference: the policy to relay
-    proto_return_t ret; // where the gateway's answer goes
-    struct s_ask *prev; // in flight list
-    struct s_ask *next; // ...
+    rt_decide_t *owner;                             // the handler
+    rt_route_t *route;                              // one reference: the policy to relay
+    proto_return_t ret;                             // where the gateway's answer goes
+    char auth_have[PROTO_DECIDE_AUTH_HAVE_MAX + 1]; // decide's auth_have
+    struct s_ask *prev;                             // in flight list
+    struct s_ask *next;                             // ...
 } s_ask_t;
 
 struct rt_decide {
@@ -72,6 +73,7 @@ s_on_lease(proto_bus_t *bus, proto_in_t *in, void *arg)
         lease->headers = route->headers;
         lease->headers_count = route->headers_count;
         lease->chat_path = route->chat_path;
+        rt_policy_to_lease(&route->policy, lease, ask->auth_have);
         proto_bus_reply(bus, &ask->ret, &in->msg);
     }
     s_ask_free(self, ask);
@@ -118,6 +120,8 @@ s_on_decide(proto_bus_t *bus, proto_in_t *in, void *arg)
     ask->owner = self;
     ask->route = rt_route_ref(route);
     ask->ret = in->ret;
+    proto_strlcpy(ask->auth_have, decide->auth_have ? decide->auth_have : "",
+                  sizeof ask->auth_have);
     ask->next = self->asks;
     if (self->asks)
         self->asks->prev = ask;

@@ -186,6 +186,7 @@ s_free_fields(rt_route_t *self)
     self->pick = NULL;
     free(self->headers);
     self->headers = NULL;
+    rt_policy_free(&self->policy);
     free(self->id);
     self->id = NULL;
     free(self->vhost);
@@ -380,7 +381,8 @@ s_parse(rt_route_t *self, const char *region, rt_error_t *err)
         != 0)
         return -1;
     self->max_body = v;
-    if (s_parse_headers(self, err) != 0 || s_parse_chat_path(self, err) != 0)
+    if (s_parse_headers(self, err) != 0 || s_parse_chat_path(self, err) != 0
+        || rt_policy_parse(&self->policy, self->doc, err) != 0)
         return -1;
     return s_parse_backends(self, region, err);
 }

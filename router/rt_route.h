@@ -7,8 +7,9 @@
     apid checks), resolves the defaults that depend on the router (backend
     region = REGION, backend id = hostname:port, weight 1, route id = vHost),
     lower-cases the vHost, stores an IPv6 hostname without brackets and
-    drops read-only runtime fields. Fields the router does not use (auth,
-    rateLimit, ssl, ...) are kept as they came, in doc.
+    drops read-only runtime fields. The edge policy (autoHttps, cors, auth,
+    rateLimit, ...) is read into policy (rt_policy) for leases; it and the
+    fields the router does not use (ssl, healthPath, ...) are kept in doc.
 
     Routes are reference-counted: the table holds one reference, and a decide
     waiting for the balancer holds another, so a route replaced meanwhile
@@ -26,9 +27,10 @@
 
 #include "proto.h"
 #include "proto_route.h"
+#include "rt_policy.h"
 
 //  Why a document was refused: SPEC §5's message and field.
-typedef struct {
+typedef struct rt_error {
     char message[256]; // what is wrong
     char field[256];   // the bad field, e.g. "backends[1].port"; "" when none
 } rt_error_t;
@@ -59,6 +61,7 @@ typedef struct rt_route {
     proto_kv_t *headers;       // custom headers (strings point into doc)
     uint32_t headers_count;    // how many
     const char *chat_path;     // chatPath, or NULL (points into doc)
+    rt_policy_t policy;        // autoHttps, securityHeaders, cors, auth, rateLimit
     rt_backend_t *backends;    // backends in document order
     uint32_t backends_count;   // how many
     proto_backend_t *pick;     // the backends as pick carries them (strings borrowed)

@@ -406,7 +406,8 @@ test_crud_mapping(void **state)
          "\"ROUND_ROBIN\",\"autoHttps\":false,\"reqActiveLength\":50,\"reqQueueLength\":100,"
          "\"retries\":2,\"timeoutMs\":30000,\"queueTimeoutMs\":30000,\"maxBodyBytes\":"
          "10485760,\"headers\":{},\"auth\":null,\"authProvider\":null,\"authCacheMs\":5000,"
-         "\"rateLimit\":null,\"chatPath\":null,\"healthPath\":\"/\",\"backends\":[{\"id\":"
+         "\"rateLimit\":null,\"securityHeaders\":false,\"cors\":null,\"chatPath\":null,"
+         "\"healthPath\":\"/\",\"backends\":[{\"id\":"
          "\"10.0.0.1:3000\",\"hostname\":\"10.0.0.1\",\"port\":3000,\"weight\":1,\"probe\":"
          "\"http\"}],\"ssl\":null}",
          201, stored},

@@ -216,6 +216,19 @@ static const t_case_t t_bad[] = {
     {"{" V B0 ",\"rateLimit\":{\"requests\":5,\"windowSeconds\":9,\"key\":\"ua\"}}",
      "invalid_value", "rateLimit.key"},
     {"{" V B0 ",\"chatPath\":\"chat\"}", "invalid_value", "chatPath"},
+    {"{" V B0 ",\"cors\":{\"origins\":[\"https://A.example\"]}}", "invalid_value",
+     "cors.origins[0]"},
+    {"{" V B0 ",\"cors\":{\"origins\":[\"https://a.example/path\"]}}", "invalid_value",
+     "cors.origins[0]"},
+    {"{" V B0 ",\"cors\":{\"origins\":[\"*\"],\"credentials\":true}}", "invalid_value",
+     "cors.credentials"},
+    {"{" V B0 ",\"cors\":{\"origins\":[\"*\"],\"headers\":[\"a b\"]}}", "invalid_value",
+     "cors.headers[0]"},
+    {"{" V B0 ",\"cors\":{\"origins\":[]}}", "out_of_range", "cors.origins"},
+    {"{" V B0 ",\"cors\":{\"methods\":[\"GET\"]}}", "missing_field", "cors.origins"},
+    {"{" V B0 ",\"cors\":{\"origins\":[\"*\"],\"maxAge\":86401}}", "out_of_range", "cors.maxAge"},
+    {"{" V B0 ",\"cors\":\"*\"}", "invalid_type", "cors"},
+    {"{" V B0 ",\"securityHeaders\":1}", "invalid_type", "securityHeaders"},
     {"{" V B0 ",\"chatPath\":\"/chat?x=1\"}", "invalid_value", "chatPath"},
     {"{" V B0 ",\"healthPath\":\"\"}", "invalid_value", "healthPath"},
     {"{" V B0 ",\"healthPath\":\"/a b\"}", "invalid_value", "healthPath"},
@@ -307,7 +320,8 @@ test_defaults_filled(void **state)
         "\"autoHttps\":false,\"reqActiveLength\":50,\"reqQueueLength\":100,\"retries\":2,"
         "\"timeoutMs\":30000,\"queueTimeoutMs\":30000,\"maxBodyBytes\":10485760,\"headers\":{},"
         "\"auth\":null,\"authProvider\":null,\"authCacheMs\":5000,\"rateLimit\":null,"
-        "\"chatPath\":null,\"healthPath\":\"/\",\"backends\":[{\"id\":\"10.0.0.1:3000\","
+        "\"securityHeaders\":false,\"cors\":null,\"chatPath\":null,\"healthPath\":\"/"
+        "\",\"backends\":[{\"id\":\"10.0.0.1:3000\","
         "\"hostname\":\"10.0.0.1\",\"port\":3000,\"weight\":1,\"probe\":\"http\"}],"
         "\"ssl\":null}");
     // queueTimeoutMs follows timeoutMs; an empty backends list is a route
@@ -327,6 +341,8 @@ test_full_route_normalized(void **state)
         "{\"ssl\":null,\"backends\":[{\"probe\":\"tcp\",\"region\":\"2\",\"weight\":3,"
         "\"port\":3000.0,\"hostname\":\"node1.internal\",\"id\":\"node-1\"},"
         "{\"hostname\":\"[::1]\",\"port\":1e3}],"
+        "\"cors\":{\"credentials\":true,\"methods\":[\"GET\"],\"origins\":[\"https://a.example\"]},"
+        "\"securityHeaders\":true,"
         "\"healthPath\":\"/healthz?full=1\",\"chatPath\":\"/chat\",\"rateLimit\":{\"requests\":100,"
         "\"windowSeconds\":900},\"authCacheMs\":0,\"authProvider\":\"https://auth.local/check\","
         "\"auth\":{\"tokens\":["
@@ -342,6 +358,8 @@ test_full_route_normalized(void **state)
         "\"abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"]},"
         "\"authProvider\":\"https://auth.local/check\",\"authCacheMs\":0,\"rateLimit\":{"
         "\"requests\":100,\"windowSeconds\":900,\"key\":\"ip\",\"burstPerSecond\":0},"
+        "\"securityHeaders\":true,\"cors\":{\"origins\":[\"https://a.example\"],\"methods\":["
+        "\"GET\"],\"headers\":[],\"exposeHeaders\":[],\"credentials\":true,\"maxAge\":600},"
         "\"chatPath\":\"/chat\",\"healthPath\":\"/healthz?full=1\",\"backends\":[{\"id\":"
         "\"node-1\",\"hostname\":\"node1.internal\",\"port\":3000,\"weight\":3,\"region\":\"2\","
         "\"probe\":\"tcp\"},{\"id\":\"[::1]:1000\",\"hostname\":\"::1\",\"port\":1000,"

@@ -35,3 +35,9 @@ FUZZ_chat_frame_LIBS := -ljansson -lm
 # fuzz_ws: gw_ws, the gateway's chat WebSocket (wslay), on a socketpair and a real libev loop
 FUZZ_ws_SRCS := gateway/gw_ws.c protocol/proto_util.c
 FUZZ_ws_LIBS := -lwslay -lev -lcrypto
+# fuzz_authp_response: gw_authp's reading of an authProvider's answer (gw_authp.c brings gw_dns,
+# c-ares, OpenSSL and jansson for the rest of the module; `=` for pkg-config, as above)
+FUZZ_authp_response_SRCS := gateway/gw_authp.c gateway/gw_dns.c protocol/proto_resolve.c \
+                            protocol/proto_log.c protocol/proto_util.c
+FUZZ_authp_response_LIBS = -lhttp_parser -ljansson -lssl -lcrypto -lev \
+                           $(shell pkg-config --libs libcares) -lm

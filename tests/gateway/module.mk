@@ -2,7 +2,8 @@
 UNIT_TESTS += tests/gateway/test_prescan
 tests/gateway/test_prescan_SRCS := gateway/gw_prescan.c
 UNIT_TESTS += tests/gateway/test_lease
-tests/gateway/test_lease_SRCS := gateway/gw_lease.c tests/lib/it.c
+tests/gateway/test_lease_SRCS := gateway/gw_lease.c gateway/gw_cors.c gateway/gw_buf.c gateway/gw_http.c tests/lib/it.c
+tests/gateway/test_lease_LIBS := -ljansson
 UNIT_TESTS += tests/gateway/test_chunk
 tests/gateway/test_chunk_SRCS := gateway/gw_chunk.c
 UNIT_TESTS += tests/gateway/test_http
@@ -24,3 +25,16 @@ tests/gateway/test_jwt_LIBS := -ljwt
 UNIT_TESTS += tests/gateway/test_tls
 tests/gateway/test_tls_SRCS := gateway/gw_tls.c
 tests/gateway/test_tls_LIBS := -lssl -lcrypto
+UNIT_TESTS += tests/gateway/test_auth
+tests/gateway/test_auth_SRCS := gateway/gw_auth.c
+tests/gateway/test_auth_LIBS := -lcrypt -lcrypto
+UNIT_TESTS += tests/gateway/test_cors
+tests/gateway/test_cors_SRCS := gateway/gw_cors.c gateway/gw_buf.c gateway/gw_http.c
+tests/gateway/test_cors_LIBS := -ljansson
+UNIT_TESTS += tests/gateway/test_authp
+tests/gateway/test_authp_SRCS := gateway/gw_authp.c gateway/gw_dns.c tests/lib/t_dns.c tests/lib/t_loop.c \
+        tests/lib/t_pki.c
+tests/gateway/test_authp_LIBS := -lhttp_parser -ljansson -lssl -lcrypto
+UNIT_TESTS += tests/gateway/test_rl
+tests/gateway/test_rl_SRCS := gateway/gw_rl.c tests/lib/t_loop.c tests/lib/t_redis.c
+tests/gateway/test_rl_LIBS := -lhiredis

@@ -478,7 +478,7 @@ test_pick_inside_lease(void **state)
                        .strategy = "ROUND_ROBIN",
                        .candidates = cands,
                        .candidates_count = 3};
-    gw_lease_t *l = gw_lease_from_msg(&m);
+    gw_lease_t *l = gw_lease_from_msg(&m, NULL);
     assert_int_equal(l->cands[0].addrlen, sizeof(struct sockaddr_in));
     assert_int_equal(l->cands[2].addrlen, 0); // a name: resolved elsewhere
     assert_true(l->cands[2].hop);

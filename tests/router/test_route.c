@@ -95,18 +95,20 @@ test_full_route(void **state)
 {
     (void) state;
     rt_error_t err = {.message = ""};
-    rt_route_t *route = s_parse("{\"id\": \"service-a\", \"vHost\": \"*.example.com\", "
-                                "\"strategy\": \"IP_HASH\", \"autoHttps\": false, "
-                                "\"reqActiveLength\": 5, \"reqQueueLength\": 7, \"retries\": 0, "
-                                "\"timeoutMs\": 1000, \"queueTimeoutMs\": 250, "
-                                "\"maxBodyBytes\": 1024, \"headers\": {\"X-Env\": \"prod\"}, "
-                                "\"auth\": {\"type\": \"bearer\", \"tokens\": []}, "
-                                "\"rateLimit\": {\"tier\": \"general\"}, "
-                                "\"backends\": [{\"id\": \"n1\", \"hostname\": \"h1\", "
-                                "\"port\": 1, \"weight\": 5, \"region\": \"2\", \"probe\": "
-                                "\"tcp\", \"isDead\": true, \"failureCount\": 9, "
-                                "\"deadSince\": 1, \"latencyMs\": 3}]}",
-                                &err);
+    rt_route_t *route =
+        s_parse("{\"id\": \"service-a\", \"vHost\": \"*.example.com\", "
+                "\"strategy\": \"IP_HASH\", \"autoHttps\": false, "
+                "\"reqActiveLength\": 5, \"reqQueueLength\": 7, \"retries\": 0, "
+                "\"timeoutMs\": 1000, \"queueTimeoutMs\": 250, "
+                "\"maxBodyBytes\": 1024, \"headers\": {\"X-Env\": \"prod\"}, "
+                "\"auth\": {\"type\": \"bearer\", \"tokens\": [\"" // one SHA-256, hex
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"]}, "
+                "\"rateLimit\": {\"tier\": \"general\"}, "
+                "\"backends\": [{\"id\": \"n1\", \"hostname\": \"h1\", "
+                "\"port\": 1, \"weight\": 5, \"region\": \"2\", \"probe\": "
+                "\"tcp\", \"isDead\": true, \"failureCount\": 9, "
+                "\"deadSince\": 1, \"latencyMs\": 3}]}",
+                &err);
     if (route == NULL)
         fail_msg("%s (%s)", err.message, err.field);
     assert_string_equal(route->id, "service-a");
@@ -129,7 +131,7 @@ test_full_route(void **state)
     assert_null(json_object_get(b0, "failureCount"));
     assert_null(json_object_get(b0, "deadSince"));
     assert_null(json_object_get(b0, "latencyMs"));
-    // fields the router does not use are kept as they came
+    // policy fields are kept as they came (rt_policy reads them)
     assert_non_null(json_object_get(route->doc, "auth"));
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(route->doc, "rateLimit"), "tier")),
@@ -414,6 +416,84 @@ test_valid_vhost(void **state)
     assert_false(proto_route_valid_vhost(big));
 }
 
+//  rt_policy: tiers resolved, explicit limits, auth_id, credentials left
+//  out of a lease when the gateway holds them, bad policy refused.
+static void
+test_policy(void **state)
+{
+    (void) state;
+    rt_error_t err;
+    rt_route_t *r =
+        s_parse("{\"vHost\":\"p.test\",\"backends\":[],\"rateLimit\":{\"tier\":\"strict\"},"
+                "\"autoHttps\":true,\"securityHeaders\":true,"
+                "\"cors\":{\"origins\":[\"https://a.test\"]},"
+                "\"auth\":{\"type\":\"basic\",\"users\":{\"al\":\"$6$s$h\",\"bo\":\"$5$s$h\"}},"
+                "\"authProvider\":\"http://127.0.0.1:1/check\"}",
+                &err);
+    assert_non_null(r);
+    const rt_policy_t *p = &r->policy;
+    assert_true(p->auto_https && p->sec_headers);
+    assert_int_equal(p->rl_requests, 20);
+    assert_int_equal(p->rl_window_s, 900);
+    assert_int_equal(p->rl_burst, 10);
+    assert_string_equal(p->rl_key, "ip");
+    assert_string_equal(p->cors, "{\"origins\":[\"https://a.test\"]}");
+    assert_string_equal(p->auth, "basic");
+    assert_int_equal(p->users_count, 2);
+    assert_int_equal(strlen(p->auth_id), 64);
+    assert_int_equal(p->auth_cache_ms, PROTO_ROUTE_AUTH_CACHE_MS_DEFAULT);
+    assert_string_equal(p->auth_provider, "http://127.0.0.1:1/check");
+
+    // the same auth with its keys in another order: the same id
+    rt_route_t *r2 =
+        s_parse("{\"vHost\":\"p.test\",\"backends\":[],"
+                "\"auth\":{\"users\":{\"bo\":\"$5$s$h\",\"al\":\"$6$s$h\"},\"type\":\"basic\"}}",
+                &err);
+    assert_non_null(r2);
+    assert_string_equal(r2->policy.auth_id, p->auth_id);
+    assert_int_equal(r2->policy.rl_requests, 0);
+    assert_null(r2->policy.cors);
+
+    proto_lease_t lease = {0};
+    rt_policy_to_lease(p, &lease, NULL);
+    assert_int_equal(lease.auth_users_count, 2);
+    assert_string_equal(lease.auth_id, p->auth_id);
+    memset(&lease, 0, sizeof lease);
+    rt_policy_to_lease(p, &lease, p->auth_id); // held: not sent again
+    assert_int_equal(lease.auth_users_count, 0);
+    assert_string_equal(lease.auth_id, p->auth_id);
+    memset(&lease, 0, sizeof lease);
+    rt_policy_to_lease(p, &lease, "0000"); // another id: sent
+    assert_int_equal(lease.auth_users_count, 2);
+    rt_route_unref(&r);
+    rt_route_unref(&r2);
+
+    r = s_parse("{\"vHost\":\"p.test\",\"backends\":[],\"rateLimit\":{\"requests\":5,"
+                "\"windowSeconds\":60,\"key\":\"user\",\"burstPerSecond\":0},"
+                "\"auth\":{\"type\":\"bearer\",\"tokens\":[\"" // 64 hex digits
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"]}}",
+                &err);
+    assert_non_null(r);
+    assert_int_equal(r->policy.rl_requests, 5);
+    assert_int_equal(r->policy.rl_window_s, 60);
+    assert_int_equal(r->policy.rl_burst, 0);
+    assert_string_equal(r->policy.rl_key, "user");
+    assert_string_equal(r->policy.auth, "bearer");
+    assert_int_equal(r->policy.tokens_count, 1);
+    rt_route_unref(&r);
+
+    s_refused("{\"vHost\":\"p.test\",\"backends\":[],\"rateLimit\":{\"tier\":\"huge\"}}",
+              "rateLimit.tier");
+    s_refused("{\"vHost\":\"p.test\",\"backends\":[],\"rateLimit\":{\"requests\":0,"
+              "\"windowSeconds\":60}}",
+              "rateLimit.requests");
+    s_refused("{\"vHost\":\"p.test\",\"backends\":[],\"auth\":{\"type\":\"digest\"}}", "auth.type");
+    s_refused("{\"vHost\":\"p.test\",\"backends\":[],\"auth\":{\"type\":\"bearer\","
+              "\"tokens\":[\"abc\"]}}",
+              "auth.tokens");
+    s_refused("{\"vHost\":\"p.test\",\"backends\":[],\"cors\":[1]}", "cors");
+}
+
 int
 main(void)
 {
@@ -427,6 +507,7 @@ main(void)
         cmocka_unit_test(test_backend_normalize),
         cmocka_unit_test(test_runtime_views_and_state),
         cmocka_unit_test(test_valid_vhost),
+        cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests_name("rt_route", tests, NULL, NULL);
 }
