@@ -162,3 +162,35 @@ def test_https_listener(make_stack):
     r = stack.get("/echo", host=DEMO)
     assert r.status_code == 200
     assert "https" not in r.text.lower()
+
+
+def test_session_tickets_resume(make_stack):
+    """A client that kept its ticket resumes without a full handshake (TLS 1.2
+    and 1.3), on any of the gateway's certificates (one ticket key set)."""
+    (port,) = free_ports(1)
+    stack = make_stack(gateway_env={"GATEWAY_HTTPS_ADDR": "127.0.0.1:%d" % port})
+    post_cert(stack, "*", "default")
+    post_cert(stack, "exact.test", "exact")
+    wait_until(lambda: served_cn(port, "exact.test") == "exact", 1.0, what="exact.test served")
+
+    def connect(ctx, sni, session=None):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname=sni, session=session)
+        # TLS 1.3 sends its tickets after the handshake: a request and its
+        # answer make sure they have arrived
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % DEMO.encode())
+        while s.recv(65536):
+            pass
+        reused, sess = s.session_reused, s.session
+        s.close()
+        return reused, sess
+
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = client_ctx(min_version=version, max_version=version)
+        reused, sess = connect(ctx, "exact.test")
+        assert not reused
+        assert sess is not None and sess.has_ticket, version
+        reused, _ = connect(ctx, "exact.test", sess)
+        assert reused, "%s: the ticket did not resume" % version
+    counters, _ = stack.pong("gateway")
+    assert counters.get("tls.failures", 0) == 0, counters
