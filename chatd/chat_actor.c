@@ -81,6 +81,14 @@ s_on_redis_message(void *arg, const char *channel, const char *payload, size_t l
 }
 
 static void
+s_on_redis_subscribed(void *arg, const char *channel)
+{
+    chat_actor_t *self = arg;
+    if (self->hub)
+        chat_hub_on_subscribed(self->hub, channel);
+}
+
+static void
 s_on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop;
@@ -121,6 +129,7 @@ chat_actor_new(const chat_config_t *cfg)
             .url = cfg->redis_url,
             .on_state = s_on_redis_state,
             .on_message = s_on_redis_message,
+            .on_subscribed = s_on_redis_subscribed,
             .arg = self,
         };
         self->redis = chat_redis_new(loop, &rc);

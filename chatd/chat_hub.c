@@ -59,6 +59,7 @@ struct s_session {
     uint32_t nrooms;               // how many
     bool replaying;                // the inbox is being read
     bool missed;                   // a live entry came during the replay
+    bool wait_sub;                 // the replay waits for its user channel's SUBSCRIBE
 };
 
 struct chat_hub {
@@ -628,7 +629,13 @@ s_on_open(proto_bus_t *bus, proto_in_t *in, void *arg)
     if (s_up(self)) {
         if (!m->moved)
             s_presence(self, s);
-        s_start_replay(self, s);
+        // the inbox is read once the user channel is subscribed: a message
+        // published between a read before it and the subscription is lost
+        s_key(s, CHAT_KEY_USER, s->user, key);
+        if (chat_redis_subscribed(self->redis, key))
+            s_start_replay(self, s);
+        else
+            s->wait_sub = true;
     }
 }
 
@@ -740,7 +747,27 @@ chat_hub_on_state(chat_hub_t *self, int up)
     for (proto_link_t *l = self->all.head; l; l = l->next) {
         s_session_t *s = PROTO_LIST_ENTRY(l, s_session_t, all);
         s_presence(self, s);
+        s->wait_sub = false;     // up: every channel held is subscribed again
         s_start_replay(self, s); // what came while Redis was away
+    }
+}
+
+void
+chat_hub_on_subscribed(chat_hub_t *self, const char *channel)
+{
+    s_chan_t *c = s_chan(self, channel);
+    if (c == NULL || !s_up(self))
+        return; // on_state(up) replays every session
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        s_session_t *s = c->subs[i];
+        if (!s->wait_sub)
+            continue;
+        char key[CHAT_KEY_MAX];
+        s_key(s, CHAT_KEY_USER, s->user, key);
+        if (strcmp(key, channel) != 0)
+            continue; // a room's subscription: the inbox waits for the user's
+        s->wait_sub = false;
+        s_start_replay(self, s);
     }
 }
 

@@ -53,6 +53,10 @@ void chat_hub_set_redis(chat_hub_t *self, chat_redis_t *redis);
 //  chat_redis callbacks: a pub/sub message, Redis up or down.
 void chat_hub_on_message(chat_hub_t *self, const char *channel, const char *payload, size_t len);
 void chat_hub_on_state(chat_hub_t *self, int up);
+//  Redis confirmed the subscription to channel: sessions waiting for it to
+//  read their inbox start now (a replay before it could miss a message
+//  published between the read and the subscription).
+void chat_hub_on_subscribed(chat_hub_t *self, const char *channel);
 
 const chat_hub_stats_t *chat_hub_stats(const chat_hub_t *self);
 

@@ -78,30 +78,31 @@ typedef struct {
 } s_link_t;
 
 struct chat_redis {
-    struct ev_loop *loop;              // the actor's loop
-    chat_redis_url_t url;              // where to (holds the password: never log it)
-    double connect_timeout;            // s
-    double command_timeout;            // s
-    double *backoff;                   // s, each step (owned)
-    size_t backoff_count;              // steps
-    double backoff_scale;              // factor
-    size_t backoff_step;               // next step after a failure
-    chat_redis_state_fn *on_state;     // or NULL
-    chat_redis_message_fn *on_message; // or NULL
-    void *arg;                         // for both
-    s_state_t state;                   // DOWN, CONNECTING, UP
-    s_link_t cmd;                      // the command connection
-    s_link_t sub;                      // the subscribe-mode connection
-    ev_timer attempt_timer;            // bounds an attempt
-    ev_timer retry_timer;              // backoff before the next attempt
-    bool attempted;                    // an attempt was made before
-    s_cmd_t *cmds;                     // commands not yet let go of
-    s_channel_t *channels[S_BUCKETS];  // channels held
-    size_t sub_pending;                // SUBSCRIBEs not yet confirmed
-    int depth;                         // user callbacks running (destroy asserts 0)
-    bool destroying;                   // inside chat_redis_destroy
-    chat_redis_stats_t stats;          // counters
-    char last_error[S_ERROR_MAX];      // why the last failure
+    struct ev_loop *loop;                 // the actor's loop
+    chat_redis_url_t url;                 // where to (holds the password: never log it)
+    double connect_timeout;               // s
+    double command_timeout;               // s
+    double *backoff;                      // s, each step (owned)
+    size_t backoff_count;                 // steps
+    double backoff_scale;                 // factor
+    size_t backoff_step;                  // next step after a failure
+    chat_redis_state_fn *on_state;        // or NULL
+    chat_redis_message_fn *on_message;    // or NULL
+    chat_redis_channel_fn *on_subscribed; // or NULL
+    void *arg;                            // for both
+    s_state_t state;                      // DOWN, CONNECTING, UP
+    s_link_t cmd;                         // the command connection
+    s_link_t sub;                         // the subscribe-mode connection
+    ev_timer attempt_timer;               // bounds an attempt
+    ev_timer retry_timer;                 // backoff before the next attempt
+    bool attempted;                       // an attempt was made before
+    s_cmd_t *cmds;                        // commands not yet let go of
+    s_channel_t *channels[S_BUCKETS];     // channels held
+    size_t sub_pending;                   // SUBSCRIBEs not yet confirmed
+    int depth;                            // user callbacks running (destroy asserts 0)
+    bool destroying;                      // inside chat_redis_destroy
+    chat_redis_stats_t stats;             // counters
+    char last_error[S_ERROR_MAX];         // why the last failure
 };
 
 //  --------------------------------------------------------------------------
@@ -331,6 +332,14 @@ chat_redis_unsubscribe(chat_redis_t *self, const char *name)
     return 0;
 }
 
+bool
+chat_redis_subscribed(const chat_redis_t *self, const char *name)
+{
+    assert(self && name);
+    s_channel_t *const *slot = s_channel_slot((chat_redis_t *) self, name, strlen(name));
+    return *slot && (*slot)->holds > 0 && !(*slot)->pending && chat_redis_up(self);
+}
+
 unsigned
 chat_redis_holds(const chat_redis_t *self, const char *name)
 {
@@ -429,8 +438,16 @@ s_on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     const char *kind = reply->element[0]->str;
     const redisReply *name = reply->element[1];
     if (strcmp(kind, "subscribe") == 0) {
+        s_channel_t *channel = *s_channel_slot(self, name->str, name->len);
+        bool was_pending = channel && channel->pending;
         s_channel_confirmed(self, name->str, name->len);
-        s_check_up(self);
+        s_check_up(self); // a reconnect's last confirmation: on_state(up) first
+        // still held (on_state may have run): name->str is the reply's, NUL-terminated
+        if (was_pending && self->on_subscribed && *s_channel_slot(self, name->str, name->len)) {
+            self->depth++;
+            self->on_subscribed(self->arg, name->str);
+            self->depth--;
+        }
     } else if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
         // a message for a channel released meanwhile is not ours any more
         if (*s_channel_slot(self, name->str, name->len) && self->on_message) {
@@ -657,6 +674,7 @@ chat_redis_new(struct ev_loop *loop, const chat_redis_config_t *cfg)
     self->sub.subscriber = true;
     self->on_state = cfg->on_state;
     self->on_message = cfg->on_message;
+    self->on_subscribed = cfg->on_subscribed;
     self->arg = cfg->arg;
     ev_timer_init(&self->attempt_timer, s_on_attempt_timer, 0., 0.);
     self->attempt_timer.data = self;

@@ -76,6 +76,10 @@ typedef void(chat_redis_message_fn)(void *arg,
                                     const char *payload,
                                     size_t len);
 
+//  A SUBSCRIBE of a channel held was confirmed by the server: from then on
+//  every message published to it is delivered. channel is borrowed.
+typedef void(chat_redis_channel_fn)(void *arg, const char *channel);
+
 typedef struct {
     const char *url;               // REDIS_URL (copied); required
     double connect_timeout;        // s, per attempt: connect and handshake; 0: 2 s
@@ -84,8 +88,9 @@ typedef struct {
     size_t backoff_count;          // entries of backoff (the last one repeats)
     double backoff_scale;          // every wait is multiplied by it; 0: 1 (tests: 0.05)
     chat_redis_state_fn *on_state; // or NULL
-    chat_redis_message_fn *on_message; // or NULL
-    void *arg;                         // for on_state and on_message
+    chat_redis_message_fn *on_message;    // or NULL
+    chat_redis_channel_fn *on_subscribed; // or NULL
+    void *arg;                            // for on_state, on_message and on_subscribed
 } chat_redis_config_t;
 
 //  Counters for pong / proc.stats (never reset).
@@ -142,6 +147,10 @@ unsigned chat_redis_holds(const chat_redis_t *self, const char *channel);
 
 //  True while both connections are ready.
 bool chat_redis_up(const chat_redis_t *self);
+
+//  True when channel is held and its SUBSCRIBE is confirmed on the current
+//  connection (messages published from now on reach on_message).
+bool chat_redis_subscribed(const chat_redis_t *self, const char *channel);
 
 //  Why the last attempt failed or the client went down (a borrowed text,
 //  "" when none yet): e.g. "connection refused", "connect timeout",

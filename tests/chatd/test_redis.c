@@ -67,6 +67,8 @@ typedef struct {
     int ups, downs;          // on_state calls
     double up_at, down_at;   // when last
     int messages;            // on_message calls
+    int subscribed;          // on_subscribed calls
+    char sub_channel[128];   // the last one's channel
     char channel[128];       // the last message's channel
     char payload[256];       // its payload
     size_t payload_len;      // its length
@@ -104,6 +106,21 @@ s_on_message(void *arg, const char *channel, const char *payload, size_t len)
     assert_true(len < sizeof fx->payload);
     memcpy(fx->payload, payload, len);
     fx->payload_len = len;
+}
+
+static void
+s_on_subscribed(void *arg, const char *channel)
+{
+    fx_t *fx = arg;
+    fx->subscribed++;
+    proto_strlcpy(fx->sub_channel, channel, sizeof fx->sub_channel);
+}
+
+static bool
+s_got_subscribed(void *arg)
+{
+    fx_t *fx = arg;
+    return fx->subscribed > 0;
 }
 
 //  fn of every command: arg is a call_t with a fx_t before it (s_cmd).
@@ -218,6 +235,7 @@ s_client(fx_t *fx, const char *url, double command_timeout)
                                .backoff_scale = SCALE,
                                .on_state = s_on_state,
                                .on_message = s_on_message,
+                               .on_subscribed = s_on_subscribed,
                                .arg = fx};
     return chat_redis_new(fx->loop, &cfg);
 }
@@ -534,6 +552,38 @@ test_subscribe_counted(void **state)
     assert_memory_equal(fx->payload, "four", 4);
 }
 
+//  on_subscribed: once the server confirmed a SUBSCRIBE, a message published
+//  is delivered (chat_hub reads a moved session's inbox only then: a read
+//  before the subscription could miss a message published in between).
+static void
+test_subscribed_callback(void **state)
+{
+    fx_t *fx = *state;
+    char url[128];
+    s_url(fx, url, sizeof url, "", "");
+    fx->redis = s_client(fx, url, 1.0);
+    s_wait_up(fx);
+    assert_int_equal(chat_redis_subscribe(fx->redis, "chat:carol"), 0);
+    assert_false(chat_redis_subscribed(fx->redis, "chat:carol")); // sent, not confirmed
+    assert_true(t_loop_until(fx->loop, s_got_subscribed, fx, DEADLINE_S));
+    assert_int_equal(fx->subscribed, 1);
+    assert_string_equal(fx->sub_channel, "chat:carol");
+    assert_true(chat_redis_subscribed(fx->redis, "chat:carol"));
+    call_t call; // one PUBLISH, no retry: the subscription is in effect
+    s_run(fx, &call, 3, (const char *[]){"PUBLISH", "chat:carol", "hi"});
+    assert_int_equal(call.number, 1);
+    assert_true(t_loop_until(fx->loop, s_got_message, fx, DEADLINE_S));
+    // a second hold needs no SUBSCRIBE: no second callback, still subscribed
+    assert_int_equal(chat_redis_subscribe(fx->redis, "chat:carol"), 0);
+    assert_true(chat_redis_subscribed(fx->redis, "chat:carol"));
+    s_run(fx, &call, 1, (const char *[]){"PING"});
+    assert_int_equal(fx->subscribed, 1);
+    assert_false(chat_redis_subscribed(fx->redis, "chat:nobody"));
+    assert_int_equal(chat_redis_unsubscribe(fx->redis, "chat:carol"), 0);
+    assert_int_equal(chat_redis_unsubscribe(fx->redis, "chat:carol"), 0);
+    assert_false(chat_redis_subscribed(fx->redis, "chat:carol"));
+}
+
 //  --------------------------------------------------------------------------
 //  AUTH
 
@@ -681,6 +731,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_destroy_answers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_counted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_subscribed_callback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_auth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_auth_wrong, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, s_setup, s_teardown),

@@ -852,9 +852,12 @@ class Stream:
 
     `total` requests split over `conns` threads, each with its own requests.Session
     (one keep-alive connection each); the whole stream is bounded by `deadline` s.
+    `hook(stream)` runs once, in the thread whose answer makes `at` requests done, while
+    the other threads go on sending (so the fault meets requests in flight, and
+    never after the stream's end however the test's own thread is scheduled).
     """
 
-    def __init__(self, stack, host, total=400, conns=4, deadline=90.0):
+    def __init__(self, stack, host, total=400, conns=4, deadline=90.0, at=None, hook=None):
         self.stack = stack
         self.host = host
         self.per_conn = total // conns
@@ -864,6 +867,10 @@ class Stream:
         self.done = 0
         self.ok = 0
         self.failures = []
+        self.at = at
+        self.hook = hook
+        self.hooked = threading.Event()
+        self.hook_error = None
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(conns)]
 
     def _run(self, idx):
@@ -885,6 +892,14 @@ class Stream:
                         self.ok += 1
                     else:
                         self.failures.append((idx, i, what))
+                    run_hook = self.hook is not None and self.done == self.at
+                if run_hook:
+                    try:
+                        self.hook(self)
+                    except BaseException as exc:  # the test's thread reports it
+                        self.hook_error = exc
+                    finally:
+                        self.hooked.set()
 
     def start(self):
         for t in self.threads:
@@ -905,12 +920,17 @@ LEASE_MODES = [pytest.param({}, id="lease-default-ttl"), pytest.param({"GATEWAY_
 def test_sigkill_mid_stream_loses_no_request_and_actor_rejoins(make_stack, timings, victim, gateway_env):
     s = make_stack(gateway_env=gateway_env)
     total = 400
-    stream = Stream(s, DEMO, total=total, conns=4).start()
-    # kill once a quarter of the stream has been answered
-    wait_until(lambda: stream.done >= total // 4 or stream.failures, 60.0, what="a quarter of the stream")
-    killed = s.kill(victim)
-    killed_at = time.monotonic()
-    done_at_kill = stream.done
+    fault = {}
+
+    def kill(stream):  # once a quarter of the stream has been answered, from the stream
+        fault["done_at_kill"] = stream.done
+        fault["killed"] = s.kill(victim)
+        fault["killed_at"] = time.monotonic()
+
+    stream = Stream(s, DEMO, total=total, conns=4, at=total // 4, hook=kill).start()
+    assert stream.hooked.wait(60.0), "a quarter of the stream was never answered: %r" % stream.failures[:5]
+    assert stream.hook_error is None, "the kill failed: %r" % stream.hook_error
+    killed, killed_at, done_at_kill = fault["killed"], fault["killed_at"], fault["done_at_kill"]
     stream.join()
     timings.record(
         "%s SIGKILLed after %d of %d requests; stream ended %.3f s later"
