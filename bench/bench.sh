@@ -47,8 +47,16 @@
 #   BENCH_CHAT_RATE      messages/s, all senders together (default 10000)
 #   BENCH_CHAT_SECONDS   seconds per delivery run (default BENCH_DURATION)
 #   BENCH_CHAT_ROUNDS    delivery runs (default 3)
+#   BENCH_ONLY=tls  only the HTTPS and route-policy rows (issue 11; printed unless BENCH_OUT is set)
+#   BENCH_TLS_ROUNDS     rounds of the HTTPS/policy rows (default BENCH_ROUNDS; 1-20, < 3 only for a look)
+#   BENCH_TLS_CLIENTS    openssl s_time processes run in parallel per handshake run (default 2)
+#   BENCH_TLS_HS_SECONDS seconds per handshake run (default BENCH_DURATION, at most 5)
+#   BENCH_TLS_POLICY_DELAY_MS  route-policy rows: each wrk connection waits this long between
+#                        its requests (default 5: ~7,000 req/s at 50 connections; 0: flat out)
 # The chat rows (issue 10): bench/chat_load.c (bin/chat-load) against a stack of
 # its own on its own bus: redis-server, two chatd and two gateways (REGION 1 and 2).
+# The HTTPS and route-policy rows (issue 11, tls_bench below): a stack of their own
+# with one EC P-256 certificate for nginx, HAProxy and the gateway's HTTPS listener.
 # Everything started here is stopped by PID on exit; the temp dir is removed.
 set -euo pipefail
 
@@ -65,13 +73,17 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-"50 256"}
 ONLY=${BENCH_ONLY:-}
 OUT=${BENCH_OUT:-docs/performance.md}
-[[ $ONLY == chat ]] && OUT=${BENCH_OUT:--} # a chat-only run never rewrites the full report by default
+[[ $ONLY == chat || $ONLY == tls ]] && OUT=${BENCH_OUT:--} # a partial run never rewrites the full report by default
 CHAT_SESSIONS=${BENCH_CHAT_SESSIONS:-10000}
 CHAT_PAIRS=${BENCH_CHAT_PAIRS:-100}
 CHAT_RATE=${BENCH_CHAT_RATE:-10000}
 CHAT_SECONDS=${BENCH_CHAT_SECONDS:-$DURATION}
 CHAT_ROUNDS=${BENCH_CHAT_ROUNDS:-3}
 CHAT_VHOST=chat.bench
+TLS_ROUNDS=${BENCH_TLS_ROUNDS:-$ROUNDS}
+TLS_CLIENTS=${BENCH_TLS_CLIENTS:-2}
+TLS_HS_SECONDS=${BENCH_TLS_HS_SECONDS:-$((DURATION < 5 ? DURATION : 5))}
+TLS_POLICY_DELAY=${BENCH_TLS_POLICY_DELAY_MS:-5}
 PROFILE=${BENCH_PROFILE:-always}
 KEEP=${BENCH_KEEP:-0}
 PROFILER=${BENCH_PROFILER:-auto}
@@ -96,7 +108,15 @@ for c in $CONNS; do
     [[ $c =~ ^[0-9]+$ ]] && ((c >= 1 && c <= 10000)) || die "BENCH_CONNS: bad value '$c'"
 done
 case "$PROFILE" in auto | always | never) ;; *) die "BENCH_PROFILE must be auto, always or never" ;; esac
-case "$ONLY" in "" | chat) ;; *) die "BENCH_ONLY must be empty or chat, not '$ONLY'" ;; esac
+case "$ONLY" in "" | chat | tls) ;; *) die "BENCH_ONLY must be empty, chat or tls, not '$ONLY'" ;; esac
+[[ $TLS_ROUNDS =~ ^[0-9]+$ ]] && ((TLS_ROUNDS >= 1 && TLS_ROUNDS <= 20)) \
+    || die "BENCH_TLS_ROUNDS must be 1-20, not '$TLS_ROUNDS'"
+[[ $TLS_CLIENTS =~ ^[0-9]+$ ]] && ((TLS_CLIENTS >= 1 && TLS_CLIENTS <= 16)) \
+    || die "BENCH_TLS_CLIENTS must be 1-16, not '$TLS_CLIENTS'"
+[[ $TLS_HS_SECONDS =~ ^[0-9]+$ ]] && ((TLS_HS_SECONDS >= 1 && TLS_HS_SECONDS <= 600)) \
+    || die "BENCH_TLS_HS_SECONDS must be 1-600, not '$TLS_HS_SECONDS'"
+[[ $TLS_POLICY_DELAY =~ ^[0-9]+$ ]] && ((TLS_POLICY_DELAY <= 1000)) \
+    || die "BENCH_TLS_POLICY_DELAY_MS must be 0-1000, not '$TLS_POLICY_DELAY'"
 [[ $CHAT_SESSIONS =~ ^[0-9]+$ ]] && ((CHAT_SESSIONS >= 1 && CHAT_SESSIONS <= 19000)) \
     || die "BENCH_CHAT_SESSIONS must be 1-19000, not '$CHAT_SESSIONS'"
 [[ $CHAT_PAIRS =~ ^[0-9]+$ ]] && ((CHAT_PAIRS >= 1 && CHAT_PAIRS <= 5000)) \
@@ -112,7 +132,7 @@ case "$PROFILER" in auto | perf | callgrind) ;; *) die "BENCH_PROFILER must be a
 # ---------------------------------------------------------------------------
 # Tools and binaries; refuse a sanitizer build.
 
-NEED_TOOLS=(wrk nginx haproxy curl awk sed sort redis-server redis-cli)
+NEED_TOOLS=(wrk nginx haproxy curl awk sed sort redis-server redis-cli openssl)
 [[ $ONLY == chat ]] && NEED_TOOLS=(curl awk sed sort redis-server redis-cli)
 for tool in "${NEED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "'$tool' not found (run: scripts/deps.sh bench)"
@@ -218,18 +238,68 @@ free_port() {
     die "no free port found"
 }
 
-# wait_http NAME URL [HOST]: until URL answers 200 (10 s)
+# wait_http NAME URL [HOST]: until URL answers 200 (10 s; an https URL's certificate is not checked)
 wait_http() {
     local name=$1 url=$2 host=${3:-$HOST_HEADER} i
     for ((i = 0; i < 100; i++)); do
         alive "$name" || die "$name exited at start: $(tail -n 5 "${LOGFILE[$name]}")"
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "$url" 2>/dev/null) == 200 ]]; then
+        if [[ $(curl -sk -o /dev/null -w '%{http_code}' -H "Host: $host" "$url" 2>/dev/null) == 200 ]]; then
             return 0
         fi
         sleep 0.1
     done
     die "$name did not answer 200 at $url within 10 s; its log: $(tail -n 5 "${LOGFILE[$name]}")"
 }
+
+# ---------------------------------------------------------------------------
+# Measurement helpers (the proxy rows, the chat rows and the HTTPS rows).
+
+# children_of PID: the pids of its children (nginx's workers; found by their parent pid in /proc)
+children_of() {
+    local f
+    for f in /proc/[0-9]*/stat; do
+        sed 's/^\([0-9]*\) .*) [A-Za-z] \([0-9]*\) .*/\1 \2/' "$f" 2>/dev/null || true
+    done | awk -v p="$1" '$2 == p {printf "%s ", $1}'
+}
+
+# cpu_ticks PID...: utime+stime (clock ticks, all threads) summed over the pids
+cpu_ticks() {
+    local p sum=0 v
+    for p in "$@"; do
+        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+# wrk_parse FILE: "rps p50_ms p99_ms requests non2xx sockerr"
+wrk_parse() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            return v + 0
+        }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        / requests in / { reqs = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { gsub(",", ""); sock = $4 + $6 + $8 + $10 }
+        END { printf "%s %s %s %s %d %d\n", rps, p50, p99, reqs, non2xx, sock }
+    ' "$1"
+}
+
+# busy ticks of the whole machine (/proc/stat) and of this shell's waited-for
+# children (wrk): what is left after our processes is someone else's load
+machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+self_children() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
+
+# median: of the numbers on stdin, one a line ("nan" for none)
+median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# fmt VALUE PRINTF-FORMAT: "-" for nan or a negative value
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan" || v < 0) print "-"; else printf f, v }'; }
 
 # ---------------------------------------------------------------------------
 # Chat (issue 10): idle sessions and delivery across two regions. A stack of its
@@ -493,6 +563,615 @@ EOF
 fi
 
 # ---------------------------------------------------------------------------
+# HTTPS and route policy (issue 11; BENCH_ONLY=tls runs only this). A stack of its
+# own: one EC P-256 self-signed certificate for localhost (openssl req, in the temp
+# dir) served by nginx (bench/nginx.conf.in plus `listen ... ssl` and the ssl_*
+# lines), HAProxy (bench/haproxy.cfg.in plus `ssl crt`) and a gateway's HTTPS
+# listener (certificate installed through the admin API), each in front of one
+# demo backend of its own (1 KiB); the Switchyard side is all seven actor kinds on
+# their own bus (TLS_BUS) with redis-server (REDIS_URL: the rate limit's sync).
+# Same TLS settings everywhere: TLS 1.2 and 1.3, the gateway's TLS 1.2 cipher list
+# with server preference, OpenSSL's default TLS 1.3 suites and groups, tickets on.
+#   1. HTTPS keep-alive: wrk -t1 -c<conns> --latency over https, as the HTTP rows.
+#   2. Handshakes: TLS_CLIENTS `openssl s_time` processes in parallel against one
+#      server: full TLS 1.3 handshakes (-new), resumed TLS 1.2 (-reuse -tls1_2) and
+#      resumed TLS 1.3 (-reuse -www: s_time reads only with -www, and a TLS 1.3
+#      ticket arrives after the handshake, so without a read nothing resumes; the
+#      request is GET / with a Host header, one proxied 1 KiB response). The server
+#      process's CPU per handshake too: on 2 cores the clients, not the server, set
+#      the pace (the table says how busy the server was).
+#   3. Route policy: plain HTTP keep-alive to the same gateway, on four routes that
+#      differ only in their policy (none, rateLimit, bearer, basic); the gateway's
+#      (and redis-server's) CPU per request, and the difference to the plain route
+#      within each round.
+TLS_TEXT=""
+TLS_TARGETS=(nginx haproxy switchyard)
+TLS_MODES=(full13 resumed12 resumed13)
+POLICY_ROUTES=(plain ratelimit bearer basic)
+# the gateway's TLS 1.2 list (gateway/gw_tls.c S_CIPHERS), for nginx and HAProxy too
+TLS12_CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+TLS_TOKEN=bench-token-0b5e3f1c9a7d
+TLS_BASIC_USER=bench
+TLS_BASIC_PASS=bench-password-7c41
+# s_time -www PATH sends "GET PATH HTTP/1.0\r\n\r\n": this PATH adds a Host header
+TLS_WWW=$'/ HTTP/1.0\r\nHost: '"$HOST_HEADER"$'\r\nX-Bench: s_time'
+declare -A TLS_PORT=() TLS_URL=() POL_HOST=() POL_AUTH=() POL_WHAT=()
+
+# tls_server_pids TARGET: the server process(es) of a target (nginx: master and worker)
+tls_server_pids() {
+    case $1 in
+    nginx) echo "${PID[tls-nginx]} $TLS_NGINX_WORKERS" ;;
+    haproxy) echo "${PID[tls-haproxy]}" ;;
+    *) echo "${PID[tls-gw]}" ;;
+    esac
+}
+TLS_CPU_NAMES=(nginx haproxy switchyard backend redis "${ACTORS[@]}")
+# tls_snap ARRAYNAME: CPU ticks of every process of the TLS stack, by name
+# shellcheck disable=SC2034
+tls_snap() {
+    local -n tsnap=$1
+    local n
+    for n in "${TLS_CPU_NAMES[@]}"; do
+        # shellcheck disable=SC2046
+        case $n in
+        nginx | haproxy | switchyard) tsnap[$n]=$(cpu_ticks $(tls_server_pids "$n")) ;;
+        *) tsnap[$n]=$(cpu_ticks "${PID[tls-$n]}") ;;
+        esac
+    done
+}
+# the access logs are emptied before each run (HAProxy's goes on at its old offset, a hole)
+tls_log_reset() { : >"$TLS_TMP/nginx-access.log"; : >"${LOGFILE[tls-haproxy]}"; : >"${LOGFILE[tls-gw]}"; }
+tls_access_lines() { # tls_access_lines TARGET: access lines in its log since the reset
+    local f
+    case $1 in
+    nginx) f=$TLS_TMP/nginx-access.log ;;
+    haproxy) f=${LOGFILE[tls-haproxy]} ;;
+    *) f=${LOGFILE[tls-gw]} ;;
+    esac
+    grep -ac '"msg":"access"' "$f" || true
+}
+
+# tls_wrk ROUND CONNS TARGET SECONDS [record]: wrk over https, keep-alive
+declare -A TT0=() TT1=()
+tls_wrk() {
+    local r=$1 c=$2 t=$3 d=$4 rec=${5:-record} n
+    local out=$TLS_TMP/wrk/https-$t-c$c-r$r.txt m0 m1 w0 w1
+    check_alive
+    tls_log_reset
+    m0=$(machine_busy) w0=$(self_children)
+    tls_snap TT0
+    wrk -t1 -c"$c" -d"${d}s" --latency -H "Host: $HOST_HEADER" "${TLS_URL[$t]}" >"$out" 2>&1 \
+        || die "wrk failed against $t over https: $(cat "$out")"
+    tls_snap TT1
+    m1=$(machine_busy) w1=$(self_children)
+    check_alive
+    local rps p50 p99 reqs non2xx sock lines
+    read -r rps p50 p99 reqs non2xx sock < <(wrk_parse "$out")
+    [[ -n $reqs && $reqs -gt 0 ]] || die "wrk did no https requests against $t: $(cat "$out")"
+    lines=$(tls_access_lines "$t")
+    ((lines > 0)) || die "$t wrote no access lines over https"
+    [[ $rec == record ]] || return 0
+    local ours=0 all=-1
+    for n in "${TLS_CPU_NAMES[@]}"; do ours=$((ours + TT1[$n] - TT0[$n])); done
+    if [[ $t == switchyard ]]; then
+        all=$((TT1[switchyard] - TT0[switchyard]))
+        for n in "${ACTORS[@]}"; do all=$((all + TT1[$n] - TT0[$n])); done
+    fi
+    awk -v r="$r" -v c="$c" -v t="$t" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v q="$reqs" -v n2="$non2xx" \
+        -v se="$sock" -v px="$((TT1[$t] - TT0[$t]))" -v al="$all" -v be="$((TT1[backend] - TT0[backend]))" \
+        -v u="$((1000000 / CLK_TCK))" -v oc="$((m1 - m0 - ours - (w1 - w0)))" -v hz="$CLK_TCK" -v d="$d" -v ll="$lines" \
+        'BEGIN { if (oc < 0) oc = 0
+                 printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%s\n", r, c, t, rps, p50, p99, q, n2, se,
+                     px * u / q, (al < 0 ? -1 : al * u / q), be * u / q, oc / hz / d, ll }' >>"$TLS_HTTPS"
+    printf 'bench: tls round %s https c=%-4s %-10s %10.0f req/s  p99 %7.2f ms  non-2xx %s  socket errors %s\n' \
+        "$r" "$c" "$t" "$rps" "$p99" "$non2xx" "$sock" >&2
+}
+
+# tls_stime ROUND MODE TARGET SECONDS [record]: TLS_CLIENTS s_time processes at once
+tls_stime() {
+    local r=$1 mode=$2 t=$3 d=$4 rec=${5:-record} i p rc=0
+    local -a args=() clients=()
+    case $mode in
+    full13) args=(-new) ;;
+    resumed12) args=(-reuse -tls1_2) ;;
+    resumed13) args=(-reuse -www "$TLS_WWW") ;;
+    esac
+    local out=$TLS_TMP/hs/$mode-$t-r$r s0 s1 c0 c1 w0 w1
+    check_alive
+    tls_log_reset
+    # shellcheck disable=SC2046
+    s0=$(cpu_ticks $(tls_server_pids "$t"))
+    c0=$(self_children) w0=$(date +%s.%N)
+    for ((i = 0; i < TLS_CLIENTS; i++)); do
+        openssl s_time -connect "127.0.0.1:${TLS_PORT[$t]}" "${args[@]}" -time "$d" >"$out.$i" 2>&1 &
+        clients+=($!)
+    done
+    for p in "${clients[@]}"; do wait "$p" || rc=$?; done
+    w1=$(date +%s.%N) c1=$(self_children)
+    # shellcheck disable=SC2046
+    s1=$(cpu_ticks $(tls_server_pids "$t"))
+    check_alive
+    ((rc == 0)) || die "openssl s_time ${args[*]} against $t failed (exit $rc): $(tail -n 5 "$out.0")"
+    [[ $rec == record ]] || return 0
+    # "N connections in T real seconds, B bytes read per connection" per client; the
+    # progress line has one character per connection: r resumed, * not
+    local res
+    res=$(awk '/ connections in [0-9]+ real seconds/ { n += $1; for (i = 2; i < NF; i++) if ($(i + 1) == "bytes") b += $1 * $i }
+        /^[*rt3]+$/ { resumed += gsub(/r/, "r"); other += gsub(/[*t3]/, "*") }
+        END { printf "%d %d %d %.0f", n, resumed, other, (n > 0 ? b / n : 0) }' "$out".*)
+    local n resumed other bytes
+    read -r n resumed other bytes <<<"$res"
+    ((n > 0)) || die "openssl s_time made no connections to $t ($mode): $(tail -n 5 "$out.0")"
+    awk -v r="$r" -v m="$mode" -v t="$t" -v n="$n" -v a="$w0" -v b="$w1" -v s="$((s1 - s0))" -v c="$((c1 - c0))" \
+        -v u="$((1000000 / CLK_TCK))" -v hz="$CLK_TCK" -v rs="$resumed" -v ot="$other" -v by="$bytes" \
+        'BEGIN { printf "%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%d\t%d\t%s\n", r, m, t, n, n / (b - a), s * u / n, c * u / n,
+                     s / hz / (b - a), rs, ot, by }' >>"$TLS_HS"
+    printf 'bench: tls round %s %-9s %-10s %8.0f handshakes/s  server %6.1f µs/handshake  resumed %s of %s\n' \
+        "$r" "$mode" "$t" "$(tail -n 1 "$TLS_HS" | cut -f 5)" "$(tail -n 1 "$TLS_HS" | cut -f 6)" "$resumed" "$((resumed + other))" >&2
+}
+
+# run_ns PID...: time on a CPU (ns, user + system) of every thread of the pids
+# (/proc/PID/task/*/schedstat, first field): finer than utime+stime's ticks
+run_ns() {
+    local p
+    for p in "$@"; do cat "/proc/$p/task/"*/schedstat 2>/dev/null || true; done | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+# tls_policy ROUND ROUTE SECONDS [record]: plain HTTP keep-alive to the gateway, one route,
+# each connection pausing TLS_POLICY_DELAY ms between its requests (a wrk script's delay())
+tls_policy() {
+    local r=$1 rt=$2 d=$3 rec=${4:-record} n g0 g1 d0 d1
+    local out=$TLS_TMP/wrk/policy-$rt-r$r.txt
+    local -a hdr=(-H "Host: ${POL_HOST[$rt]}") script=()
+    [[ -n ${POL_AUTH[$rt]} ]] && hdr+=(-H "Authorization: ${POL_AUTH[$rt]}")
+    ((TLS_POLICY_DELAY > 0)) && script=(-s "$TLS_TMP/delay.lua")
+    check_alive
+    tls_log_reset
+    tls_snap TT0
+    g0=$(run_ns "${PID[tls-gw]}") d0=$(run_ns "${PID[tls-redis]}")
+    wrk -t1 -c"$TLS_POLICY_CONNS" -d"${d}s" --latency "${script[@]}" "${hdr[@]}" "http://127.0.0.1:$TLS_GW_HTTP/" \
+        >"$out" 2>&1 || die "wrk failed against the $rt route: $(cat "$out")"
+    g1=$(run_ns "${PID[tls-gw]}") d1=$(run_ns "${PID[tls-redis]}")
+    tls_snap TT1
+    check_alive
+    local rps p50 p99 reqs non2xx sock all
+    read -r rps p50 p99 reqs non2xx sock < <(wrk_parse "$out")
+    [[ -n $reqs && $reqs -gt 0 ]] || die "wrk did no requests on the $rt route: $(cat "$out")"
+    [[ $rec == record ]] || return 0
+    all=0
+    for n in "${ACTORS[@]}"; do all=$((all + TT1[$n] - TT0[$n])); done
+    awk -v r="$r" -v rt="$rt" -v rps="$rps" -v p99="$p99" -v q="$reqs" -v e="$((non2xx + sock))" \
+        -v gw="$((g1 - g0))" -v rd="$((d1 - d0))" -v al="$all" -v u="$((1000000 / CLK_TCK))" \
+        'BEGIN { printf "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\n", r, rt, rps, p99, q, e, gw / 1000 / q, rd / 1000 / q, al * u / q }' >>"$TLS_POL"
+    printf 'bench: tls round %s policy %-9s %10.0f req/s  p99 %7.2f ms  gateway %6.2f µs/req  errors %s\n' \
+        "$r" "$rt" "$rps" "$p99" "$(tail -n 1 "$TLS_POL" | cut -f 7)" "$((non2xx + sock))" >&2
+}
+
+# tls_params PORT OPTS...: "protocol, cipher, key exchange" a client negotiates (s_client -brief)
+tls_params() {
+    local port=$1
+    shift
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" -brief "$@" </dev/null 2>&1 | awk -F': ' '
+        /^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 } /^Server Temp Key/ { k = $2; sub(/,.*/, "", k) }
+        /^Signature type/ { s = $2 }
+        END { if (p == "") print "(no handshake)"; else printf "%s, %s, %s, %s\n", p, c, k, s }'
+}
+# tls_resume PORT OPTS...: "<yes|no> <ticket bytes>": does a second connection with the
+# first one's session resume (s_client -sess_out/-sess_in, "Reused,"), and how long is
+# the ticket the client kept (0: none). Each connection does GET / and reads the answer
+# to the end (a TLS 1.3 ticket comes after the handshake).
+tls_resume() {
+    local port=$1 sess=$TLS_TMP/sess.pem reused bytes
+    shift
+    rm -f "$sess"
+    printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$HOST_HEADER" \
+        | timeout 10 openssl s_client -connect "127.0.0.1:$port" "$@" -sess_out "$sess" -ign_eof >/dev/null 2>&1 || true
+    [[ -s $sess ]] || { echo "no 0"; return 0; }
+    bytes=$(openssl sess_id -in "$sess" -noout -text 2>/dev/null | awk '
+        /TLS session ticket:/ { on = 1; next }
+        on && /^ +[0-9a-f][0-9a-f][0-9a-f][0-9a-f] - / { s = substr($0, 12, 48); n += gsub(/[0-9a-f][0-9a-f]/, "", s); next }
+        { on = 0 } END { print n + 0 }')
+    reused=$(printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$HOST_HEADER" \
+        | timeout 10 openssl s_client -connect "127.0.0.1:$port" "$@" -sess_in "$sess" -ign_eof 2>/dev/null \
+        | grep -c '^Reused,' || true)
+    echo "$([[ ${reused:-0} -gt 0 ]] && echo yes || echo no) $bytes"
+}
+
+# tls_close_notify PORT: does the server send close_notify before it closes (GET / HTTP/1.0)
+tls_close_notify() {
+    local o
+    o=$(printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$HOST_HEADER" \
+        | timeout 10 openssl s_client -connect "127.0.0.1:$1" -ign_eof 2>&1 || true)
+    if grep -q 'unexpected eof' <<<"$o"; then
+        echo "**no**: a TCP close, which an OpenSSL client takes as an error and drops the session"
+    else
+        echo yes
+    fi
+}
+
+# tls_put_route VHOST EXTRA-JSON: a route to the TLS backend through the admin API
+tls_put_route() {
+    local code
+    code=$(curl -s -o "$TLS_TMP/put.txt" -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        -d "{\"vHost\": \"$1\", \"strategy\": \"ROUND_ROBIN\", \"reqActiveLength\": 100000, \"reqQueueLength\": 0,
+             \"backends\": [{\"id\": \"demo\", \"hostname\": \"127.0.0.1\", \"port\": $TLS_BACKEND, \"weight\": 1, \"region\": \"1\"}]$2}" \
+        "http://127.0.0.1:$TLS_GW_ADMIN/api/v1/routes/$1")
+    [[ $code == 200 || $code == 201 ]] || die "tls: PUT route $1: $code $(cat "$TLS_TMP/put.txt")"
+}
+# tls_wait_code EXPECTED ARGS...: until curl ARGS answers EXPECTED (10 s; routes are live within 1 s)
+tls_wait_code() {
+    local want=$1 i code=""
+    shift
+    for ((i = 0; i < 100; i++)); do
+        code=$(curl -sk -o /dev/null -w '%{http_code}' "$@" 2>/dev/null || true)
+        [[ $code == "$want" ]] && return 0
+        sleep 0.1
+    done
+    die "tls: curl $* answers $code, not $want (within 10 s)"
+}
+
+tls_bench() {
+    local tb=$TMP/tls i a p t c r k rt mode code
+    TLS_TMP=$tb
+    TLS_BUS=$TMP/tlsbus
+    mkdir -p "$tb/nginx-tmp" "$tb/wrk" "$tb/hs" "$TLS_BUS"
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    TLS_HTTPS=$tb/https.tsv TLS_HS=$tb/handshakes.tsv TLS_POL=$tb/policy.tsv
+    : >"$TLS_HTTPS"
+    : >"$TLS_HS"
+    : >"$TLS_POL"
+    TLS_POLICY_CONNS=${CONNS%% *}
+    echo "function delay() return $TLS_POLICY_DELAY end" >"$tb/delay.lua"
+
+    # the certificate, the same for all three
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost -days 2 \
+        -keyout "$tb/key.pem" -out "$tb/cert.pem" >"$tb/openssl-req.log" 2>&1 \
+        || die "tls: openssl req failed: $(cat "$tb/openssl-req.log")"
+    cat "$tb/cert.pem" "$tb/key.pem" >"$tb/cert-and-key.pem" # HAProxy's crt
+    TLS_CERT_TEXT=$(openssl x509 -in "$tb/cert.pem" -noout -text | awk -F': ' '
+        /Public Key Algorithm/ { a = $2 } /NIST CURVE/ { n = $2 } /Signature Algorithm/ { s = $2 }
+        END { printf "%s %s, signed %s", a, n, s }')
+
+    local pb pn ph pg pgs pga pr
+    free_port pb
+    free_port pn
+    free_port ph
+    free_port pg
+    free_port pgs
+    free_port pga
+    free_port pr
+    TLS_BACKEND=$pb TLS_GW_HTTP=$pg TLS_GW_ADMIN=$pga
+    TLS_PORT=([nginx]=$pn [haproxy]=$ph [switchyard]=$pgs)
+    TLS_URL=([nginx]="https://127.0.0.1:$pn/" [haproxy]="https://127.0.0.1:$ph/" [switchyard]="https://127.0.0.1:$pgs/")
+    TLS_PORTS="backend :$pb, nginx :$pn, haproxy :$ph, gateway https :$pgs (http :$pg, admin :$pga), redis :$pr"
+    say "tls: stack on its own bus $TLS_BUS: $TLS_PORTS"
+
+    start tls-backend "$tb/backend.log" "$BIN/demo-backend" --port "$pb" --body-bytes "$BODY_BYTES" \
+        --log-level warn --log-format json
+    wait_http tls-backend "http://127.0.0.1:$pb/"
+
+    # nginx: bench/nginx.conf.in with its paths in $tb, the listener with ssl
+    local ul="" sp="        "
+    [[ $(id -u) -eq 0 ]] && ul="user root;"
+    sed -e "s|@TMP@|$tb|g" -e "s|@PORT@|$pn|g" -e "s|@BACKEND_PORT@|$pb|g" -e "s|@USER_LINE@|$ul|" \
+        -e "s|^ *listen 127.0.0.1:$pn;\$|${sp}listen 127.0.0.1:$pn ssl;\n${sp}ssl_certificate $tb/cert.pem;\n${sp}ssl_certificate_key $tb/key.pem;\n${sp}ssl_protocols TLSv1.2 TLSv1.3;\n${sp}ssl_ciphers $TLS12_CIPHERS;\n${sp}ssl_prefer_server_ciphers on;\n${sp}ssl_session_tickets on;|" \
+        bench/nginx.conf.in >"$tb/nginx.conf"
+    grep -q "listen 127.0.0.1:$pn ssl;" "$tb/nginx.conf" \
+        || die "tls: bench/nginx.conf.in has no 'listen 127.0.0.1:@PORT@;' line to add ssl to"
+    nginx -p "$tb/" -c "$tb/nginx.conf" -t >"$tb/nginx-check.log" 2>&1 \
+        || die "tls: nginx -t failed: $(cat "$tb/nginx-check.log")"
+    start tls-nginx "$tb/nginx.log" nginx -p "$tb/" -c "$tb/nginx.conf" -g 'daemon off;'
+    wait_http tls-nginx "${TLS_URL[nginx]}"
+    TLS_NGINX_WORKERS=""
+    for ((i = 0; i < 50; i++)); do
+        TLS_NGINX_WORKERS=$(children_of "${PID[tls-nginx]}")
+        [[ $(wc -w <<<"$TLS_NGINX_WORKERS") -eq 1 ]] && break
+        sleep 0.1
+    done
+    TLS_NGINX_WORKERS=${TLS_NGINX_WORKERS% }
+    [[ $(wc -w <<<"$TLS_NGINX_WORKERS") -eq 1 ]] || die "tls: expected one nginx worker, found: '$TLS_NGINX_WORKERS'"
+
+    # HAProxy: bench/haproxy.cfg.in, the bind with ssl, X-Forwarded-Proto https
+    sed -e "s|@TMP@|$tb|g" -e "s|@PORT@|$ph|g" -e "s|@BACKEND_PORT@|$pb|g" \
+        -e "s|^\( *bind 127.0.0.1:$ph\)\$|\1 ssl crt $tb/cert-and-key.pem ssl-min-ver TLSv1.2 ciphers $TLS12_CIPHERS alpn http/1.1|" \
+        -e "s|X-Forwarded-Proto http\$|X-Forwarded-Proto https|" bench/haproxy.cfg.in >"$tb/haproxy.cfg"
+    grep -q " ssl crt " "$tb/haproxy.cfg" && grep -q "X-Forwarded-Proto https" "$tb/haproxy.cfg" \
+        || die "tls: bench/haproxy.cfg.in has no 'bind 127.0.0.1:@PORT@' or 'X-Forwarded-Proto http' line to change"
+    haproxy -c -q -f "$tb/haproxy.cfg" >"$tb/haproxy-check.log" 2>&1 \
+        || die "tls: haproxy -c failed: $(cat "$tb/haproxy-check.log")"
+    start tls-haproxy "$tb/haproxy-access.log" haproxy -f "$tb/haproxy.cfg" -db
+    wait_http tls-haproxy "${TLS_URL[haproxy]}"
+
+    # redis-server and the Switchyard stack
+    start tls-redis "$tb/redis.log" redis-server --port "$pr" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$tb" --maxclients 1000
+    for ((i = 0; i < 100; i++)); do
+        [[ $(redis-cli -p "$pr" PING 2>/dev/null) == PONG ]] && break
+        alive tls-redis || die "tls: redis-server exited: $(tail -n 5 "$tb/redis.log")"
+        sleep 0.1
+    done
+    [[ $(redis-cli -p "$pr" PING 2>/dev/null) == PONG ]] || die "tls: redis-server does not answer on :$pr"
+    local -a env=(BUS_DIR="$TLS_BUS" LOG_FORMAT=json REGION=1 REDIS_URL="redis://127.0.0.1:$pr")
+    for a in "${ACTORS[@]}"; do
+        start "tls-$a" "$tb/$a.log" env "${env[@]}" LOG_LEVEL=warn INSTANCE_ID="tls-$a" \
+            ROUTER_STATE_FILE="$tb/state.json" "$BIN/$a"
+    done
+    start tls-gw "$tb/gw.log" env "${env[@]}" LOG_LEVEL=info INSTANCE_ID=tls-gw GATEWAY_HTTP_ADDR="127.0.0.1:$pg" \
+        GATEWAY_HTTPS_ADDR="127.0.0.1:$pgs" GATEWAY_ADMIN_ADDR="127.0.0.1:$pga" GATEWAY_LEASE_TTL=1s \
+        GATEWAY_ACCESS_LOG=true "$BIN/gateway"
+    wait_http tls-gw "http://127.0.0.1:$pga/ready" 127.0.0.1
+
+    # routes (admin API): the HTTPS rows' route and the four policy routes
+    local digest basic_hash
+    digest=$(printf '%s' "$TLS_TOKEN" | sha256sum | awk '{print $1}')
+    basic_hash=$(openssl passwd -6 "$TLS_BASIC_PASS")
+    POL_HOST=([plain]=plain.bench [ratelimit]=ratelimit.bench [bearer]=bearer.bench [basic]=basic.bench)
+    POL_AUTH=([plain]="" [ratelimit]="" [bearer]="Bearer $TLS_TOKEN"
+        [basic]="Basic $(printf '%s:%s' "$TLS_BASIC_USER" "$TLS_BASIC_PASS" | base64 -w0)")
+    POL_WHAT=([plain]="none"
+        [ratelimit]="\`\"rateLimit\": {\"requests\": 1000000000, \"windowSeconds\": 3600}\` (never reached; key: ip)"
+        [bearer]="\`\"auth\": {\"type\": \"bearer\", \"tokens\": [\"<sha256 hex>\"]}\`, \`Authorization: Bearer <token>\`"
+        [basic]="\`\"auth\": {\"type\": \"basic\", \"users\": {\"$TLS_BASIC_USER\": \"<openssl passwd -6>\"}}\`, \`Authorization: Basic ...\`")
+    tls_put_route "$HOST_HEADER" ""
+    tls_put_route plain.bench ""
+    tls_put_route ratelimit.bench ', "rateLimit": {"requests": 1000000000, "windowSeconds": 3600}'
+    tls_put_route bearer.bench ", \"auth\": {\"type\": \"bearer\", \"tokens\": [\"$digest\"]}"
+    tls_put_route basic.bench ", \"auth\": {\"type\": \"basic\", \"users\": {\"$TLS_BASIC_USER\": \"$basic_hash\"}}"
+    # the certificate (domain "*": the default), then poll a handshake until it is live
+    local body resp
+    body=$(printf '{"domain": "*", "cert": "%s", "key": "%s"}' \
+        "$(awk '{printf "%s\\n", $0}' "$tb/cert.pem")" "$(awk '{printf "%s\\n", $0}' "$tb/key.pem")")
+    code=$(curl -s -o "$tb/cert-post.txt" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        --data-binary "$body" "http://127.0.0.1:$pga/api/v1/certificates")
+    [[ $code == 200 || $code == 201 ]] || die "tls: POST /api/v1/certificates: $code $(cat "$tb/cert-post.txt")"
+    for ((i = 0; i < 100; i++)); do
+        resp=$(timeout 5 openssl s_client -connect "127.0.0.1:$pgs" -brief </dev/null 2>&1 || true)
+        grep -q '^Protocol version' <<<"$resp" && break
+        sleep 0.1
+    done
+    ((i < 100)) || die "tls: no TLS handshake with the gateway's HTTPS listener :$pgs within 10 s of the certificate"
+    wait_http tls-gw "${TLS_URL[switchyard]}"
+
+    # the same work everywhere: what reaches the backend and what comes back
+    local echo_body
+    for t in "${TLS_TARGETS[@]}"; do
+        echo_body=$(curl -sk -H "Host: $HOST_HEADER" "${TLS_URL[$t]}echo")
+        for h in x-request-id x-forwarded-for x-forwarded-host x-real-ip; do
+            grep -qi "\"$h\"" <<<"$echo_body" || die "tls: $t does not send $h upstream: $echo_body"
+        done
+        grep -qi '"x-forwarded-proto":"https"' <<<"$echo_body" \
+            || die "tls: $t does not send X-Forwarded-Proto: https upstream: $echo_body"
+        resp=$(curl -sk -D - -o "$tb/body.$t" -H "Host: $HOST_HEADER" "${TLS_URL[$t]}")
+        grep -q '^HTTP/1.1 200' <<<"$resp" || die "tls: $t: not 200: $resp"
+        grep -qi '^x-request-id:' <<<"$resp" || die "tls: $t does not return X-Request-Id: $resp"
+        [[ $(stat -c %s "$tb/body.$t") -eq $BODY_BYTES ]] || die "tls: $t: body is not $BODY_BYTES bytes"
+    done
+    # the policy routes are live and do what they say (wrong or missing credentials: 401)
+    local gwu="http://127.0.0.1:$pg/"
+    tls_wait_code 200 -H "Host: plain.bench" "$gwu"
+    tls_wait_code 200 -H "Host: ratelimit.bench" "$gwu"
+    resp=$(curl -s -D - -o /dev/null -H "Host: ratelimit.bench" "$gwu")
+    grep -qi '^ratelimit-limit:' <<<"$resp" || die "tls: the rate-limited route answers without RateLimit-Limit: $resp"
+    tls_wait_code 401 -H "Host: bearer.bench" "$gwu"
+    tls_wait_code 401 -H "Host: bearer.bench" -H "Authorization: Bearer not-$TLS_TOKEN" "$gwu"
+    tls_wait_code 200 -H "Host: bearer.bench" -H "Authorization: ${POL_AUTH[bearer]}" "$gwu"
+    tls_wait_code 401 -H "Host: basic.bench" "$gwu"
+    tls_wait_code 401 -H "Host: basic.bench" -u "$TLS_BASIC_USER:not-$TLS_BASIC_PASS" "$gwu"
+    tls_wait_code 200 -H "Host: basic.bench" -H "Authorization: ${POL_AUTH[basic]}" "$gwu"
+
+    # what each server negotiates, and how it resumes
+    TLS_PARAMS_TABLE="| server | TLS 1.3 (default client) | TLS 1.2 (\`-tls1_2\`) | TLS 1.2 resumption: ticket | TLS 1.2 resumption: session-ID cache (\`-no_ticket\`) | TLS 1.3 resumption | TLS 1.3 ticket kept by the client | close_notify when it closes |
+| --- | --- | --- | --- | --- | --- | --- | --- |"
+    local p13 p12 r12 r12n r13 b12 b13 kind cn
+    for t in "${TLS_TARGETS[@]}"; do
+        p=${TLS_PORT[$t]}
+        p13=$(tls_params "$p")
+        p12=$(tls_params "$p" -tls1_2)
+        read -r r12 b12 <<<"$(tls_resume "$p" -tls1_2)"
+        read -r r12n _ <<<"$(tls_resume "$p" -tls1_2 -no_ticket)"
+        read -r r13 b13 <<<"$(tls_resume "$p")"
+        kind="no ticket"
+        ((b13 > 0)) && kind="$b13 bytes ($( ((b13 > 64)) && echo "stateless: the session, encrypted" || echo "stateful: an id into the server's cache"))"
+        cn=$(tls_close_notify "$p")
+        TLS_PARAMS_TABLE+=$'\n'"| $t | $p13 | $p12 | $r12 ($( ((b12 > 0)) && echo "$b12-byte ticket" || echo "no ticket")) | $r12n | $r13 | $kind | $cn |"
+        say "tls: $t: $p13; $p12; TLS 1.2 ticket resumption $r12 ($b12 bytes), session-ID resumption $r12n; TLS 1.3 resumption $r13 ($b13 bytes); close_notify ${cn%%:*}"
+    done
+    check_alive
+
+    # warm-up, then interleaved rounds
+    local warm=$((DURATION < 3 ? DURATION : 3)) nt=${#TLS_TARGETS[@]} np=${#POLICY_ROUTES[@]}
+    say "tls: warm-up ${warm}s per configuration"
+    for c in $CONNS; do
+        for t in "${TLS_TARGETS[@]}"; do tls_wrk 0 "$c" "$t" "$warm" warmup; done
+    done
+    for t in "${TLS_TARGETS[@]}"; do tls_stime 0 full13 "$t" 1 warmup; done
+    for rt in "${POLICY_ROUTES[@]}"; do tls_policy 0 "$rt" "$warm" warmup; done
+    say "tls: $TLS_ROUNDS rounds: https keep-alive ${DURATION}s, handshakes ${TLS_HS_SECONDS}s ($TLS_CLIENTS s_time clients), policy ${DURATION}s"
+    for ((r = 1; r <= TLS_ROUNDS; r++)); do
+        for c in $CONNS; do
+            for ((k = 0; k < nt; k++)); do
+                tls_wrk "$r" "$c" "${TLS_TARGETS[$(((k + r - 1) % nt))]}" "$DURATION"
+                sleep 0.5
+            done
+        done
+        for mode in "${TLS_MODES[@]}"; do
+            for ((k = 0; k < nt; k++)); do
+                tls_stime "$r" "$mode" "${TLS_TARGETS[$(((k + r - 1) % nt))]}" "$TLS_HS_SECONDS"
+                sleep 0.5
+            done
+        done
+        # each policy route between two runs of the plain one: plain A plain B plain C plain
+        tls_policy "$r" plain "$DURATION"
+        for ((k = 1; k < np; k++)); do
+            sleep 0.5
+            tls_policy "$r" "${POLICY_ROUTES[$((1 + (k + r - 2) % (np - 1)))]}" "$DURATION"
+            sleep 0.5
+            tls_policy "$r" plain "$DURATION"
+        done
+    done
+    tls_table
+}
+
+# the HTTPS/policy report (TLS_TEXT) from TLS_HTTPS, TLS_HS and TLS_POL
+tls_table() {
+    local c t mode rt v x
+    # tmed FILE FILTER-COLUMN-VALUES... : see the calls; median of column K where columns match
+    tls_med() { # tls_med FILE K AWK-CONDITION
+        awk -F'\t' -v k="$2" "$3 {print \$k}" "$1" | median
+    }
+    # tls_ratio FILE KEYCOL KEYVAL TCOL T REFT VCOL [inverse]: median over rounds of v(T)/v(REF)
+    tls_ratio() {
+        awk -F'\t' -v kc="$2" -v kv="$3" -v tc="$4" -v t="$5" -v ref="$6" -v vc="$7" -v inv="${8:-0}" '
+            $kc == kv && $tc == t { a[$1] = $vc } $kc == kv && $tc == ref { b[$1] = $vc }
+            END { for (r in a) if (r in b && a[r] > 0 && b[r] > 0) print (inv ? b[r] / a[r] : a[r] / b[r]) }' "$1" | median
+    }
+    tls_pass() { awk -v v="$1" -v op="$2" -v lim="$3" 'BEGIN { if (v == "nan" || v == "") print "-"; else if ((op == ">=") ? (v >= lim) : (v < lim)) print "pass"; else print "FAIL" }'; }
+
+    local https_tab="| target | conns | req/s (median) | × nginx | target ≥ 1.0× | p99 ms | CPU µs/req (proxy process) | CPU µs/req (all actors) | backend µs/req | errors (non-2xx + socket) |
+| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+    for c in $CONNS; do
+        for t in "${TLS_TARGETS[@]}"; do
+            local cond="\$2 == $c && \$3 == \"$t\""
+            x=$(tls_ratio "$TLS_HTTPS" 2 "$c" 3 "$t" nginx 4)
+            https_tab+=$'\n'"| $t | $c | $(fmt "$(tls_med "$TLS_HTTPS" 4 "$cond")" %.0f) | $(fmt "$x" %.2f) | $([[ $t == switchyard ]] && tls_pass "$x" '>=' 1 || echo -) | $(fmt "$(tls_med "$TLS_HTTPS" 6 "$cond")" %.2f) | $(fmt "$(tls_med "$TLS_HTTPS" 10 "$cond")" %.1f) | $(fmt "$(tls_med "$TLS_HTTPS" 11 "$cond")" %.1f) | $(fmt "$(tls_med "$TLS_HTTPS" 12 "$cond")" %.1f) | $(awk -F'\t' "$cond {s += \$8 + \$9} END {print s + 0}" "$TLS_HTTPS") |"
+        done
+    done
+
+    local hs_tab="| handshakes | server | handshakes/s (median) | × nginx | server CPU µs per handshake | capacity × nginx (nginx µs ÷ µs) | target ≥ 1.0× | server busy (CPUs) | s_time CPU µs per handshake | resumed | bytes read per connection |
+| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
+    local -A mode_name=([full13]="new, full (TLS 1.3)" [resumed12]="resumed (TLS 1.2)" [resumed13]="resumed (TLS 1.3) + GET /")
+    for mode in "${TLS_MODES[@]}"; do
+        for t in "${TLS_TARGETS[@]}"; do
+            local cond="\$2 == \"$mode\" && \$3 == \"$t\"" xr xc
+            xr=$(tls_ratio "$TLS_HS" 2 "$mode" 3 "$t" nginx 5)
+            xc=$(tls_ratio "$TLS_HS" 2 "$mode" 3 "$t" nginx 6 1)
+            v=$(awk -F'\t' -v m="$mode" "$cond {r += \$9; o += \$10}
+                END { if (r + o) printf \"%.1f %%%s\", 100 * r / (r + o), (m != \"full13\" && r < 0.9 * (r + o)) ? \" (**not resumed**)\" : \"\"; else print \"-\" }" "$TLS_HS")
+            hs_tab+=$'\n'"| ${mode_name[$mode]} | $t | $(fmt "$(tls_med "$TLS_HS" 5 "$cond")" %.0f) | $(fmt "$xr" %.2f) | $(fmt "$(tls_med "$TLS_HS" 6 "$cond")" %.1f) | $(fmt "$xc" %.2f) | $([[ $t == switchyard && $mode == full13 ]] && echo "$(tls_pass "$xr" '>=' 1) (rate), $(tls_pass "$xc" '>=' 1) (capacity)" || echo -) | $(fmt "$(tls_med "$TLS_HS" 8 "$cond")" %.2f) | $(fmt "$(tls_med "$TLS_HS" 7 "$cond")" %.1f) | $v | $(fmt "$(tls_med "$TLS_HS" 11 "$cond")" %.0f) |"
+        done
+    done
+
+    local pol_tab="| route | policy | req/s (median) | p99 ms | gateway µs/req | extra vs plain: gateway | extra vs plain: gateway + redis-server | each run's extra, gateway + redis-server (min … max) | target < 2 µs | redis-server µs/req | other actors µs/req | errors |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"
+    for rt in "${POLICY_ROUTES[@]}"; do
+        local cond="\$2 == \"$rt\"" dg dgr rng
+        # each run of this route minus the mean of the plain runs just before and after it
+        local diffs
+        diffs=$(awk -F'\t' -v rt="$rt" '{ n++; r[n] = $1; t[n] = $2; g[n] = $7; a[n] = $7 + $8 }
+            END { for (i = 2; i < n; i++)
+                      if (t[i] == rt && t[i - 1] == "plain" && t[i + 1] == "plain" && r[i - 1] == r[i] && r[i + 1] == r[i])
+                          printf "%.3f %.3f\n", g[i] - (g[i - 1] + g[i + 1]) / 2, a[i] - (a[i - 1] + a[i + 1]) / 2 }' "$TLS_POL")
+        dg=$(awk '{print $1}' <<<"$diffs" | median)
+        dgr=$(awk '{print $2}' <<<"$diffs" | median)
+        rng=$(awk 'NR == 1 { lo = hi = $2 } { if ($2 < lo) lo = $2; if ($2 > hi) hi = $2 } END { if (NR) printf "%.2f … %.2f", lo, hi; else print "-" }' <<<"$diffs")
+        if [[ $rt == plain ]]; then
+            dg="-" dgr="-" rng="-"
+        else
+            dg=$(awk -v v="$dg" 'BEGIN { printf "%+.2f", v }') dgr=$(awk -v v="$dgr" 'BEGIN { printf "%+.2f", v }')
+        fi
+        pol_tab+=$'\n'"| ${POL_HOST[$rt]} | ${POL_WHAT[$rt]} | $(fmt "$(tls_med "$TLS_POL" 3 "$cond")" %.0f) | $(fmt "$(tls_med "$TLS_POL" 4 "$cond")" %.2f) | $(fmt "$(tls_med "$TLS_POL" 7 "$cond")" %.2f) | $dg | $dgr | $rng | $([[ $rt == plain ]] && echo - || tls_pass "$dgr" '<' 2) | $(fmt "$(tls_med "$TLS_POL" 8 "$cond")" %.3f) | $(fmt "$(tls_med "$TLS_POL" 9 "$cond")" %.2f) | $(awk -F'\t' "$cond {s += \$6} END {print s + 0}" "$TLS_POL") |"
+    done
+
+    local pol_script="" pol_rate="wrk flat out: the rates differ, and with them how many requests share one wakeup."
+    if ((TLS_POLICY_DELAY > 0)); then
+        pol_script="-s delay.lua "
+        pol_rate="\`delay.lua\` is \`function delay() return $TLS_POLICY_DELAY end\`: each connection waits $TLS_POLICY_DELAY ms after
+each response before its next request, a moderate rate (the same for every route, the gateway far
+from saturated), so that the CPU per request is not moved by how many requests share a wakeup."
+    fi
+    local few=""
+    ((TLS_ROUNDS < 3)) && few="
+**Only $TLS_ROUNDS round(s)** (BENCH_TLS_ROUNDS): a quick look, not a measurement (SPEC §12 wants at least 3)."
+    TLS_TEXT="Issue 11's targets: HTTPS keep-alive requests/s and new full handshakes/s ≥ 1.0× nginx with the
+same certificate; resumed handshakes/s; the extra CPU per request of a rate-limited and of an
+authenticated route < 2 µs. A stack of its own: one certificate, $TLS_CERT_TEXT,
+self-signed for CN=localhost (\`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1
+-nodes -subj /CN=localhost -days 2\`), served by **nginx** (bench/nginx.conf.in with \`listen ... ssl\`,
+\`ssl_certificate\`, \`ssl_protocols TLSv1.2 TLSv1.3\`, \`ssl_ciphers\` = the gateway's TLS 1.2 list,
+\`ssl_prefer_server_ciphers on\`, \`ssl_session_tickets on\`; no \`ssl_session_cache\`, i.e. nginx's default
+\`none\`), **HAProxy** (bench/haproxy.cfg.in with \`bind ... ssl crt <cert+key> ssl-min-ver TLSv1.2
+ciphers <the same list> alpn http/1.1\`, \`X-Forwarded-Proto https\`; its default session cache) and
+the **Switchyard gateway's HTTPS listener** (\`GATEWAY_HTTPS_ADDR\`, the certificate as domain \`*\`
+through \`POST /api/v1/certificates\`), each in front of one demo backend (1 KiB) with the same work per
+request as the HTTP rows (request id, X-Forwarded-*, a JSON access line to a file; checked through
+/echo, including \`X-Forwarded-Proto: https\`). The Switchyard side is all seven actor kinds on a bus of
+their own with redis-server (the gateway's \`REDIS_URL\`). TLS 1.3 suites and key-exchange groups are
+OpenSSL's defaults on every side. $TLS_ROUNDS interleaved rounds (the order rotates per round), medians;
+ratios are the median of the ratios within each round.$few
+
+What a client negotiates with each server (\`openssl s_client -brief\`), and how each resumes
+(\`s_client -sess_out\` then \`-sess_in\`, \"Reused,\" in the output; \`-no_ticket\` leaves only a
+server-side session cache; each connection does GET / and reads the answer to the end, which is when
+a TLS 1.3 ticket arrives):
+
+$TLS_PARAMS_TABLE
+
+HTTPS keep-alive: \`wrk -t1 -c<conns> -d${DURATION}s --latency -H 'Host: $HOST_HEADER' https://127.0.0.1:PORT/\`
+(TLS 1.3; the URL's host is 127.0.0.1, so each server answers with its default certificate):
+
+$https_tab
+
+Handshakes: $TLS_CLIENTS \`openssl s_time\` processes at once against one server for ${TLS_HS_SECONDS}s,
+connections summed over the clients and divided by the wall time: **new** \`s_time -connect
+127.0.0.1:PORT -new -time ${TLS_HS_SECONDS}\` (a full TLS 1.3 handshake per connection, nothing else);
+**resumed (TLS 1.2)** \`-reuse -tls1_2\` (an abbreviated handshake per connection with the first one's
+session, nothing else); **resumed (TLS 1.3) + GET /** \`-reuse -www '/ HTTP/1.0<CRLF>Host:
+$HOST_HEADER<CRLF>X-Bench: s_time'\` (s_time reads only with \`-www\`, and a TLS 1.3 ticket arrives after
+the handshake, so without a read every \"resumed\" connection is a full one; each connection
+therefore also carries one proxied 1 KiB request, HTTP/1.0, closed by the server; a server that
+closes without close_notify, see the table above, gets no resumption from s_time: OpenSSL marks
+the session not resumable on the unexpected EOF). \"resumed\": the connections s_time reports as
+reused (its \`r\` marks). \"server CPU µs per handshake\": utime+stime
+of the server process(es) (nginx: master + worker) divided by the connections; on this 2-CPU machine
+the s_time processes need about as much CPU per handshake as the server, so the handshakes/s are set
+by the clients and the CPU the server gets; the server's CPU per handshake does not depend on that
+(\"capacity\": how many handshakes a CPU-second of the server does, relative to nginx). \"server busy\":
+its CPU-seconds per second of the run (1.00 = one core saturated).
+
+$hs_tab
+
+Route policy: plain HTTP keep-alive to the same gateway, \`wrk -t1 -c$TLS_POLICY_CONNS -d${DURATION}s --latency
+$pol_script-H 'Host: <route>' [-H 'Authorization: ...'] http://127.0.0.1:PORT/\`, four routes to the same backend
+that differ only in their policy. $pol_rate CPU: the time on a CPU of every
+thread of the gateway (and of redis-server, which gets the rate limit's counts every 50 ms), from
+/proc/PID/task/*/schedstat (ns; utime+stime's 10 ms ticks are too coarse for tenths of a µs),
+divided by the requests; the other actors (router, balancer, healthd, statsd, chatd, apid) in
+utime+stime. Each round runs plain, A, plain, B, plain, C, plain (A, B, C: the policy routes, the
+order rotating per round), so every policy run sits between two plain runs: \"extra vs plain\" is
+the median over the rounds of (the run − the mean of its two plain neighbours), which cancels a
+machine that drifts; the target is judged on gateway + redis-server (redis-server's share is paid
+per sync, every 50 ms, not per request: per request it shrinks as the rate grows). Run-to-run noise on this
+shared 2-CPU machine is of the order of the target: read each run's extra (the range) with it. The bearer route keeps the
+token's SHA-256 (hex); the basic route's hash is SHA-512 crypt (\`openssl passwd -6\`), and the gateway
+caches verified Basic headers, so its steady state is a SHA-256 and a lookup too.
+
+$pol_tab"
+}
+
+if [[ $ONLY == tls ]]; then
+    tls_bench
+    echo
+    echo "$TLS_TEXT"
+    [[ $OUT == - ]] && exit 0
+    mkdir -p "$(dirname "$OUT")"
+    cat >"$OUT.tmp" <<EOF
+# Performance: HTTPS and route policy only
+
+Generated by \`BENCH_ONLY=tls bench/bench.sh\` (bench/README.md): only the HTTPS and route-policy rows of \`make bench\`.
+
+- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); Switchyard $(git rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $SRC_BIN.
+- Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r).
+- $(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy " $3}'), $(openssl version), $(redis-server --version | awk '{print $1, $2, $3}').
+
+## HTTPS and route policy
+
+$TLS_TEXT
+EOF
+    mv "$OUT.tmp" "$OUT"
+    say "wrote $OUT"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # Start everything.
 
 free_port P_BACKEND
@@ -603,13 +1282,6 @@ for k in gateway router balancer healthd statsd chatd apid; do
 done
 ACTOR_TABLE=$(awk '/^(gateway|router|balancer|healthd|statsd|chatd|apid) / {printf "| %s | %s | %s |\n", $1, $2, $3}' <<<"$ping_out")
 
-# nginx: the master and its worker(s) (children found by their parent pid in /proc)
-children_of() {
-    local f
-    for f in /proc/[0-9]*/stat; do
-        sed 's/^\([0-9]*\) .*) [A-Za-z] \([0-9]*\) .*/\1 \2/' "$f" 2>/dev/null || true
-    done | awk -v p="$1" '$2 == p {printf "%s ", $1}'
-}
 NGINX_WORKERS=""
 for ((i = 0; i < 50; i++)); do
     NGINX_WORKERS=$(children_of "${PID[nginx]}")
@@ -638,15 +1310,6 @@ done
 # ---------------------------------------------------------------------------
 # Measurement.
 
-# cpu_ticks PID...: utime+stime (clock ticks, all threads) summed over the pids
-cpu_ticks() {
-    local p sum=0 v
-    for p in "$@"; do
-        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
 
 CPU_NAMES=(backend nginx haproxy gw-lease gw-ttl0 "${ACTORS[@]}")
 declare -A T0=() T1=()
@@ -665,29 +1328,7 @@ snapshot() {
     done
 }
 
-# wrk_parse FILE: "rps p50_ms p99_ms requests non2xx sockerr"
-wrk_parse() {
-    awk '
-        function ms(v) {
-            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-            return v + 0
-        }
-        /^ +50%/ { p50 = ms($2) }
-        /^ +99%/ { p99 = ms($2) }
-        / requests in / { reqs = $1 }
-        /^Requests\/sec:/ { rps = $2 }
-        /Non-2xx or 3xx responses:/ { non2xx = $NF }
-        /Socket errors:/ { gsub(",", ""); sock = $4 + $6 + $8 + $10 }
-        END { printf "%s %s %s %s %d %d\n", rps, p50, p99, reqs, non2xx, sock }
-    ' "$1"
-}
 
-# busy ticks of the whole machine (/proc/stat) and of this shell's waited-for
-# children (wrk): what is left after our processes is someone else's load
-machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-self_children() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
 
 # bus_msgs: "instance msgs_in msgs_out" for every instance (switchyard ping -v)
 bus_msgs() {
@@ -942,15 +1583,16 @@ done
 # 6. Chat (issue 10): idle chat sessions and delivery across two regions (chat_bench above)
 chat_bench
 
+# 7. HTTPS and route policy (issue 11): a stack of its own (tls_bench above)
+tls_bench
+
 # ---------------------------------------------------------------------------
 # Aggregate.
 
-median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # col RESULTS-column C TARGET
 col() { awk -F'\t' -v c="$2" -v t="$3" -v k="$1" '$2 == c && $3 == t {print $k}' "$RESULTS" | median; }
 sumcol() { awk -F'\t' -v c="$2" -v t="$3" -v k="$1" '$2 == c && $3 == t {s += $k} END {print s + 0}' "$RESULTS"; }
 actor_med() { awk -F'\t' -v c="$1" -v t="$2" -v a="$3" '$2 == c && $3 == t && $4 == a {print $5}' "$ACTOR_CPU" | median; }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan" || v < 0) print "-"; else printf f, v }'; }
 
 # ratio CONNS TARGET REF: median over the rounds of req/s(TARGET) / req/s(REF) in the same
 # round (the two runs are minutes apart at most: robust to a machine that drifts)
@@ -1217,6 +1859,9 @@ echo
 echo "Chat:"
 echo "$CHAT_TEXT"
 echo
+echo "HTTPS and route policy:"
+echo "$TLS_TEXT"
+echo
 echo "Actors (kind, instance, pid):"
 echo "$ACTOR_TABLE"
 echo "Also: backend pid ${PID[backend]}, nginx master ${PID[nginx]} worker $NGINX_WORKERS, haproxy ${PID[haproxy]}"
@@ -1232,7 +1877,8 @@ MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 CMD="make bench"
 env_used=""
 for v in BENCH_DURATION BENCH_ROUNDS BENCH_CONNS BENCH_PROFILE BENCH_BIN BENCH_EXTRA_ROUTES \
-    BENCH_CHAT_SESSIONS BENCH_CHAT_PAIRS BENCH_CHAT_RATE BENCH_CHAT_SECONDS BENCH_CHAT_ROUNDS; do
+    BENCH_CHAT_SESSIONS BENCH_CHAT_PAIRS BENCH_CHAT_RATE BENCH_CHAT_SECONDS BENCH_CHAT_ROUNDS \
+    BENCH_TLS_ROUNDS BENCH_TLS_CLIENTS BENCH_TLS_HS_SECONDS; do
     [[ -n ${!v:-} ]] && env_used+="$v=${!v} "
 done
 [[ -n $env_used ]] && CMD="$env_used$CMD"
@@ -1261,7 +1907,7 @@ $CMD
 
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC'); Switchyard $GIT_REV$GIT_DIRTY, release build (\`make build-rel\`, -O2).
 - Machine: $(nproc) CPUs ($CPU_MODEL), $MEM, Linux $(uname -r).
-- Client \`$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')\`, $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy " $3}').
+- Client \`$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')\`, $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v 2>/dev/null | head -n 1 | awk '{print "HAProxy " $3}'), $(openssl version) (openssl s_time, s_client).
 - $ROUNDS rounds × ${DURATION}s per configuration, interleaved (the target order rotates per round),
   after a ${WARM}s warm-up each; medians. \`wrk -t1 -c<conns> -d${DURATION}s --latency -H 'Host: $HOST_HEADER'\`.
 
@@ -1311,6 +1957,10 @@ $LARGE_TEXT
 ## Chat
 
 $CHAT_TEXT
+
+## HTTPS and route policy
+
+$TLS_TEXT
 
 ## Actors running (from \`switchyard ping\`)
 

@@ -20,7 +20,7 @@ build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-d
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
     procps postgresql python3-psycopg2 python3-websocket python3-websockets python3-cryptography chromium nodejs)
 run_pkgs=(redis-server curl)
-bench_pkgs=(wrk nginx-light haproxy curl redis-server) # redis-server: the chat rows
+bench_pkgs=(wrk nginx-light haproxy curl redis-server openssl) # redis-server: chat and rate-limit rows; openssl: TLS rows
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
 
 # tests/browser's npm modules (playwright-core, pinned by its package-lock.json): `npm ci`
