@@ -6,13 +6,23 @@
     subscribes to chat.in@<itself>; (proto_bus_on_subscriber), and its
     unsubscription, which libzmq sends when the connection ends, is how its
     death is noticed.
+
+    Over the HTTPS listener the session's WebSocket reads and writes through
+    the connection's SSL (s_tls_io, a gw_ws_io_t): the SSL goes with the
+    socket, so gw_ws owns both and ends both (close_notify, SSL_free,
+    close) when it closes the socket; gw_chat_release with keep_fd gives
+    both back to the connection, for its lingering close.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "gw_actor.h"
 #include "gw_chat.h"
@@ -50,6 +60,7 @@ struct gw_chat_session {
     gw_req_t *req;                 // the upgrade request, reported when the session ends
     gw_ws_t *ws;                   // the client's WebSocket (NULL: it could not be made)
     int fd;                        // its socket (gw_ws closes it; we do when ws is NULL)
+    SSL *ssl;                      // its TLS session (HTTPS listener; goes with fd), else NULL
     gw_chat_session_t *next;       // in its hash bucket
     proto_link_t all;              // in gw_chat's list
     char id[S_ID_MAX + 1];         // "<gateway instance>/<16 hex digits>"
@@ -302,13 +313,97 @@ s_on_text(gw_ws_t *ws, const uint8_t *data, size_t len, void *arg)
 static void
 s_on_closed(gw_ws_t *ws, uint16_t code, const char *why, void *arg)
 {
-    (void) ws;
     gw_chat_session_t *s = arg;
     log_debug("chat session closed", LOG_S("session", s->id), LOG_S("request_id", s->req->rid),
               LOG_U("code", code), LOG_S("why", why ? why : ""));
     s->closed = true;
-    gw_req_chat_done(s->req); // the connection closes: gw_chat_release follows
+    // the connection closes (gw_chat_release follows), lingering unless the
+    // client has said it is done
+    gw_req_chat_done(s->req, !gw_ws_client_done(ws));
 }
+
+// --------------------------------------------------------------------------
+// A session over the HTTPS listener: the WebSocket's bytes go through the
+// connection's SSL. Non-blocking, as the connection's own reads and writes
+// (gw_conn.c): WANT_READ/WANT_WRITE become EAGAIN (with the direction the
+// retry waits for), decrypted bytes OpenSSL still holds are reported by
+// s_tls_pending so that gw_ws reads again without the socket's readiness.
+
+static ssize_t
+s_tls_recv(void *io_ctx, int fd, uint8_t *buf, size_t len, bool *want_write)
+{
+    (void) fd;
+    SSL *ssl = io_ctx;
+    ERR_clear_error();
+    int n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0; // close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF)
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *want_write = e == SSL_ERROR_WANT_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    SSL_set_quiet_shutdown(ssl, 1); // after a fatal error no close_notify may be sent
+    errno = ECONNRESET;
+    return -1;
+}
+
+//  Each call makes its own records (there is no MSG_MORE to pass on). A
+//  write that returned WANT_WRITE is repeated by wslay with the same bytes,
+//  as OpenSSL requires (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER is set).
+static ssize_t
+s_tls_send(void *io_ctx, int fd, const uint8_t *buf, size_t len, bool more, bool *want_read)
+{
+    (void) fd;
+    (void) more;
+    SSL *ssl = io_ctx;
+    if (len == 0)
+        return 0;
+    ERR_clear_error();
+    int n = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *want_read = e == SSL_ERROR_WANT_READ;
+        errno = EAGAIN;
+        return -1;
+    }
+    SSL_set_quiet_shutdown(ssl, 1);
+    errno = EPIPE;
+    return -1;
+}
+
+static bool
+s_tls_pending(void *io_ctx)
+{
+    return SSL_has_pending(io_ctx) == 1;
+}
+
+//  close_notify (best effort: what the socket takes now; nothing after a
+//  fatal error, which set quiet shutdown), then the SSL and the socket go.
+static void
+s_tls_close(void *io_ctx, int fd)
+{
+    SSL *ssl = io_ctx;
+    if (!(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        (void) SSL_shutdown(ssl);
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+}
+
+static const gw_ws_io_t s_tls_io = {
+    .recv = s_tls_recv,
+    .send = s_tls_send,
+    .pending = s_tls_pending,
+    .close = s_tls_close,
+};
 
 // --------------------------------------------------------------------------
 // The upgrade
@@ -530,8 +625,9 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
                      accept, req->rid);
     const void *pending = NULL;
     size_t pending_len = 0;
+    SSL *ssl = NULL;
     int fd = n > 0 && (size_t) n < sizeof head
-                 ? gw_req_chat(req, head, (size_t) n, s, &pending, &pending_len)
+                 ? gw_req_chat(req, head, (size_t) n, s, &pending, &pending_len, &ssl)
                  : -1;
     if (fd < 0) {
         free(s); // the request was answered or the connection is closing
@@ -545,7 +641,9 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
     };
     gw_ws_callbacks_t cb = {.on_text = s_on_text, .on_closed = s_on_closed, .arg = s};
     s->fd = fd;
-    s->ws = gw_ws_new(gw->loop, fd, &wc, &cb, pending, pending_len);
+    s->ssl = ssl;
+    s->ws = ssl ? gw_ws_new_io(gw->loop, fd, &s_tls_io, ssl, &wc, &cb, pending, pending_len)
+                : gw_ws_new(gw->loop, fd, &wc, &cb, pending, pending_len);
     gw_req_chat_started(req);
     s->next = self->buckets[s_bucket(s->id)];
     self->buckets[s_bucket(s->id)] = s;
@@ -557,7 +655,7 @@ gw_chat_start(gw_chat_t *self, gw_req_t *req)
     if (s->ws == NULL) {
         log_error("cannot set up a WebSocket (wslay)", LOG_S("request_id", req->rid));
         s->closed = true;
-        gw_req_chat_done(req); // closes the connection: gw_chat_release
+        gw_req_chat_done(req, true); // closes the connection: gw_chat_release
         return;
     }
     s_attach(self, s, false);
@@ -578,11 +676,14 @@ gw_chat_release(gw_chat_session_t *session, bool keep_fd)
     s_unlink(self, session);
     self->stats.open--;
     if (session->ws && keep_fd)
-        (void) gw_ws_detach(&session->ws);
+        (void) gw_ws_detach(&session->ws); // the socket and its SSL go back to the connection
     else if (session->ws)
-        gw_ws_destroy(&session->ws); // closes the socket
+        gw_ws_destroy(&session->ws); // closes the socket (and ends its SSL: s_tls_close)
+    else if (!keep_fd && session->ssl)
+        s_tls_close(session->ssl, session->fd);
     else if (!keep_fd)
         close(session->fd);
+    session->ssl = NULL;
     uint64_t bytes = session->bytes_out;
     free(session->rooms);
     free(session);

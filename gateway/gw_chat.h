@@ -48,8 +48,10 @@ void gw_chat_start(gw_chat_t *self, gw_req_t *req);
 
 //  The connection holding the session closes (gw_conn): the session ends
 //  (chatd is told), its socket is closed unless keep_fd (the connection then
-//  closes it itself, after a lingering close). Bytes written to the client
-//  are returned for the access line.
+//  closes it itself, after a lingering close). Over TLS the connection's SSL
+//  goes with the socket: shut down (close_notify) and freed with it, or
+//  given back with it under keep_fd. Bytes written to the client are
+//  returned for the access line.
 uint64_t gw_chat_release(gw_chat_session_t *session, bool keep_fd);
 
 //  SIGTERM: every session is closed with 1001 (going away).

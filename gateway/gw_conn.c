@@ -20,6 +20,13 @@
     what the client still sends is read and dropped until it closes or
     S_LINGER_MS passes; closing at once would make the kernel answer the
     unread bytes with a reset, which can destroy the response in flight.
+
+    Over the HTTPS listener the connection's SSL goes wherever its socket
+    goes: a tunnel borrows both (the connection frees them after it), a chat
+    session takes both (gw_ws ends them together: close_notify, SSL_free,
+    close) and gives both back for a lingering close. Decrypted bytes read
+    before a hand-over travel as the pending bytes; those OpenSSL still
+    holds (SSL_has_pending) are the new holder's to read first.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,7 +77,7 @@ struct gw_conn {
     ev_timer reap;                    // closes a broken connection from the loop
     gw_buf_t in;                      // bytes from the client not yet used
     gw_buf_t out;                     // bytes to the client not yet written
-    SSL *ssl;                         // HTTPS listener: the TLS session (else NULL)
+    SSL *ssl;                         // HTTPS listener: the TLS session (else NULL); goes with fd
     int fd;                           // client socket
     bool admin;                       // accepted on the admin listener
     bool trusted;                     // peer in GATEWAY_TRUSTED_PROXIES
@@ -187,6 +194,16 @@ s_tls_read(gw_conn_t *conn, size_t max)
     return -1;
 }
 
+//  close_notify, once and best effort (what the socket takes now).
+static void
+s_tls_notify(gw_conn_t *conn)
+{
+    if (conn->ssl && !(SSL_get_shutdown(conn->ssl) & SSL_SENT_SHUTDOWN)) {
+        (void) SSL_shutdown(conn->ssl);
+        ERR_clear_error();
+    }
+}
+
 static void
 s_on_reap(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -239,10 +256,7 @@ s_close_written(gw_conn_t *conn)
     }
     // lingering close: our side is done; drain theirs until EOF or the bound
     conn->lingering = true;
-    if (conn->ssl) {
-        (void) SSL_shutdown(conn->ssl); // close_notify, if the socket takes it now
-        ERR_clear_error();
-    }
+    s_tls_notify(conn);
     gw_buf_reset(&conn->in);
     shutdown(conn->fd, SHUT_WR);
     ev_io_stop(conn->gw->loop, &conn->wio);
@@ -507,9 +521,10 @@ s_close(gw_conn_t *conn)
         gw_tunnel_destroy(&conn->tunnel); // the request is reported below, as 101
     }
     if (conn->chat) {
-        req->bytes_out += gw_chat_release(conn->chat, false); // closes the socket
+        req->bytes_out += gw_chat_release(conn->chat, false); // closes the socket, ends its SSL
         conn->chat = NULL;
         conn->fd = -1;
+        conn->ssl = NULL;
     }
     if (req) {
         gw_leases_cancel(gw->leases, &req->waiter);
@@ -527,6 +542,11 @@ s_close(gw_conn_t *conn)
     ev_io_stop(gw->loop, &conn->wio);
     ev_timer_stop(gw->loop, &conn->timer);
     ev_timer_stop(gw->loop, &conn->reap);
+    // close_notify before every close of a working TLS connection: without
+    // it OpenSSL clients see an unexpected EOF and drop the session (no
+    // resumption), as the bench's s_time -reuse showed
+    if (conn->ssl && !conn->broken && SSL_is_init_finished(conn->ssl))
+        s_tls_notify(conn);
     SSL_free(conn->ssl);
     conn->ssl = NULL;
     if (conn->fd >= 0)
@@ -567,7 +587,8 @@ gw_req_chat(gw_req_t *req,
             size_t len,
             gw_chat_session_t *session,
             const void **pending,
-            size_t *pending_len)
+            size_t *pending_len,
+            SSL **ssl)
 {
     gw_conn_t *conn = req->conn;
     gw_actor_t *gw = conn->gw;
@@ -577,7 +598,14 @@ gw_req_chat(gw_req_t *req,
     //  The 101 goes out now and whole: nothing else is queued before it on a
     //  connection whose request is being answered, and a fresh socket takes
     //  a few hundred bytes; anything else is a client that stopped reading.
-    ssize_t n = gw_buf_len(&conn->out) == 0 ? write(conn->fd, head, len) : -1;
+    ssize_t n = -1;
+    if (gw_buf_len(&conn->out) == 0 && conn->ssl == NULL) {
+        n = write(conn->fd, head, len);
+    } else if (gw_buf_len(&conn->out) == 0) {
+        ERR_clear_error();
+        n = SSL_write(conn->ssl, head, (int) len); // a few hundred bytes: one record
+        ERR_clear_error();
+    }
     if (n != (ssize_t) len) {
         s_break(conn);
         return -1;
@@ -590,6 +618,7 @@ gw_req_chat(gw_req_t *req,
     conn->chat = session;
     *pending = gw_buf_len(&conn->in) ? gw_buf_head(&conn->in) : NULL;
     *pending_len = gw_buf_len(&conn->in);
+    *ssl = conn->ssl; // with the socket: the session's to end (conn->ssl stays as its alias)
     return conn->fd;
 }
 
@@ -602,7 +631,7 @@ gw_req_chat_started(gw_req_t *req)
 }
 
 void
-gw_req_chat_done(gw_req_t *req)
+gw_req_chat_done(gw_req_t *req, bool client_sending)
 {
     gw_conn_t *conn = req->conn;
     if (conn->chat == NULL || conn->closed) {
@@ -612,9 +641,13 @@ gw_req_chat_done(gw_req_t *req)
     //  The client may still be sending (the rest of a message over 1 MiB
     //  after our 1009): closing now would make the kernel answer it with a
     //  reset, which can reach the client before it has read our close frame.
-    //  The socket stays ours and closes after a lingering close.
-    req->bytes_out += gw_chat_release(conn->chat, true);
+    //  The socket stays ours and closes after a lingering close. What is in
+    //  the socket now is no measure of it: a TLS client's next record may
+    //  simply not have arrived yet.
+    conn->unread = conn->unread || client_sending;
+    req->bytes_out += gw_chat_release(conn->chat, true); // the socket and its SSL are ours again
     conn->chat = NULL;
+    s_tls_notify(conn); // after the WebSocket close, the TLS one
     s_close_written(conn);
 }
 
@@ -634,8 +667,8 @@ gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len)
     ev_timer_stop(gw->loop, &conn->timer);
     // half-closed, it waits for the other side as long as a keep-alive client
     double fin = (double) gw->cfg->idle_timeout_ms / 1000.0;
-    conn->tunnel = gw_tunnel_new(gw->loop, conn->fd, backend_fd, fin * S_TUNNEL_IDLE, fin,
-                                 &gw->tunnels, s_on_tunnel_done, conn);
+    conn->tunnel = gw_tunnel_new(gw->loop, conn->fd, conn->ssl, backend_fd, fin * S_TUNNEL_IDLE,
+                                 fin, &gw->tunnels, s_on_tunnel_done, conn);
     if (gw_buf_len(&conn->out) > 0)
         gw_tunnel_queue(conn->tunnel, GW_TUNNEL_CLIENT, gw_buf_head(&conn->out),
                         gw_buf_len(&conn->out));
@@ -775,10 +808,6 @@ gw_req_admitted(gw_req_t *req)
 {
     gw_lease_t *lease = req->lease;
     if (gw_chat_wants(req)) { // a chat session needs no backend
-        if (req->tls) {       // its socket is handed over raw: not under TLS yet
-            gw_req_respond_text(req, 501, "Not Implemented - chat over HTTPS");
-            return;
-        }
         gw_chat_start(req->gw->chat, req);
         return;
     }

@@ -1205,7 +1205,7 @@ void
 gw_proxy_start(gw_req_t *req)
 {
     req->hold_ok = true;
-    req->websocket = !req->tls && s_is_websocket(req); // a tunnel relays raw sockets: not TLS yet
+    req->websocket = s_is_websocket(req); // over TLS too: the tunnel reads the client's SSL
     gw_lease_t *lease = req->lease;
     if (lease->req_active == 0) { // a lease without limits (older router): none apply
         s_attempt(req);

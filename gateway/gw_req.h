@@ -195,21 +195,29 @@ void gw_req_abort(gw_req_t *req);
 //  gw_req_send): the connection becomes a tunnel to backend_fd (ownership
 //  taken) until either side closes; pending: bytes read from the backend
 //  after its head (copied). The request is reported when the tunnel closes.
+//  Over TLS the tunnel reads and writes the client through the connection's
+//  SSL, which the connection keeps (and frees after the tunnel).
 void gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len);
 
 //  A chat session takes the connection (gw_chat): head (the 101) is written
 //  at once, the connection's own watchers stop and the session holds it
 //  from now on. Returns the socket (the session's to close: gw_ws), with
-//  the bytes the client sent after its head in *pending (valid until the
-//  connection closes), or -1 when the 101 could not be written (the
-//  connection then closes from the loop; the session must not be kept).
+//  the bytes the client sent after its head in *pending (decrypted; valid
+//  until the connection closes), or -1 when the 101 could not be written
+//  (the connection then closes from the loop; the session must not be
+//  kept). *ssl: the connection's TLS session over the HTTPS listener, else
+//  NULL; it goes with the socket (the session shuts it down and frees it
+//  when it closes the socket; gw_chat_release with keep_fd gives both back).
+//  It may hold decrypted bytes already (SSL_has_pending).
 typedef struct gw_chat_session gw_chat_session_t;
+struct ssl_st;
 int gw_req_chat(gw_req_t *req,
                 const void *head,
                 size_t len,
                 gw_chat_session_t *session,
                 const void **pending,
-                size_t *pending_len);
+                size_t *pending_len,
+                struct ssl_st **ssl);
 
 //  The session has taken the pending bytes: the connection's buffers go
 //  (an idle chat session keeps no read or write buffer of its own here).
@@ -217,8 +225,11 @@ void gw_req_chat_started(gw_req_t *req);
 
 //  The chat session is over: gw_chat_release is called, the connection
 //  closes (lingering while the client still sends), the request is reported
-//  (as 101).
-void gw_req_chat_done(gw_req_t *req);
+//  (as 101). client_sending: the client has not said it is done (no close
+//  frame from it, no EOF: a close we started for its message, an idle
+//  close), so the connection lingers even when nothing is waiting at this
+//  instant (the rest of a message over 1 MiB may be on its way).
+void gw_req_chat_done(gw_req_t *req, bool client_sending);
 
 //  Move request body bytes from the client to the upstream while it has
 //  room (called when the upstream connects or drains).

@@ -10,6 +10,12 @@
     is done when both directions are, or at once on an error, or after
     idle_s seconds without a byte either way (fin_s once one side has
     closed).
+
+    The client's side may be TLS (the HTTPS listener): its bytes then go
+    through SSL_read/SSL_write on the connection's SSL and the record layer
+    stays in the gateway (the backend's side is plain TCP). An EOF passed on
+    to it is a close_notify, then shutdown(SHUT_WR). Nothing is spliced: the
+    relay copies through its buffers either way.
 */
 #ifndef GW_TUNNEL_H
 #define GW_TUNNEL_H
@@ -18,6 +24,7 @@
 #include <stdint.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
 typedef struct gw_tunnel gw_tunnel_t;
 
@@ -39,13 +46,17 @@ typedef void(gw_tunnel_done_fn)(gw_tunnel_t *tunnel, const char *reason, void *a
 
 //  A tunnel between the client's socket client_fd (borrowed: its owner
 //  closes it after destroying the tunnel) and the backend's backend_fd
-//  (owned: closed by gw_tunnel_destroy). Both are non-blocking. idle_s:
+//  (owned: closed by gw_tunnel_destroy). Both are non-blocking. client_ssl:
+//  the client's TLS session over client_fd (borrowed with it: its owner
+//  frees it after destroying the tunnel), or NULL for a plain socket; it
+//  may hold decrypted bytes already (read first). idle_s:
 //  seconds without a byte either way before it closes (0: no bound); fin_s:
 //  the bound once one side's EOF was passed on, when shorter (0: idle_s).
 //  stats (borrowed, may be NULL) counts it open until destroyed. Nothing
 //  moves until gw_tunnel_start.
 gw_tunnel_t *gw_tunnel_new(struct ev_loop *loop,
                            int client_fd,
+                           SSL *client_ssl,
                            int backend_fd,
                            double idle_s,
                            double fin_s,

@@ -21,6 +21,15 @@
     timer or send makes a fresh one (s_wake), whose state - between frames,
     nothing queued - is exactly the one given up.
 
+    A socket with an I/O layer (gw_ws_io_t, TLS) is read and written only
+    through it; the layer may hold bytes it has read but not handed out
+    (decrypted ones), for which the socket will not become readable: a turn
+    that used up its read budget while the layer still holds some feeds the
+    session's own read watcher, and bytes it holds at the start are read on
+    the first turn. A read that waits for writability (TLS) is retried from
+    the write watcher, a write that waits for readability from the read
+    watcher. The plain path pays one pointer test per read and write.
+
     on_closed is called only from a watcher's callback, as its last action,
     so the owner may destroy the session inside it; gw_ws_send_text and
     gw_ws_close only queue and start the write watcher.
@@ -47,6 +56,8 @@ struct gw_ws {
     struct ev_loop *loop;       // the loop
     wslay_event_context_ptr wc; // wslay's session (frame parser and queues); NULL while idle
     int fd;                     // the client's socket (owned)
+    const gw_ws_io_t *io;       // the socket's I/O layer (TLS), or NULL: plain recv/send
+    void *io_ctx;               // its context (owned with fd: io->close ends both)
     ev_io rio;                  // readable, while wslay wants to read
     ev_io wio;                  // writable, while wslay wants to write
     ev_timer timer;             // next ping, idle bound or close wait (lazily re-armed)
@@ -75,6 +86,8 @@ struct gw_ws {
     bool finished;              // on_closed was called
     bool in_frame;              // wslay is inside a frame (start seen, end not)
     bool in_message;            // a fragmented message is open (a data frame without FIN)
+    bool read_wants_write;      // io: the last read waits for the socket to be writable
+    bool write_wants_read;      // io: the last write waits for the socket to be readable
 };
 
 //  The session is over: stop everything, then tell the owner (who may free
@@ -186,7 +199,14 @@ s_recv_cb(wslay_event_context_ptr wc, uint8_t *buf, size_t len, int flags, void 
     }
     if (len > ws->read_budget)
         len = ws->read_budget;
-    ssize_t n = recv(ws->fd, buf, len, 0);
+    ssize_t n;
+    if (ws->io) {
+        bool want_write = false;
+        n = ws->io->recv(ws->io_ctx, ws->fd, buf, len, &want_write);
+        ws->read_wants_write = n < 0 && want_write;
+    } else {
+        n = recv(ws->fd, buf, len, 0);
+    }
     if (n > 0) {
         ws->read_budget -= (size_t) n;
         ws->rx_bytes += (uint64_t) n;
@@ -208,8 +228,15 @@ static ssize_t
 s_send_cb(wslay_event_context_ptr wc, const uint8_t *data, size_t len, int flags, void *user_data)
 {
     gw_ws_t *ws = user_data;
-    int sflags = MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0);
-    ssize_t n = send(ws->fd, data, len, sflags);
+    ssize_t n;
+    if (ws->io) {
+        bool want_read = false;
+        n = ws->io->send(ws->io_ctx, ws->fd, data, len, (flags & WSLAY_MSG_MORE) != 0, &want_read);
+        ws->write_wants_read = n < 0 && want_read;
+    } else {
+        int sflags = MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0);
+        n = send(ws->fd, data, len, sflags);
+    }
     if (n >= 0) {
         ws->out_partial = (size_t) n < len;
         return n;
@@ -276,10 +303,10 @@ s_sleep(gw_ws_t *ws)
 {
     if (ws->wc == NULL || ws->finished || ws->pending || ws->kick || ws->in_frame || ws->in_message
         || ws->rx_bytes != ws->rx_framed || ws->out_partial || ws->close_by > 0 || ws->code != 0
-        || ws->close_deferred || wslay_event_want_write(ws->wc)
-        || wslay_event_get_queued_msg_count(ws->wc) != 0 || !wslay_event_want_read(ws->wc)
-        || !wslay_event_get_write_enabled(ws->wc) || wslay_event_get_close_received(ws->wc)
-        || wslay_event_get_close_sent(ws->wc))
+        || ws->close_deferred || ws->read_wants_write || ws->write_wants_read
+        || wslay_event_want_write(ws->wc) || wslay_event_get_queued_msg_count(ws->wc) != 0
+        || !wslay_event_want_read(ws->wc) || !wslay_event_get_write_enabled(ws->wc)
+        || wslay_event_get_close_received(ws->wc) || wslay_event_get_close_sent(ws->wc))
         return;
     wslay_event_context_free(ws->wc);
     ws->wc = NULL;
@@ -350,7 +377,10 @@ s_fail_protocol(gw_ws_t *ws)
     wslay_event_shutdown_write(ws->wc);
     if (!ws->out_partial) {
         static const uint8_t close_1002[] = {0x88, 0x02, 0x03, 0xea};
-        ssize_t n = send(ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL);
+        bool want_read = false;
+        ssize_t n = ws->io ? ws->io->send(ws->io_ctx, ws->fd, close_1002, sizeof close_1002, false,
+                                          &want_read)
+                           : send(ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL);
         (void) n; // best effort: the socket goes anyway
     }
     s_finish(ws, 1002, "protocol error");
@@ -401,11 +431,13 @@ s_update(gw_ws_t *ws)
         ws->close_by = ev_now(ws->loop) + GW_WS_CLOSE_WAIT; // a close is queued: bound it
         s_arm(ws);
     }
-    if (want_read)
+    //  An I/O layer's write may wait for readability, its read for
+    //  writability (TLS): the other watcher then retries it.
+    if (want_read || ws->write_wants_read)
         ev_io_start(ws->loop, &ws->rio);
     else
         ev_io_stop(ws->loop, &ws->rio);
-    if (wslay_event_want_write(ws->wc))
+    if ((wslay_event_want_write(ws->wc) && !ws->write_wants_read) || ws->read_wants_write)
         ev_io_start(ws->loop, &ws->wio);
     else
         ev_io_stop(ws->loop, &ws->wio);
@@ -431,7 +463,16 @@ s_read(gw_ws_t *ws)
         s_fail_protocol(ws);
         return true;
     }
-    return s_update(ws);
+    if (s_update(ws))
+        return true;
+    //  The read budget ran out with bytes the I/O layer read and still
+    //  holds: the socket will not say so, so read again from the loop. (Not
+    //  after the layer itself had nothing to give: what it holds then is a
+    //  partial record, whose rest the socket will announce.)
+    if (ws->io && ws->read_budget == 0 && ws->io->pending(ws->io_ctx)
+        && wslay_event_want_read(ws->wc))
+        ev_feed_event(ws->loop, &ws->rio, EV_READ);
+    return false;
 }
 
 //  No memory for a wslay context: the session goes without a close frame.
@@ -459,10 +500,15 @@ s_on_writable(struct ev_loop *loop, ev_io *w, int revents)
     (void) loop;
     (void) revents;
     gw_ws_t *ws = w->data;
-    if (s_wake(ws) != 0)
+    if (s_wake(ws) != 0) {
         s_no_memory(ws);
-    else if (!s_update(ws))
+    } else if (ws->read_wants_write) {
+        ws->read_wants_write = false;
+        if (!s_read(ws)) // writes what is queued too
+            s_sleep(ws);
+    } else if (!s_update(ws)) {
         s_sleep(ws);
+    }
 }
 
 static void
@@ -509,7 +555,21 @@ gw_ws_new(struct ev_loop *loop,
           const void *pending,
           size_t pending_len)
 {
+    return gw_ws_new_io(loop, fd, NULL, NULL, cfg, cb, pending, pending_len);
+}
+
+gw_ws_t *
+gw_ws_new_io(struct ev_loop *loop,
+             int fd,
+             const gw_ws_io_t *io,
+             void *io_ctx,
+             const gw_ws_config_t *cfg,
+             const gw_ws_callbacks_t *cb,
+             const void *pending,
+             size_t pending_len)
+{
     assert(loop && fd >= 0 && cfg && cb);
+    assert(io == NULL || (io->recv && io->send && io->pending && io->close));
     gw_ws_t *ws = proto_xcalloc(1, sizeof(gw_ws_t));
     ws->loop = loop;
     ws->fd = -1; // closed by gw_ws_destroy only once it is ours
@@ -517,6 +577,8 @@ gw_ws_new(struct ev_loop *loop,
     if (s_wake(ws) != 0)
         goto fail;
     ws->fd = fd;
+    ws->io = io;
+    ws->io_ctx = io_ctx;
     ws->ping_interval = cfg->ping_interval;
     ws->idle_timeout = cfg->idle_timeout;
     ws->max_queued = cfg->max_queued;
@@ -535,7 +597,7 @@ gw_ws_new(struct ev_loop *loop,
     ws->last_rx = ev_now(loop);
     ws->next_ping = ws->last_rx + ws->ping_interval;
     ev_io_start(loop, &ws->rio);
-    if (ws->pending) {
+    if (ws->pending || (io && io->pending(io_ctx))) {
         //  Parse them on the first turn. Not ev_feed_event: a fed event waits
         //  for the loop's next wake-up, which may be a ping interval away.
         ws->kick = true;
@@ -609,7 +671,7 @@ gw_ws_detach(gw_ws_t **ws_p)
 {
     assert(ws_p && *ws_p);
     int fd = (*ws_p)->fd;
-    (*ws_p)->fd = -1;
+    (*ws_p)->fd = -1; // and io_ctx goes back with it: nothing is closed
     gw_ws_destroy(ws_p);
     return fd;
 }
@@ -627,8 +689,11 @@ gw_ws_destroy(gw_ws_t **ws_p)
     if (ws->wc)
         wslay_event_context_free(ws->wc);
     ws->wc = NULL;
-    if (ws->fd >= 0)
+    if (ws->fd >= 0 && ws->io)
+        ws->io->close(ws->io_ctx, ws->fd);
+    else if (ws->fd >= 0)
         close(ws->fd);
+    ws->io_ctx = NULL;
     free(ws->pending);
     ws->pending = NULL;
     free(ws->close_reason);
@@ -642,6 +707,13 @@ gw_ws_queued(const gw_ws_t *ws)
 {
     assert(ws);
     return ws->wc ? wslay_event_get_queued_msg_length(ws->wc) : 0;
+}
+
+bool
+gw_ws_client_done(const gw_ws_t *ws)
+{
+    assert(ws);
+    return ws->eof || ws->io_error || (ws->wc && wslay_event_get_close_received(ws->wc));
 }
 
 bool

@@ -10,6 +10,11 @@
     session silent for idle_timeout (SPEC §2 CHAT_PING_INTERVAL,
     CHAT_IDLE_TIMEOUT). A close from the client is echoed with its code; a
     close we start waits at most GW_WS_CLOSE_WAIT seconds for the client's.
+
+    The socket is a plain one (recv/send), or one whose bytes go through an
+    I/O layer the owner gives (gw_ws_io_t: TLS over the HTTPS listener, where
+    gw_chat passes SSL_read/SSL_write); this module then never touches the
+    socket's bytes itself, only its readiness.
 */
 #ifndef GW_WS_H
 #define GW_WS_H
@@ -17,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ev.h>
 
@@ -54,6 +60,30 @@ typedef struct {
     void *arg; // passed to both
 } gw_ws_callbacks_t;
 
+//  How a session reads and writes a socket that is not a plain one (TLS).
+//  Every call is non-blocking and gets the io_ctx and fd given to
+//  gw_ws_new_io.
+typedef struct {
+    //  Read at most len bytes into buf: > 0 bytes read, 0 the peer's end
+    //  (TLS: close_notify, or EOF), -1 with errno (EAGAIN: not now; then
+    //  *want_write is set when the read waits for the socket to be writable,
+    //  not readable; any other errno: the connection is broken).
+    ssize_t (*recv)(void *io_ctx, int fd, uint8_t *buf, size_t len, bool *want_write);
+    //  Write at most len bytes: >= 0 bytes written, -1 with errno (EAGAIN:
+    //  not now, with *want_read set when the write waits for the socket to
+    //  be readable; else broken). more: another piece of the same frame
+    //  follows at once.
+    ssize_t (*send)(
+        void *io_ctx, int fd, const uint8_t *buf, size_t len, bool more, bool *want_read);
+    //  True while the layer holds bytes read from the socket that recv has
+    //  not handed out yet (TLS: SSL_has_pending): the socket will not become
+    //  readable for them, so the session reads again without waiting.
+    bool (*pending)(void *io_ctx);
+    //  The session closes the socket (gw_ws_destroy): end the layer (TLS: a
+    //  close_notify, best effort, then free it) and close fd.
+    void (*close)(void *io_ctx, int fd);
+} gw_ws_io_t;
+
 //  A session on fd, the client's socket after our 101 went out
 //  (non-blocking; owned from now on: gw_ws_destroy closes it). cfg and cb
 //  are copied. pending: bytes the client sent after its request head
@@ -65,6 +95,19 @@ gw_ws_t *gw_ws_new(struct ev_loop *loop,
                    const gw_ws_callbacks_t *cb,
                    const void *pending,
                    size_t pending_len);
+
+//  As gw_ws_new, on a socket read and written through io (borrowed: it must
+//  outlive the session) with io_ctx (owned with fd from now on: io->close
+//  ends both in gw_ws_destroy; gw_ws_detach gives both back). Bytes io
+//  already holds (io->pending) are parsed on the first turn, as pending ones.
+gw_ws_t *gw_ws_new_io(struct ev_loop *loop,
+                      int fd,
+                      const gw_ws_io_t *io,
+                      void *io_ctx,
+                      const gw_ws_config_t *cfg,
+                      const gw_ws_callbacks_t *cb,
+                      const void *pending,
+                      size_t pending_len);
 
 //  Queue one text message for the client (copied; the caller gives valid
 //  UTF-8). Returns 0, or -1 when the session is closing or closed (errno
@@ -84,8 +127,15 @@ void gw_ws_close(gw_ws_t *ws, uint16_t code, const char *reason);
 void gw_ws_destroy(gw_ws_t **ws_p);
 
 //  As gw_ws_destroy, but the socket stays open: returns it (the caller
-//  closes it).
+//  closes it; with gw_ws_new_io, the caller also has io_ctx back and ends
+//  it).
 int gw_ws_detach(gw_ws_t **ws_p);
+
+//  True once the client has said it sends nothing more: its close frame
+//  arrived, or its socket ended (EOF or an error). For on_closed: false means
+//  the client may still be sending (a close we started: 1002, 1003, 1007,
+//  1009, the idle close, a close wait that ran out).
+bool gw_ws_client_done(const gw_ws_t *ws);
 
 //  Bytes queued for the client and not yet written (messages and control
 //  frames, payload only).

@@ -4,6 +4,16 @@
     the test plays the client on the other end, writing frames it builds
     itself (masked by hand, independent of wslay) and parsing what comes
     back. Waits are bounded by a deadline timer on the loop, never a sleep.
+
+    The sessions over an I/O layer (gw_ws_new_io, what TLS uses) run on a
+    layer simulated here, t_io_t: it behaves as OpenSSL's record layer does
+    towards the session (it reads ahead from the socket and hands out less,
+    so the socket stops announcing bytes the session has not had; it can
+    make a read wait for writability and a write wait for readability, and
+    it checks that a write it refused is repeated with the same bytes), but
+    leaves the bytes as they are, so the client's side stays plain frames.
+    (The real SSL one, gw_chat's, is covered end to end: tests/e2e/
+    test_tls_ws.py.)
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,21 +43,21 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #define T_DEADLINE 3.0 // seconds any wait may take
 
 typedef struct {
-    struct ev_loop *loop; // the loop
-    gw_ws_t *ws;          // the session under test
-    int cfd;              // the client's end
-    ev_io cio;            // client readable
-    ev_timer guard;       // deadline of the current wait
-    bool expired;         // the deadline passed
-    bool cfd_eof;         // the server's end closed
-    uint8_t in[1 << 16];  // bytes from the server not yet taken
-    size_t in_len;        // how many
-    int texts;            // on_text calls
-    uint8_t text[4096];   // the last text
-    size_t text_len;      // its length
-    int closed;           // on_closed calls
-    uint16_t code;        // on_closed's code
-    char why[64];         // on_closed's why
+    struct ev_loop *loop;  // the loop
+    gw_ws_t *ws;           // the session under test
+    int cfd;               // the client's end
+    ev_io cio;             // client readable
+    ev_timer guard;        // deadline of the current wait
+    bool expired;          // the deadline passed
+    bool cfd_eof;          // the server's end closed
+    uint8_t in[1 << 16];   // bytes from the server not yet taken
+    size_t in_len;         // how many
+    int texts;             // on_text calls
+    uint8_t text[1 << 18]; // the last text
+    size_t text_len;       // its length
+    int closed;            // on_closed calls
+    uint16_t code;         // on_closed's code
+    char why[64];          // on_closed's why
 } t_env_t;
 
 static void
@@ -95,11 +105,120 @@ s_on_guard(struct ev_loop *loop, ev_timer *w, int revents)
     t->expired = true;
 }
 
+//  A simulated record layer (see the top of the file).
+typedef struct {
+    uint8_t held[1 << 21]; // read from the socket, not handed out yet
+    size_t len;            // bytes in held
+    size_t off;            // bytes handed out
+    size_t give_max;       // at most this per recv (0: what is asked)
+    size_t write_max;      // at most this per send (0: what is given)
+    int read_waits_write;  // the next reads wait for writability (EAGAIN, *want_write)
+    int write_waits_read;  // the next writes wait for readability (EAGAIN, *want_read)
+    uint8_t refused[16];   // the first bytes of the last refused write
+    size_t refused_len;    // its length (0: none to repeat)
+    bool eof;              // the socket ended
+    int calls;             // recv and send calls
+    int sends;             // send calls that wrote
+    int closes;            // close calls
+} t_io_t;
+
+static ssize_t
+s_io_recv(void *ctx, int fd, uint8_t *buf, size_t len, bool *want_write)
+{
+    t_io_t *io = ctx;
+    io->calls++;
+    if (io->off == io->len) { // read ahead: everything the socket has now
+        io->off = io->len = 0;
+        while (!io->eof && io->len < sizeof io->held) {
+            ssize_t n = read(fd, io->held + io->len, sizeof io->held - io->len);
+            if (n > 0)
+                io->len += (size_t) n;
+            else if (n == 0)
+                io->eof = true;
+            else
+                break;
+        }
+    }
+    if (io->read_waits_write > 0 && io->off < io->len) {
+        //  what TLS does with a record that needs an answer (a key update)
+        //  while the socket is full: the bytes are read, the socket says
+        //  nothing more, and only writability lets the read go on
+        io->read_waits_write--;
+        *want_write = true;
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t n = io->len - io->off;
+    if (n == 0) {
+        if (io->eof)
+            return 0;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (n > len)
+        n = len;
+    if (io->give_max && n > io->give_max)
+        n = io->give_max;
+    memcpy(buf, io->held + io->off, n);
+    io->off += n;
+    return (ssize_t) n;
+}
+
+static ssize_t
+s_io_send(void *ctx, int fd, const uint8_t *buf, size_t len, bool more, bool *want_read)
+{
+    (void) more;
+    t_io_t *io = ctx;
+    io->calls++;
+    if (io->refused_len) { // OpenSSL's rule: a refused write comes again, same bytes first
+        assert_true(len >= io->refused_len);
+        size_t k = io->refused_len < sizeof io->refused ? io->refused_len : sizeof io->refused;
+        assert_memory_equal(buf, io->refused, k);
+        io->refused_len = 0;
+    }
+    if (io->write_waits_read > 0) {
+        io->write_waits_read--;
+        memcpy(io->refused, buf, len < sizeof io->refused ? len : sizeof io->refused);
+        io->refused_len = len;
+        *want_read = true;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (io->write_max && len > io->write_max)
+        len = io->write_max;
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EAGAIN) {
+        memcpy(io->refused, buf, len < sizeof io->refused ? len : sizeof io->refused);
+        io->refused_len = len;
+    } else if (n > 0) {
+        io->sends++;
+    }
+    return n;
+}
+
+static bool
+s_io_pending(void *ctx)
+{
+    t_io_t *io = ctx;
+    return io->off < io->len;
+}
+
+static void
+s_io_close(void *ctx, int fd)
+{
+    t_io_t *io = ctx;
+    io->closes++;
+    close(fd);
+}
+
+static const gw_ws_io_t s_io = {
+    .recv = s_io_recv, .send = s_io_send, .pending = s_io_pending, .close = s_io_close};
+
 static const gw_ws_config_t s_cfg = {
     .ping_interval = 30, .idle_timeout = 60, .max_message = 1 << 20, .max_queued = 1 << 20};
 
 static t_env_t *
-s_env_new(const gw_ws_config_t *cfg, const void *pending, size_t pending_len)
+s_env_new_io(const gw_ws_config_t *cfg, t_io_t *io, const void *pending, size_t pending_len)
 {
     t_env_t *t = calloc(1, sizeof *t);
     assert_non_null(t);
@@ -110,7 +229,9 @@ s_env_new(const gw_ws_config_t *cfg, const void *pending, size_t pending_len)
         assert_int_equal(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
     t->cfd = sv[1];
     gw_ws_callbacks_t cb = {.on_text = s_on_text, .on_closed = s_on_closed, .arg = t};
-    t->ws = gw_ws_new(t->loop, sv[0], cfg ? cfg : &s_cfg, &cb, pending, pending_len);
+    t->ws =
+        io ? gw_ws_new_io(t->loop, sv[0], &s_io, io, cfg ? cfg : &s_cfg, &cb, pending, pending_len)
+           : gw_ws_new(t->loop, sv[0], cfg ? cfg : &s_cfg, &cb, pending, pending_len);
     assert_non_null(t->ws);
     ev_io_init(&t->cio, s_on_client, t->cfd, EV_READ);
     t->cio.data = t;
@@ -118,6 +239,12 @@ s_env_new(const gw_ws_config_t *cfg, const void *pending, size_t pending_len)
     ev_init(&t->guard, s_on_guard);
     t->guard.data = t;
     return t;
+}
+
+static t_env_t *
+s_env_new(const gw_ws_config_t *cfg, const void *pending, size_t pending_len)
+{
+    return s_env_new_io(cfg, NULL, pending, pending_len);
 }
 
 static void
@@ -715,6 +842,120 @@ test_memory_per_session(void **state)
 #endif
 }
 
+//  A session over an I/O layer: frames both ways through it, written a few
+//  bytes at a time, a ping, a protocol error answered through the layer,
+//  and the end: io->close ends the layer with the socket (once); detached,
+//  neither is touched.
+static void
+test_io_layer(void **state)
+{
+    (void) state;
+    t_io_t *io = calloc(1, sizeof *io);
+    assert_non_null(io);
+    io->write_max = 7; // partial writes: frames cut anywhere
+    io->give_max = 3;  // and read a few bytes at a time
+    t_env_t *t = s_env_new_io(NULL, io, NULL, 0);
+    s_send(t, true, 0x1, true, "hello", 5);
+    T_WAIT(t, T_DEADLINE, t->texts == 1);
+    assert_memory_equal(t->text, "hello", 5);
+    char big[3000];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(gw_ws_send_text(t->ws, big, sizeof big), 0);
+    s_expect(t, 0x1, big, sizeof big);
+    s_send(t, true, 0x9, true, "p", 1);
+    s_expect(t, 0xa, "p", 1);
+    assert_true(io->sends > (int) sizeof big / 7);
+    s_send_close(t, 1000, "");
+    s_expect_close(t, 1000);
+    T_WAIT(t, T_DEADLINE, t->closed == 1 && t->cfd_eof);
+    assert_int_equal(io->closes, 1); // gw_ws_destroy in on_closed
+    s_env_destroy(&t);
+
+    //  1002 goes out through the layer too
+    memset(io, 0, sizeof *io);
+    t = s_env_new_io(NULL, io, NULL, 0);
+    s_send(t, true, 0x1, false, "nomask", 6);
+    s_expect_failed(t, 1002);
+    assert_int_equal(io->closes, 1);
+    s_env_destroy(&t);
+
+    //  detached: the socket and the layer go back to the caller untouched
+    memset(io, 0, sizeof *io);
+    t = s_env_new_io(NULL, io, NULL, 0);
+    s_send(t, true, 0x1, true, "x", 1);
+    T_WAIT(t, T_DEADLINE, t->texts == 1);
+    int fd = gw_ws_detach(&t->ws);
+    assert_true(fd >= 0);
+    assert_int_equal(io->closes, 0);
+    assert_int_equal(write(fd, "z", 1), 1); // still open
+    close(fd);
+    s_env_destroy(&t);
+    free(io);
+}
+
+//  Bytes the layer holds that the socket will never announce: a whole frame
+//  of 200 KiB read ahead before the session starts (the socket is silent).
+//  The first turn reads them (as pending request bytes); past the read
+//  budget (64 KiB a turn) only the session's own feed brings the rest.
+static void
+test_io_layer_holds_bytes(void **state)
+{
+    (void) state;
+    t_io_t *io = calloc(1, sizeof *io);
+    assert_non_null(io);
+    static uint8_t msg[200 * 1024];
+    memset(msg, 'm', sizeof msg);
+    io->len = s_frame(io->held, true, 0x1, true, msg, sizeof msg);
+    io->len += s_frame(io->held + io->len, true, 0x1, true, "after", 5);
+    t_env_t *t = s_env_new_io(NULL, io, NULL, 0);
+    T_WAIT(t, 0.5, t->texts == 2); // on the first turns, not at the next ping
+    assert_int_equal(t->text_len, 5);
+    assert_memory_equal(t->text, "after", 5);
+    //  and with request bytes too: those first, then the layer's
+    uint8_t early[32];
+    size_t n = s_frame(early, true, 0x1, true, "early", 5);
+    s_env_destroy(&t);
+    memset(io, 0, sizeof *io);
+    io->len = s_frame(io->held, true, 0x1, true, "late", 4);
+    t = s_env_new_io(NULL, io, early, n);
+    T_WAIT(t, 0.5, t->texts == 2);
+    assert_memory_equal(t->text, "late", 4);
+    s_env_destroy(&t);
+    free(io);
+}
+
+//  A read that waits for writability is retried from the write watcher; a
+//  write that waits for readability from the read watcher, with the same
+//  bytes, and the session does not spin meanwhile.
+static void
+test_io_layer_wants(void **state)
+{
+    (void) state;
+    t_io_t *io = calloc(1, sizeof *io);
+    assert_non_null(io);
+    t_env_t *t = s_env_new_io(NULL, io, NULL, 0);
+    io->read_waits_write = 1;
+    s_send(t, true, 0x1, true, "w1", 2);
+    T_WAIT(t, T_DEADLINE, t->texts == 1);
+    assert_memory_equal(t->text, "w1", 2);
+    io->write_waits_read = 1;
+    assert_int_equal(gw_ws_send_text(t->ws, "r1", 2), 0);
+    for (int i = 0; i < 5; i++)
+        ev_run(t->loop, EVRUN_NOWAIT);
+    assert_int_equal(t->in_len, 0); // refused: it waits for the socket to be readable
+    int calls = io->calls;
+    for (int i = 0; i < 20; i++)
+        ev_run(t->loop, EVRUN_NOWAIT);
+    assert_int_equal(io->calls, calls); // no spinning on a writable socket
+    s_send(t, true, 0x9, true, "x", 1); // readable: the write goes on
+    s_expect(t, 0x1, "r1", 2);
+    s_expect(t, 0xa, "x", 1);
+    assert_int_equal(io->refused_len, 0); // repeated, and with the same bytes
+    assert_int_equal(t->closed, 0);
+    s_env_destroy(&t);
+    free(io);
+}
+
 int
 main(void)
 {
@@ -734,6 +975,9 @@ main(void)
         cmocka_unit_test(test_accept_key),
         cmocka_unit_test(test_idle_gives_the_context_back),
         cmocka_unit_test(test_memory_per_session),
+        cmocka_unit_test(test_io_layer),
+        cmocka_unit_test(test_io_layer_holds_bytes),
+        cmocka_unit_test(test_io_layer_wants),
     };
     return cmocka_run_group_tests_name("gw_ws", tests, NULL, NULL);
 }
