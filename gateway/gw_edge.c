@@ -29,6 +29,17 @@ static const struct {
     {"referrer-policy", "Referrer-Policy: strict-origin-when-cross-origin\r\n", false},
 };
 
+#define S_EXTRA_BYTES 512 // response fields the edge sets: CORS and RateLimit-* fit
+
+//  req->resp_extra, sized once for what it holds (a first append would take
+//  4 KiB: a malloc and fresh pages per request of a limited route).
+static gw_buf_t *
+s_extra(gw_req_t *req)
+{
+    gw_buf_exact(&req->resp_extra, S_EXTRA_BYTES);
+    return &req->resp_extra;
+}
+
 // --------------------------------------------------------------------------
 // autoHttps
 
@@ -64,7 +75,7 @@ s_cors(gw_req_t *req)
         return false; // not a cross-origin request from a browser
     const char *method = gw_req_header(req, GW_H_AC_REQUEST_METHOD, &mlen);
     if (strcmp(req->method, "OPTIONS") != 0 || method == NULL) {
-        gw_cors_response(cors, origin, olen, &req->resp_extra);
+        gw_cors_response(cors, origin, olen, s_extra(req));
         return false;
     }
     const char *headers = gw_req_header(req, GW_H_AC_REQUEST_HEADERS, &hlen);
@@ -231,7 +242,7 @@ s_limit(gw_req_t *req, const char *key)
     if (gw_rl_headers(&r, fields, sizeof fields) < 0)
         fields[0] = '\0';
     if (r.allowed) {
-        gw_buf_puts(&req->resp_extra, fields);
+        gw_buf_puts(s_extra(req), fields);
         return false;
     }
     log_debug("rate limited", LOG_S("request_id", req->rid), LOG_S("route", lease->route),
