@@ -99,18 +99,6 @@ s_no_controls(const char *s, size_t len)
     return true;
 }
 
-static int
-s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  SHA-256 of salt (salt_len bytes, may be 0) then data. Returns 0 or -1.
 static int
 s_sha256(gw_auth_t *self,
@@ -349,7 +337,7 @@ gw_auth_new_bearer(const char *const *digests, size_t count)
         if (hex == NULL || strlen(hex) != 2 * S_DIGEST)
             goto fail;
         for (size_t k = 0; k < S_DIGEST; k++) {
-            int hi = s_hex(hex[2 * k]), lo = s_hex(hex[2 * k + 1]);
+            int hi = proto_hex_digit(hex[2 * k]), lo = proto_hex_digit(hex[2 * k + 1]);
             if (hi < 0 || lo < 0)
                 goto fail;
             self->digests[i][k] = (uint8_t) (hi << 4 | lo);

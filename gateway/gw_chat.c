@@ -424,18 +424,6 @@ s_header(const gw_req_t *req, const char *name, size_t *len)
     return NULL;
 }
 
-static int
-s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  The percent-decoded value of query parameter name into out (cap bytes,
 //  NUL-terminated). Returns its length, or -1 when absent, malformed or too
 //  long.
@@ -457,8 +445,8 @@ s_query(const gw_req_t *req, const char *name, char *out, size_t cap)
             for (const char *v = p + nlen + 1; v < stop; v++) {
                 int c = (unsigned char) *v;
                 if (c == '%') {
-                    int hi = v + 2 < stop ? s_hex(v[1]) : -1;
-                    int lo = v + 2 < stop ? s_hex(v[2]) : -1;
+                    int hi = v + 2 < stop ? proto_hex_digit(v[1]) : -1;
+                    int lo = v + 2 < stop ? proto_hex_digit(v[2]) : -1;
                     if (hi < 0 || lo < 0)
                         return -1;
                     c = hi * 16 + lo;

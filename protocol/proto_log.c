@@ -167,21 +167,6 @@ s_is_secret_span(const char *name, size_t len)
     return false;
 }
 
-static int
-s_hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 //  A query parameter name may be percent-encoded ("api%5Fkey"), so it is
 //  checked both as written and decoded.
 static bool
@@ -200,9 +185,9 @@ s_is_secret_param(const char *name, size_t len)
             return true; // too long to check; a name like this is suspect anyway
         }
         char c = name[i];
-        if (c == '%' && i + 2 < len && s_hex_value(name[i + 1]) >= 0
-            && s_hex_value(name[i + 2]) >= 0) {
-            c = (char) (s_hex_value(name[i + 1]) * 16 + s_hex_value(name[i + 2]));
+        if (c == '%' && i + 2 < len && proto_hex_digit(name[i + 1]) >= 0
+            && proto_hex_digit(name[i + 2]) >= 0) {
+            c = (char) (proto_hex_digit(name[i + 1]) * 16 + proto_hex_digit(name[i + 2]));
             i += 2;
         } else if (c == '+') {
             c = ' ';

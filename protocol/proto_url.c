@@ -14,6 +14,7 @@
 
 #include "proto_log.h"
 #include "proto_url.h"
+#include "proto_util.h"
 
 #define S_REDACTED "[REDACTED]"
 #define S_DB_MAX   2147483647LL // Redis's `databases` is an int
@@ -45,21 +46,6 @@ s_is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int
-s_hex_value(char c)
-{
-    if (s_is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 //  Percent-decode len bytes of src into out (cap bytes). Returns 0, or -1
 //  for a bad escape, a NUL byte or a result that does not fit.
 static int
@@ -69,8 +55,8 @@ s_decode(const char *src, size_t len, char *out, size_t cap)
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         if (c == '%') {
-            int high = i + 1 < len ? s_hex_value(src[i + 1]) : -1;
-            int low = i + 2 < len ? s_hex_value(src[i + 2]) : -1;
+            int high = i + 1 < len ? proto_hex_digit(src[i + 1]) : -1;
+            int low = i + 2 < len ? proto_hex_digit(src[i + 2]) : -1;
             if (high < 0 || low < 0) {
                 return -1;
             }

@@ -103,3 +103,15 @@ proto_chat_name_ok(const char *s, size_t len)
     }
     return true;
 }
+
+int
+proto_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

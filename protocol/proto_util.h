@@ -19,6 +19,9 @@ char *proto_xstrdup(const char *s);
 //  the whole of src fitted.
 bool proto_strlcpy(char *dst, const char *src, size_t cap);
 
+//  The value of a hexadecimal digit (either case), or -1.
+int proto_hex_digit(char c);
+
 //  True if s starts with prefix.
 bool proto_starts_with(const char *s, const char *prefix);
 

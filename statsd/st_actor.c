@@ -95,18 +95,6 @@ s_on_proc_stats(proto_bus_t *bus, proto_in_t *in, void *arg)
 // --------------------------------------------------------------------------
 // admin.request
 
-static int
-s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  Percent-decode src into dst (cap bytes). Returns 0, or -1 when malformed,
 //  too long or holding a NUL.
 static int
@@ -116,7 +104,7 @@ s_unescape(const char *src, char *dst, size_t cap)
     for (const char *p = src; *p; p++) {
         char c = *p;
         if (c == '%') {
-            int hi = s_hex(p[1]), lo = hi >= 0 ? s_hex(p[2]) : -1;
+            int hi = proto_hex_digit(p[1]), lo = hi >= 0 ? proto_hex_digit(p[2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = (char) (hi * 16 + lo);
