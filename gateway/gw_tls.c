@@ -57,7 +57,8 @@ struct gw_tls_table {
 };
 
 struct gw_tls {
-    SSL_CTX *base;            // handshakes start here (no certificate)
+    SSL_CTX *base;            // handshakes start here (with the default certificate, if any)
+    SSL_CTX *base_default;    // the table's context for "*" that base copies, or NULL
     gw_tls_table_t *table;    // installed certificates
     s_ticket_key_t ticket[2]; // current, previous
     uint64_t unrecognized;    // handshakes refused: no certificate for the name
@@ -146,7 +147,11 @@ s_on_servername(SSL *ssl, int *alert, void *arg)
         *alert = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
-    SSL_set_SSL_CTX(ssl, ctx); // the SSL takes a reference on it
+    // the default certificate is base's own: no switch (SSL_set_SSL_CTX
+    // copies the certificate state, a few percent of a full handshake);
+    // an SSL made from an earlier base switches, so it gets today's
+    if (ctx != self->base_default || SSL_get_SSL_CTX(ssl) != self->base)
+        SSL_set_SSL_CTX(ssl, ctx); // the SSL takes a reference on it
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -387,6 +392,35 @@ gw_tls_table_add(gw_tls_t *self,
     return 0;
 }
 
+//  A new base context holding the table's default certificate (domain "*"),
+//  so that a handshake without a better match needs no context switch.
+//  Keeps the current base when that cannot be made.
+static void
+s_rebase(gw_tls_t *self)
+{
+    SSL_CTX *def = s_lookup(self->table, "*");
+    SSL_CTX *nb = SSL_CTX_new(TLS_server_method());
+    bool ok = nb != NULL && s_ctx_setup(self, nb) == 0;
+    if (ok && def) {
+        STACK_OF(X509) *chain = NULL;
+        ok = SSL_CTX_use_certificate(nb, SSL_CTX_get0_certificate(def)) == 1
+             && SSL_CTX_use_PrivateKey(nb, SSL_CTX_get0_privatekey(def)) == 1
+             && SSL_CTX_get0_chain_certs(def, &chain) == 1
+             && (chain == NULL || SSL_CTX_set1_chain(nb, chain) == 1);
+    }
+    if (!ok) {
+        char err[256];
+        s_ssl_err(err, sizeof err, "cannot make the base TLS context");
+        log_warn("the default certificate is served through a switch", LOG_S("error", err));
+        SSL_CTX_free(nb);
+        self->base_default = NULL; // every handshake switches to its certificate's context
+        return;
+    }
+    SSL_CTX_free(self->base); // handshakes in flight keep their reference
+    self->base = nb;
+    self->base_default = def;
+}
+
 void
 gw_tls_swap(gw_tls_t *self, gw_tls_table_t **table_p)
 {
@@ -406,6 +440,7 @@ gw_tls_swap(gw_tls_t *self, gw_tls_table_t **table_p)
     table->count = kept;
     gw_tls_table_free(&self->table);
     self->table = table;
+    s_rebase(self);
 }
 
 size_t

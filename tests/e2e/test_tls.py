@@ -158,6 +158,18 @@ def test_https_listener(make_stack):
     assert r.status_code == 204, r.text
     wait_until(lambda: served_cn(port, "exact.test") == "default", 1.0, what="removed certificate")
 
+    # the default itself replaced (it is the base context's own certificate:
+    # no switch per handshake), then removed
+    post_cert(stack, "*", "default2")
+    wait_until(lambda: served_cn(port, "other.test") == "default2", 1.0, what="new default served")
+    assert served_cn(port, None) == "default2"
+    assert served_cn(port, "a.wild.test") == "wild"
+    r = stack.api("DELETE", "/api/v1/certificates/*")
+    assert r.status_code == 204, r.text
+    wait_until(lambda: is_unrecognized(handshake(port, "other.test")), 1.0, what="default removed")
+    assert is_unrecognized(handshake(port, None))
+    assert served_cn(port, "a.wild.test") == "wild"
+
     # plain HTTP is untouched
     r = stack.get("/echo", host=DEMO)
     assert r.status_code == 200
