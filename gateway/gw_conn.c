@@ -482,13 +482,29 @@ s_report(gw_conn_t *conn, gw_req_t *req)
         .attempts = (uint8_t) (req->attempts > 255 ? 255 : req->attempts),
     };
     gw_report_add(gw->report, &info);
-    if (gw->cfg->access_log)
-        log_info("access", LOG_S("request_id", req->rid), LOG_S("method", req->method),
-                 LOG_S("host", req->host), LOG_S("path", redacted), LOG_I("status", req->status),
-                 LOG_U("bytes", req->bytes_out), LOG_F("duration_ms", (double) dur / 1000.0),
-                 LOG_S("upstream", req->backend), LOG_S("region", req->region),
-                 LOG_S("client_ip", conn->client_ip), LOG_S("vhost", vhost),
-                 LOG_B("stale", req->stale));
+    if (!gw->cfg->access_log || PROTO_LOG_INFO > proto_log_level_current)
+        return;
+    // over HTTPS: the protocol version and the name the client asked for
+    // (a chat session's SSL is its own until it ends: "-" then)
+    const char *sni = conn->ssl ? SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    const proto_log_field_t fields[] = {
+        LOG_S("request_id", req->rid),
+        LOG_S("method", req->method),
+        LOG_S("host", req->host),
+        LOG_S("path", redacted),
+        LOG_I("status", req->status),
+        LOG_U("bytes", req->bytes_out),
+        LOG_F("duration_ms", (double) dur / 1000.0),
+        LOG_S("upstream", req->backend),
+        LOG_S("region", req->region),
+        LOG_S("client_ip", conn->client_ip),
+        LOG_S("vhost", vhost),
+        LOG_B("stale", req->stale),
+        LOG_S("tls", conn->ssl ? SSL_get_version(conn->ssl) : "-"),
+        LOG_S("sni", sni ? sni : ""),
+    };
+    proto_log_emit(PROTO_LOG_INFO, "access", fields,
+                   PROTO_ARRAY_SIZE(fields) - (req->tls ? 0 : 2)); // plain HTTP: no TLS fields
 }
 
 //  The record of a closed connection goes back to the slab.

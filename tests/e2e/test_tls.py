@@ -14,6 +14,7 @@ Certificates are self-signed EC P-256, made here with Python's cryptography.
 """
 
 import datetime
+import json
 import socket
 import ssl
 import warnings
@@ -150,6 +151,21 @@ def test_https_listener(make_stack):
     assert "x-forwarded-proto" in low and "https" in low, body
     status, _, _ = https_get(port, DEMO, "nope.test", "/")
     assert status.startswith("HTTP/1.1 404"), status
+    # the access line says which TLS version and which name (plain HTTP: neither)
+    stack.get("/echo?plain=1", host=DEMO)
+
+    def access(path):
+        for line in stack.logs("gateway").splitlines():
+            if line.startswith("{"):
+                e = json.loads(line)
+                if e.get("msg") == "access" and e.get("path") == path:
+                    return e
+        return None
+
+    wait_until(lambda: access("/echo?plain=1") is not None, 5.0, what="access lines")
+    tls_line = access("/echo")
+    assert tls_line["tls"] in ("TLSv1.3", "TLSv1.2") and tls_line["sni"] == DEMO, tls_line
+    assert "tls" not in access("/echo?plain=1")
 
     # replaced live, then removed: `*` serves it
     post_cert(stack, "exact.test", "exact2")
