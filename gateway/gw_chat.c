@@ -14,7 +14,6 @@
     both back to the connection, for its lingering close.
 */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "gw_chat.h"
 #include "gw_http.h"
 #include "gw_jwt.h"
+#include "gw_tls.h"
 #include "gw_ws.h"
 #include "proto_list.h"
 #include "proto_log.h"
@@ -333,23 +333,7 @@ static ssize_t
 s_tls_recv(void *io_ctx, int fd, uint8_t *buf, size_t len, bool *want_write)
 {
     (void) fd;
-    SSL *ssl = io_ctx;
-    ERR_clear_error();
-    int n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
-    if (n > 0)
-        return n;
-    int e = SSL_get_error(ssl, n);
-    ERR_clear_error();
-    if (e == SSL_ERROR_ZERO_RETURN)
-        return 0; // close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF)
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *want_write = e == SSL_ERROR_WANT_WRITE;
-        errno = EAGAIN;
-        return -1;
-    }
-    SSL_set_quiet_shutdown(ssl, 1); // after a fatal error no close_notify may be sent
-    errno = ECONNRESET;
-    return -1;
+    return gw_tls_read(io_ctx, buf, len, want_write);
 }
 
 //  Each call makes its own records (there is no MSG_MORE to pass on). A
@@ -360,23 +344,7 @@ s_tls_send(void *io_ctx, int fd, const uint8_t *buf, size_t len, bool more, bool
 {
     (void) fd;
     (void) more;
-    SSL *ssl = io_ctx;
-    if (len == 0)
-        return 0;
-    ERR_clear_error();
-    int n = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
-    if (n > 0)
-        return n;
-    int e = SSL_get_error(ssl, n);
-    ERR_clear_error();
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *want_read = e == SSL_ERROR_WANT_READ;
-        errno = EAGAIN;
-        return -1;
-    }
-    SSL_set_quiet_shutdown(ssl, 1);
-    errno = EPIPE;
-    return -1;
+    return gw_tls_write(io_ctx, buf, len, want_read);
 }
 
 static bool

@@ -160,38 +160,29 @@ s_want_write(gw_conn_t *conn)
 static ssize_t
 s_tls_write(gw_conn_t *conn)
 {
-    size_t len = gw_buf_len(&conn->out);
-    int n = SSL_write(conn->ssl, gw_buf_head(&conn->out), len > INT32_MAX ? INT32_MAX : (int) len);
-    if (n > 0) {
+    bool wants_read; // the connection reads all the time: nothing more to arm
+    ssize_t n =
+        gw_tls_write(conn->ssl, gw_buf_head(&conn->out), gw_buf_len(&conn->out), &wants_read);
+    if (n > 0)
         gw_buf_consume(&conn->out, (size_t) n);
-        return n;
-    }
-    int e = SSL_get_error(conn->ssl, n);
-    ERR_clear_error();
-    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
-    return -1;
+    return n;
 }
 
 static ssize_t
 s_tls_read(gw_conn_t *conn, size_t max)
 {
     char *at = gw_buf_reserve(&conn->in, max);
-    int n = SSL_read(conn->ssl, at, max > INT32_MAX ? INT32_MAX : (int) max);
+    bool wants_write;
+    ssize_t n = gw_tls_read(conn->ssl, at, max, &wants_write);
     if (n > 0) {
         gw_buf_commit(&conn->in, (size_t) n);
         // decrypted bytes left in OpenSSL's buffer: the socket will not say so
         if (SSL_has_pending(conn->ssl) && conn->reading)
             ev_feed_event(conn->gw->loop, &conn->rio, EV_READ);
-        return n;
-    }
-    int e = SSL_get_error(conn->ssl, n);
-    ERR_clear_error();
-    if (e == SSL_ERROR_ZERO_RETURN)
-        return 0; // close_notify (or EOF: SSL_OP_IGNORE_UNEXPECTED_EOF)
-    if (e == SSL_ERROR_WANT_WRITE)
+    } else if (n < 0 && wants_write) {
         ev_io_start(conn->gw->loop, &conn->wio); // s_on_writable reads again
-    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
-    return -1;
+    }
+    return n;
 }
 
 //  close_notify, once and best effort (what the socket takes now).

@@ -6,6 +6,8 @@
 */
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +471,44 @@ gw_tls_rotate_tickets(gw_tls_t *self)
 {
     self->ticket[1] = self->ticket[0];
     s_ticket_make(&self->ticket[0]);
+}
+
+//  The shared tail of gw_tls_read/gw_tls_write after n <= 0.
+static ssize_t
+s_io_error(SSL *ssl, int n, bool reading, bool *other)
+{
+    int e = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    *other = false;
+    if (reading && e == SSL_ERROR_ZERO_RETURN)
+        return 0; // close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF)
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *other = e == (reading ? SSL_ERROR_WANT_WRITE : SSL_ERROR_WANT_READ);
+        errno = EAGAIN;
+        return -1;
+    }
+    SSL_set_quiet_shutdown(ssl, 1); // after a fatal error no close_notify may be sent
+    errno = reading ? ECONNRESET : EPIPE;
+    return -1;
+}
+
+ssize_t
+gw_tls_read(SSL *ssl, void *buf, size_t len, bool *other)
+{
+    ERR_clear_error();
+    int n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
+    return n > 0 ? n : s_io_error(ssl, n, true, other);
+}
+
+ssize_t
+gw_tls_write(SSL *ssl, const void *buf, size_t len, bool *other)
+{
+    *other = false;
+    if (len == 0)
+        return 0;
+    ERR_clear_error();
+    int n = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int) len);
+    return n > 0 ? n : s_io_error(ssl, n, false, other);
 }
 
 uint64_t *

@@ -22,8 +22,10 @@
 #ifndef GW_TLS_H
 #define GW_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
@@ -68,6 +70,18 @@ SSL *gw_tls_ssl_new(gw_tls_t *self, int fd);
 
 //  Replace the ticket key now (the previous one still decrypts).
 void gw_tls_rotate_tickets(gw_tls_t *self);
+
+//  SSL_read and SSL_write on a non-blocking socket with a socket's results,
+//  the one mapping every TLS user of the gateway shares (connections, chat
+//  sessions, tunnels): n > 0 bytes; 0 at close_notify or EOF (read only);
+//  -1 with errno EAGAIN and *other set when the retry waits for the other
+//  readiness (a read that must write first, a write that must read), or
+//  errno ECONNRESET (read) / EPIPE (write) after a fatal error, which also
+//  sets quiet shutdown (no close_notify may follow). OpenSSL's error queue
+//  is left empty. A write that returned EAGAIN must be repeated with the
+//  same bytes (they may have moved: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len, bool *other);
+ssize_t gw_tls_write(SSL *ssl, const void *buf, size_t len, bool *other);
 
 //  Handshakes refused for an unknown name (no certificate matched).
 uint64_t *gw_tls_unrecognized(gw_tls_t *self);

@@ -24,7 +24,6 @@
     spliced: the bytes have to pass through OpenSSL either way.
 */
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 
 #include "gw_buf.h"
 #include "gw_req.h"
+#include "gw_tls.h"
 #include "gw_tunnel.h"
 #include "proto_util.h"
 
@@ -145,25 +145,12 @@ s_read(s_end_t *end, gw_buf_t *out, size_t max)
     if (end->ssl == NULL)
         return gw_buf_read(out, end->fd, max);
     char *at = gw_buf_reserve(out, max);
-    ERR_clear_error();
-    int n = SSL_read(end->ssl, at, max > INT_MAX ? INT_MAX : (int) max);
-    if (n > 0) {
+    ssize_t n = gw_tls_read(end->ssl, at, max, &end->read_wants_write);
+    if (n > 0)
         gw_buf_commit(out, (size_t) n);
-        return n;
-    }
-    int e = SSL_get_error(end->ssl, n);
-    ERR_clear_error();
-    end->read_wants_write = e == SSL_ERROR_WANT_WRITE;
-    if (e == SSL_ERROR_ZERO_RETURN)
-        return 0;
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    SSL_set_quiet_shutdown(end->ssl, 1); // after a fatal error no close_notify may follow
-    end->notified = true;
-    errno = ECONNRESET;
-    return -1;
+    else if (n < 0 && errno != EAGAIN)
+        end->notified = true; // a fatal error: no close_notify may follow
+    return n;
 }
 
 //  Write from end's out what its socket takes: gw_buf_write, or SSL_write
@@ -175,24 +162,13 @@ s_write(s_end_t *end)
 {
     if (end->ssl == NULL)
         return gw_buf_write(&end->out, end->fd);
-    size_t len = gw_buf_len(&end->out);
-    ERR_clear_error();
-    int n = SSL_write(end->ssl, gw_buf_head(&end->out), len > INT_MAX ? INT_MAX : (int) len);
-    if (n > 0) {
+    ssize_t n = gw_tls_write(end->ssl, gw_buf_head(&end->out), gw_buf_len(&end->out),
+                             &end->write_wants_read);
+    if (n > 0)
         gw_buf_consume(&end->out, (size_t) n);
-        return n;
-    }
-    int e = SSL_get_error(end->ssl, n);
-    ERR_clear_error();
-    end->write_wants_read = e == SSL_ERROR_WANT_READ;
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    SSL_set_quiet_shutdown(end->ssl, 1);
-    end->notified = true;
-    errno = EPIPE;
-    return -1;
+    else if (n < 0 && errno != EAGAIN)
+        end->notified = true; // a fatal error: no close_notify may follow
+    return n;
 }
 
 //  Write what end's socket takes now; pass an EOF on once out is empty;
