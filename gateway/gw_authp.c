@@ -626,25 +626,6 @@ s_failed(gw_authp_t *self, const char *url, const char *why)
     self->unwarned = 0;
 }
 
-static const char *
-s_errno_why(int err)
-{
-    switch (err) {
-        case ECONNREFUSED:
-            return "refused";
-        case ECONNRESET:
-        case EPIPE:
-            return "reset";
-        case ETIMEDOUT:
-            return "timeout";
-        case EHOSTUNREACH:
-        case ENETUNREACH:
-            return "unreachable";
-        default:
-            return "connect error";
-    }
-}
-
 // --------------------------------------------------------------------------
 // Calls
 
@@ -827,7 +808,7 @@ s_send(s_call_t *c, int *wait, const char **why)
             *wait = EV_WRITE;
             return S_AGAIN;
         }
-        *why = n < 0 ? s_errno_why(errno) : "reset";
+        *why = n < 0 ? proto_errno_reason(errno) : "reset";
         return S_FAILED;
     }
     ERR_clear_error();
@@ -887,7 +868,7 @@ s_on_io(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         if (err != 0) {
-            s_finish_fail(c, s_errno_why(err));
+            s_finish_fail(c, proto_errno_reason(err));
             return;
         }
         c->connected = true;
@@ -970,7 +951,7 @@ s_connect(s_call_t *c)
         (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(c->fd, (const struct sockaddr *) addr, proto_resolve_addrlen(addr)) != 0
             && errno != EINPROGRESS) {
-            why = s_errno_why(errno);
+            why = proto_errno_reason(errno);
             continue;
         }
         if (c->ssl && SSL_set_fd(c->ssl, c->fd) != 1) {

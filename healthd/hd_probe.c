@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hd_probe.h"
+#include "proto_util.h"
 
 int
 hd_probe_status_line(const char *buf, size_t len, int *status)
@@ -110,22 +111,8 @@ s_defer(hd_probe_t *p, hd_probe_result_t result, const char *reason)
 static const char *
 s_errno_reason(int err, hd_probe_result_t *result)
 {
-    *result = HD_PROBE_FAILED;
-    switch (err) {
-        case ECONNREFUSED:
-            *result = HD_PROBE_REFUSED;
-            return "refused";
-        case ECONNRESET:
-        case EPIPE:
-            return "reset";
-        case ETIMEDOUT:
-            return "timeout";
-        case EHOSTUNREACH:
-        case ENETUNREACH:
-            return "unreachable";
-        default:
-            return "connect error";
-    }
+    *result = err == ECONNREFUSED ? HD_PROBE_REFUSED : HD_PROBE_FAILED;
+    return proto_errno_reason(err);
 }
 
 static void

@@ -1,4 +1,5 @@
-/*  proto_util - allocation that aborts on out-of-memory, bounded copies, FNV-1a. */
+/*  proto_util - allocation that aborts on out-of-memory, bounded copies, FNV-1a, small text helpers. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,4 +115,23 @@ proto_hex_digit(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+const char *
+proto_errno_reason(int err)
+{
+    switch (err) {
+        case ECONNREFUSED:
+            return "refused";
+        case ECONNRESET:
+        case EPIPE:
+            return "reset";
+        case ETIMEDOUT:
+            return "timeout";
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+            return "unreachable";
+        default:
+            return "connect error";
+    }
 }

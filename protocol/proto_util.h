@@ -19,6 +19,10 @@ char *proto_xstrdup(const char *s);
 //  the whole of src fitted.
 bool proto_strlcpy(char *dst, const char *src, size_t cap);
 
+//  A socket error as a short reason for logs and failure reports:
+//  "refused", "reset", "timeout", "unreachable", else "connect error".
+const char *proto_errno_reason(int err);
+
 //  The value of a hexadecimal digit (either case), or -1.
 int proto_hex_digit(char c);
 

@@ -23,7 +23,7 @@ FUZZ_proto_SRCS := protocol/proto.c protocol/proto_desc.c protocol/proto_mp.c \
 FUZZ_proto_LIBS = $(shell pkg-config --libs msgpack)
 # fuzz_probe: healthd's status-line check and request writer (hd_probe.c uses libev for
 # the probe itself).
-FUZZ_probe_SRCS := healthd/hd_probe.c
+FUZZ_probe_SRCS := healthd/hd_probe.c protocol/proto_util.c
 FUZZ_probe_LIBS := -lev
 # fuzz_resp: gw_resp, the backend's response head collected from http-parser's pieces
 FUZZ_resp_SRCS := gateway/gw_resp.c gateway/gw_http.c
