@@ -14,6 +14,7 @@
 #include "proto_log.h"
 #include "proto_util.h"
 #include "api_actor.h"
+#include "api_events.h"
 #include "api_health.h"
 #include "api_http.h"
 
@@ -21,6 +22,7 @@ struct api_actor {
     proto_actor_t *actor; // loop, bus, signals
     api_http_t *http;     // the control API handler
     api_health_t *health; // /api/health and below
+    api_events_t *events; // /api/v1/events
     ev_timer drain_timer; // bounds the wait for calls in flight at a signal
     int64_t timeout_ms;   // APID_ROUTER_TIMEOUT
     bool stopping;        // a signal came
@@ -94,14 +96,6 @@ api_actor_new(const api_config_t *cfg)
         log_error("cannot create the actor", LOG_S("error", err));
         goto fail;
     }
-    if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, NULL) != 0)
-        goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0)
-        goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_HEALTHD, true, NULL) != 0)
-        goto fail;
-    if (proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0)
-        goto fail;
     self->http = api_http_new(proto_actor_bus(self->actor), cfg->router_timeout_ms);
     self->health = api_health_new(proto_actor_loop(self->actor), proto_actor_bus(self->actor),
                                   &cfg->common, err, sizeof err);
@@ -110,6 +104,19 @@ api_actor_new(const api_config_t *cfg)
         goto fail;
     }
     api_http_set_health(self->http, self->health);
+    self->events = api_events_new(proto_actor_loop(self->actor), proto_actor_bus(self->actor),
+                                  cfg->common.instance_id, self->health);
+    api_http_set_events(self->http, self->events);
+    // the event stream's sources, and the gateways' events.close to us
+    static const char *const router_topics[] = {"config.changed", NULL};
+    static const char *const healthd_topics[] = {"backend.state", NULL};
+    const char *const gateway_topics[] = {api_events_topic(self->events), NULL};
+    if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, router_topics) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_HEALTHD, true, healthd_topics) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_GATEWAY, false, gateway_topics) != 0)
+        goto fail;
     proto_actor_on_signal(self->actor, s_on_signal, self);
     return self;
 fail:
@@ -135,6 +142,7 @@ api_actor_destroy(api_actor_t **self_p)
     // the census's watchers are on the actor's loop: before it goes (nothing
     // runs in between, so no bus reply reaches a freed wait)
     api_health_destroy(&self->health);
+    api_events_destroy(&self->events); // its timers are on the loop too
     proto_actor_destroy(&self->actor);
     api_http_destroy(&self->http);
     free(self);

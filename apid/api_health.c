@@ -87,13 +87,7 @@ s_reply_json(api_health_t *self, const proto_return_t *ret, uint16_t status, jso
 static void
 s_iso_now(char *out, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char date[32];
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%.20s.%03dZ", date, (int) (ts.tv_nsec / 1000000) % 1000);
+    proto_iso8601_ms(proto_now_ms(), out, cap);
 }
 
 //  A pong's counter, or -1 when it has none of that name.
@@ -123,8 +117,18 @@ s_counters(const proto_census_entry_t *e, const char *prefix)
     return out;
 }
 
-static json_t *
-s_instance(const proto_census_entry_t *e, bool counters)
+json_t *
+api_health_self(const api_health_t *self)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:f}", "kind", "apid", "endpoint",
+                     "(this one)", "status", "up", "instance", self->instance, "pid",
+                     (int) getpid(), "region", self->region, "version", SWITCHYARD_VERSION,
+                     "uptimeMs", (json_int_t) ((proto_mono_us() - self->start_us) / 1000), "rttMs",
+                     0.0);
+}
+
+json_t *
+api_health_instance(const proto_census_entry_t *e, bool counters)
 {
     json_t *o = json_pack("{s:s, s:s, s:s}", "kind", proto_kind_name(e->kind), "endpoint",
                           e->endpoint, "status", e->answered ? "up" : "down");
@@ -367,14 +371,9 @@ s_on_round(void *arg, const proto_census_entry_t *entries, size_t n)
     } else {
         bool full = w->view == S_COMPREHENSIVE;
         json_t *instances = json_array();
-        json_array_append_new(
-            instances,
-            json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:f}", "kind", "apid", "endpoint",
-                      "(this one)", "status", "up", "instance", self->instance, "pid",
-                      (int) getpid(), "region", self->region, "uptimeMs",
-                      (json_int_t) ((proto_mono_us() - self->start_us) / 1000), "rttMs", 0.0));
+        json_array_append_new(instances, api_health_self(self));
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(instances, s_instance(&entries[i], full));
+            json_array_append_new(instances, api_health_instance(&entries[i], full));
         json_t *kinds = json_object();
         for (int k = 0; k < PROTO_KIND_COUNT; k++)
             json_object_set_new(kinds, proto_kind_name(k),
@@ -517,6 +516,12 @@ api_health_handle(api_health_t *self,
                            s_wait_new(self, ret, (s_view_t) view));
     }
     return true;
+}
+
+proto_census_t *
+api_health_census(api_health_t *self)
+{
+    return self->census;
 }
 
 size_t

@@ -34,8 +34,11 @@
 
 #include <ev.h>
 
+#include <jansson.h>
+
 #include "proto_actor.h"
 #include "proto_bus.h"
+#include "proto_census.h"
 
 #define API_HEALTH_TIMEOUT_MS 1000 // longest wait for an instance's pong
 
@@ -55,6 +58,19 @@ bool api_health_handle(api_health_t *self,
                        const proto_return_t *ret,
                        const char *method,
                        const char *path);
+
+//  The census the handler pings the fleet with (the event stream's actors
+//  event runs its rounds too).
+proto_census_t *api_health_census(api_health_t *self);
+
+//  One census entry as /api/health lists it: kind, endpoint, status and,
+//  when it answered, instance, pid, region, version, uptimeMs, rttMs (and
+//  every counter when counters). A new reference.
+json_t *api_health_instance(const proto_census_entry_t *e, bool counters);
+
+//  This apid's own entry in the same shape ("endpoint": "(this one)",
+//  round trip 0). A new reference.
+json_t *api_health_self(const api_health_t *self);
 
 //  Answers still being prepared.
 size_t api_health_pending(const api_health_t *self);

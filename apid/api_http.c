@@ -16,6 +16,7 @@
 
 #include "proto_log.h"
 #include "proto_util.h"
+#include "api_events.h"
 #include "api_health.h"
 #include "api_http.h"
 
@@ -679,6 +680,7 @@ struct api_http {
     api_http_idle_fn *on_idle; // called when draining and no call waits
     void *idle_arg;            // its argument
     api_health_t *health;      // /api/health..., or NULL
+    api_events_t *events;      // /api/v1/events, or NULL
 };
 
 static void
@@ -779,6 +781,11 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
     call->ret = in->ret;
     call->start_us = start_us;
     proto_strlcpy(call->method, req->method, sizeof call->method);
+    if (self->events
+        && api_events_handle(self->events, &in->ret, in->msg.src, req, self->draining)) {
+        free(call);
+        return;
+    }
     if (!self->draining && self->health
         && api_health_handle(self->health, &in->ret, req->method, req->path)) {
         free(call);
@@ -851,6 +858,12 @@ void
 api_http_set_health(api_http_t *self, api_health_t *health)
 {
     self->health = health;
+}
+
+void
+api_http_set_events(api_http_t *self, api_events_t *events)
+{
+    self->events = events;
 }
 
 size_t

@@ -117,6 +117,10 @@ size_t api_http_pending(const api_http_t *self);
 typedef struct api_health api_health_t;
 void api_http_set_health(api_http_t *self, api_health_t *health);
 
+//  Serve /api/v1/events with events (borrowed; may be NULL).
+typedef struct api_events api_events_t;
+void api_http_set_events(api_http_t *self, api_events_t *events);
+
 //  Stop taking calls (new ones get 503) and call fn(arg) once no call is
 //  waiting any more (at once if none is).
 typedef void(api_http_idle_fn)(void *arg);

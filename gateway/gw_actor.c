@@ -25,6 +25,7 @@
 #include "gw_actor.h"
 #include "gw_authp.h"
 #include "gw_chat.h"
+#include "gw_events.h"
 #include "gw_conn.h"
 #include "gw_proxy.h"
 #include "gw_rl.h"
@@ -601,7 +602,8 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
     }
     self->draining = true;
     s_close_listeners(self);
-    gw_chat_drain(self->chat); // WebSockets close with 1001; each connection goes after it
+    gw_chat_drain(self->chat);     // WebSockets close with 1001; each connection goes after it
+    gw_events_drain(self->events); // event streams end: their clients reconnect elsewhere
     gw_conn_drain(self);
     if (self->nconns == 0 || self->cfg->drain_timeout_ms == 0) {
         s_finish_drain(self);
@@ -638,9 +640,13 @@ gw_actor_new(const gw_config_t *cfg)
     proto_bus_address(self->chat_topic, sizeof self->chat_topic, PROTO_CHAT_OUT,
                       cfg->common.instance_id);
     const char *const chatd_topics[] = {self->chat_topic, NULL};
+    self->events = gw_events_new(self);
+    if (self->events == NULL)
+        goto fail;
+    const char *const apid_topics[] = {gw_events_topic(self->events), NULL};
     if (proto_actor_use(self->actor, PROTO_KIND_ROUTER, true, router_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0
-        || proto_actor_use(self->actor, PROTO_KIND_APID, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_APID, true, apid_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_STATSD, true, NULL) != 0
         || proto_actor_use(self->actor, PROTO_KIND_CHATD, true, chatd_topics) != 0
         || proto_actor_use(self->actor, PROTO_KIND_HEALTHD, false, healthd_topics) != 0)
@@ -840,7 +846,8 @@ gw_actor_destroy(gw_actor_t **self_p)
     }
     gw_pool_destroy(&self->pool);
     gw_pipes_destroy(&self->pipes);
-    gw_chat_destroy(&self->chat); // after gw_conn_close_all: its sessions are released
+    gw_chat_destroy(&self->chat);     // after gw_conn_close_all: its sessions are released
+    gw_events_destroy(&self->events); // after gw_conn_close_all: no stream is left
     gw_rl_destroy(&self->rl);
     gw_authp_destroy(&self->authp);       // after the connections: no request waits on it
     proto_slab_destroy(&self->conn_slab); // after gw_conn_close_all: none is left

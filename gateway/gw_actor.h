@@ -87,6 +87,7 @@ struct gw_actor {
     gw_pool_t *pool;                        // idle upstream connections
     gw_pipes_t *pipes;                      // pipes for spliced response bodies
     gw_chat_t *chat;                        // chat sessions (gw_chat)
+    struct gw_events *events;               // event streams (gw_events)
     char chat_topic[PROTO_BUS_ADDRESS_MAX]; // chat.out@<our instance>; (what chatd sends us)
     gw_queues_t *queues;                    // per-route backpressure
     gw_dns_t *dns;                          // backend names (c-ares)

@@ -17,6 +17,7 @@
 
 #include "gw_actor.h"
 #include "gw_admin.h"
+#include "gw_events.h"
 #include "proto_log.h"
 #include "proto_util.h"
 
@@ -71,12 +72,9 @@ s_authorized(gw_req_t *req)
 // --------------------------------------------------------------------------
 // Handlers on the bus
 
-static void
-s_on_response(proto_bus_t *bus, proto_in_t *in, void *arg)
+void
+gw_admin_relay(gw_req_t *req, proto_in_t *in)
 {
-    (void) bus;
-    gw_req_t *req = arg;
-    req->admin_id = 0;
     if (in == NULL || in->msg.type != PROTO_ADMIN_RESPONSE) {
         s_json_error(req, 503, "unavailable", "the handler did not answer in time", NULL);
         return;
@@ -103,8 +101,22 @@ s_on_response(proto_bus_t *bus, proto_in_t *in, void *arg)
 }
 
 static void
-s_hand_over(
-    gw_req_t *req, int kind, const char *path, size_t path_len, const char *query, size_t query_len)
+s_on_response(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    gw_req_t *req = arg;
+    req->admin_id = 0;
+    gw_admin_relay(req, in);
+}
+
+void
+gw_admin_hand_over(gw_req_t *req,
+                   int kind,
+                   const char *path,
+                   size_t path_len,
+                   const char *query,
+                   size_t query_len,
+                   proto_reply_fn *fn)
 {
     gw_actor_t *gw = req->gw;
     proto_kv_t headers[S_MAX_FORWARDED];
@@ -147,7 +159,8 @@ s_hand_over(
         msg.admin_request.body.data = (const uint8_t *) "";
     msg.admin_request.client = req->client_ip;
     msg.admin_request.principal = gw->cfg->admin_principal;
-    int rc = proto_bus_request(gw->bus, kind, &msg, gw->cfg->admin_timeout_ms, s_on_response, req);
+    int rc = proto_bus_request(gw->bus, kind, &msg, gw->cfg->admin_timeout_ms,
+                               fn ? fn : s_on_response, req);
     for (uint32_t i = 0; i < n; i++)
         free(values[i]);
     free(p);
@@ -234,6 +247,7 @@ void
 gw_admin_cancel(gw_req_t *req)
 {
     gw_actor_t *gw = req->gw;
+    gw_events_detach(req);
     if (req->admin_id) {
         proto_bus_cancel(gw->bus, req->admin_id);
         req->admin_id = 0;
@@ -282,7 +296,13 @@ gw_admin_handle(gw_req_t *req)
         return;
     }
     if (s_path_is(target, path_len, "/metrics")) {
-        s_hand_over(req, PROTO_KIND_STATSD, target, path_len, query, query_len);
+        gw_admin_hand_over(req, PROTO_KIND_STATSD, target, path_len, query, query_len, NULL);
+        return;
+    }
+    // the dashboard's files hold no data: not behind the token (its API calls are)
+    if (s_path_is(target, path_len, "/dashboard")
+        || (path_len > 11 && memcmp(target, PROTO_LIT("/dashboard/")) == 0)) {
+        gw_admin_hand_over(req, PROTO_KIND_APID, target, path_len, query, query_len, NULL);
         return;
     }
     if (path_len >= 4 && memcmp(target, PROTO_LIT("/api")) == 0
@@ -295,8 +315,14 @@ gw_admin_handle(gw_req_t *req)
         // the stats API is statsd's (SPEC §10), behind the same token
         bool stats = s_path_is(target, path_len, "/api/v1/stats")
                      || (path_len > 14 && memcmp(target, PROTO_LIT("/api/v1/stats/")) == 0);
-        s_hand_over(req, stats ? PROTO_KIND_STATSD : PROTO_KIND_APID, target, path_len, query,
-                    query_len);
+        if (get
+            && (s_path_is(target, path_len, "/api/v1/events")
+                || s_path_is(target, path_len, "/api/v1/events/"))) {
+            gw_events_open(req->gw->events, req, target, path_len, query, query_len);
+            return;
+        }
+        gw_admin_hand_over(req, stats ? PROTO_KIND_STATSD : PROTO_KIND_APID, target, path_len,
+                           query, query_len, NULL);
         return;
     }
     s_json_error(req, 404, "not_found", "no such admin path", NULL);

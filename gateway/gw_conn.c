@@ -1176,7 +1176,7 @@ s_on_readable(struct ev_loop *loop, ev_io *w, int revents)
             // (SPEC §3: dropped from the queue); one already upstream keeps
             // going, as a half-closed client may still read the answer
             gw_req_t *req = conn->req;
-            if (req == NULL
+            if (req == NULL || req->stream != NULL // an event stream's reader left
                 || (req->phase != GW_PHASE_RESPONDING
                     && (!req->body_done || req->phase == GW_PHASE_DECIDING
                         || gw_proxy_queued(req)))) {

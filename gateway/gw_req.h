@@ -130,11 +130,12 @@ struct gw_req {
     char backend[PROTO_REQINFO_BACKEND_MAX + 1]; // backend id that answered
 
     // admin: the admin listener's request
-    gw_buf_t admin_body;   // the whole request body (read by gw_conn.c)
-    uint64_t admin_id;     // bus request in flight (0 none)
-    uint64_t ready_ids[2]; // /ready: pings in flight to router, balancer
-    int ready_pending;     // how many are still out
-    bool ready_up[2];      // which answered (and, for the router, has a balancer)
+    gw_buf_t admin_body;      // the whole request body (read by gw_conn.c)
+    uint64_t admin_id;        // bus request in flight (0 none)
+    uint64_t ready_ids[2];    // /ready: pings in flight to router, balancer
+    int ready_pending;        // how many are still out
+    bool ready_up[2];         // which answered (and, for the router, has a balancer)
+    struct gw_stream *stream; // GET /api/v1/events: its stream (gw_events), or NULL
 };
 
 //  The edge admitted the request (gw_edge): on to chat or the backends.

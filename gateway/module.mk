@@ -5,7 +5,7 @@ GATEWAY_MODULES := gateway/gw_actor.c gateway/gw_admin.c gateway/gw_buf.c gatewa
         gateway/gw_report.c
 GATEWAY_MODULES += gateway/gw_chunk.c gateway/gw_queue.c gateway/gw_dns.c gateway/gw_resp.c
 GATEWAY_MODULES += gateway/gw_tunnel.c gateway/gw_splice.c
-GATEWAY_MODULES += gateway/gw_ws.c gateway/gw_jwt.c gateway/gw_chat.c
+GATEWAY_MODULES += gateway/gw_ws.c gateway/gw_jwt.c gateway/gw_chat.c gateway/gw_events.c
 GATEWAY_MODULES += gateway/gw_tls.c
 gateway_SRCS = gateway/main.c $(GATEWAY_MODULES) # "=": modules appended below count
 gateway_LIBS := -lhttp_parser -lssl -lcrypto -lwslay -ljwt

@@ -102,6 +102,7 @@ typedef struct {
 #define PROTO_UC_cors(C, s)          PROTO_##C##_CORS##s
 #define PROTO_UC_counters(C, s)      PROTO_##C##_COUNTERS##s
 #define PROTO_UC_cursor(C, s)        PROTO_##C##_CURSOR##s
+#define PROTO_UC_data(C, s)          PROTO_##C##_DATA##s
 #define PROTO_UC_domain(C, s)        PROTO_##C##_DOMAIN##s
 #define PROTO_UC_endpoint(C, s)      PROTO_##C##_ENDPOINT##s
 #define PROTO_UC_error(C, s)         PROTO_##C##_ERROR##s
@@ -121,8 +122,10 @@ typedef struct {
 #define PROTO_UC_message(C, s)       PROTO_##C##_MESSAGE##s
 #define PROTO_UC_method(C, s)        PROTO_##C##_METHOD##s
 #define PROTO_UC_name(C, s)          PROTO_##C##_NAME##s
+#define PROTO_UC_ocsp(C, s)          PROTO_##C##_OCSP##s
 #define PROTO_UC_path(C, s)          PROTO_##C##_PATH##s
 #define PROTO_UC_principal(C, s)     PROTO_##C##_PRINCIPAL##s
+#define PROTO_UC_procs(C, s)         PROTO_##C##_PROCS##s
 #define PROTO_UC_query(C, s)         PROTO_##C##_QUERY##s
 #define PROTO_UC_reason(C, s)        PROTO_##C##_REASON##s
 #define PROTO_UC_region(C, s)        PROTO_##C##_REGION##s
@@ -131,12 +134,15 @@ typedef struct {
 #define PROTO_UC_rl_key(C, s)        PROTO_##C##_RL_KEY##s
 #define PROTO_UC_rooms(C, s)         PROTO_##C##_ROOMS##s
 #define PROTO_UC_route(C, s)         PROTO_##C##_ROUTE##s
+#define PROTO_UC_routes(C, s)        PROTO_##C##_ROUTES##s
+#define PROTO_UC_routes_max(C, s)    PROTO_##C##_ROUTES_MAX##s
 #define PROTO_UC_session(C, s)       PROTO_##C##_SESSION##s
 #define PROTO_UC_sha256(C, s)        PROTO_##C##_SHA256##s
 #define PROTO_UC_socket(C, s)        PROTO_##C##_SOCKET##s
 #define PROTO_UC_status(C, s)        PROTO_##C##_STATUS##s
 #define PROTO_UC_strategy(C, s)      PROTO_##C##_STRATEGY##s
 #define PROTO_UC_sub(C, s)           PROTO_##C##_SUB##s
+#define PROTO_UC_summary(C, s)       PROTO_##C##_SUMMARY##s
 #define PROTO_UC_tenant(C, s)        PROTO_##C##_TENANT##s
 #define PROTO_UC_text(C, s)          PROTO_##C##_TEXT##s
 #define PROTO_UC_user(C, s)          PROTO_##C##_USER##s

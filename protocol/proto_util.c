@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto_util.h"
 
@@ -134,4 +135,15 @@ proto_errno_reason(int err)
         default:
             return "connect error";
     }
+}
+
+void
+proto_iso8601_ms(uint64_t ms, char *out, size_t cap)
+{
+    time_t secs = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%.20s.%03uZ", date, (unsigned) (ms % 1000));
 }

@@ -23,6 +23,10 @@ bool proto_strlcpy(char *dst, const char *src, size_t cap);
 //  "refused", "reset", "timeout", "unreachable", else "connect error".
 const char *proto_errno_reason(int err);
 
+//  ms since the epoch as ISO-8601 UTC with milliseconds
+//  ("2026-12-06T22:40:01.123Z") into out (at least 25 bytes).
+void proto_iso8601_ms(uint64_t ms, char *out, size_t cap);
+
 //  The value of a hexadecimal digit (either case), or -1.
 int proto_hex_digit(char c);
 

@@ -123,6 +123,8 @@ s_answer(proto_bus_t *bus, const proto_return_t *ret, rt_result_t *result)
         event.config_changed.version = result->version;
         event.config_changed.what = result->what;
         event.config_changed.key = result->key;
+        event.config_changed.by = result->by[0] ? result->by : NULL;
+        event.config_changed.summary = result->summary[0] ? result->summary : NULL;
         proto_bus_publish(bus, &event);
     }
 }

@@ -106,6 +106,8 @@ s_stage(rt_control_t *self,
     answer.version = version;
     proto_strlcpy(answer.what, what, sizeof answer.what);
     proto_strlcpy(answer.key, key, sizeof answer.key);
+    proto_strlcpy(answer.by, by, sizeof answer.by);
+    proto_strlcpy(answer.summary, summary, sizeof answer.summary);
     self->pending = answer;
     self->staged = true;
 }

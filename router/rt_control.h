@@ -51,6 +51,8 @@ typedef struct {
     bool changed;                                 // a new version was made: publish config.changed
     char what[PROTO_CONFIG_CHANGED_WHAT_MAX + 1]; // config.changed's what
     char key[PROTO_CONFIG_CHANGED_KEY_MAX + 1];   // config.changed's key
+    char by[PROTO_CONFIG_CHANGED_BY_MAX + 1];     // config.changed's by
+    char summary[PROTO_CONFIG_CHANGED_SUMMARY_MAX + 1]; // config.changed's summary
 } rt_result_t;
 
 //  Answer to a change: called exactly once per rt_control_put/delete,

@@ -4,8 +4,8 @@
     BUS_DIR, or BUS_BIND), and a SUB per peer kind: every gateway's
     request.done and upstream.failed, healthd's backend.state, and every
     actor's proc.stats. admin.request (GET /metrics, /api/v1/stats,
-    /api/v1/stats/:vHost) is answered with admin.response. See
-    statsd/README.md.
+    /api/v1/stats/:vHost) is answered with admin.response, stats.get (apid,
+    for the dashboard) with stats.reply. See statsd/README.md.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include "st_actor.h"
 #include "st_agg.h"
 #include "st_render.h"
+#include "st_reply.h"
 #include "st_text.h"
 
 struct st_actor {
@@ -24,6 +25,7 @@ struct st_actor {
     uint64_t batches;           // request.done batches taken
     uint64_t instances_dropped; // proc.stats dropped: instance table full
     uint64_t admin_requests;    // admin.request answered
+    uint64_t stats_gets;        // stats.get answered
 };
 
 int
@@ -169,6 +171,15 @@ s_record_self(st_actor_t *self, uint64_t now)
     (void) st_agg_proc(self->agg, &msg.proc_stats, now);
 }
 
+//  The instances as /metrics and stats.reply show them: ours recorded now,
+//  those not heard from for 3 intervals forgotten.
+static void
+s_refresh_instances(st_actor_t *self, uint64_t now)
+{
+    s_record_self(self, now);
+    st_agg_expire(self->agg, now, 3 * (uint64_t) self->proc_interval_ms);
+}
+
 static void
 s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
@@ -191,8 +202,7 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
     }
     st_text_t body = {0};
     if (strcmp(path, "/metrics") == 0) {
-        s_record_self(self, now);
-        st_agg_expire(self->agg, now, 3 * (uint64_t) self->proc_interval_ms);
+        s_refresh_instances(self, now);
         st_render_metrics(self->agg, now, &body);
         s_reply(self, &in->ret, 200, ST_RENDER_CONTENT_TYPE, NULL, &body);
     } else if (strcmp(path, "/api/v1/stats") == 0) {
@@ -207,6 +217,22 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
             s_reply(self, &in->ret, 200, "application/json", NULL, &body);
     }
     st_text_free(&body);
+}
+
+// --------------------------------------------------------------------------
+// stats.get
+
+static void
+s_on_stats_get(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    st_actor_t *self = arg;
+    uint64_t now = proto_now_ms();
+    self->stats_gets++;
+    s_refresh_instances(self, now);
+    st_reply_t reply;
+    st_reply_stats(self->agg, in->msg.stats_get.routes_max, now, &reply);
+    if (proto_bus_reply(bus, &in->ret, &reply.msg) != 0)
+        log_warn("cannot send stats.reply", LOG_S("rid", in->ret.rid));
 }
 
 // --------------------------------------------------------------------------
@@ -241,11 +267,13 @@ st_actor_new(const st_config_t *cfg)
     proto_bus_on(bus, PROTO_BACKEND_STATE, s_on_backend_state, self);
     proto_bus_on(bus, PROTO_PROC_STATS, s_on_proc_stats, self);
     proto_bus_on(bus, PROTO_ADMIN_REQUEST, s_on_admin_request, self);
+    proto_bus_on(bus, PROTO_STATS_GET, s_on_stats_get, self);
     if (proto_bus_counter(bus, "stats.requests", &st_agg_total(self->agg)->requests) != 0
         || proto_bus_counter(bus, "stats.batches", &self->batches) != 0
         || proto_bus_counter(bus, "stats.folded", st_agg_folded(self->agg)) != 0
         || proto_bus_counter(bus, "stats.instances.dropped", &self->instances_dropped) != 0
-        || proto_bus_counter(bus, "admin.requests", &self->admin_requests) != 0) {
+        || proto_bus_counter(bus, "admin.requests", &self->admin_requests) != 0
+        || proto_bus_counter(bus, "stats.gets", &self->stats_gets) != 0) {
         log_error("cannot register the counters");
         goto fail;
     }

@@ -451,6 +451,31 @@ st_agg_instances(const st_agg_t *self, const st_instance_t **out)
     return self->ninstances;
 }
 
+//  Sum of counter name over the instances of kind.
+static uint64_t
+s_counter_sum(const st_agg_t *self, const char *kind, const char *name)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < self->ninstances; i++) {
+        const st_instance_t *in = self->instances[i];
+        if (strcmp(in->kind, kind) != 0)
+            continue;
+        for (unsigned c = 0; c < in->ncounters; c++)
+            if (strcmp(in->counters[c].name, name) == 0)
+                sum += in->counters[c].value;
+    }
+    return sum;
+}
+
+void
+st_agg_chat(const st_agg_t *self, st_chat_t *out)
+{
+    out->ws_connections = s_counter_sum(self, "gateway", "chat.sessions");
+    out->sessions = s_counter_sum(self, "chatd", "chat.sessions");
+    out->messages = s_counter_sum(self, "chatd", "chat.messages");
+    out->rooms = s_counter_sum(self, "chatd", "chat.rooms");
+}
+
 bool
 st_agg_backend_up(const st_agg_t *self, const st_backend_t *backend)
 {

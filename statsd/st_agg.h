@@ -89,6 +89,16 @@ typedef struct {
     uint32_t ncounters;                                   // how many
 } st_instance_t;
 
+//  Chat figures, from the counters of the gateways' and chatd instances'
+//  proc.stats (every PROC_STATS_INTERVAL), summed over the instances.
+typedef struct {
+    uint64_t ws_connections; // WebSockets the gateways hold (gateway chat.sessions)
+    uint64_t sessions;       // sessions chatd holds (chatd chat.sessions)
+    uint64_t messages;       // messages chatd accepted (chatd chat.messages)
+    uint64_t rooms;          // rooms with a member (chatd chat.rooms: a room whose
+                             // members are on two instances counts twice)
+} st_chat_t;
+
 typedef struct st_agg st_agg_t;
 
 //  Create empty aggregates; started_ms is "since" (ms since the epoch).
@@ -135,6 +145,9 @@ unsigned st_agg_backends(const st_agg_t *self, const st_backend_t **out);
 unsigned st_agg_failures(const st_agg_t *self, const st_failure_t **out);
 unsigned st_agg_states(const st_agg_t *self, const st_state_t **out);
 unsigned st_agg_instances(const st_agg_t *self, const st_instance_t **out);
+
+//  The chat figures of the instances tracked now.
+void st_agg_chat(const st_agg_t *self, st_chat_t *out);
 
 //  Health of a backend series: false only when healthd reported its
 //  (route, backend) down.

@@ -203,43 +203,24 @@ s_backends(const st_agg_t *agg, uint64_t now_ms, st_text_t *out)
     }
 }
 
-//  Sum of counter name over the instances of kind (their proc.stats).
-static uint64_t
-s_sum(const st_agg_t *agg, const char *kind, const char *name)
-{
-    const st_instance_t *in[ST_AGG_MAX_INSTANCES];
-    unsigned n = st_agg_instances(agg, in);
-    uint64_t sum = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (strcmp(in[i]->kind, kind) != 0)
-            continue;
-        for (unsigned c = 0; c < in[i]->ncounters; c++)
-            if (strcmp(in[i]->counters[c].name, name) == 0)
-                sum += in[i]->counters[c].value;
-    }
-    return sum;
-}
-
-//  Chat, from the gateways' and chatd instances' counters (proc.stats, every
-//  PROC_STATS_INTERVAL): WebSockets the gateways hold, sessions chatd holds,
-//  messages chatd accepted, rooms with a member (per chatd instance, summed:
-//  a room whose members are on two instances counts twice).
+//  Chat (st_agg_chat): WebSockets the gateways hold, sessions chatd holds,
+//  messages chatd accepted, rooms with a member.
 static void
 s_chat(const st_agg_t *agg, st_text_t *out)
 {
+    st_chat_t chat;
+    st_agg_chat(agg, &chat);
     s_family(out, "switchyard_ws_connections", "gauge",
              "Chat WebSocket connections the gateways hold.");
-    s_sample(out, "switchyard_ws_connections", NULL,
-             (double) s_sum(agg, "gateway", "chat.sessions"));
+    s_sample(out, "switchyard_ws_connections", NULL, (double) chat.ws_connections);
     s_family(out, "switchyard_chat_sessions", "gauge", "Chat sessions chatd instances hold.");
-    s_sample(out, "switchyard_chat_sessions", NULL, (double) s_sum(agg, "chatd", "chat.sessions"));
+    s_sample(out, "switchyard_chat_sessions", NULL, (double) chat.sessions);
     s_family(out, "switchyard_chat_messages_total", "counter",
              "Chat messages accepted (stored, or published to a room) by chatd.");
-    s_sample(out, "switchyard_chat_messages_total", NULL,
-             (double) s_sum(agg, "chatd", "chat.messages"));
+    s_sample(out, "switchyard_chat_messages_total", NULL, (double) chat.messages);
     s_family(out, "switchyard_chat_rooms", "gauge",
              "Rooms with a member, per chatd instance, summed over the instances.");
-    s_sample(out, "switchyard_chat_rooms", NULL, (double) s_sum(agg, "chatd", "chat.rooms"));
+    s_sample(out, "switchyard_chat_rooms", NULL, (double) chat.rooms);
 }
 
 static void

@@ -1,13 +1,13 @@
 /*  it_statsd - integration test of bin/statsd: the real binary, driven over the bus.
 
     Besides the checks every actor passes, two scripted peers play a gateway
-    and healthd: each binds its own XPUB and ROUTER at
+    and healthd (and a chatd for stats.get): each binds its own XPUB and ROUTER at
     ipc://<bus_dir>/<kind>.<pid>.pub/.req with this test process's pid (a
     live pid, so statsd's discovery takes the files), waits for statsd's
     subscriptions to arrive on the XPUB, then publishes request.done batches
     with known latencies, upstream.failed, proc.stats and backend.state. A
-    DEALER plays the gateway's admin hand-over: admin.request in,
-    admin.response out. /metrics is parsed by the strict parser of t_expo.
+    DEALER plays the gateway's admin hand-over (admin.request in,
+    admin.response out) and apid's stats.get. /metrics is parsed by the strict parser of t_expo.
     Effects are awaited by asking again until they show, with a deadline.
 */
 #include <math.h>
@@ -493,6 +493,223 @@ test_metrics(void **state)
     s_teardown(&f, 1);
 }
 
+//  A proc.stats of kind/instance with counters, from peer.
+static void
+s_publish_proc_of(
+    peer_t *peer, const char *kind, const char *instance, proto_counter_t *counters, uint32_t n)
+{
+    char src[96];
+    snprintf(src, sizeof src, "%s/%s", kind, instance);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_PROC_STATS);
+    msg.proc_stats.kind = kind;
+    msg.proc_stats.instance = instance;
+    msg.proc_stats.pid = (uint32_t) getpid();
+    msg.proc_stats.cpu_seconds = 2.5;
+    msg.proc_stats.rss_bytes = 7340032;
+    msg.proc_stats.open_fds = 17;
+    msg.proc_stats.start_time = 1767225600.5;
+    msg.proc_stats.uptime_ms = 1000;
+    msg.proc_stats.counters = counters;
+    msg.proc_stats.counters_count = n;
+    s_peer_publish(peer, src, &msg);
+}
+
+//  Ask a statsd for stats.reply; reply is decoded (caller clears it).
+static void
+s_stats_get(fixture_t *f, statsd_t *st, uint32_t routes_max, proto_msg_t *reply)
+{
+    proto_msg_t req;
+    proto_msg_init(&req, PROTO_STATS_GET);
+    req.rid = "it-stats-get";
+    req.stats_get.routes_max = routes_max;
+    assert_int_equal(it_send(st->dealer, &req), 0);
+    uint64_t deadline = it_now_ms() + S_TIMEOUT_MS;
+    while (it_now_ms() < deadline) {
+        int left = (int) (deadline - it_now_ms());
+        proto_msg_init(reply, PROTO_NONE);
+        int rc = it_recv(st->dealer, reply, NULL, 0, left > 0 ? left : 1);
+        if (rc == 0 && reply->id == req.id && reply->type == PROTO_STATS_REPLY)
+            return;
+        proto_msg_clear(reply);
+        if (rc == -1)
+            break;
+    }
+    it_dump(&f->env, st->name);
+    fail_msg("no stats.reply");
+}
+
+static const proto_procstat_t *
+s_proc_of(const proto_stats_reply_t *r, const char *kind, const char *instance)
+{
+    for (uint32_t i = 0; i < r->procs_count; i++)
+        if (strcmp(r->procs[i].kind, kind) == 0 && strcmp(r->procs[i].instance, instance) == 0)
+            return &r->procs[i];
+    return NULL;
+}
+
+static void
+s_check_latency(const char *what, double got, double want)
+{
+    if (fabs(got - want) > want * S_HIST_ERROR)
+        fail_msg("%s is %.3f ms, want %.0f ± %.1f %%", what, got, want, S_HIST_ERROR * 100);
+}
+
+//  stats.get: totals, chat figures from the instances' counters, vHosts
+//  busiest first (rps before requests) with their errors and latencies,
+//  routes_max, every instance's process figures (statsd's own included); and
+//  the same figures as /api/v1/stats, /api/v1/stats/a.test and /metrics.
+static void
+test_stats_get(void **state)
+{
+    (void) state;
+    fixture_t f;
+    s_setup(&f, 1);
+    statsd_t *st = &f.st[0];
+    peer_t chatd;
+    s_peer_bind(&f, "chatd", &chatd);
+    s_peer_wait_subscribed(&f, &chatd, "proc.stats", 1);
+    uint64_t t0 = proto_now_ms();
+
+    // a.test (105 now) and no route (2 now); b.test: 200 requests 90 s ago
+    // (in the latency window, not in the rate's minute): 0.5..100 ms, ten
+    // 404 and four 502; and 3 now: 500 at 400 ms
+    s_publish_traffic(&f);
+    proto_reqinfo_t items[200];
+    for (unsigned i = 1; i <= 200; i++)
+        items[i - 1] = s_info("b.test", "node-b", i <= 10 ? 404 : i <= 14 ? 502 : 200, i * 500);
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_REQUEST_DONE);
+    msg.rid = "";
+    msg.ts = t0 - 90000;
+    msg.request_done.items = items;
+    msg.request_done.items_count = 200;
+    s_peer_publish(&f.gateway, "gateway/it-gw", &msg);
+    for (unsigned i = 0; i < 3; i++)
+        items[i] = s_info("b.test", "node-b", 500, 400000);
+    proto_msg_init(&msg, PROTO_REQUEST_DONE);
+    msg.rid = "";
+    msg.request_done.items = items;
+    msg.request_done.items_count = 3;
+    s_peer_publish(&f.gateway, "gateway/it-gw", &msg);
+
+    // chat: a gateway holding 4 WebSockets, a chatd with 3 sessions and 40 messages
+    proto_counter_t gw_counters[] = {{"chat.sessions", 4}, {"requests.served", 310}};
+    proto_counter_t cd_counters[] = {
+        {"chat.sessions", 3}, {"chat.messages", 40}, {"chat.rooms", 2}};
+    proto_msg_t reply;
+    const proto_stats_reply_t *r = &reply.stats_reply;
+    uint64_t deadline = it_now_ms() + S_TIMEOUT_MS;
+    for (;;) {
+        // again each time: an instance quiet for 3 intervals (3 s) is forgotten
+        s_publish_proc_of(&f.gateway, "gateway", "it-gw", gw_counters, 2);
+        s_publish_proc_of(&chatd, "chatd", "it-cd", cd_counters, 3);
+        s_stats_get(&f, st, 0, &reply);
+        if (r->requests == 310 && s_proc_of(r, "gateway", "it-gw")
+            && s_proc_of(r, "chatd", "it-cd"))
+            break;
+        proto_msg_clear(&reply);
+        if (it_now_ms() >= deadline)
+            fail_msg("stats.reply never showed the requests and instances sent");
+        it_pause(50);
+    }
+    uint64_t t1 = proto_now_ms();
+    assert_true(r->now_ms >= t0 && r->now_ms <= t1);
+    assert_true(r->since_ms <= t0 && r->since_ms + 60000 > t0);
+    assert_true(fabs(r->rps - 110.0 / 60) < 1e-9); // 105 + 2 + 3 in the last minute
+    assert_int_equal(r->ws_connections, 4);
+    assert_int_equal(r->chat_sessions, 3);
+    assert_int_equal(r->chat_messages, 40);
+
+    // busiest first: a.test (105/60 rps), b.test (3/60, though 203 requests), "" (2/60)
+    assert_int_equal(r->routes_count, 3);
+    const proto_routestat_t *a = &r->routes[0], *b = &r->routes[1], *none = &r->routes[2];
+    assert_string_equal(a->vhost, "a.test");
+    assert_string_equal(b->vhost, "b.test");
+    assert_string_equal(none->vhost, "");
+    assert_int_equal(a->requests, 105);
+    assert_true(fabs(a->rps - 105.0 / 60) < 1e-9);
+    assert_int_equal(a->errors_4xx, 10);
+    assert_int_equal(a->errors_5xx, 5);
+    s_check_latency("a.test p50", a->p50_ms, 53); // 1..100 ms and five of 200 ms
+    s_check_latency("a.test p99", a->p99_ms, 200);
+    assert_int_equal(b->requests, 203);
+    assert_true(fabs(b->rps - 3.0 / 60) < 1e-9);
+    assert_int_equal(b->errors_4xx, 10);
+    assert_int_equal(b->errors_5xx, 7);
+    s_check_latency("b.test p50", b->p50_ms, 51);  // rank 102 of 203
+    s_check_latency("b.test p99", b->p99_ms, 400); // rank 201
+    assert_int_equal(none->requests, 2);
+    assert_int_equal(none->errors_4xx, 2);
+    s_check_latency("no route p50", none->p50_ms, 0.05);
+
+    // procs: the fake gateway and chatd, and statsd itself
+    const proto_procstat_t *gw = s_proc_of(r, "gateway", "it-gw");
+    assert_int_equal(gw->pid, (uint32_t) getpid());
+    assert_true(gw->cpu_seconds == 2.5);
+    assert_int_equal(gw->rss_bytes, 7340032);
+    assert_int_equal(gw->open_fds, 17);
+    assert_true(gw->seen_ms >= t0 && gw->seen_ms <= r->now_ms);
+    const proto_procstat_t *self = s_proc_of(r, "statsd", "it-st-1");
+    assert_non_null(self);
+    assert_int_equal(self->pid, (uint32_t) st->pid);
+    assert_true(self->rss_bytes > 0 && self->open_fds > 0);
+    assert_int_equal(self->seen_ms, r->now_ms);
+
+    // the same figures as the stats API (3 decimals) ...
+    char *body, ctype[64];
+    assert_int_equal(s_get(&f, st, "GET", "/api/v1/stats", &body, ctype), 200);
+    assert_true(s_json_num(body, NULL, "requests") == (double) r->requests);
+    assert_true(fabs(s_json_num(body, NULL, "rps") - r->rps) < 0.0005);
+    free(body);
+    assert_int_equal(s_get(&f, st, "GET", "/api/v1/stats/a.test", &body, ctype), 200);
+    char *own = strstr(body, "\"backends\""); // a.test's own figures come before
+    assert_non_null(own);
+    *own = '\0';
+    assert_true(s_json_num(body, NULL, "requests") == (double) a->requests);
+    assert_true(fabs(s_json_num(body, NULL, "rps") - a->rps) < 0.0005);
+    assert_true(s_json_num(body, NULL, "4xx") == (double) a->errors_4xx);
+    assert_true(s_json_num(body, NULL, "5xx") == (double) a->errors_5xx);
+    assert_true(fabs(s_json_num(body, NULL, "p50") - a->p50_ms) < 0.0005);
+    assert_true(fabs(s_json_num(body, NULL, "p99") - a->p99_ms) < 0.0005);
+    free(body);
+    // ... and as /metrics
+    assert_int_equal(s_get(&f, st, "GET", "/metrics", &body, ctype), 200);
+    t_expo_t doc;
+    if (t_expo_parse(body, &doc) != 0)
+        fail_msg("%s\n%s", doc.error, body);
+    double v;
+    assert_int_equal(t_expo_find(&doc, "switchyard_ws_connections", &v, NULL), 1);
+    assert_true(v == (double) r->ws_connections);
+    assert_int_equal(t_expo_find(&doc, "switchyard_chat_sessions", &v, NULL), 1);
+    assert_true(v == (double) r->chat_sessions);
+    assert_int_equal(t_expo_find(&doc, "switchyard_chat_messages_total", &v, NULL), 1);
+    assert_true(v == (double) r->chat_messages);
+    t_expo_free(&doc);
+    free(body);
+    proto_msg_clear(&reply);
+
+    // routes_max: the busiest only
+    s_stats_get(&f, st, 2, &reply);
+    assert_int_equal(r->routes_count, 2);
+    assert_string_equal(r->routes[0].vhost, "a.test");
+    assert_string_equal(r->routes[1].vhost, "b.test");
+    assert_int_equal(r->requests, 310);
+    proto_msg_clear(&reply);
+    s_stats_get(&f, st, 1, &reply);
+    assert_int_equal(r->routes_count, 1);
+    assert_string_equal(r->routes[0].vhost, "a.test");
+    proto_msg_clear(&reply);
+
+    // the pong counts them
+    proto_msg_t pong;
+    assert_int_equal(it_ping(st->dealer, &pong, S_TIMEOUT_MS), 0);
+    assert_true(it_counter(&pong, "stats.gets") >= 3);
+    proto_msg_clear(&pong);
+    s_peer_close(&chatd);
+    s_teardown(&f, 1);
+}
+
 //  Everything up to the "since" key (statsd's own start differs).
 static void
 s_cut_since(char *json)
@@ -593,9 +810,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        IT_ACTOR_COMMON_TESTS("statsd"),      cmocka_unit_test(test_proc_stats_counters),
-        cmocka_unit_test(test_stats_api),     cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_two_instances),
+        IT_ACTOR_COMMON_TESTS("statsd"),  cmocka_unit_test(test_proc_stats_counters),
+        cmocka_unit_test(test_stats_api), cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_stats_get), cmocka_unit_test(test_two_instances),
     };
     return cmocka_run_group_tests_name("it_statsd", tests, NULL, NULL);
 }

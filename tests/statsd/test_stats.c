@@ -1,7 +1,7 @@
 /*  test_stats - unit tests of statsd's modules: the histogram (percentiles of
     known distributions within its stated error), the sliding windows with a
     fake clock, label escaping, the exposition (parsed strictly), bounded
-    tables, and a micro-benchmark of the per-request cost.
+    tables, the stats.reply, and a micro-benchmark of the per-request cost.
 */
 #include <math.h>
 #include <setjmp.h>
@@ -18,6 +18,7 @@
 #include "st_agg.h"
 #include "st_hist.h"
 #include "st_render.h"
+#include "st_reply.h"
 #include "st_text.h"
 #include "t_expo.h"
 
@@ -397,6 +398,169 @@ test_bounds(void **state)
     st_agg_destroy(&agg);
 }
 
+static void
+s_proc(st_agg_t *agg,
+       const char *kind,
+       const char *instance,
+       proto_counter_t *counters,
+       uint32_t n,
+       uint64_t now)
+{
+    proto_proc_stats_t ps;
+    memset(&ps, 0, sizeof ps);
+    ps.kind = kind;
+    ps.instance = instance;
+    ps.pid = 4242;
+    ps.cpu_seconds = 1.25;
+    ps.rss_bytes = 2097152;
+    ps.open_fds = 9;
+    ps.start_time = 1767225000.5;
+    ps.counters = counters;
+    ps.counters_count = n;
+    assert_int_equal(st_agg_proc(agg, &ps, now), 0);
+}
+
+//  A number after "key": in a JSON text.
+static double
+s_json_num(const char *json, const char *key)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"%s\":", key);
+    const char *p = strstr(json, needle);
+    if (p == NULL)
+        fail_msg("no %s in %s", key, json);
+    return strtod(p + strlen(needle), NULL);
+}
+
+//  The stats.reply: busiest vHosts first (rps, then requests, then name),
+//  routes_max, errors and latencies as /api/v1/stats/:vHost, totals, chat
+//  as /metrics, every instance; it encodes within the message's bounds.
+static void
+test_reply(void **state)
+{
+    (void) state;
+    st_agg_t *agg = st_agg_new(S_T0);
+    uint64_t now = S_T0 + 150000; // old requests: in the 5-minute window, not in the last minute
+    struct {
+        const char *vhost;
+        unsigned status;
+        uint64_t us;
+        bool old;
+    } reqs[] = {
+        {"old.test", 200, 5000, true}, {"old.test", 200, 5000, true}, {"old.test", 200, 5000, true},
+        {"old.test", 200, 5000, true}, {"old.test", 500, 5000, true}, {"old.test", 200, 5000, true},
+        {"c.test", 200, 1000, true},   {"c.test", 200, 1000, true},   {"c.test", 200, 1000, false},
+        {"c.test", 200, 1000, false},  {"c.test", 200, 1000, false},  {"b.test", 200, 1000, false},
+        {"b.test", 200, 1000, false},  {"b.test", 200, 1000, false},  {"a.test", 200, 1000, false},
+        {"a.test", 404, 2000, false},  {"a.test", 503, 30000, false}, {"", 404, 50, false},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        proto_reqinfo_t q = s_info(reqs[i].vhost, "", reqs[i].status, reqs[i].us);
+        st_agg_request(agg, &q, reqs[i].old ? S_T0 : now);
+    }
+    proto_counter_t chatd[] = {{"chat.sessions", 3}, {"chat.messages", 10}, {"chat.rooms", 2}};
+    proto_counter_t gw[] = {{"chat.sessions", 4}, {"requests.served", 18}};
+    s_proc(agg, "gateway", "gw-1", gw, 2, now - 500);
+    s_proc(agg, "chatd", "cd-1", chatd, 3, now - 700);
+
+    st_reply_t *reply = calloc(1, sizeof *reply);
+    st_reply_stats(agg, 0, now, reply);
+    const proto_stats_reply_t *r = &reply->msg.stats_reply;
+    assert_int_equal(reply->msg.type, PROTO_STATS_REPLY);
+    assert_int_equal(r->now_ms, now);
+    assert_int_equal(r->since_ms, S_T0);
+    assert_int_equal(r->requests, 18);
+    assert_true(fabs(r->rps - 10.0 / 60) < 1e-9);
+    assert_int_equal(r->chat_sessions, 3);
+    assert_int_equal(r->chat_messages, 10);
+    assert_int_equal(r->ws_connections, 4);
+    const char *order[] = {"c.test", "a.test", "b.test", "", "old.test"};
+    assert_int_equal(r->routes_count, 5);
+    for (unsigned i = 0; i < 5; i++)
+        assert_string_equal(r->routes[i].vhost, order[i]);
+    assert_int_equal(r->routes[0].requests, 5);
+    assert_true(fabs(r->routes[0].rps - 3.0 / 60) < 1e-9);
+    assert_true(r->routes[4].rps == 0);
+    assert_int_equal(r->routes[4].requests, 6);
+    assert_int_equal(r->routes[4].errors_5xx, 1);
+    assert_true(fabs(r->routes[4].p50_ms - 5) <= 5 * ST_HIST_MAX_ERROR);
+    // a.test: 1, 2, 30 ms; nearest rank of 3 values: p50 2 ms, p99 30 ms
+    const proto_routestat_t *a = &r->routes[1];
+    assert_int_equal(a->requests, 3);
+    assert_int_equal(a->errors_4xx, 1);
+    assert_int_equal(a->errors_5xx, 1);
+    assert_true(fabs(a->p50_ms - 2) <= 2 * ST_HIST_MAX_ERROR);
+    assert_true(fabs(a->p99_ms - 30) <= 30 * ST_HIST_MAX_ERROR);
+    // the same figures as /api/v1/stats/a.test and /api/v1/stats (3 decimals)
+    st_text_t t = {0};
+    assert_int_equal(st_render_stats(agg, "a.test", now, &t), 0);
+    assert_true(s_json_num(t.data, "requests") == (double) a->requests);
+    assert_true(fabs(s_json_num(t.data, "rps") - a->rps) < 0.0005);
+    assert_true(s_json_num(t.data, "4xx") == (double) a->errors_4xx);
+    assert_true(s_json_num(t.data, "5xx") == (double) a->errors_5xx);
+    assert_true(fabs(s_json_num(t.data, "p50") - a->p50_ms) < 0.0005);
+    assert_true(fabs(s_json_num(t.data, "p99") - a->p99_ms) < 0.0005);
+    st_text_free(&t);
+    assert_int_equal(st_render_stats(agg, NULL, now, &t), 0);
+    assert_true(s_json_num(t.data, "requests") == (double) r->requests);
+    assert_true(fabs(s_json_num(t.data, "rps") - r->rps) < 0.0005);
+    st_text_free(&t);
+    // procs: by kind then instance
+    assert_int_equal(r->procs_count, 2);
+    assert_string_equal(r->procs[0].kind, "chatd");
+    assert_string_equal(r->procs[0].instance, "cd-1");
+    assert_int_equal(r->procs[0].seen_ms, now - 700);
+    assert_string_equal(r->procs[1].kind, "gateway");
+    assert_int_equal(r->procs[1].pid, 4242);
+    assert_true(r->procs[1].cpu_seconds == 1.25);
+    assert_int_equal(r->procs[1].rss_bytes, 2097152);
+    assert_int_equal(r->procs[1].open_fds, 9);
+    assert_int_equal(r->procs[1].seen_ms, now - 500);
+    // it encodes, and decodes to the same figures
+    proto_buf_t buf = {0};
+    reply->msg.rid = "";
+    reply->msg.src = "statsd/st-1";
+    assert_int_equal(proto_encode(&reply->msg, &buf), 0);
+    proto_msg_t back;
+    assert_int_equal(proto_decode(buf.data, buf.size, &back), 0);
+    assert_int_equal(back.stats_reply.routes_count, 5);
+    assert_string_equal(back.stats_reply.routes[3].vhost, "");
+    assert_true(back.stats_reply.routes[1].p99_ms == a->p99_ms);
+    assert_int_equal(back.stats_reply.procs_count, 2);
+    assert_int_equal(back.stats_reply.ws_connections, 4);
+    proto_msg_clear(&back);
+    proto_buf_free(&buf);
+
+    // routes_max: the busiest only
+    st_reply_stats(agg, 2, now, reply);
+    assert_int_equal(r->routes_count, 2);
+    assert_string_equal(r->routes[0].vhost, "c.test");
+    assert_string_equal(r->routes[1].vhost, "a.test");
+    st_reply_stats(agg, 1000, now, reply);
+    assert_int_equal(r->routes_count, 5);
+    st_agg_destroy(&agg);
+
+    // every series a full table holds, "(other)" included, fits the list's bound
+    agg = st_agg_new(S_T0);
+    char name[64];
+    for (int i = 0; i < ST_AGG_MAX_VHOSTS + 10; i++) {
+        snprintf(name, sizeof name, "v%03d.test", i);
+        proto_reqinfo_t q = s_info(name, "", 200, 1000);
+        st_agg_request(agg, &q, S_T0);
+    }
+    st_reply_stats(agg, 0, S_T0, reply);
+    assert_int_equal(r->routes_count, ST_AGG_MAX_VHOSTS + 1);
+    assert_true(r->routes_count <= PROTO_STATS_REPLY_ROUTES_MAX);
+    assert_string_equal(r->routes[0].vhost, ST_AGG_OTHER); // 10 requests
+    assert_string_equal(r->routes[1].vhost, "v000.test");
+    reply->msg.rid = "";
+    reply->msg.src = "statsd/st-1";
+    assert_int_equal(proto_encode(&reply->msg, &buf), 0);
+    proto_buf_free(&buf);
+    st_agg_destroy(&agg);
+    free(reply);
+}
+
 //  The per-request cost: what statsd does for each item of a request.done
 //  batch, 10 vHosts x 4 backends, measured in CPU time.
 static void
@@ -468,7 +632,7 @@ main(void)
         cmocka_unit_test(test_hist_buckets), cmocka_unit_test(test_hist_distributions),
         cmocka_unit_test(test_windows),      cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_exposition),   cmocka_unit_test(test_bounds),
-        cmocka_unit_test(test_benchmark),
+        cmocka_unit_test(test_reply),        cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests_name("test_stats", tests, NULL, NULL);
 }
