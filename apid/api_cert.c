@@ -10,6 +10,14 @@
 
     OpenSSL keeps errors on a per-thread queue; it is emptied after each
     call, so a reason never leaks into the next request.
+
+    The OCSP response (optional) is decoded and parsed as soon as it is
+    read; whether it is the leaf's, signed for it and current needs the
+    chain (the issuer is its second certificate), so that is checked once
+    both are read, at the later of the two, as the key. A CertID is made
+    again with the hash the response used (SHA-1 or SHA-256), because
+    OCSP_resp_find compares the hash algorithm too. The DER is kept as
+    given, not re-encoded: the signature covers its bytes.
 */
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,14 +29,20 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
+#include "proto.h"
 #include "proto_route.h"
 #include "proto_util.h"
 #include "api_cert.h"
 
 #define S_REASON_MAX 128 // bytes of OpenSSL's reason quoted in a message
+
+// the gateways get the DER over the bus (certs.reply's ocsp)
+_Static_assert(API_CERT_OCSP_MAX <= PROTO_CERT_OCSP_MAX, "OCSP response over the bus bound");
 
 //  What the walk of one body has read so far.
 typedef struct {
@@ -37,6 +51,10 @@ typedef struct {
     X509 *chain[API_CERT_CHAIN_MAX];        // cert: the leaf first
     int nchain;                             // how many
     EVP_PKEY *key;                          // key, or NULL
+    unsigned char *ocsp;                    // ocsp decoded (DER), or NULL
+    size_t ocsp_len;                        // its bytes
+    OCSP_BASICRESP *ocsp_basic;             // its basic response, once parsed
+    time_t ocsp_next_update;                // its nextUpdate, once checked against the chain
 } s_cert_t;
 
 //  One PEM block: "-----BEGIN <label>-----" ... "-----END <label>-----".
@@ -308,6 +326,250 @@ s_check_match(s_cert_t *c, api_error_t *err)
 }
 
 // --------------------------------------------------------------------------
+// The OCSP response
+
+//  The value of a base64 digit (standard alphabet), or -1.
+static int
+s_b64_digit(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+//  How many bytes the base64 text s (len bytes) holds: whitespace anywhere
+//  is skipped (base64(1) wraps its lines), "=" only as the one or two last
+//  digits of the last quantum. Returns -1 if s is not that.
+static long
+s_b64_size(const char *s, size_t len)
+{
+    size_t digits = 0, pads = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s_space(s[i]))
+            continue;
+        if (s[i] == '=')
+            pads++;
+        else if (pads > 0 || s_b64_digit(s[i]) < 0)
+            return -1;
+        else
+            digits++;
+    }
+    if (digits == 0 || pads > 2 || (digits + pads) % 4 != 0)
+        return -1;
+    return (long) ((digits + pads) / 4 * 3 - pads);
+}
+
+//  Decode s (checked by s_b64_size) into out.
+static void
+s_b64_decode(const char *s, size_t len, unsigned char *out)
+{
+    unsigned long acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int d = s_b64_digit(s[i]);
+        if (d < 0)
+            continue; // whitespace, or the padding
+        acc = (acc << 6 | (unsigned long) d) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char) (acc >> bits);
+        }
+    }
+}
+
+//  An ASN1_TIME as time_t (UTC), or -1.
+static time_t
+s_asn1_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return (time_t) -1;
+    return timegm(&tm);
+}
+
+//  "YYYY-MM-DDTHH:MM:SSZ" of t into out (at least 21 bytes).
+static void
+s_iso(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "?");
+}
+
+//  The ocsp member alone: base64 of one DER OCSPResponse whose status is
+//  successful and that holds a basic response. null: none.
+static bool
+s_check_ocsp(const json_t *value, s_cert_t *c, api_error_t *err)
+{
+    if (json_is_null(value))
+        return true;
+    const char *s;
+    if (!s_get_text(value, "ocsp", API_CERT_OCSP_TEXT_MAX, &s, err))
+        return false;
+    size_t len = strlen(s);
+    long size = s_b64_size(s, len);
+    if (size < 0)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "not base64 (the standard alphabet A-Z a-z 0-9 + /, with = padding) of a "
+                      "DER OCSP response");
+    if (size > API_CERT_OCSP_MAX) {
+        api_error_set(err, "out_of_range", "ocsp",
+                      "ocsp: %ld bytes once decoded, over the limit of %d", size,
+                      API_CERT_OCSP_MAX);
+        return false;
+    }
+    c->ocsp = proto_xmalloc((size_t) size);
+    c->ocsp_len = (size_t) size;
+    s_b64_decode(s, len, c->ocsp);
+    const unsigned char *p = c->ocsp;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, size);
+    if (resp == NULL || p != c->ocsp + size) {
+        char reason[S_REASON_MAX];
+        if (resp == NULL)
+            s_reason(reason, sizeof reason);
+        else
+            snprintf(reason, sizeof reason, "bytes after the response");
+        OCSP_RESPONSE_free(resp);
+        api_error_set(err, "invalid_value", "ocsp", "ocsp: not a DER OCSP response (%s)", reason);
+        return false;
+    }
+    int status = OCSP_response_status(resp);
+    if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        OCSP_RESPONSE_free(resp);
+        api_error_set(err, "invalid_value", "ocsp",
+                      "ocsp: the response status is %s, not successful: nothing to staple",
+                      OCSP_response_status_str(status));
+        return false;
+    }
+    c->ocsp_basic = OCSP_response_get1_basic(resp);
+    OCSP_RESPONSE_free(resp);
+    if (c->ocsp_basic == NULL) {
+        ERR_clear_error();
+        return s_fail(err, "invalid_value", "ocsp", "not a basic OCSP response");
+    }
+    return true;
+}
+
+//  The single response for leaf (issued by issuer), or NULL.
+static OCSP_SINGLERESP *
+s_ocsp_single(OCSP_BASICRESP *bs, X509 *leaf, X509 *issuer)
+{
+    for (int i = 0; i < OCSP_resp_count(bs); i++) {
+        OCSP_SINGLERESP *single = OCSP_resp_get0(bs, i);
+        const OCSP_CERTID *id = OCSP_SINGLERESP_get0_id(single);
+        ASN1_OBJECT *md_oid = NULL;
+        if (OCSP_id_get0_info(NULL, &md_oid, NULL, NULL, (OCSP_CERTID *) id) != 1)
+            continue;
+        const EVP_MD *md = EVP_get_digestbyobj(md_oid);
+        OCSP_CERTID *mine = md ? OCSP_cert_to_id(md, leaf, issuer) : NULL;
+        bool same = mine && OCSP_id_cmp(mine, id) == 0;
+        OCSP_CERTID_free(mine);
+        if (same)
+            return single;
+    }
+    ERR_clear_error();
+    return NULL;
+}
+
+//  The response's signature: by the issuer itself, or by a responder the
+//  issuer delegated (its certificate in the response, with the OCSP
+//  signing usage). The issuer is the trust anchor (a partial chain);
+//  certificate dates are not checked (the response's own are).
+static bool
+s_ocsp_verify(OCSP_BASICRESP *bs, X509 *issuer, char *reason, size_t cap)
+{
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    bool ok = false;
+    if (store && certs && X509_STORE_add_cert(store, issuer) == 1
+        && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME) == 1
+        && sk_X509_push(certs, issuer) > 0)
+        ok = OCSP_basic_verify(bs, certs, store, 0) == 1;
+    if (!ok)
+        s_reason(reason, cap);
+    sk_X509_free(certs); // issuer is the chain's
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+//  The response against the chain: for the leaf and its issuer (the
+//  second certificate), signed for it, saying "good", current now.
+static bool
+s_check_ocsp_match(s_cert_t *c, api_error_t *err)
+{
+    if (c->nchain < 2)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "the response cannot be checked: cert has no issuer certificate (give the "
+                      "chain: the leaf, then the certificate that issued it)");
+    X509 *leaf = c->chain[0], *issuer = c->chain[1];
+    int issued = X509_check_issued(issuer, leaf);
+    ERR_clear_error();
+    if (issued != X509_V_OK)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "the response cannot be checked: the second certificate of cert is not "
+                      "the leaf's issuer");
+    OCSP_SINGLERESP *single = s_ocsp_single(c->ocsp_basic, leaf, issuer);
+    if (single == NULL)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "the response is not for this certificate (none of its answers names the "
+                      "leaf's serial number and issuer)");
+    char reason[S_REASON_MAX];
+    if (!s_ocsp_verify(c->ocsp_basic, issuer, reason, sizeof reason)) {
+        api_error_set(err, "invalid_value", "ocsp",
+                      "ocsp: the response is not signed by the leaf's issuer or a responder it "
+                      "delegated (%s)",
+                      reason);
+        return false;
+    }
+    int reason_code;
+    ASN1_GENERALIZEDTIME *revoked, *this_update, *next_update;
+    int status =
+        OCSP_single_get0_status(single, &reason_code, &revoked, &this_update, &next_update);
+    if (status != V_OCSP_CERTSTATUS_GOOD) {
+        api_error_set(err, "invalid_value", "ocsp",
+                      "ocsp: the response says the certificate is %s: only a good status is "
+                      "stapled",
+                      OCSP_cert_status_str(status));
+        return false;
+    }
+    if (next_update == NULL)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "the response has no nextUpdate: a stapled response must say until when "
+                      "it is valid");
+    time_t now = time(NULL), from = s_asn1_time(this_update), to = s_asn1_time(next_update);
+    char at[32];
+    if (from == (time_t) -1 || to == (time_t) -1 || to <= from)
+        return s_fail(err, "invalid_value", "ocsp",
+                      "the response's thisUpdate and nextUpdate are not a valid period");
+    if (from > now + API_CERT_OCSP_SKEW_S) {
+        s_iso(from, at, sizeof at);
+        api_error_set(err, "invalid_value", "ocsp",
+                      "ocsp: the response is not valid yet (thisUpdate %s)", at);
+        return false;
+    }
+    if (to <= now) {
+        s_iso(to, at, sizeof at);
+        api_error_set(err, "invalid_value", "ocsp", "ocsp: the response expired (nextUpdate %s)",
+                      at);
+        return false;
+    }
+    c->ocsp_next_update = to;
+    return true;
+}
+
+// --------------------------------------------------------------------------
 // The normalized form
 
 //  What was written into a memory BIO, as a new JSON string.
@@ -391,6 +653,16 @@ s_normalize(s_cert_t *c, api_error_t *err)
         out = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "domain", c->domain, "cert", cert,
                         "key", key, "issuer", issuer, "subject", subject, "notBefore", not_before,
                         "notAfter", not_after);
+    if (out && c->ocsp) {
+        // canonical: one line, padded; the bytes as given
+        char *text = proto_xmalloc(4 * ((c->ocsp_len + 2) / 3) + 1);
+        EVP_EncodeBlock((unsigned char *) text, c->ocsp, (int) c->ocsp_len);
+        char at[32];
+        s_iso(c->ocsp_next_update, at, sizeof at);
+        json_object_set_new(out, "ocsp", json_string(text));
+        json_object_set_new(out, "ocspNextUpdate", json_string(at));
+        free(text);
+    }
     json_decref(cert);
     json_decref(key);
     json_decref(issuer);
@@ -418,13 +690,15 @@ s_check_cert(json_t *doc, void *arg, api_error_t *err)
     json_object_foreach(doc, name, value)
     {
         bool ok;
-        bool pem = false;
+        bool pem = false, chained = false; // chained: cert or ocsp, read and valid alone
         if (strcmp(name, "domain") == 0)
             ok = s_check_domain(value, &c, err);
         else if (strcmp(name, "key") == 0)
             ok = pem = s_check_key(value, &c, err);
         else if (strcmp(name, "cert") == 0)
-            ok = pem = s_check_chain(value, &c, err);
+            ok = pem = chained = s_check_chain(value, &c, err);
+        else if (strcmp(name, "ocsp") == 0)
+            ok = chained = s_check_ocsp(value, &c, err);
         else {
             char shown[201];
             s_utf8_cut(name, shown, sizeof shown);
@@ -434,6 +708,10 @@ s_check_cert(json_t *doc, void *arg, api_error_t *err)
         // the pair is checked once both are read, at the later of the two
         if (pem && c.key && c.nchain > 0)
             ok = s_check_match(&c, err);
+        // and the OCSP response against the chain (after the key: a key of
+        // another certificate is the more basic mistake)
+        if (ok && chained && c.ocsp_basic && c.nchain > 0)
+            ok = s_check_ocsp_match(&c, err);
         if (!ok)
             goto done;
     }
@@ -449,6 +727,8 @@ done:
     for (int i = 0; i < c.nchain; i++)
         X509_free(c.chain[i]);
     EVP_PKEY_free(c.key);
+    OCSP_BASICRESP_free(c.ocsp_basic);
+    free(c.ocsp);
     ERR_clear_error();
     return out;
 }

@@ -449,8 +449,8 @@ s_on_certs_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
     for (uint32_t i = 0; i < r->certs_count; i++) {
         const proto_cert_t *c = &r->certs[i];
         char err[256];
-        if (gw_tls_table_add(self->tls, self->certs_next, c->domain, c->chain, c->key, err,
-                             sizeof err)
+        if (gw_tls_table_add_ocsp(self->tls, self->certs_next, c->domain, c->chain, c->key,
+                                  c->ocsp.data, c->ocsp.size, err, sizeof err)
             != 0)
             log_warn("certificate refused", LOG_S("domain", c->domain), LOG_S("error", err));
     }
@@ -767,6 +767,8 @@ gw_actor_new(const gw_config_t *cfg)
         ev_io_start(self->loop, &self->https_io);
         (void) proto_bus_counter(self->bus, "tls.failures", &self->tls_failures);
         (void) proto_bus_counter(self->bus, "tls.unrecognized", gw_tls_unrecognized(self->tls));
+        (void) proto_bus_counter(self->bus, "tls.ocsp_stapled", gw_tls_ocsp_stapled(self->tls));
+        (void) proto_bus_counter(self->bus, "tls.ocsp_stale", gw_tls_ocsp_stale(self->tls));
         s_certs_fetch(self, 0); // none until the router answers: handshakes fail meanwhile
     }
     ev_timer_init(&self->drain_timer, s_on_drain_timer, 0., 0.);

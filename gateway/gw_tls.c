@@ -3,6 +3,11 @@
     See gw_tls.h. The table is an array sorted by domain (lower-case), so an
     SNI lookup is at most three binary searches: the name, "*." and the name
     without its first label, "*".
+
+    An OCSP response hangs on its context as ex_data (s_staple_t, freed
+    with the context): the status callback reads it from the SSL's current
+    context, which is the certificate's after the SNI switch, or base for
+    the default certificate (s_rebase copies it there too).
 */
 #include <assert.h>
 #include <ctype.h>
@@ -17,6 +22,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -45,6 +51,15 @@ typedef struct {
     bool set;               // holds a key
 } s_ticket_key_t;
 
+//  A context's OCSP response to staple.
+typedef struct {
+    unsigned char *der;            // the response, DER
+    size_t len;                    // its bytes
+    time_t next_update;            // its nextUpdate (UTC): not stapled from then on
+    bool warned;                   // "past its nextUpdate" logged
+    char domain[S_DOMAIN_MAX + 1]; // for the log
+} s_staple_t;
+
 //  One certificate's context.
 typedef struct {
     char domain[S_DOMAIN_MAX + 1]; // lower-case
@@ -64,6 +79,9 @@ struct gw_tls {
     gw_tls_table_t *table;    // installed certificates
     s_ticket_key_t ticket[2]; // current, previous
     uint64_t unrecognized;    // handshakes refused: no certificate for the name
+    int staple_index;         // SSL_CTX ex_data index of a context's s_staple_t
+    uint64_t ocsp_stapled;    // handshakes answered with an OCSP response
+    uint64_t ocsp_stale;      // ... not, the response being past its nextUpdate
 };
 
 static time_t
@@ -154,6 +172,38 @@ s_on_servername(SSL *ssl, int *alert, void *arg)
     // an SSL made from an earlier base switches, so it gets today's
     if (ctx != self->base_default || SSL_get_SSL_CTX(ssl) != self->base)
         SSL_set_SSL_CTX(ssl, ctx); // the SSL takes a reference on it
+    return SSL_TLSEXT_ERR_OK;
+}
+
+//  status_request (OpenSSL calls this only when the client sent it): a
+//  copy of the context's response (the SSL frees what it is given), unless
+//  there is none or it is past its nextUpdate.
+static int
+s_on_status(SSL *ssl, void *arg)
+{
+    gw_tls_t *self = arg;
+    s_staple_t *staple = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), self->staple_index);
+    if (staple == NULL || SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (time(NULL) >= staple->next_update) {
+        self->ocsp_stale++;
+        if (!staple->warned) {
+            staple->warned = true;
+            log_warn("OCSP response past its nextUpdate: not stapled (store a new one)",
+                     LOG_S("domain", staple->domain));
+        }
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    unsigned char *copy = OPENSSL_malloc(staple->len);
+    if (copy == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, staple->der, staple->len);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long) staple->len) != 1) {
+        OPENSSL_free(copy);
+        ERR_clear_error();
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    self->ocsp_stapled++;
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -251,9 +301,113 @@ s_ctx_setup(gw_tls_t *self, SSL_CTX *ctx)
     SSL_CTX_set_tlsext_servername_callback(ctx, s_on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, self);
     SSL_CTX_set_alpn_select_cb(ctx, s_on_alpn, self);
+    if (SSL_CTX_set_tlsext_status_cb(ctx, s_on_status) != 1
+        || SSL_CTX_set_tlsext_status_arg(ctx, self) != 1)
+        return -1;
     if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, s_on_ticket) != 1)
         return -1;
     return 0;
+}
+
+// --------------------------------------------------------------------------
+// OCSP responses
+
+static void
+s_staple_free(s_staple_t *staple)
+{
+    if (staple == NULL)
+        return;
+    free(staple->der);
+    free(staple);
+}
+
+//  ex_data's destructor: the context is being freed.
+static void
+s_on_staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void) parent;
+    (void) ad;
+    (void) idx;
+    (void) argl;
+    (void) argp;
+    s_staple_free(ptr);
+}
+
+static s_staple_t *
+s_staple_new(const char *domain, const uint8_t *der, size_t len, time_t next_update)
+{
+    s_staple_t *staple = proto_xcalloc(1, sizeof *staple);
+    staple->der = proto_xmalloc(len);
+    memcpy(staple->der, der, len);
+    staple->len = len;
+    staple->next_update = next_update;
+    snprintf(staple->domain, sizeof staple->domain, "%s", domain);
+    return staple;
+}
+
+//  Hang staple (taken) on ctx. Returns 0, or -1 (staple freed).
+static int
+s_staple_set(gw_tls_t *self, SSL_CTX *ctx, s_staple_t *staple)
+{
+    if (SSL_CTX_set_ex_data(ctx, self->staple_index, staple) != 1) {
+        s_staple_free(staple);
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+//  The nextUpdate of der's answer for ctx's certificate (and its issuer,
+//  the chain's first certificate), into *next_update. Returns NULL, or
+//  why it cannot be stapled. A CertID is made with the hash the response
+//  used (OCSP_resp_find compares the hash algorithm too).
+static const char *
+s_staple_check(SSL_CTX *ctx, const uint8_t *der, size_t len, time_t *next_update)
+{
+    STACK_OF(X509) *chain = NULL;
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || sk_X509_num(chain) < 1 || leaf == NULL)
+        return "no issuer certificate in the chain";
+    X509 *issuer = sk_X509_value(chain, 0);
+    const unsigned char *p = der;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long) len);
+    OCSP_BASICRESP *bs = NULL;
+    const char *why = NULL;
+    if (resp == NULL || p != der + len)
+        why = "not a DER OCSP response";
+    else if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+        why = "the response status is not successful";
+    else if ((bs = OCSP_response_get1_basic(resp)) == NULL)
+        why = "not a basic OCSP response";
+    OCSP_SINGLERESP *single = NULL;
+    for (int i = 0; why == NULL && single == NULL && i < OCSP_resp_count(bs); i++) {
+        OCSP_SINGLERESP *one = OCSP_resp_get0(bs, i);
+        const OCSP_CERTID *id = OCSP_SINGLERESP_get0_id(one);
+        ASN1_OBJECT *md_oid = NULL;
+        if (OCSP_id_get0_info(NULL, &md_oid, NULL, NULL, (OCSP_CERTID *) id) != 1)
+            continue;
+        const EVP_MD *md = EVP_get_digestbyobj(md_oid);
+        OCSP_CERTID *mine = md ? OCSP_cert_to_id(md, leaf, issuer) : NULL;
+        if (mine && OCSP_id_cmp(mine, id) == 0)
+            single = one;
+        OCSP_CERTID_free(mine);
+    }
+    ASN1_GENERALIZEDTIME *next = NULL;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (why == NULL && single == NULL)
+        why = "no answer for this certificate";
+    else if (why == NULL
+             && OCSP_single_get0_status(single, NULL, NULL, NULL, &next) != V_OCSP_CERTSTATUS_GOOD)
+        why = "the certificate status is not good";
+    else if (why == NULL && (next == NULL || ASN1_TIME_to_tm(next, &tm) != 1))
+        why = "no nextUpdate";
+    else if (why == NULL)
+        *next_update = timegm(&tm);
+    OCSP_BASICRESP_free(bs);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+    return why;
 }
 
 // --------------------------------------------------------------------------
@@ -268,6 +422,13 @@ gw_tls_new(char *err, size_t errlen)
         goto fail;
     }
     s_ticket_make(&self->ticket[0]);
+    // an index per gw_tls (no state at file scope); never freed: a context
+    // still held by a handshake would then leak its response
+    self->staple_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, s_on_staple_free);
+    if (self->staple_index < 0) {
+        s_ssl_err(err, errlen, "cannot make the OCSP ex_data index");
+        goto fail;
+    }
     self->table = gw_tls_table_new();
     return self;
 fail:
@@ -359,6 +520,20 @@ gw_tls_table_add(gw_tls_t *self,
                  char *err,
                  size_t errlen)
 {
+    return gw_tls_table_add_ocsp(self, table, domain, chain_pem, key_pem, NULL, 0, err, errlen);
+}
+
+int
+gw_tls_table_add_ocsp(gw_tls_t *self,
+                      gw_tls_table_t *table,
+                      const char *domain,
+                      const char *chain_pem,
+                      const char *key_pem,
+                      const uint8_t *ocsp,
+                      size_t ocsp_len,
+                      char *err,
+                      size_t errlen)
+{
     size_t len = strlen(domain);
     if (len == 0 || len > S_DOMAIN_MAX) {
         snprintf(err, errlen, "bad domain");
@@ -376,6 +551,15 @@ gw_tls_table_add(gw_tls_t *self,
     if (s_load(ctx, chain_pem, key_pem, err, errlen) != 0) {
         SSL_CTX_free(ctx);
         return -1;
+    }
+    if (ocsp_len > 0) {
+        time_t next_update = 0;
+        const char *why = s_staple_check(ctx, ocsp, ocsp_len, &next_update);
+        if (why == NULL
+            && s_staple_set(self, ctx, s_staple_new(lower, ocsp, ocsp_len, next_update)) != 0)
+            why = "out of memory";
+        if (why)
+            log_warn("OCSP response not stapled", LOG_S("domain", lower), LOG_S("why", why));
     }
     if (table->count == table->cap) {
         table->cap = table->cap ? table->cap * 2 : 16;
@@ -409,6 +593,12 @@ s_rebase(gw_tls_t *self)
              && SSL_CTX_use_PrivateKey(nb, SSL_CTX_get0_privatekey(def)) == 1
              && SSL_CTX_get0_chain_certs(def, &chain) == 1
              && (chain == NULL || SSL_CTX_set1_chain(nb, chain) == 1);
+        const s_staple_t *staple = SSL_CTX_get_ex_data(def, self->staple_index);
+        if (ok && staple)
+            ok = s_staple_set(
+                     self, nb,
+                     s_staple_new(staple->domain, staple->der, staple->len, staple->next_update))
+                 == 0;
     }
     if (!ok) {
         char err[256];
@@ -515,4 +705,16 @@ uint64_t *
 gw_tls_unrecognized(gw_tls_t *self)
 {
     return &self->unrecognized;
+}
+
+uint64_t *
+gw_tls_ocsp_stapled(gw_tls_t *self)
+{
+    return &self->ocsp_stapled;
+}
+
+uint64_t *
+gw_tls_ocsp_stale(gw_tls_t *self)
+{
+    return &self->ocsp_stale;
 }

@@ -17,6 +17,16 @@
     next handshake that issues a ticket), the previous one kept for
     decryption (its tickets are renewed).
 
+    OCSP stapling: a certificate may come with a DER OCSP response (apid
+    checked it against the chain). Its context keeps a copy and the
+    response's nextUpdate (ex_data, so it lives as long as the context,
+    in-flight handshakes included); the status callback, which OpenSSL
+    calls only when the client sent status_request, answers with a copy
+    of it until nextUpdate, and with no OCSP response (NOACK) past it or
+    without one. A response that does not parse or has no answer for the
+    leaf and its issuer (the chain's first certificate) is not stapled
+    (logged); the certificate is served all the same.
+
     Single-threaded: the gateway's loop only.
 */
 #ifndef GW_TLS_H
@@ -56,6 +66,19 @@ int gw_tls_table_add(gw_tls_t *self,
                      char *err,
                      size_t errlen);
 
+//  gw_tls_table_add with an OCSP response to staple: ocsp_len bytes of DER
+//  (copied; 0: none). A response that cannot be stapled is logged and
+//  left out: the certificate is added all the same.
+int gw_tls_table_add_ocsp(gw_tls_t *self,
+                          gw_tls_table_t *table,
+                          const char *domain,
+                          const char *chain_pem,
+                          const char *key_pem,
+                          const uint8_t *ocsp,
+                          size_t ocsp_len,
+                          char *err,
+                          size_t errlen);
+
 //  Free a table not installed. Safe to call twice.
 void gw_tls_table_free(gw_tls_table_t **table_p);
 
@@ -85,5 +108,11 @@ ssize_t gw_tls_write(SSL *ssl, const void *buf, size_t len, bool *other);
 
 //  Handshakes refused for an unknown name (no certificate matched).
 uint64_t *gw_tls_unrecognized(gw_tls_t *self);
+
+//  Handshakes that asked for the certificate status: answered with an
+//  OCSP response (stapled), and not because the stored one was past its
+//  nextUpdate (stale). Counters to register on the bus.
+uint64_t *gw_tls_ocsp_stapled(gw_tls_t *self);
+uint64_t *gw_tls_ocsp_stale(gw_tls_t *self);
 
 #endif

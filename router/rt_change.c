@@ -231,6 +231,31 @@ s_delete_region(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
             204, NULL, result);
 }
 
+//  The optional OCSP pair: ocsp decodes to at most what certs.reply
+//  carries, and comes with its ocspNextUpdate (GET /certificates shows it).
+static void
+s_check_cert_ocsp(const json_t *body, rt_result_t *result)
+{
+    const char *ocsp = json_string_value(json_object_get(body, "ocsp"));
+    bool next = json_object_get(body, "ocspNextUpdate") != NULL;
+    if (ocsp == NULL) {
+        if (next)
+            rt_result_error(result, 400, "ocspNextUpdate", "ocspNextUpdate without ocsp");
+        return;
+    }
+    uint8_t *der;
+    size_t len;
+    int rc = rt_control_ocsp_decode(ocsp, PROTO_CERT_OCSP_MAX, &der, &len);
+    free(der);
+    if (rc == -2)
+        rt_result_error(result, 400, "ocsp", "ocsp: over %d bytes once decoded",
+                        PROTO_CERT_OCSP_MAX);
+    else if (rc != 0)
+        rt_result_error(result, 400, "ocsp", "ocsp must be base64 of a DER OCSP response");
+    else if (!next)
+        rt_result_error(result, 400, "ocspNextUpdate", "ocspNextUpdate is required with ocsp");
+}
+
 //  A certificate apid validated (OpenSSL): here its shape is checked again,
 //  so the store never holds something the gateway cannot use.
 static void
@@ -238,6 +263,7 @@ s_put_cert(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
 {
     static const char *const fields[] = {"domain",  "cert",      "key",     "issuer",
                                          "subject", "notBefore", "notAfter"};
+    static const char *const optional[] = {"ocsp", "ocspNextUpdate"};
     json_t *body = s_parse_body(cmd->body, result);
     if (body == NULL)
         return;
@@ -248,6 +274,8 @@ s_put_cert(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
         bool known = false;
         for (size_t i = 0; i < PROTO_ARRAY_SIZE(fields); i++)
             known = known || strcmp(key, fields[i]) == 0;
+        for (size_t i = 0; i < PROTO_ARRAY_SIZE(optional); i++)
+            known = known || strcmp(key, optional[i]) == 0;
         if (!known) {
             rt_result_error(result, 400, key, "unknown field");
             break;
@@ -260,6 +288,8 @@ s_put_cert(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
     for (size_t i = 0; result->status == 0 && i < PROTO_ARRAY_SIZE(fields); i++)
         if (json_object_get(body, fields[i]) == NULL)
             rt_result_error(result, 400, fields[i], "%s is required", fields[i]);
+    if (result->status == 0)
+        s_check_cert_ocsp(body, result);
     const char *domain = json_string_value(json_object_get(body, "domain"));
     char lower[PROTO_ROUTE_VHOST_MAX + 1] = "";
     if (result->status == 0 && strcasecmp(domain, cmd->key) != 0)

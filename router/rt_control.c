@@ -88,6 +88,40 @@ s_add_regions(rt_control_t *self, const json_t *regions, bool skip_known)
     }
 }
 
+static void
+s_free_ocsp(rt_control_t *self)
+{
+    for (size_t i = 0; i < self->ocsp_count; i++)
+        free(self->ocsp[i].der);
+    free(self->ocsp);
+    self->ocsp = NULL;
+    self->ocsp_count = 0;
+}
+
+//  The stored certificates' OCSP responses as DER, decoded once per
+//  configuration: certs.reply borrows them, as it borrows the PEM strings.
+static void
+s_build_ocsp(rt_control_t *self)
+{
+    s_free_ocsp(self);
+    size_t n = json_array_size(self->data.certificates);
+    if (n == 0)
+        return;
+    self->ocsp = proto_xcalloc(n, sizeof *self->ocsp);
+    self->ocsp_count = n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(self->data.certificates, i);
+        const char *text = json_string_value(json_object_get(c, "ocsp"));
+        if (text == NULL)
+            continue;
+        rt_ocsp_t *o = &self->ocsp[i];
+        if (rt_control_ocsp_decode(text, PROTO_CERT_OCSP_MAX, &o->der, &o->len) != 0)
+            log_warn("stored OCSP response unusable (not base64, or over the bus bound): not "
+                     "stapled",
+                     LOG_S("domain", json_string_value(json_object_get(c, "domain"))));
+    }
+}
+
 //  Make data (taken) the current configuration.
 static void
 s_make_current(rt_control_t *self, rt_store_data_t *data)
@@ -97,6 +131,7 @@ s_make_current(rt_control_t *self, rt_store_data_t *data)
     memset(data, 0, sizeof *data);
     s_build_regions(self); // before the old strings it points to go
     s_build_served(self);
+    s_build_ocsp(self);
     rt_store_data_clear(&old);
 }
 
@@ -195,6 +230,7 @@ rt_control_destroy(rt_control_t **self_p)
     json_decref(self->edge_regions);
     free(self->regions);
     self->regions = NULL;
+    s_free_ocsp(self);
     rt_store_data_clear(&self->data);
     free(self->region);
     free(self->path);
@@ -299,7 +335,9 @@ rt_control_parse_version(const char *s, uint64_t *out)
     return true;
 }
 
-//  A certificate as GET /certificates lists it: never the key.
+//  A certificate as GET /certificates lists it: never the key. With an
+//  OCSP response to staple, also "ocsp": true and its "ocspNextUpdate"
+//  (not the response itself: public, but up to 22 KB per certificate).
 json_t *
 rt_control_cert_public(const json_t *cert)
 {
@@ -309,7 +347,61 @@ rt_control_cert_public(const json_t *cert)
         json_t *v = json_object_get(cert, fields[i]);
         json_object_set(out, fields[i], v ? v : json_null());
     }
+    if (json_is_string(json_object_get(cert, "ocsp"))) {
+        json_t *v = json_object_get(cert, "ocspNextUpdate");
+        json_object_set_new(out, "ocsp", json_true());
+        json_object_set(out, "ocspNextUpdate", v ? v : json_null());
+    }
     return out;
+}
+
+//  The value of a base64 digit (standard alphabet), or -1.
+static int
+s_b64_digit(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    return ch == '/' ? 63 : -1;
+}
+
+int
+rt_control_ocsp_decode(const char *text, size_t max, uint8_t **der, size_t *len)
+{
+    *der = NULL;
+    *len = 0;
+    size_t n = strlen(text), pads = 0;
+    while (pads < 2 && pads < n && text[n - 1 - pads] == '=')
+        pads++;
+    if (n == 0 || n % 4 != 0)
+        return -1;
+    size_t size = n / 4 * 3 - pads;
+    if (size > max)
+        return -2;
+    uint8_t *out = proto_xmalloc(size ? size : 1);
+    uint32_t acc = 0;
+    size_t bits = 0, k = 0;
+    for (size_t i = 0; i < n - pads; i++) {
+        int d = s_b64_digit(text[i]);
+        if (d < 0) {
+            free(out);
+            return -1;
+        }
+        acc = (acc << 6 | (uint32_t) d) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (uint8_t) (acc >> bits);
+        }
+    }
+    *der = out;
+    *len = size;
+    return 0;
 }
 
 //  The configuration as of version v, keyed (rt_history), or NULL with a

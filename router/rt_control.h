@@ -101,9 +101,10 @@ const proto_region_t *rt_control_regions(const rt_control_t *self, uint32_t *cou
 void rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *result);
 
 //  certs.get: the certificates with their keys for gateways (the stored
-//  ones, then the routes' ssl with their vHost as domain), one page of at
-//  most cap from index from (a route without ssl, or a PEM over the bus's
-//  bounds, is skipped). *next is the index to ask for next, 0 after the
+//  ones, with their OCSP response decoded to DER when they have one, then
+//  the routes' ssl with their vHost as domain), one page of at most cap from
+//  index from, at most 1.5 MiB of PEM and OCSP bytes but always one (a
+//  route without ssl, or a PEM over the bus's bounds, is skipped). *next is the index to ask for next, 0 after the
 //  last page. Returns how many indexes there are. Strings borrowed: valid
 //  until the next change.
 uint32_t rt_control_certs(const rt_control_t *self,

@@ -14,6 +14,13 @@
 #include "rt_route.h"
 #include "rt_store.h"
 
+//  A stored certificate's OCSP response, decoded for certs.reply (the
+//  store keeps it in base64).
+typedef struct {
+    uint8_t *der; // DER, or NULL: none
+    size_t len;   // its bytes
+} rt_ocsp_t;
+
 //  A change waiting for its turn (owned copies of the command's fields).
 typedef struct rt_cmd {
     struct rt_cmd *next;      // queue link
@@ -34,6 +41,8 @@ struct rt_control {
     rt_store_data_t data;    // version, routes, regions, certificates, history
     proto_region_t *regions; // regions with a public address, as pick carries them
     uint32_t regions_count;  // how many
+    rt_ocsp_t *ocsp;         // per stored certificate, in data.certificates' order, or NULL
+    size_t ocsp_count;       // how many (the certificates when it was built)
     rt_store_ops_t store;    // where changes are committed
 
     rt_cmd_t *head, *tail;           // changes waiting for their turn
@@ -76,6 +85,11 @@ bool rt_control_parse_version(const char *s, uint64_t *out);
 
 //  A certificate as GET /certificates lists it: never the key.
 json_t *rt_control_cert_public(const json_t *cert);
+
+//  Decode a stored OCSP response: base64 (standard alphabet, padded, no
+//  whitespace, as apid writes it) of at most max bytes. Returns 0 with *der
+//  (caller frees) and *len, -1 if text is not that, -2 if over max.
+int rt_control_ocsp_decode(const char *text, size_t max, uint8_t **der, size_t *len);
 
 //  The configuration as of version key (keyed, rt_history), or NULL with a
 //  400 or 404 in result.

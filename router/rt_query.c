@@ -17,6 +17,7 @@
 
 #define S_HEALTH_PAGE_ROUTES   1000 // routes per page of what=health key=@N ...
 #define S_HEALTH_PAGE_BACKENDS 4000 // ... and backends (a page stays far below the bus's 2 MiB)
+#define S_CERTS_PAGE_BYTES     (1536u * 1024u) // PEM and OCSP bytes in one certs.reply page
 
 //  One route as healthd reads it: its health path and backends.
 static json_t *
@@ -178,17 +179,21 @@ rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *r
 }
 
 //  The idx-th certificate with its key in the order certs.get pages them:
-//  the stored certificates, then the routes' ssl (domain: the vHost).
-//  Returns false past the end. Strings borrowed from the configuration.
+//  the stored certificates (with their OCSP response), then the routes'
+//  ssl (domain: the vHost; no OCSP). Returns false past the end. Strings
+//  and bytes borrowed from the configuration.
 static bool
 s_cert_at(const rt_control_t *self, size_t idx, proto_cert_t *out)
 {
     const json_t *c = NULL;
     const char *domain = NULL;
     size_t ncerts = json_array_size(self->data.certificates);
+    out->ocsp = (proto_bin_t){0};
     if (idx < ncerts) {
         c = json_array_get(self->data.certificates, idx);
         domain = json_string_value(json_object_get(c, "domain"));
+        if (idx < self->ocsp_count && self->ocsp[idx].der)
+            out->ocsp = (proto_bin_t){.data = self->ocsp[idx].der, .size = self->ocsp[idx].len};
     } else {
         const rt_route_t *route = rt_table_at(self->data.table, idx - ncerts);
         c = json_object_get(route->doc, "ssl");
@@ -213,16 +218,24 @@ rt_control_certs(const rt_control_t *self,
     if (!self->loaded)
         return 0;
     size_t total = json_array_size(self->data.certificates) + rt_table_size(self->data.table);
-    size_t i = from;
+    size_t i = from, bytes = 0;
     for (; i < total && *count < cap; i++) {
         proto_cert_t c;
         if (!s_cert_at(self, i, &c))
             continue; // a route without ssl
-        if (strlen(c.domain) > PROTO_CERT_DOMAIN_MAX || strlen(c.chain) > PROTO_CERT_CHAIN_MAX
-            || strlen(c.key) > PROTO_CERT_KEY_MAX) {
+        size_t domain_len = strlen(c.domain), chain_len = strlen(c.chain), key_len = strlen(c.key);
+        if (domain_len > PROTO_CERT_DOMAIN_MAX || chain_len > PROTO_CERT_CHAIN_MAX
+            || key_len > PROTO_CERT_KEY_MAX || c.ocsp.size > PROTO_CERT_OCSP_MAX) {
             log_warn("certificate too large for gateways: skipped", LOG_S("domain", c.domain));
             continue;
         }
+        // at most S_CERTS_PAGE_BYTES a page (16 certificates at their
+        // bounds with OCSP responses would be a little more): the rest on
+        // the next one
+        size_t size = domain_len + chain_len + key_len + c.ocsp.size;
+        if (*count > 0 && bytes + size > S_CERTS_PAGE_BYTES)
+            break;
+        bytes += size;
         page[(*count)++] = c;
     }
     *next = i < total ? (uint32_t) i : 0;

@@ -138,7 +138,10 @@ static int
 s_parse_document(json_t *doc, const char *region, rt_store_data_t *data, char *err, size_t errlen);
 
 //  Certificates were validated by apid (OpenSSL) before they were stored;
-//  here only the shape is checked.
+//  here only the shape is checked. Other members are kept as they are:
+//  issuer, subject, the dates, and the optional OCSP response ("ocsp",
+//  base64, decoded by rt_control for certs.reply) with its
+//  "ocspNextUpdate".
 static int
 s_parse_certificates(json_t *certs, rt_store_data_t *data, char *err, size_t errlen)
 {
@@ -147,6 +150,7 @@ s_parse_certificates(json_t *certs, rt_store_data_t *data, char *err, size_t err
     if (!json_is_array(certs))
         return s_fail(err, errlen, "\"certificates\" is not an array");
     static const char *const fields[] = {"domain", "cert", "key"};
+    static const char *const optional[] = {"ocsp", "ocspNextUpdate"};
     size_t i;
     const json_t *c;
     json_array_foreach(certs, i, c)
@@ -156,6 +160,11 @@ s_parse_certificates(json_t *certs, rt_store_data_t *data, char *err, size_t err
         for (size_t f = 0; f < PROTO_ARRAY_SIZE(fields); f++)
             if (!json_is_string(json_object_get(c, fields[f])))
                 return s_fail(err, errlen, "certificates[%zu].%s is not a string", i, fields[f]);
+        for (size_t f = 0; f < PROTO_ARRAY_SIZE(optional); f++) {
+            const json_t *v = json_object_get(c, optional[f]);
+            if (v && !json_is_string(v))
+                return s_fail(err, errlen, "certificates[%zu].%s is not a string", i, optional[f]);
+        }
     }
     json_decref(data->certificates);
     data->certificates = json_incref(certs);

@@ -5,7 +5,7 @@
        "routes": [ {route as SPEC §4, plus "maintenance": ["backend-id", ...]} ],
        "regions": [ {"id": "2", "publicAddress": "10.0.0.2:80"} ],
        "certificates": [ {"domain", "cert", "key", "issuer", "subject",
-                          "notBefore", "notAfter"} ],
+                          "notBefore", "notAfter"[, "ocsp", "ocspNextUpdate"]} ],
        "history": [ {"version", "at", "by", "summary", "changes"} ]}  oldest first
     "changes" lists what the version changed, with the objects before and
     after (rt_history.h): enough to rebuild any kept version. The file holds

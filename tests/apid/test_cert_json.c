@@ -12,6 +12,14 @@
     first bad field in document order wins; an expired certificate is accepted; the output
     is re-encoded PEM with the leaf's issuer and subject (RFC 2253) and dates (ISO-8601
     UTC), and sending it back gives the same output.
+
+    OCSP (the optional "ocsp"): responses are made here with OpenSSL (OCSP_basic_sign,
+    t_pki_ocsp) for a leaf of a CA with basicConstraints, around the clock of the run. Pinned:
+    base64 with whitespace skipped, at most 16 KiB decoded; a successful basic response with
+    an answer for the leaf and the chain's second certificate, signed by that issuer or its
+    delegated responder, "good", with a nextUpdate after now; refused on "ocsp" otherwise
+    (not base64, not DER, another certificate, no issuer in the chain, expired, revoked...);
+    the output adds the canonical base64 and ocspNextUpdate.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,12 +28,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -42,6 +52,13 @@ typedef struct {
     char *ca_cert;   // self-signed CA
     char *leaf_cert; // leaf_key's, signed by the CA
     char *old_cert;  // ec's, expired in 2020
+    // OCSP: a CA with basicConstraints, its leaves and a delegated responder
+    EVP_PKEY *oca_key, *oleaf_key, *resp_key; // keys (the other leaf uses oleaf_key)
+    X509 *oca, *oleaf, *oleaf2, *resp, *ec_x; // the CA, its leaf, another leaf, the responder; ec's
+    char *oleaf_key_pem;                      // the leaf's key, PEM
+    char *ochain;                             // the leaf then the CA, PEM
+    char *oleaf_pem;                          // the leaf alone
+    char *ochain_wrong;                       // the leaf then another certificate (not its issuer)
 } t_fix_t;
 
 // --------------------------------------------------------------------------
@@ -76,6 +93,40 @@ t_setup(void **state)
     X509_free(ca);
     f->old_cert = t_pki_cert(f->ec, "old.example.com", "20190101000000Z", "20200101000000Z", NULL,
                              NULL, NULL);
+    // OCSP: certificates valid around the clock of the run (a week either side)
+    f->oca_key = EVP_EC_gen("P-256");
+    f->oleaf_key = EVP_EC_gen("P-256");
+    f->resp_key = EVP_EC_gen("P-256");
+    if (!f->oca_key || !f->oleaf_key || !f->resp_key)
+        return -1;
+    char ofrom[32], oto[32];
+    time_t now = time(NULL);
+    strftime(ofrom, sizeof ofrom, "%Y%m%d%H%M%SZ", gmtime(&(time_t){now - 7 * 86400}));
+    strftime(oto, sizeof oto, "%Y%m%d%H%M%SZ", gmtime(&(time_t){now + 7 * 86400}));
+    static const char *const ca_exts[] = {"basicConstraints", "critical,CA:TRUE", "keyUsage",
+                                          "critical,keyCertSign,cRLSign", NULL};
+    static const char *const resp_exts[] = {"extendedKeyUsage", "OCSPSigning", NULL};
+    char *pem =
+        t_pki_cert_ex(f->oca_key, "OCSP Test CA", 1, ofrom, oto, NULL, NULL, ca_exts, &f->oca);
+    f->oleaf_pem = t_pki_cert_ex(f->oleaf_key, "ocsp.example.com", 1001, ofrom, oto, f->oca,
+                                 f->oca_key, NULL, &f->oleaf);
+    free(t_pki_cert_ex(f->oleaf_key, "other.example.com", 1002, ofrom, oto, f->oca, f->oca_key,
+                       NULL, &f->oleaf2));
+    free(t_pki_cert_ex(f->resp_key, "OCSP Responder", 7, ofrom, oto, f->oca, f->oca_key, resp_exts,
+                       &f->resp));
+    f->oleaf_key_pem = t_pki_key_pem(f->oleaf_key);
+    size_t n = strlen(f->oleaf_pem) + strlen(pem) + 1;
+    f->ochain = malloc(n);
+    snprintf(f->ochain, n, "%s%s", f->oleaf_pem, pem);
+    free(pem);
+    n = strlen(f->oleaf_pem) + strlen(f->ec_cert) + 1;
+    f->ochain_wrong = malloc(n);
+    snprintf(f->ochain_wrong, n, "%s%s", f->oleaf_pem, f->ec_cert);
+    BIO *bio = BIO_new_mem_buf(f->ec_cert, -1);
+    f->ec_x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (f->ec_x == NULL)
+        return -1;
     *state = f;
     return 0;
 }
@@ -84,12 +135,17 @@ static int
 t_teardown(void **state)
 {
     t_fix_t *f = *state;
-    EVP_PKEY *keys[] = {f->ec, f->ec2, f->ed, f->rsa, f->ca_key, f->leaf_key};
+    EVP_PKEY *keys[] = {f->ec,       f->ec2,     f->ed,        f->rsa,     f->ca_key,
+                        f->leaf_key, f->oca_key, f->oleaf_key, f->resp_key};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         EVP_PKEY_free(keys[i]);
-    char *texts[] = {f->ec_key,       f->ec2_key,   f->ed_key,   f->rsa_key, f->ca_key_pem,
-                     f->leaf_key_pem, f->ec_cert,   f->ec2_cert, f->ed_cert, f->rsa_cert,
-                     f->ca_cert,      f->leaf_cert, f->old_cert};
+    X509 *certs[] = {f->oca, f->oleaf, f->oleaf2, f->resp, f->ec_x};
+    for (size_t i = 0; i < sizeof certs / sizeof certs[0]; i++)
+        X509_free(certs[i]);
+    char *texts[] = {f->ec_key,       f->ec2_key,     f->ed_key,   f->rsa_key,       f->ca_key_pem,
+                     f->leaf_key_pem, f->ec_cert,     f->ec2_cert, f->ed_cert,       f->rsa_cert,
+                     f->ca_cert,      f->leaf_cert,   f->old_cert, f->oleaf_key_pem, f->ochain,
+                     f->oleaf_pem,    f->ochain_wrong};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         free(texts[i]);
     free(f);
@@ -520,6 +576,346 @@ test_document_order(void **state)
     t_expect(body, "duplicate_key", "domain");
 }
 
+// --------------------------------------------------------------------------
+// OCSP
+
+#define T_HOUR 3600
+
+//  A good response for the OCSP leaf, signed by its CA, valid from an hour ago for
+//  next_s seconds from now, in base64 (caller frees).
+static char *
+t_ocsp_b64(t_fix_t *f, X509 *leaf, int status, long this_s, long next_s)
+{
+    size_t len;
+    time_t now = time(NULL);
+    unsigned char *der = t_pki_ocsp(leaf, f->oca, EVP_sha1(), status, now + this_s,
+                                    next_s ? now + next_s : 0, f->oca, f->oca_key, &len);
+    char *b64 = t_pki_base64(der, len);
+    free(der);
+    return b64;
+}
+
+static char *
+t_good_b64(t_fix_t *f)
+{
+    return t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, -T_HOUR, 24 * T_HOUR);
+}
+
+//  The OCSP body: domain, key, cert (the chain), ocsp.
+static char *
+t_ocsp_body(t_fix_t *f, const char *cert, const char *ocsp)
+{
+    return t_body("domain", "ocsp.example.com", "key", f->oleaf_key_pem, "cert", cert, "ocsp", ocsp,
+                  NULL);
+}
+
+static void
+t_iso(time_t t, char *out, size_t cap)
+{
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+static void
+test_ocsp_accepted(void **state)
+{
+    t_fix_t *f = *state;
+    size_t len;
+    time_t now = time(NULL);
+    unsigned char *der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD,
+                                    now - T_HOUR, now + 24 * T_HOUR, f->oca, f->oca_key, &len);
+    char *b64 = t_pki_base64(der, len);
+    json_t *out = t_accept_free(t_ocsp_body(f, f->ochain, b64));
+    static const char *const order[] = {"domain",         "cert",      "key",      "issuer",
+                                        "subject",        "notBefore", "notAfter", "ocsp",
+                                        "ocspNextUpdate", NULL};
+    const char *name;
+    json_t *value;
+    size_t i = 0;
+    json_object_foreach(out, name, value)
+    {
+        assert_non_null(order[i]);
+        assert_string_equal(name, order[i]);
+        i++;
+    }
+    assert_null(order[i]);
+    assert_string_equal(t_str(out, "ocsp"), b64);
+    char at[32];
+    t_iso(now + 24 * T_HOUR, at, sizeof at);
+    assert_string_equal(t_str(out, "ocspNextUpdate"), at);
+    assert_string_equal(t_str(out, "cert"), f->ochain);
+
+    // the same fields sent again: the same output (idempotent)
+    json_t *again =
+        t_accept_free(t_body("domain", t_str(out, "domain"), "key", t_str(out, "key"), "cert",
+                             t_str(out, "cert"), "ocsp", t_str(out, "ocsp"), NULL));
+    assert_true(json_equal(out, again));
+    json_decref(again);
+    // ocspNextUpdate is an output, not an input
+    t_expect_free(t_body("domain", "ocsp.example.com", "key", f->oleaf_key_pem, "cert", f->ochain,
+                         "ocsp", b64, "ocspNextUpdate", at, NULL),
+                  "unknown_field", "ocspNextUpdate");
+
+    // wrapped at 76 columns with CRLF and spaces around (base64(1), a file): the same
+    // canonical text out
+    size_t n = strlen(b64);
+    char *wrapped = malloc(n * 2 + 16);
+    size_t w = 0;
+    wrapped[w++] = ' ';
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && k % 76 == 0) {
+            wrapped[w++] = '\r';
+            wrapped[w++] = '\n';
+        }
+        wrapped[w++] = b64[k];
+    }
+    wrapped[w++] = '\n';
+    wrapped[w] = '\0';
+    json_t *out2 = t_accept_free(t_ocsp_body(f, f->ochain, wrapped));
+    assert_true(json_equal(out, out2));
+    json_decref(out2);
+    free(wrapped);
+
+    // ocsp before cert: checked once cert is read
+    json_t *out3 = t_accept_free(t_body("ocsp", b64, "key", f->oleaf_key_pem, "cert", f->ochain,
+                                        "domain", "ocsp.example.com", NULL));
+    assert_string_equal(t_str(out3, "ocsp"), b64);
+    json_decref(out3);
+    json_decref(out);
+    free(b64);
+    free(der);
+
+    // null: none, as when left out
+    json_t *doc = json_pack("{s:s, s:n, s:s, s:s}", "domain", "ocsp.example.com", "ocsp", "key",
+                            f->oleaf_key_pem, "cert", f->ochain);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    out = t_accept_free(text);
+    assert_null(json_object_get(out, "ocsp"));
+    assert_null(json_object_get(out, "ocspNextUpdate"));
+    json_decref(out);
+}
+
+static void
+test_ocsp_accepted_kinds(void **state)
+{
+    t_fix_t *f = *state;
+    time_t now = time(NULL);
+    size_t len;
+    // a CertID hashed with SHA-256
+    unsigned char *der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha256(), V_OCSP_CERTSTATUS_GOOD,
+                                    now - T_HOUR, now + T_HOUR, f->oca, f->oca_key, &len);
+    char *b64 = t_pki_base64(der, len);
+    json_decref(t_accept_free(t_ocsp_body(f, f->ochain, b64)));
+    free(b64);
+    free(der);
+    // signed by a responder the CA delegated (OCSPSigning), its certificate in the response
+    der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD, now - T_HOUR,
+                     now + T_HOUR, f->resp, f->resp_key, &len);
+    b64 = t_pki_base64(der, len);
+    json_decref(t_accept_free(t_ocsp_body(f, f->ochain, b64)));
+    free(b64);
+    free(der);
+    // a thisUpdate a little ahead of our clock (skew)
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, API_CERT_OCSP_SKEW_S - 60, T_HOUR);
+    json_decref(t_accept_free(t_ocsp_body(f, f->ochain, b64)));
+    free(b64);
+}
+
+static void
+test_ocsp_not_base64_or_der(void **state)
+{
+    t_fix_t *f = *state;
+    const char *bad[] = {
+        "", "!!!!", "QUJD-_==", "QUJ", "====", "Q===", "QQ=A", "QUJD\x01", "Q Q = = x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *m = t_expect_free(t_ocsp_body(f, f->ochain, bad[i]), "invalid_value", "ocsp");
+        assert_non_null(strstr(m, "ocsp: not base64"));
+    }
+    // base64, but not DER
+    const char *m =
+        t_expect_free(t_ocsp_body(f, f->ochain, "aGVsbG8gd29ybGQ="), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "ocsp: not a DER OCSP response ("));
+    // a response followed by more bytes
+    size_t len;
+    time_t now = time(NULL);
+    unsigned char *der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD,
+                                    now - T_HOUR, now + T_HOUR, f->oca, f->oca_key, &len);
+    unsigned char *more = malloc(len + 1);
+    memcpy(more, der, len);
+    more[len] = 0;
+    char *b64 = t_pki_base64(more, len + 1);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "bytes after the response"));
+    free(b64);
+    free(more);
+    // truncated
+    b64 = t_pki_base64(der, len - 1);
+    t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    free(b64);
+    free(der);
+    // a DER certificate is not an OCSP response
+    unsigned char *cder = NULL;
+    int clen = i2d_X509(f->oleaf, &cder);
+    b64 = t_pki_base64(cder, (size_t) clen);
+    t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    free(b64);
+    OPENSSL_free(cder);
+    // not successful: nothing to staple
+    der = t_pki_ocsp_status(OCSP_RESPONSE_STATUS_TRYLATER, &len);
+    b64 = t_pki_base64(der, len);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "trylater, not successful"));
+    free(b64);
+    free(der);
+    // wrong types
+    t_expect("{\"ocsp\":1}", "invalid_type", "ocsp");
+    t_expect("{\"ocsp\":[\"QUJD\"]}", "invalid_type", "ocsp");
+    t_expect("{\"ocsp\":true}", "invalid_type", "ocsp");
+}
+
+static void
+test_ocsp_bounds(void **state)
+{
+    t_fix_t *f = *state;
+    // 16 KiB decoded is the limit: 16385 bytes are out_of_range, 16384 bytes of junk are
+    // read (and refused as not DER)
+    unsigned char *junk = calloc(1, API_CERT_OCSP_MAX + 1);
+    char *b64 = t_pki_base64(junk, API_CERT_OCSP_MAX + 1);
+    const char *m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "out_of_range", "ocsp");
+    assert_non_null(strstr(m, "16385 bytes once decoded, over the limit of 16384"));
+    free(b64);
+    b64 = t_pki_base64(junk, API_CERT_OCSP_MAX);
+    t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    free(b64);
+    free(junk);
+    // a text over 32 KiB (whitespace counts): out_of_range before decoding
+    char *text = malloc(API_CERT_OCSP_TEXT_MAX + 2);
+    memset(text, ' ', API_CERT_OCSP_TEXT_MAX + 1);
+    memcpy(text, "QUJD", 4);
+    text[API_CERT_OCSP_TEXT_MAX + 1] = '\0';
+    t_expect_free(t_ocsp_body(f, f->ochain, text), "out_of_range", "ocsp");
+    free(text);
+}
+
+static void
+test_ocsp_wrong_certificate(void **state)
+{
+    t_fix_t *f = *state;
+    // a response for another leaf of the same CA (another serial number)
+    char *b64 = t_ocsp_b64(f, f->oleaf2, V_OCSP_CERTSTATUS_GOOD, -T_HOUR, T_HOUR);
+    const char *m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "ocsp: the response is not for this certificate"));
+    free(b64);
+    // the right leaf, but the answer names another issuer
+    size_t len;
+    time_t now = time(NULL);
+    unsigned char *der = t_pki_ocsp(f->oleaf, f->ec_x, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD,
+                                    now - T_HOUR, now + T_HOUR, f->oca, f->oca_key, &len);
+    b64 = t_pki_base64(der, len);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "ocsp: the response is not for this certificate"));
+    free(b64);
+    free(der);
+    // for the right certificate, signed by a key that is neither the issuer's nor delegated
+    der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD, now - T_HOUR,
+                     now + T_HOUR, f->ec_x, f->ec, &len);
+    b64 = t_pki_base64(der, len);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "ocsp: the response is not signed by the leaf's issuer"));
+    free(b64);
+    free(der);
+    // a responder certificate of the CA without OCSPSigning (the leaf itself) is no responder
+    der = t_pki_ocsp(f->oleaf, f->oca, EVP_sha1(), V_OCSP_CERTSTATUS_GOOD, now - T_HOUR,
+                     now + T_HOUR, f->oleaf2, f->oleaf_key, &len);
+    b64 = t_pki_base64(der, len);
+    t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    free(b64);
+    free(der);
+}
+
+static void
+test_ocsp_no_issuer(void **state)
+{
+    t_fix_t *f = *state;
+    char *b64 = t_good_b64(f);
+    // the leaf alone: nothing to check the response against
+    const char *m = t_expect_free(t_ocsp_body(f, f->oleaf_pem, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "cert has no issuer certificate"));
+    // the second certificate is not the leaf's issuer
+    m = t_expect_free(t_ocsp_body(f, f->ochain_wrong, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "the second certificate of cert is not the leaf's issuer"));
+    // ocsp before a cert without issuer: reported on ocsp once cert is read
+    t_expect_free(t_body("ocsp", b64, "cert", f->oleaf_pem, "key", f->oleaf_key_pem, "domain",
+                         "ocsp.example.com", NULL),
+                  "invalid_value", "ocsp");
+    free(b64);
+}
+
+static void
+test_ocsp_times_and_status(void **state)
+{
+    t_fix_t *f = *state;
+    // expired: nextUpdate a minute ago
+    char *b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, -2 * T_HOUR, -60);
+    const char *m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "ocsp: the response expired (nextUpdate "));
+    free(b64);
+    // not valid yet: thisUpdate an hour ahead
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, T_HOUR, 2 * T_HOUR);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "not valid yet"));
+    free(b64);
+    // no nextUpdate
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, -T_HOUR, 0);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "no nextUpdate"));
+    free(b64);
+    // nextUpdate before thisUpdate
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_GOOD, 2 * T_HOUR - 60, T_HOUR);
+    t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    free(b64);
+    // revoked, unknown: not stapled
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_REVOKED, -T_HOUR, T_HOUR);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "the certificate is revoked"));
+    free(b64);
+    b64 = t_ocsp_b64(f, f->oleaf, V_OCSP_CERTSTATUS_UNKNOWN, -T_HOUR, T_HOUR);
+    m = t_expect_free(t_ocsp_body(f, f->ochain, b64), "invalid_value", "ocsp");
+    assert_non_null(strstr(m, "the certificate is unknown"));
+    free(b64);
+}
+
+static void
+test_ocsp_document_order(void **state)
+{
+    t_fix_t *f = *state;
+    char *good = t_good_b64(f);
+    char *other = t_ocsp_b64(f, f->oleaf2, V_OCSP_CERTSTATUS_GOOD, -T_HOUR, T_HOUR);
+    // a bad ocsp alone is reported where it is written
+    t_expect_free(t_body("ocsp", "!", "domain", "a..b", NULL), "invalid_value", "ocsp");
+    t_expect_free(t_body("domain", "a..b", "ocsp", "!", NULL), "invalid_value", "domain");
+    t_expect_free(t_body("domain", "a.com", "ocsp", "!", "cert", "x", NULL), "invalid_value",
+                  "ocsp");
+    // the response of another certificate: at the later of cert and ocsp, before what follows
+    t_expect_free(t_body("ocsp", other, "cert", f->ochain, "domain", "a..b", NULL), "invalid_value",
+                  "ocsp");
+    t_expect_free(t_body("cert", f->ochain, "ocsp", other, "x", "1", NULL), "invalid_value",
+                  "ocsp");
+    // a bad cert written after ocsp is the cert's error
+    t_expect_free(t_body("ocsp", other, "cert", "x", NULL), "invalid_value", "cert");
+    // the key of another certificate first, then the response: the key is reported
+    t_expect_free(t_body("key", f->ec_key, "ocsp", other, "cert", f->ochain, NULL), "invalid_value",
+                  "key");
+    t_expect_free(t_body("ocsp", other, "key", f->ec_key, "cert", f->ochain, NULL), "invalid_value",
+                  "key");
+    // missing fields still come after every member written
+    t_expect_free(t_body("ocsp", good, NULL), "missing_field", "domain");
+    t_expect_free(t_body("domain", "a.com", "ocsp", good, "key", f->oleaf_key_pem, NULL),
+                  "missing_field", "cert");
+    free(good);
+    free(other);
+}
+
 static void
 test_domain_normalize(void **state)
 {
@@ -549,6 +945,14 @@ main(void)
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_document_order),
+        cmocka_unit_test(test_ocsp_accepted),
+        cmocka_unit_test(test_ocsp_accepted_kinds),
+        cmocka_unit_test(test_ocsp_not_base64_or_der),
+        cmocka_unit_test(test_ocsp_bounds),
+        cmocka_unit_test(test_ocsp_wrong_certificate),
+        cmocka_unit_test(test_ocsp_no_issuer),
+        cmocka_unit_test(test_ocsp_times_and_status),
+        cmocka_unit_test(test_ocsp_document_order),
         cmocka_unit_test(test_domain_normalize),
     };
     return cmocka_run_group_tests_name("test_cert_json", tests, t_setup, t_teardown);

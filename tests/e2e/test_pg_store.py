@@ -77,7 +77,7 @@ def test_changes_are_in_the_tables_and_survive_a_restart(make_stack, db_url):
     assert sql(db_url, "SELECT vhost FROM switchyard_routes") == [("demo.test",)]
     backends = sql(db_url, "SELECT id FROM switchyard_backends ORDER BY position")
     assert backends == [("backend-a",), ("backend-b",)]
-    assert sql(db_url, "SELECT version FROM switchyard_schema_migrations") == [(1,)]
+    assert sql(db_url, "SELECT version FROM switchyard_schema_migrations ORDER BY version") == [(1,), (2,)]
     r = s.api("PUT", "/api/v1/regions/2", {"publicAddress": "10.0.0.2"})
     assert r.status_code == 201, r.text
     version = int(r.headers["X-Config-Version"])
@@ -96,7 +96,7 @@ def test_changes_are_in_the_tables_and_survive_a_restart(make_stack, db_url):
     r = s.api("GET", "/api/v1/config/versions")
     assert r.status_code == 200, r.text
     assert [v["version"] for v in r.json()] == list(range(version, 0, -1))
-    assert sql(db_url, "SELECT count(*) FROM switchyard_schema_migrations") == [(1,)]
+    assert sql(db_url, "SELECT count(*) FROM switchyard_schema_migrations") == [(2,)]
 
 
 def test_two_routers_share_one_database(make_stack, db_url, timings):

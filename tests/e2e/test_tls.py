@@ -9,19 +9,29 @@ handshakes within 1 s (polled, not slept).
 - TLS 1.1 refused; TLS 1.2 and 1.3 work; ALPN selects http/1.1
 - a certificate replaced live, then removed (falls back to `*`)
 - a request through to the demo backend's /echo carries X-Forwarded-Proto: https
+- OCSP stapling: a certificate stored with an OCSP response (`ocsp`) has it
+  stapled when the client asks (`openssl s_client -status`, TLS 1.2 and 1.3,
+  by name and as the default certificate), never when it does not; one
+  without gets "no response sent"; replacing the certificate with or without
+  a response is live within 1 s; a response past its nextUpdate is no longer
+  stapled; apid refuses an expired one
 
-Certificates are self-signed EC P-256, made here with Python's cryptography.
+Certificates are self-signed EC P-256, made here with Python's cryptography;
+for OCSP, a CA, its leaves and their responses (OCSPResponseBuilder).
 """
 
+import base64
 import datetime
 import json
 import socket
 import ssl
+import subprocess
 import warnings
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from stack import free_ports, wait_until
@@ -225,3 +235,172 @@ def test_session_tickets_resume(make_stack):
         assert reused, "%s: the ticket did not resume" % version
     counters, _ = stack.pong("gateway")
     assert counters.get("tls.failures", 0) == 0, counters
+
+
+# ---------------------------------------------------------------------- OCSP stapling
+
+
+def make_ca():
+    """(CA certificate, its key): EC P-256, CA:TRUE."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Stapling Test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def make_leaf(ca, ca_key, cn):
+    """(leaf certificate, its key PEM, cert PEM of the leaf then the CA). The serial
+    number has 16 hex digits, so that s_client prints it as we do."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    serial = 0x1000000000000000 | (x509.random_serial_number() & 0x0FFFFFFFFFFFFFFF)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    chain = (cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)).decode()
+    return cert, key_pem, chain
+
+
+def make_ocsp(leaf, ca, ca_key, next_update):
+    """A good OCSP response for leaf, signed by the CA, base64 of its DER."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    resp = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=leaf,
+            issuer=ca,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now - datetime.timedelta(minutes=5),
+            next_update=next_update,
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return base64.b64encode(resp.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def serial_hex(cert):
+    return "%X" % cert.serial_number
+
+
+def s_client(port, sni, status=True, version=None):
+    """openssl s_client's output for one handshake (stdin /dev/null: it ends at once)."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port]
+    argv += ["-servername", sni] if sni else ["-noservername"]
+    if status:
+        argv.append("-status")
+    if version:
+        argv.append(version)
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    return r.stdout + r.stderr
+
+
+def stapled_serial(port, sni, version=None):
+    """The serial number of the stapled response's answer, "none" when the server sent
+    no response, None when the handshake failed."""
+    out = s_client(port, sni, version=version)
+    if "OCSP response: no response sent" in out:
+        return "none"
+    if "OCSP Response Status: successful" not in out or "Cert Status: good" not in out:
+        return None
+    for line in out.splitlines():
+        if line.strip().startswith("Serial Number:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_ocsp_stapling(make_stack):
+    (port,) = free_ports(1)
+    stack = make_stack(gateway_env={"GATEWAY_HTTPS_ADDR": "127.0.0.1:%d" % port}, demo_route=False)
+    ca, ca_key = make_ca()
+    day = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    leaf, key, chain = make_leaf(ca, ca_key, "ocsp.test")
+    body = {"domain": "ocsp.test", "key": key, "cert": chain, "ocsp": make_ocsp(leaf, ca, ca_key, day)}
+    r = stack.api("POST", "/api/v1/certificates", body)
+    assert r.status_code == 201, r.text
+    assert r.json()["ocsp"] is True and r.json()["ocspNextUpdate"].endswith("Z"), r.json()
+    post_cert(stack, "plain.test", "plain")
+    wait_until(lambda: stapled_serial(port, "ocsp.test") == serial_hex(leaf), 1.0, what="response stapled")
+
+    # both versions; the whole response as s_client shows it
+    for version in ("-tls1_2", "-tls1_3"):
+        out = s_client(port, "ocsp.test", version=version)
+        assert "OCSP Response Status: successful" in out, out
+        assert "Serial Number: %s" % serial_hex(leaf) in out, out
+        assert "Cert Status: good" in out, out
+    # a certificate without a response: none sent
+    assert stapled_serial(port, "plain.test") == "none"
+    # a client that does not ask gets none (the counter says none was stapled)
+    before = stack.pong("gateway")[0].get("tls.ocsp_stapled", 0)
+    assert before >= 3
+    out = s_client(port, "ocsp.test", status=False)
+    assert "BEGIN CERTIFICATE" in out or "Server certificate" in out, out
+    assert "OCSP" not in out, out
+    assert stack.pong("gateway")[0].get("tls.ocsp_stapled", 0) == before
+    # GET /certificates says which have one
+    listed = {c["domain"]: c for c in stack.api("GET", "/api/v1/certificates").json()}
+    assert listed["ocsp.test"]["ocsp"] is True and listed["ocsp.test"]["ocspNextUpdate"], listed
+    assert "ocsp" not in listed["plain.test"], listed
+
+    # replaced live: without a response, then a new leaf with its own
+    r = stack.api("POST", "/api/v1/certificates", {"domain": "ocsp.test", "key": key, "cert": chain})
+    assert r.status_code == 200 and "ocsp" not in r.json(), r.text
+    wait_until(lambda: stapled_serial(port, "ocsp.test") == "none", 1.0, what="response removed")
+    leaf2, key2, chain2 = make_leaf(ca, ca_key, "ocsp.test")
+    body = {"domain": "ocsp.test", "key": key2, "cert": chain2, "ocsp": make_ocsp(leaf2, ca, ca_key, day)}
+    assert stack.api("POST", "/api/v1/certificates", body).status_code == 200
+    wait_until(lambda: stapled_serial(port, "ocsp.test") == serial_hex(leaf2), 1.0, what="new response")
+
+    # the default certificate (the base context's own) staples too, with or without SNI
+    leaf3, key3, chain3 = make_leaf(ca, ca_key, "default")
+    body = {"domain": "*", "key": key3, "cert": chain3, "ocsp": make_ocsp(leaf3, ca, ca_key, day)}
+    assert stack.api("POST", "/api/v1/certificates", body).status_code == 201
+    wait_until(lambda: stapled_serial(port, "other.test") == serial_hex(leaf3), 1.0, what="default stapled")
+    assert stapled_serial(port, None) == serial_hex(leaf3)
+    assert stapled_serial(port, "ocsp.test") == serial_hex(leaf2)
+
+    # apid refuses an expired response; nothing changes
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+    body = {"domain": "ocsp.test", "key": key2, "cert": chain2, "ocsp": make_ocsp(leaf2, ca, ca_key, past)}
+    r = stack.api("POST", "/api/v1/certificates", body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["field"]) == ("invalid_value", "ocsp") and "expired" in err["message"], err
+    # a response for another certificate: refused too
+    body = {"domain": "ocsp.test", "key": key2, "cert": chain2, "ocsp": make_ocsp(leaf, ca, ca_key, day)}
+    r = stack.api("POST", "/api/v1/certificates", body)
+    assert (r.status_code, r.json()["error"]["field"]) == (400, "ocsp"), r.text
+    assert stapled_serial(port, "ocsp.test") == serial_hex(leaf2)
+
+    # a response that runs out while stored: stapled until its nextUpdate, then not
+    soon = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=4)
+    body = {"domain": "ocsp.test", "key": key, "cert": chain, "ocsp": make_ocsp(leaf, ca, ca_key, soon)}
+    assert stack.api("POST", "/api/v1/certificates", body).status_code == 200
+    wait_until(lambda: stapled_serial(port, "ocsp.test") == serial_hex(leaf), 1.0, what="short response")
+    wait_until(lambda: stapled_serial(port, "ocsp.test") == "none", 8.0, what="response past nextUpdate")
+    assert datetime.datetime.now(datetime.timezone.utc) >= soon
+    assert stack.pong("gateway")[0].get("tls.ocsp_stale", 0) >= 1

@@ -6,12 +6,14 @@
       strings NUL-terminated inside their arrays; invalid_json has the empty field ""; field
       and message are valid UTF-8 and the error body built from them (api_error_body)
       carries code, message and field unchanged (fuzz_json_common.h); an invalid_value is
-      on "domain", "key" or "cert", and the messages of those fields are printable ASCII;
+      on "domain", "key", "cert" or "ocsp", and the messages of those fields are printable
+      ASCII;
     - on success: exactly {"domain", "cert", "key", "issuer", "subject", "notBefore",
-      "notAfter"} in this order, all strings; the domain lower-case and valid
+      "notAfter"} in this order, then "ocsp" and "ocspNextUpdate" when a response was
+      given, all strings; the domain lower-case and valid
       (api_cert_domain_normalize gives it back unchanged); the dates "YYYY-MM-DDTHH:MM:SSZ";
       issuer and subject printable ASCII; normalization is idempotent: the output's domain,
-      key and cert sent again give the same text;
+      key, cert (and ocsp) sent again give the same text;
     - the same input gives the same answer twice, and OpenSSL's error queue is empty after
       each call (nothing leaks into the next request).
     Everything is freed (ASan's leak check). Build and run: tests/fuzz/README.md.
@@ -33,8 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const s_codes[] = {FUZZ_JSON_CODES, NULL};
 
-static const char *const s_keys[] = {"domain",  "cert",      "key",      "issuer",
-                                     "subject", "notBefore", "notAfter", NULL};
+static const char *const s_keys[] = {"domain",    "cert",     "key",  "issuer",         "subject",
+                                     "notBefore", "notAfter", "ocsp", "ocspNextUpdate", NULL};
+#define S_KEYS_REQUIRED 7 // the first 7 always, the OCSP pair only together
 
 //  The shared contract, and api_cert's own: its errors name one of its three fields and
 //  never quote the input (the PEM), so their messages are printable ASCII.
@@ -43,7 +46,7 @@ s_check_error(const api_error_t *err)
 {
     fuzz_json_check_error(err, s_codes);
     bool own = strcmp(err->field, "domain") == 0 || strcmp(err->field, "key") == 0
-               || strcmp(err->field, "cert") == 0;
+               || strcmp(err->field, "cert") == 0 || strcmp(err->field, "ocsp") == 0;
     if (own && strcmp(err->code, "duplicate_key") != 0 && !fuzz_json_ascii(err->message))
         abort();
     if (strcmp(err->code, "invalid_value") == 0 && !own)
@@ -76,7 +79,9 @@ s_check_shape(const json_t *out)
             abort();
         i++;
     }
-    if (s_keys[i] != NULL)
+    if (i != S_KEYS_REQUIRED && s_keys[i] != NULL)
+        abort();
+    if (i > S_KEYS_REQUIRED && !s_date(json_string_value(json_object_get(out, "ocspNextUpdate"))))
         abort();
     const char *domain = json_string_value(json_object_get(out, "domain"));
     char again[PROTO_ROUTE_VHOST_MAX + 1];
@@ -134,6 +139,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *text = json_dumps(out, JSON_COMPACT);
         json_t *body = json_pack("{s:O, s:O, s:O}", "domain", json_object_get(out, "domain"), "key",
                                  json_object_get(out, "key"), "cert", json_object_get(out, "cert"));
+        if (json_object_get(out, "ocsp"))
+            json_object_set(body, "ocsp", json_object_get(out, "ocsp"));
         char *body_text = json_dumps(body, JSON_COMPACT);
         json_t *again = s_run(body_text, strlen(body_text));
         char *text2 = again ? json_dumps(again, JSON_COMPACT) : NULL;
