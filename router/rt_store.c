@@ -32,22 +32,11 @@ s_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-void
-rt_store_iso8601(uint64_t ms, char *out, size_t cap)
-{
-    time_t secs = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char date[32];
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%03uZ", date, (unsigned) (ms % 1000));
-}
-
 json_t *
 rt_store_history_entry(uint64_t version, uint64_t at_ms, const char *by, const char *summary)
 {
     char at[40];
-    rt_store_iso8601(at_ms, at, sizeof at);
+    proto_iso8601_ms(at_ms, at, sizeof at);
     return json_pack("{s:I, s:s, s:s, s:s}", "version", (json_int_t) version, "at", at, "by", by,
                      "summary", summary);
 }

@@ -101,7 +101,4 @@ void rt_store_data_clear(rt_store_data_t *data);
 json_t *
 rt_store_history_entry(uint64_t version, uint64_t at_ms, const char *by, const char *summary);
 
-//  Format ms since the epoch as "2026-11-21T22:10:46.123Z" into out.
-void rt_store_iso8601(uint64_t ms, char *out, size_t cap);
-
 #endif

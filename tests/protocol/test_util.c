@@ -69,14 +69,26 @@ test_strlcpy(void **state)
     assert_false(proto_starts_with("tcp:/", "tcp://"));
 }
 
+static void
+test_iso8601(void **state)
+{
+    (void) state;
+    char out[40];
+    proto_iso8601_ms(0, out, sizeof out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+    proto_iso8601_ms(1795299046123ull, out, sizeof out);
+    assert_string_equal(out, "2026-11-21T22:10:46.123Z");
+    proto_iso8601_ms(1795299046007ull, out, sizeof out);
+    assert_string_equal(out, "2026-11-21T22:10:46.007Z");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fnv1a_vectors),
-        cmocka_unit_test(test_fnv1a_str),
-        cmocka_unit_test(test_fnv1a_pieces),
-        cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_fnv1a_vectors), cmocka_unit_test(test_fnv1a_str),
+        cmocka_unit_test(test_fnv1a_pieces),  cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_iso8601),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

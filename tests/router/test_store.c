@@ -358,19 +358,6 @@ test_history_capped_on_load(void **state)
     rt_store_data_clear(&data);
 }
 
-static void
-test_iso8601(void **state)
-{
-    (void) state;
-    char out[40];
-    rt_store_iso8601(0, out, sizeof out);
-    assert_string_equal(out, "1970-01-01T00:00:00.000Z");
-    rt_store_iso8601(1795299046123ull, out, sizeof out);
-    assert_string_equal(out, "2026-11-21T22:10:46.123Z");
-    rt_store_iso8601(1795299046007ull, out, sizeof out);
-    assert_string_equal(out, "2026-11-21T22:10:46.007Z");
-}
-
 int
 main(void)
 {
@@ -383,7 +370,6 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unreadable_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_lenient_parts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_history_capped_on_load, s_setup, s_teardown),
-        cmocka_unit_test(test_iso8601),
     };
     return cmocka_run_group_tests_name("rt_store", tests, NULL, NULL);
 }
