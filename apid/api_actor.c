@@ -7,7 +7,10 @@
     bounded by APID_ROUTER_TIMEOUT); a second signal stops at once.
 */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -17,12 +20,14 @@
 #include "api_events.h"
 #include "api_health.h"
 #include "api_http.h"
+#include "api_static.h"
 
 struct api_actor {
     proto_actor_t *actor; // loop, bus, signals
     api_http_t *http;     // the control API handler
     api_health_t *health; // /api/health and below
     api_events_t *events; // /api/v1/events
+    api_static_t *web;    // /dashboard
     ev_timer drain_timer; // bounds the wait for calls in flight at a signal
     int64_t timeout_ms;   // APID_ROUTER_TIMEOUT
     bool stopping;        // a signal came
@@ -33,6 +38,10 @@ static const proto_cfg_opt_t s_opts[] = {
      "how long an API call waits for the router's answer before 503 (keep it under the "
      "gateway's 5s)",
      offsetof(api_config_t, router_timeout_ms), 0, 0, NULL, 0},
+    {"APID_WEB_DIR", "web-dir", PROTO_CFG_STR, NULL,
+     "the folder holding the dashboard's files (dashboard/); unset: web/ beside the binary's "
+     "folder, else share/switchyard/web there",
+     offsetof(api_config_t, web_dir), 0, 0, NULL, 0},
 };
 
 int
@@ -83,6 +92,34 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
     api_http_drain(self->http, s_on_idle, self);
 }
 
+//  Where the dashboard's files are: APID_WEB_DIR, else web/ beside the
+//  binary's folder (bin/ of a checkout), else share/switchyard/web beside it
+//  (an install under a prefix). NULL when none has a dashboard/ folder.
+static const char *
+s_web_dir(const char *configured, char *buf, size_t cap)
+{
+    if (configured && *configured)
+        return configured;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0'; // the binary's folder
+    static const char *const tries[] = {"/../web", "/../share/switchyard/web"};
+    for (size_t i = 0; i < PROTO_ARRAY_SIZE(tries); i++) {
+        char probe[4200];
+        snprintf(buf, cap, "%s%s", exe, tries[i]);
+        snprintf(probe, sizeof probe, "%s/dashboard", buf);
+        if (access(probe, R_OK | X_OK) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
 api_actor_t *
 api_actor_new(const api_config_t *cfg)
 {
@@ -107,6 +144,8 @@ api_actor_new(const api_config_t *cfg)
     self->events = api_events_new(proto_actor_loop(self->actor), proto_actor_bus(self->actor),
                                   cfg->common.instance_id, self->health);
     api_http_set_events(self->http, self->events);
+    self->web = api_static_new(s_web_dir(cfg->web_dir, err, sizeof err));
+    api_http_set_static(self->http, self->web);
     // the event stream's sources, and the gateways' events.close to us
     static const char *const router_topics[] = {"config.changed", NULL};
     static const char *const healthd_topics[] = {"backend.state", NULL};
@@ -145,6 +184,7 @@ api_actor_destroy(api_actor_t **self_p)
     api_events_destroy(&self->events); // its timers are on the loop too
     proto_actor_destroy(&self->actor);
     api_http_destroy(&self->http);
+    api_static_destroy(&self->web);
     free(self);
     *self_p = NULL;
 }

@@ -14,6 +14,7 @@
 typedef struct {
     proto_common_config_t common; // settings every actor has
     int64_t router_timeout_ms;    // APID_ROUTER_TIMEOUT: how long a call waits for the router
+    char *web_dir;                // APID_WEB_DIR: the folder holding dashboard/ (NULL: found)
 } api_config_t;
 
 //  Load settings from flags, environment, .env and defaults. Returns 0 to run,

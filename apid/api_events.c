@@ -17,8 +17,10 @@
 #include <jansson.h>
 
 #include "proto_log.h"
+#include "proto_pairs.h"
 #include "proto_util.h"
 #include "api_events.h"
+#include "api_http.h"
 
 #define S_PATH          "/api/v1/events"
 #define S_STATS_WAIT_MS 900  // a stats.get unanswered by then is dropped
@@ -36,12 +38,6 @@ typedef struct {
     char *text;   // the event's SSE text
     size_t len;   // its bytes
 } s_kept_t;
-
-typedef struct {
-    uint64_t hash; // of route, 0x1f, backend (0: empty slot)
-    char *key;     // route 0x1f backend
-    uint8_t state; // S_ALIVE, S_DEAD, S_MAINT
-} s_state_t;
 
 typedef struct {
     char kind[PROTO_PROCSTAT_KIND_MAX + 1];         // actor kind
@@ -68,9 +64,7 @@ struct api_events {
     uint64_t seq;                        // last event number given
     uint64_t config_version;             // last config version told
     s_gw_t gws[API_EVENTS_GATEWAYS];     // gateways seen (name "" = free)
-    s_state_t *states;                   // open addressing, power of two
-    size_t states_cap;                   // slots
-    size_t states_n;                     // used
+    proto_pairs_t *states;               // (route, backend) -> last state told (uint8_t)
     s_proc_t procs[S_PROCS_MAX];         // from stats.reply
     size_t nprocs;
     ev_timer stats_timer;  // 1 s while a stream is open
@@ -151,11 +145,12 @@ s_on_subscriber(proto_bus_t *bus, const char *instance, bool subscribed, void *a
     }
     if (g->subs > 0)
         g->subs--;
-    if (g->subs == 0 && g->streams > 0) {
+    if (g->subs > 0)
+        return;
+    if (g->streams > 0)
         log_info("a gateway holding event streams went", LOG_S("gateway", instance),
                  LOG_U("streams", g->streams));
-        s_set_streams(self, g, 0);
-    }
+    s_set_streams(self, g, 0); // frees the slot (a gateway that never held one too)
 }
 
 //  The gateway's name from a message's src ("gateway/<instance>"), or NULL.
@@ -280,50 +275,18 @@ s_on_config_changed(proto_bus_t *bus, proto_in_t *in, void *arg)
     s_emit_kept(self, "config", o);
 }
 
-static void
-s_states_grow(api_events_t *self)
-{
-    size_t cap = self->states_cap ? self->states_cap * 2 : 1024;
-    s_state_t *slots = proto_xcalloc(cap, sizeof *slots);
-    for (size_t i = 0; i < self->states_cap; i++) {
-        s_state_t *s = &self->states[i];
-        if (s->hash == 0)
-            continue;
-        size_t j = s->hash & (cap - 1);
-        while (slots[j].hash)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *s;
-    }
-    free(self->states);
-    self->states = slots;
-    self->states_cap = cap;
-}
-
 //  Remember (route, backend)'s state; true when it differs from the last
-//  one remembered (or cannot be remembered: the table is full).
+//  one remembered (or cannot be remembered: the map is full).
 static bool
 s_state_changed(api_events_t *self, const char *route, const char *backend, uint8_t state)
 {
-    char key[PROTO_BACKEND_STATE_ROUTE_MAX + PROTO_BACKEND_STATE_BACKEND_MAX + 2];
-    int n = snprintf(key, sizeof key, "%s\x1f%s", route, backend);
-    uint64_t h = proto_fnv1a(key, (size_t) n) | 1;
-    if (self->states_n * 2 >= self->states_cap) {
-        if (self->states_n >= API_EVENTS_STATES)
-            return true;
-        s_states_grow(self);
-    }
-    size_t j = h & (self->states_cap - 1);
-    for (; self->states[j].hash; j = (j + 1) & (self->states_cap - 1)) {
-        s_state_t *s = &self->states[j];
-        if (s->hash == h && strcmp(s->key, key) == 0) {
-            bool changed = s->state != state;
-            s->state = state;
-            return changed;
-        }
-    }
-    self->states[j] = (s_state_t){h, proto_xstrdup(key), state};
-    self->states_n++;
-    return true;
+    bool created;
+    uint8_t *last = proto_pairs_put(self->states, route, backend, &created);
+    if (last == NULL)
+        return true;
+    bool changed = created || *last != state;
+    *last = state;
+    return changed;
 }
 
 static void
@@ -522,7 +485,7 @@ s_on_beat_timer(struct ev_loop *loop, ev_timer *w, int revents)
 // --------------------------------------------------------------------------
 // A stream's start
 
-static void
+static int
 s_answer(api_events_t *self,
          const proto_return_t *ret,
          uint16_t status,
@@ -538,8 +501,10 @@ s_answer(api_events_t *self,
     msg.admin_response.headers_count = nheaders;
     if (body)
         msg.admin_response.body = (proto_bin_t){(const uint8_t *) body, len};
-    if (proto_bus_reply(self->bus, ret, &msg) != 0)
+    int rc = proto_bus_reply(self->bus, ret, &msg);
+    if (rc != 0)
         log_warn("admin.response not sent", LOG_S("request_id", ret->rid), LOG_I("status", status));
+    return rc;
 }
 
 static void
@@ -555,16 +520,7 @@ s_answer_error(api_events_t *self,
         snprintf(body, sizeof body,
                  "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":null}}", code, message);
     proto_kv_t headers[2] = {{"content-type", "application/json"}, {"allow", allow}};
-    s_answer(self, ret, status, body, (size_t) n, headers, allow ? 2 : 1);
-}
-
-static const char *
-s_header(const proto_admin_request_t *req, const char *name)
-{
-    for (uint32_t i = 0; i < req->headers_count; i++)
-        if (strcmp(req->headers[i].key, name) == 0)
-            return req->headers[i].value;
-    return NULL;
+    (void) s_answer(self, ret, status, body, (size_t) n, headers, allow ? 2 : 1);
 }
 
 //  The first event number to replay after a Last-Event-ID: 0 for none
@@ -624,7 +580,8 @@ api_events_handle(api_events_t *self,
     size_t len = 0, cap = 0;
     FILE *out = open_memstream(&body, &cap);
     fprintf(out, "retry: %d\n: switchyard events of apid %s\n\n", S_RETRY_MS, self->instance);
-    uint64_t from = s_replay_from(self, s_header(req, "last-event-id"));
+    // HEAD: the head alone (nothing replayed, nothing counted)
+    uint64_t from = head ? 0 : s_replay_from(self, api_http_header(req, "last-event-id"));
     size_t budget = PROTO_ADMIN_RESPONSE_BODY_MAX / 2;
     if (from != 0 && from != UINT64_MAX) {
         size_t total = 0;
@@ -649,10 +606,10 @@ api_events_handle(api_events_t *self,
     snprintf(covers, sizeof covers, "%s:%" PRIu64, self->epoch, self->seq);
     proto_kv_t headers[2] = {{"content-type", "text/event-stream"},
                              {"x-switchyard-events", covers}};
-    s_answer(self, ret, 200, head ? NULL : body, len, headers, 2);
+    int sent = s_answer(self, ret, 200, head ? NULL : body, len, headers, 2);
     free(body);
-    if (head)
-        return true;
+    if (head || sent != 0)
+        return true; // no stream: HEAD, or an answer the bus would not take
     self->opened++;
     s_set_streams(self, g, g->streams + 1);
     log_debug("event stream opened", LOG_S("request_id", ret->rid), LOG_S("gateway", gw_name),
@@ -676,6 +633,7 @@ api_events_new(struct ev_loop *loop, proto_bus_t *bus, const char *instance, api
     proto_strlcpy(self->instance, instance ? instance : "", sizeof self->instance);
     snprintf(self->epoch, sizeof self->epoch, "%s.%" PRIx64, self->instance, proto_now_ms());
     proto_bus_address(self->topic, sizeof self->topic, PROTO_EVENTS_CLOSE, self->instance);
+    self->states = proto_pairs_new(sizeof(uint8_t), API_EVENTS_STATES);
     ev_init(&self->stats_timer, s_on_stats_timer);
     self->stats_timer.repeat = API_EVENTS_STATS_MS / 1000.0;
     self->stats_timer.data = self;
@@ -725,9 +683,7 @@ api_events_destroy(api_events_t **self_p)
         proto_bus_cancel(self->bus, self->stats_id);
     for (size_t i = 0; i < API_EVENTS_KEEP; i++)
         free(self->kept[i].text);
-    for (size_t i = 0; i < self->states_cap; i++)
-        free(self->states[i].key);
-    free(self->states);
+    proto_pairs_destroy(&self->states);
     free(self);
     *self_p = NULL;
 }

@@ -19,6 +19,7 @@
 #include "api_events.h"
 #include "api_health.h"
 #include "api_http.h"
+#include "api_static.h"
 
 #define S_SEGMENTS_MAX 8 // path segments looked at
 
@@ -681,6 +682,7 @@ struct api_http {
     void *idle_arg;            // its argument
     api_health_t *health;      // /api/health..., or NULL
     api_events_t *events;      // /api/v1/events, or NULL
+    api_static_t *web;         // /dashboard, or NULL
 };
 
 static void
@@ -770,6 +772,39 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
     s_check_idle(self);
 }
 
+const char *
+api_http_header(const proto_admin_request_t *req, const char *name)
+{
+    for (uint32_t i = 0; i < req->headers_count; i++)
+        if (strcmp(req->headers[i].key, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+//  /dashboard and below: the static files. True when answered.
+static bool
+s_static(api_http_t *self, const proto_return_t *ret, const proto_admin_request_t *req)
+{
+    api_static_answer_t a;
+    // HEAD is answered as GET: the gateway drops the body of a HEAD itself and
+    // takes Content-Length from the body it is given
+    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+    if (self->web == NULL
+        || !api_static_get(self->web, method, req->path, api_http_header(req, "if-none-match"), &a))
+        return false;
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_ADMIN_RESPONSE);
+    msg.admin_response.status = a.status;
+    msg.admin_response.headers = a.headers;
+    msg.admin_response.headers_count = a.nheaders;
+    if (a.body)
+        msg.admin_response.body = (proto_bin_t){a.body, a.len};
+    if (proto_bus_reply(self->bus, ret, &msg) != 0)
+        log_warn("admin.response not sent", LOG_S("request_id", ret->rid),
+                 LOG_I("status", a.status));
+    return true;
+}
+
 static void
 s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
@@ -781,6 +816,10 @@ s_on_admin_request(proto_bus_t *bus, proto_in_t *in, void *arg)
     call->ret = in->ret;
     call->start_us = start_us;
     proto_strlcpy(call->method, req->method, sizeof call->method);
+    if (s_static(self, &in->ret, req)) {
+        free(call);
+        return;
+    }
     if (self->events
         && api_events_handle(self->events, &in->ret, in->msg.src, req, self->draining)) {
         free(call);
@@ -864,6 +903,12 @@ void
 api_http_set_events(api_http_t *self, api_events_t *events)
 {
     self->events = events;
+}
+
+void
+api_http_set_static(api_http_t *self, api_static_t *web)
+{
+    self->web = web;
 }
 
 size_t

@@ -121,6 +121,14 @@ void api_http_set_health(api_http_t *self, api_health_t *health);
 typedef struct api_events api_events_t;
 void api_http_set_events(api_http_t *self, api_events_t *events);
 
+//  An admin.request's header by its lower-case name (the gateway sends names
+//  lower-case), or NULL.
+const char *api_http_header(const proto_admin_request_t *req, const char *name);
+
+//  Serve /dashboard and below from web (borrowed; may be NULL).
+typedef struct api_static api_static_t;
+void api_http_set_static(api_http_t *self, api_static_t *web);
+
 //  Stop taking calls (new ones get 503) and call fn(arg) once no call is
 //  waiting any more (at once if none is).
 typedef void(api_http_idle_fn)(void *arg);

@@ -301,7 +301,7 @@ gw_admin_handle(gw_req_t *req)
     }
     // the dashboard's files hold no data: not behind the token (its API calls are)
     if (s_path_is(target, path_len, "/dashboard")
-        || (path_len > 11 && memcmp(target, PROTO_LIT("/dashboard/")) == 0)) {
+        || (path_len >= 11 && memcmp(target, PROTO_LIT("/dashboard/")) == 0)) {
         gw_admin_hand_over(req, PROTO_KIND_APID, target, path_len, query, query_len, NULL);
         return;
     }

@@ -13,12 +13,15 @@
 #include "proto_log.h"
 #include "proto_url.h"
 #include "proto_util.h"
+#include "proto_pairs.h"
 #include "rt_actor.h"
 #include "rt_control.h"
 #include "rt_decide.h"
 #include "rt_edge.h"
 #include "rt_pg.h"
 #include "rt_table.h"
+
+#define RT_HEALTH_PAIRS_MAX 262144 // (route, backend) verdicts kept for GET /routes
 
 struct rt_actor {
     proto_actor_t *actor;  // loop, bus, signals
@@ -30,6 +33,8 @@ struct rt_actor {
     uint64_t edge_routes;  // pong edge.routes: routes from seed 002's tables
     uint64_t edge_skipped; // pong edge.skipped: rows refused in the last read
     uint64_t edge_hash;    // fingerprint of the last rows (a change is published)
+    proto_pairs_t *health; // healthd's verdicts (rt_runtime_t) for GET /routes
+    uint64_t health_pairs; // pong health.pairs: pairs kept
 };
 
 static const proto_cfg_opt_t s_opts[] = {
@@ -207,6 +212,20 @@ s_pg_edge(void *arg, const rt_edge_row_t *rows, size_t n)
     proto_bus_publish(proto_actor_bus(self->actor), &event);
 }
 
+//  healthd's verdict on a (route, backend): shown by GET /routes.
+static void
+s_on_backend_state(proto_bus_t *bus, proto_in_t *in, void *arg)
+{
+    (void) bus;
+    rt_actor_t *self = arg;
+    const proto_backend_state_t *b = &in->msg.backend_state;
+    rt_runtime_t *rt = proto_pairs_put(self->health, b->route, b->backend, NULL);
+    if (rt == NULL)
+        return; // over the bound: shown alive (proto_pairs counts it)
+    *rt = (rt_runtime_t){.up = b->up, .since_ms = b->since_ms, .failures = b->failures};
+    self->health_pairs = proto_pairs_size(self->health);
+}
+
 static s_reply_t *
 s_reply_new(rt_actor_t *self, const proto_in_t *in)
 {
@@ -303,13 +322,19 @@ rt_actor_new(const rt_config_t *cfg)
                              cfg->refresh_interval_ms, cfg->edge_schema == 1, events, self);
         self->control = rt_control_new_unloaded(cfg->common.region, rt_pg_ops(self->pg));
     }
-    if (proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0)
+    static const char *const healthd_topics[] = {"backend.state", NULL};
+    if (proto_actor_use(self->actor, PROTO_KIND_BALANCER, true, NULL) != 0
+        || proto_actor_use(self->actor, PROTO_KIND_HEALTHD, false, healthd_topics) != 0)
         goto fail;
     proto_bus_t *bus = proto_actor_bus(self->actor);
     proto_bus_on(bus, PROTO_CONFIG_GET, s_on_config_get, self);
     proto_bus_on(bus, PROTO_CONFIG_PUT, s_on_config_put, self);
     proto_bus_on(bus, PROTO_CONFIG_DELETE, s_on_config_delete, self);
     proto_bus_on(bus, PROTO_CERTS_GET, s_on_certs_get, self);
+    proto_bus_on(bus, PROTO_BACKEND_STATE, s_on_backend_state, self);
+    self->health = proto_pairs_new(sizeof(rt_runtime_t), RT_HEALTH_PAIRS_MAX);
+    rt_control_set_health(self->control, self->health);
+    (void) proto_bus_counter(bus, "health.pairs", &self->health_pairs);
     self->decide = rt_decide_new(bus, self->control);
     rt_control_on_reload(self->control, s_on_reload, self);
     (void) proto_bus_counter(bus, "config.loaded", &self->loaded);
@@ -346,6 +371,7 @@ rt_actor_destroy(rt_actor_t **self_p)
     proto_actor_destroy(&self->actor);
     rt_decide_destroy(&self->decide);
     rt_control_destroy(&self->control); // a change in flight is dropped, not answered
+    proto_pairs_destroy(&self->health);
     free(self);
     *self_p = NULL;
 }

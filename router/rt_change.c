@@ -432,7 +432,7 @@ s_put_route(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
     snprintf(summary, sizeof summary, "%s route %s", cmd->create_only ? "POST" : "PUT",
              route->vhost);
     s_stage_route(self, cmd, route->vhost, route, "route", summary, existed ? 200 : 201,
-                  rt_route_to_api(route), result);
+                  rt_route_to_api(route, self->health), result);
     rt_route_unref(&route);
 }
 
@@ -470,7 +470,7 @@ s_put_backend(rt_control_t *self, const rt_cmd_t *cmd, rt_result_t *result)
         return;
     }
     s_stage_route(self, cmd, next->vhost, next, "backend", summary, 201,
-                  rt_route_backend_to_api(next, next->backends_count - 1), result);
+                  rt_route_backend_to_api(next, next->backends_count - 1, self->health), result);
     rt_route_unref(&next);
 }
 
@@ -488,7 +488,7 @@ s_put_maint(rt_control_t *self, const rt_cmd_t *cmd, bool dead, rt_result_t *res
         return;
     }
     if (route->backends[at].maint == dead) { // already so: not a change, no new version
-        rt_result_ok(result, 200, rt_route_backend_to_api(route, (size_t) at));
+        rt_result_ok(result, 200, rt_route_backend_to_api(route, (size_t) at, self->health));
         return;
     }
     rt_error_t err = {.message = ""};
@@ -502,7 +502,7 @@ s_put_maint(rt_control_t *self, const rt_cmd_t *cmd, bool dead, rt_result_t *res
     snprintf(summary, sizeof summary, "mark backend %s/%s %s", route->vhost, cmd->sub,
              dead ? "dead" : "alive");
     s_stage_route(self, cmd, next->vhost, next, dead ? "dead" : "alive", summary, 200,
-                  rt_route_backend_to_api(next, (size_t) at), result);
+                  rt_route_backend_to_api(next, (size_t) at, self->health), result);
     rt_route_unref(&next);
 }
 

@@ -245,6 +245,12 @@ rt_control_on_reload(rt_control_t *self, rt_control_reload_fn *fn, void *arg)
     self->on_reload_arg = arg;
 }
 
+void
+rt_control_set_health(rt_control_t *self, const struct proto_pairs *health)
+{
+    self->health = health;
+}
+
 uint64_t
 rt_control_version(const rt_control_t *self)
 {

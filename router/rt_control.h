@@ -96,6 +96,12 @@ const rt_table_t *rt_control_table(const rt_control_t *self);
 //  valid until the next change.
 const proto_region_t *rt_control_regions(const rt_control_t *self, uint32_t *count);
 
+//  Show healthd's verdicts (a proto_pairs map of rt_runtime_t by route id
+//  and backend id, borrowed; NULL: none) as the backends' runtime fields of
+//  GET /routes.
+struct proto_pairs;
+void rt_control_set_health(rt_control_t *self, const struct proto_pairs *health);
+
 //  A read: fills *result at once (the caller clears it with
 //  rt_result_clear).
 void rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *result);

@@ -61,6 +61,7 @@ struct rt_control {
     rt_table_t *edge;     // routes from seed 002's tables (rt_edge), or NULL
     json_t *edge_regions; // their regions, or NULL
     rt_table_t *served;   // the API's routes and the edge's, or NULL (no edge: data.table)
+    const struct proto_pairs *health; // healthd's verdicts (rt_runtime_t), or NULL
 };
 
 //  Fill result with an error (status >= 400) and a printf-style message.

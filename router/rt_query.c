@@ -84,12 +84,13 @@ rt_control_get(rt_control_t *self, const proto_config_get_t *cmd, rt_result_t *r
     } else if (strcmp(what, "routes") == 0) {
         json_t *out = json_array();
         for (size_t i = 0; i < rt_table_size(self->data.table); i++)
-            json_array_append_new(out, rt_route_to_api(rt_table_at(self->data.table, i)));
+            json_array_append_new(out,
+                                  rt_route_to_api(rt_table_at(self->data.table, i), self->health));
         rt_result_ok(result, 200, out);
     } else if (strcmp(what, "route") == 0) {
         rt_route_t *route = rt_table_get(self->data.table, key);
         if (route)
-            rt_result_ok(result, 200, rt_route_to_api(route));
+            rt_result_ok(result, 200, rt_route_to_api(route, self->health));
         else
             rt_result_error(result, 404, NULL, "no route for vHost '%s'", key);
     } else if (strcmp(what, "health") == 0) {

@@ -17,6 +17,7 @@
 #include "proto_route.h"
 #include "proto_strategy.h"
 #include "proto_util.h"
+#include "proto_pairs.h"
 #include "rt_route.h"
 
 //  Runtime fields: read-only, dropped from what comes in.
@@ -473,25 +474,27 @@ rt_route_carry_state(rt_route_t *to, const rt_route_t *from)
 }
 
 static void
-s_add_runtime(json_t *obj, const rt_backend_t *be)
+s_add_runtime(json_t *obj, const rt_backend_t *be, const rt_runtime_t *rt)
 {
-    // healthd will feed isDead/deadSince/failureCount/latencyMs; until then
-    // only maintenance makes a backend dead
-    json_object_set_new(obj, "isDead", json_boolean(be->maint));
-    json_object_set_new(obj, "deadSince",
-                        be->maint && be->maint_since ? json_integer((json_int_t) be->maint_since)
-                                                     : json_null());
-    json_object_set_new(obj, "failureCount", json_integer(0));
+    // maintenance is the operator's word and wins; else healthd's verdict
+    bool down = rt && !rt->up;
+    uint64_t since = be->maint ? be->maint_since : down ? rt->since_ms : 0;
+    json_object_set_new(obj, "isDead", json_boolean(be->maint || down));
+    json_object_set_new(obj, "deadSince", since ? json_integer((json_int_t) since) : json_null());
+    json_object_set_new(obj, "failureCount", json_integer(rt ? (json_int_t) rt->failures : 0));
     json_object_set_new(obj, "latencyMs", json_null());
 }
 
 json_t *
-rt_route_to_api(const rt_route_t *route)
+rt_route_to_api(const rt_route_t *route, const struct proto_pairs *health)
 {
     json_t *out = json_deep_copy(route->doc);
     json_t *backends = json_object_get(out, "backends");
-    for (uint32_t i = 0; i < route->backends_count; i++)
-        s_add_runtime(json_array_get(backends, i), &route->backends[i]);
+    for (uint32_t i = 0; i < route->backends_count; i++) {
+        const rt_backend_t *be = &route->backends[i];
+        const rt_runtime_t *rt = health ? proto_pairs_get(health, route->id, be->id) : NULL;
+        s_add_runtime(json_array_get(backends, i), be, rt);
+    }
     // a private key is never answered; sent back as it is, it means "keep
     // the stored key" (rt_route_keep_ssl_key)
     json_t *ssl = json_object_get(out, "ssl");
@@ -524,11 +527,12 @@ rt_route_keep_ssl_key(json_t *doc, const rt_route_t *old, rt_error_t *err)
 }
 
 json_t *
-rt_route_backend_to_api(const rt_route_t *route, size_t index)
+rt_route_backend_to_api(const rt_route_t *route, size_t index, const struct proto_pairs *health)
 {
     assert(index < route->backends_count);
     json_t *out = json_deep_copy(json_array_get(json_object_get(route->doc, "backends"), index));
-    s_add_runtime(out, &route->backends[index]);
+    const rt_backend_t *be = &route->backends[index];
+    s_add_runtime(out, be, health ? proto_pairs_get(health, route->id, be->id) : NULL);
     return out;
 }
 

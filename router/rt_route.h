@@ -104,9 +104,21 @@ void rt_route_set_maint(rt_route_t *route, size_t index, bool maint, uint64_t si
 //  `to` must not be shared yet.
 void rt_route_carry_state(rt_route_t *to, const rt_route_t *from);
 
-//  The route as the API shows it: doc plus each backend's runtime fields
-//  (isDead, deadSince, failureCount, latencyMs). Caller owns the result.
-json_t *rt_route_to_api(const rt_route_t *route);
+//  What healthd last said of a (route, backend): the value of the router's
+//  proto_pairs map keyed by (route id, backend id).
+typedef struct {
+    bool up;           // its verdict
+    uint64_t since_ms; // when it entered that state, ms since the epoch (0: unknown)
+    uint32_t failures; // consecutive failures
+} rt_runtime_t;
+
+//  The route as the API shows it: doc plus each backend's runtime fields:
+//  isDead (maintenance, or healthd's verdict down), deadSince (ms since the
+//  epoch, or null), failureCount (healthd's consecutive failures),
+//  latencyMs (null: statsd has it, /api/v1/stats). health is the runtime
+//  map (rt_runtime_t values), or NULL for none. Caller owns the result.
+struct proto_pairs;
+json_t *rt_route_to_api(const rt_route_t *route, const struct proto_pairs *health);
 
 //  What the API shows instead of a route's ssl.key (rt_route_to_api).
 #define RT_ROUTE_KEY_REDACTED "[redacted]"
@@ -118,7 +130,8 @@ json_t *rt_route_to_api(const rt_route_t *route);
 int rt_route_keep_ssl_key(json_t *doc, const rt_route_t *old, rt_error_t *err);
 
 //  One backend as the API shows it. Caller owns the result.
-json_t *rt_route_backend_to_api(const rt_route_t *route, size_t index);
+json_t *
+rt_route_backend_to_api(const rt_route_t *route, size_t index, const struct proto_pairs *health);
 
 //  The route as the state file keeps it: doc plus "maintenance": [ids].
 //  Caller owns the result.

@@ -783,6 +783,8 @@ s_banner(s_run_t *self)
         printf("    https      https://%s%s\n", tls,
                self->cert_self_signed ? "  (self-signed for localhost: curl -k)" : "");
     printf("    admin      http://%s\n", admin);
+    printf("    dashboard  http://%s/dashboard/%s\n", admin,
+           cfg->admin_token && *cfg->admin_token ? "  (asks for ADMIN_TOKEN once)" : "");
     if (!cfg->no_demo)
         printf("    chat page  http://%s/chat.html%s\n", pub,
                s_is_dir("client") ? "  (two tabs: alice in region 1, bob in region 2)"

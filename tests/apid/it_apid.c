@@ -5,6 +5,8 @@
     XPUB bound at router.<test pid>.req/.pub in the test's BUS_DIR, which is
     how apid discovers it; the test's pid is alive, so the files count). The
     scripted router checks each config.* apid sends and answers config.reply.
+    The event-stream tests (GET /api/v1/events) add a scripted healthd,
+    gateway and statsd the same way, and a SUB on apid's XPUB as the gateway's.
 
     Every wait is a poll with a deadline; readiness (apid connected to the
     scripted router) is a retried call, never a sleep.
@@ -34,6 +36,16 @@ typedef struct {
     void *xpub;       // its XPUB (only there to be discovered)
     void *dealer;     // the gateway's DEALER to apid
     uint64_t next_id; // ids of admin.requests
+    // the event-stream tests only (events set before t_start)
+    bool events;          // also bind a scripted healthd, gateway (it-gw) and statsd
+    void *healthd_req;    // the scripted healthd's ROUTER (pings only)
+    void *healthd_pub;    // its XPUB: backend.state
+    void *gw_req;         // the scripted gateway's ROUTER (pings only)
+    void *gw_pub;         // its XPUB: events.close@it-apid;
+    void *statsd_req;     // the scripted statsd's ROUTER: stats.get
+    void *statsd_pub;     // its XPUB (only there to be discovered)
+    void *sub;            // the gateway's SUB on apid's XPUB: events.push@it-gw;
+    uint64_t stats_asked; // stats.get answered by the scripted statsd
 } t_fix_t;
 
 typedef struct {
@@ -45,16 +57,23 @@ typedef struct {
 // --------------------------------------------------------------------------
 // The scripted router
 
+//  Bind a scripted actor's socket where apid discovers an instance of kind.
 static void *
-t_bind(t_fix_t *f, int type, const char *suffix)
+t_bind_as(t_fix_t *f, const char *kind, int type, const char *suffix)
 {
     char ep[256];
-    snprintf(ep, sizeof ep, "ipc://%s/router.%d.%s", f->env.bus_dir, (int) getpid(), suffix);
+    snprintf(ep, sizeof ep, "ipc://%s/%s.%d.%s", f->env.bus_dir, kind, (int) getpid(), suffix);
     void *sock = zmq_socket(f->env.ctx, type);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
     assert_int_equal(zmq_bind(sock, ep), 0);
     return sock;
+}
+
+static void *
+t_bind(t_fix_t *f, int type, const char *suffix)
+{
+    return t_bind_as(f, "router", type, suffix);
 }
 
 //  Receive one config.* request on the scripted router within timeout_ms.
@@ -256,6 +275,11 @@ t_teardown(void **state)
         zmq_close(f->router);
     if (f->xpub)
         zmq_close(f->xpub);
+    void *more[] = {f->healthd_req, f->healthd_pub, f->gw_req, f->gw_pub,
+                    f->statsd_req,  f->statsd_pub,  f->sub};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+        if (more[i])
+            zmq_close(more[i]);
     if (f->env_ready)
         it_env_fini(&f->env);
     free(f);
@@ -273,6 +297,14 @@ t_start(t_fix_t *f, const char *timeout, bool with_router)
     if (with_router) {
         f->router = t_bind(f, ZMQ_ROUTER, "req");
         f->xpub = t_bind(f, ZMQ_XPUB, "pub");
+    }
+    if (f->events) {
+        f->healthd_req = t_bind_as(f, "healthd", ZMQ_ROUTER, "req");
+        f->healthd_pub = t_bind_as(f, "healthd", ZMQ_XPUB, "pub");
+        f->gw_req = t_bind_as(f, "gateway", ZMQ_ROUTER, "req");
+        f->gw_pub = t_bind_as(f, "gateway", ZMQ_XPUB, "pub");
+        f->statsd_req = t_bind_as(f, "statsd", ZMQ_ROUTER, "req");
+        f->statsd_pub = t_bind_as(f, "statsd", ZMQ_XPUB, "pub");
     }
     char setting[64];
     snprintf(setting, sizeof setting, "APID_ROUTER_TIMEOUT=%s", timeout);
@@ -903,6 +935,944 @@ test_drain_on_sigterm(void **state)
     f->pid = 0;
 }
 
+// --------------------------------------------------------------------------
+// The event stream (GET /api/v1/events, docs/dashboard.md)
+//
+// The test plays the gateway it-gw (admin.requests with src gateway/it-gw, a
+// SUB on apid's XPUB subscribed to its events.push address, events.close
+// published on its own XPUB), a router (config.changed), a healthd
+// (backend.state) and a statsd (stats.reply), and answers the census pings
+// apid sends to every scripted instance.
+
+#define T_GW_SRC      "gateway/it-gw"
+#define T_PUSH_TOPIC  "events.push@it-gw;"
+#define T_CLOSE_TOPIC "events.close@it-apid;"
+#define T_STATS_AT    UINT64_C(1765060801000) // the scripted statsd's clock (+ answers given)
+#define T_APID_RSS    UINT64_C(8388608)       // apid's resident set as the statsd reports it
+#define T_STATSD_RSS  UINT64_C(1234)          // the statsd's own
+
+//  Send msg with src as sender on sock, after a first frame (a topic or a
+//  routing id) when first is not NULL. A msg->id of 0 gets a fresh id.
+static void
+t_send_as(void *sock, const void *first, size_t first_len, proto_msg_t *msg, const char *src)
+{
+    static uint64_t next_id = UINT64_C(1) << 40; // apart from it_send's
+    if (msg->id == 0)
+        msg->id = ++next_id;
+    msg->src = src;
+    msg->ts = proto_now_ms();
+    if (msg->rid == NULL)
+        msg->rid = "";
+    proto_buf_t buf = {0};
+    assert_int_equal(proto_encode(msg, &buf), 0);
+    if (first)
+        assert_true(zmq_send(sock, first, first_len, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(sock, buf.data, buf.size, 0) >= 0);
+    proto_buf_free(&buf);
+}
+
+//  Publish msg under topic on a scripted XPUB.
+static void
+t_publish(void *xpub, const char *topic, proto_msg_t *msg, const char *src)
+{
+    t_send_as(xpub, topic, strlen(topic), msg, src);
+}
+
+//  Wait until apid's subscription to topic arrives on a scripted XPUB (only
+//  then does a message published there reach apid).
+static void
+t_wait_subscribed(void *xpub, const char *topic)
+{
+    size_t tlen = strlen(topic);
+    uint64_t deadline = it_now_ms() + T_WAIT_MS;
+    while (it_now_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = xpub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, (int) (deadline - it_now_ms()) + 1) <= 0)
+            continue;
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        assert_true(zmq_msg_recv(&frame, xpub, 0) >= 0);
+        const uint8_t *d = zmq_msg_data(&frame);
+        bool hit = zmq_msg_size(&frame) == tlen + 1 && d[0] == 1 && memcmp(d + 1, topic, tlen) == 0;
+        zmq_msg_close(&frame);
+        if (hit)
+            return;
+    }
+    fail_msg("apid did not subscribe to %s", topic);
+}
+
+//  The name a scripted ROUTER answers pings as.
+static void
+t_scripted(t_fix_t *f, void *sock, const char **kind, const char **instance)
+{
+    if (sock == f->router) {
+        *kind = "router";
+        *instance = "it-router";
+    } else if (sock == f->healthd_req) {
+        *kind = "healthd";
+        *instance = "it-healthd";
+    } else if (sock == f->gw_req) {
+        *kind = "gateway";
+        *instance = "it-gw";
+    } else {
+        *kind = "statsd";
+        *instance = "it-statsd";
+    }
+}
+
+//  The scripted statsd's answer: fixed figures, and process figures whose
+//  CPU time grows by 0.5 s (apid) and 0.25 s (statsd) per second of seen_ms.
+static void
+t_stats_reply(t_fix_t *f, proto_msg_t *msg)
+{
+    static proto_routestat_t routes[1];
+    static proto_procstat_t procs[2];
+    uint64_t n = ++f->stats_asked;
+    routes[0] = (proto_routestat_t){.vhost = "api.example.com",
+                                    .requests = 1000,
+                                    .errors_4xx = 3,
+                                    .errors_5xx = 1,
+                                    .rps = 12.5,
+                                    .p50_ms = 1.25,
+                                    .p99_ms = 8.5};
+    procs[0] = (proto_procstat_t){.kind = "apid",
+                                  .instance = "it-apid",
+                                  .pid = (uint32_t) f->pid,
+                                  .cpu_seconds = 1.0 + 0.5 * (double) n,
+                                  .rss_bytes = T_APID_RSS,
+                                  .seen_ms = T_STATS_AT + 1000 * n};
+    procs[1] = (proto_procstat_t){.kind = "statsd",
+                                  .instance = "it-statsd",
+                                  .pid = (uint32_t) getpid(),
+                                  .cpu_seconds = 0.25 * (double) n,
+                                  .rss_bytes = T_STATSD_RSS,
+                                  .seen_ms = T_STATS_AT + 1000 * n};
+    proto_msg_init(msg, PROTO_STATS_REPLY);
+    proto_stats_reply_t *r = &msg->stats_reply;
+    r->now_ms = T_STATS_AT + n;
+    r->since_ms = T_STATS_AT - 60000;
+    r->requests = 120034;
+    r->rps = 41.2;
+    r->chat_sessions = 2;
+    r->chat_messages = 40;
+    r->ws_connections = 2;
+    r->routes = routes;
+    r->routes_count = 1;
+    r->procs = procs;
+    r->procs_count = 2;
+}
+
+//  One request on a scripted ROUTER: a census ping is answered with pong,
+//  a stats.get (on the statsd) with stats.reply; anything else is dropped.
+static void
+t_serve(t_fix_t *f, void *sock)
+{
+    uint8_t identity[256];
+    size_t identity_len = 0;
+    proto_msg_t req;
+    proto_msg_init(&req, PROTO_NONE);
+    int frame = 0, more, rc = -1;
+    do {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        assert_true(zmq_msg_recv(&part, sock, 0) >= 0);
+        more = zmq_msg_more(&part);
+        if (frame == 0) {
+            identity_len = zmq_msg_size(&part);
+            assert_true(identity_len <= sizeof identity);
+            memcpy(identity, zmq_msg_data(&part), identity_len);
+        } else if (!more) {
+            rc = proto_decode(zmq_msg_data(&part), zmq_msg_size(&part), &req);
+        }
+        frame++;
+        zmq_msg_close(&part);
+    } while (more);
+    const char *kind, *instance;
+    t_scripted(f, sock, &kind, &instance);
+    char src[96];
+    snprintf(src, sizeof src, "%s/%s", kind, instance);
+    proto_msg_t out;
+    if (rc == 0 && req.type == PROTO_PING) {
+        proto_msg_init(&out, PROTO_PONG);
+        out.pong.kind = kind;
+        out.pong.instance = instance;
+        out.pong.pid = (uint32_t) getpid();
+        out.pong.version = "0.0.0-it";
+        out.pong.region = "1";
+        out.pong.uptime_ms = 1000;
+        out.pong.sent_us = req.ping.sent_us;
+    } else if (rc == 0 && req.type == PROTO_STATS_GET && sock == f->statsd_req) {
+        t_stats_reply(f, &out);
+    } else {
+        proto_msg_clear(&req);
+        return;
+    }
+    out.id = req.id;
+    out.rid = req.rid;
+    t_send_as(sock, identity, identity_len, &out, src);
+    proto_msg_clear(&req);
+}
+
+//  Serve the scripted ROUTERs for up to timeout_ms, or until the SUB (when
+//  watch_sub) has something to read. Returns true when the SUB has.
+static bool
+t_serve_for(t_fix_t *f, int timeout_ms, bool watch_sub)
+{
+    uint64_t deadline = it_now_ms() + (uint64_t) timeout_ms;
+    for (;;) {
+        zmq_pollitem_t items[6];
+        int n = 0;
+        if (watch_sub && f->sub)
+            items[n++] = (zmq_pollitem_t){.socket = f->sub, .events = ZMQ_POLLIN};
+        void *routers[] = {f->router, f->healthd_req, f->gw_req, f->statsd_req};
+        for (size_t i = 0; i < sizeof routers / sizeof routers[0]; i++)
+            if (routers[i])
+                items[n++] = (zmq_pollitem_t){.socket = routers[i], .events = ZMQ_POLLIN};
+        uint64_t now = it_now_ms();
+        int left = now < deadline ? (int) (deadline - now) : 0;
+        if (zmq_poll(items, n, left) > 0) {
+            for (int i = 0; i < n; i++) {
+                if (!(items[i].revents & ZMQ_POLLIN))
+                    continue;
+                if (items[i].socket == f->sub)
+                    return true;
+                t_serve(f, items[i].socket);
+            }
+        }
+        if (it_now_ms() >= deadline)
+            return false;
+    }
+}
+
+typedef enum {
+    T_ANY,      // any push
+    T_NUMBERED, // a push with a seq (config, backend)
+    T_NAMED,    // an unnumbered push of a named event (stats, actors)
+} t_want_t;
+
+//  The next events.push to it-gw that is wanted (event names the event for
+//  T_NAMED), within timeout_ms, serving the scripted ROUTERs meanwhile; its
+//  SSE text (caller frees) into *text and its seq into *seq. Returns 0, or
+//  -1 on timeout.
+static int
+t_push(t_fix_t *f, t_want_t want, const char *event, char **text, uint64_t *seq, int timeout_ms)
+{
+    uint64_t deadline = it_now_ms() + (uint64_t) timeout_ms;
+    for (;;) {
+        uint64_t now = it_now_ms();
+        if (now >= deadline || !t_serve_for(f, (int) (deadline - now), true))
+            return -1;
+        proto_msg_t msg;
+        proto_msg_init(&msg, PROTO_NONE);
+        char topic[128] = "";
+        assert_int_equal(it_recv(f->sub, &msg, topic, sizeof topic, 0), 0);
+        assert_string_equal(topic, T_PUSH_TOPIC);
+        assert_int_equal(msg.type, PROTO_EVENTS_PUSH);
+        assert_string_equal(msg.src, "apid/it-apid");
+        const proto_bin_t *d = &msg.events_push.data;
+        char *s = malloc(d->size + 1);
+        memcpy(s, d->data, d->size);
+        s[d->size] = '\0';
+        uint64_t got_seq = msg.events_push.seq;
+        proto_msg_clear(&msg);
+        char named[64];
+        snprintf(named, sizeof named, "event: %s\n", event ? event : "");
+        bool hit = want == T_ANY || (want == T_NUMBERED && got_seq > 0)
+                   || (want == T_NAMED && got_seq == 0 && proto_starts_with(s, named));
+        if (hit) {
+            *text = s;
+            if (seq)
+                *seq = got_seq;
+            return 0;
+        }
+        free(s);
+    }
+}
+
+//  A counter of apid's pong (UINT64_MAX when absent).
+static uint64_t
+t_pong_counter(t_fix_t *f, const char *name)
+{
+    proto_msg_t pong;
+    proto_msg_init(&pong, PROTO_NONE);
+    assert_int_equal(it_ping(f->dealer, &pong, T_WAIT_MS), 0);
+    uint64_t v = it_counter(&pong, name);
+    proto_msg_clear(&pong);
+    return v;
+}
+
+//  Wait until apid's pong counter name is want (absent counts as 0),
+//  serving the scripted ROUTERs between two pings.
+static void
+t_wait_counter(t_fix_t *f, const char *name, uint64_t want)
+{
+    uint64_t deadline = it_now_ms() + T_WAIT_MS, got = 0;
+    while (it_now_ms() < deadline) {
+        got = t_pong_counter(f, name);
+        if (got == UINT64_MAX)
+            got = 0;
+        if (got == want)
+            return;
+        t_serve_for(f, 20, false);
+    }
+    fail_msg("pong %s: %llu, expected %llu", name, (unsigned long long) got,
+             (unsigned long long) want);
+}
+
+//  Send an admin.request for the event stream from src (last_id: the
+//  last-event-id header, or NULL) and return its answer.
+static void
+t_events_call(t_fix_t *f,
+              const char *method,
+              const char *path,
+              const char *src,
+              const char *last_id,
+              proto_msg_t *resp)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_ADMIN_REQUEST);
+    msg.rid = "it-events-1";
+    msg.admin_request.method = method;
+    msg.admin_request.path = path;
+    msg.admin_request.client = "127.0.0.1";
+    proto_kv_t headers[] = {{"accept", "text/event-stream"}, {"last-event-id", last_id}};
+    msg.admin_request.headers = headers;
+    msg.admin_request.headers_count = last_id ? 2 : 1;
+    t_send_as(f->dealer, NULL, 0, &msg, src);
+    proto_msg_init(resp, PROTO_NONE);
+    assert_int_equal(t_response(f, msg.id, resp, T_WAIT_MS), 0);
+}
+
+//  Open a stream of it-gw (GET, 200); its body (caller frees) into *body
+//  when body is not NULL, and the x-switchyard-events header's sequence
+//  number returned. epoch (when not NULL, 128 bytes) receives its epoch.
+static uint64_t
+t_open(t_fix_t *f, const char *last_id, char **body, char *epoch)
+{
+    proto_msg_t resp;
+    t_events_call(f, "GET", "/api/v1/events", T_GW_SRC, last_id, &resp);
+    assert_int_equal(resp.admin_response.status, 200);
+    assert_string_equal(t_header(&resp, "content-type"), "text/event-stream");
+    const char *covers = t_header(&resp, "x-switchyard-events");
+    assert_non_null(covers);
+    const char *colon = strrchr(covers, ':');
+    assert_non_null(colon);
+    if (epoch) {
+        assert_true((size_t) (colon - covers) < 128);
+        snprintf(epoch, 128, "%.*s", (int) (colon - covers), covers);
+    }
+    uint64_t seq = strtoull(colon + 1, NULL, 10);
+    if (body)
+        *body = t_body(&resp);
+    proto_msg_clear(&resp);
+    return seq;
+}
+
+//  Start apid with the scripted actors, wait for its subscriptions on their
+//  XPUBs, connect the gateway's SUB, open one stream and wait until a push
+//  reaches the SUB (so the SUB's subscription is in place). epoch (128
+//  bytes) receives the stream's epoch.
+static void
+t_events_start(t_fix_t *f, char *epoch)
+{
+    f->events = true;
+    t_start(f, "3s", true);
+    t_wait_subscribed(f->xpub, "config.changed");
+    t_wait_subscribed(f->healthd_pub, "backend.state");
+    t_wait_subscribed(f->gw_pub, T_CLOSE_TOPIC);
+    char pub[256];
+    it_pub_endpoint(&f->env, "apid", f->pid, pub, sizeof pub);
+    f->sub = it_sub(&f->env, pub, T_PUSH_TOPIC);
+    assert_int_equal(t_open(f, NULL, NULL, epoch), 0);
+    char *text = NULL;
+    if (t_push(f, T_ANY, NULL, &text, NULL, T_WAIT_MS) != 0)
+        fail_msg("no events.push reached the gateway's SUB");
+    free(text);
+}
+
+static void
+t_config_changed(t_fix_t *f,
+                 uint64_t version,
+                 const char *what,
+                 const char *key,
+                 const char *by,
+                 const char *summary)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_CONFIG_CHANGED);
+    msg.config_changed.version = version;
+    msg.config_changed.what = what;
+    msg.config_changed.key = key;
+    msg.config_changed.by = by;
+    msg.config_changed.summary = summary;
+    t_publish(f->xpub, "config.changed", &msg, "router/it-router");
+}
+
+static void
+t_backend_state(t_fix_t *f,
+                const char *backend,
+                bool up,
+                const char *reason,
+                uint32_t failures,
+                uint64_t since_ms)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_BACKEND_STATE);
+    msg.backend_state.route = "api";
+    msg.backend_state.backend = backend;
+    msg.backend_state.up = up;
+    msg.backend_state.reason = reason;
+    msg.backend_state.failures = failures;
+    msg.backend_state.since_ms = since_ms;
+    t_publish(f->healthd_pub, "backend.state", &msg, "healthd/it-healthd");
+}
+
+static void
+t_events_close(t_fix_t *f, const char *src, uint32_t streams, bool all)
+{
+    proto_msg_t msg;
+    proto_msg_init(&msg, PROTO_EVENTS_CLOSE);
+    msg.events_close.streams = streams;
+    msg.events_close.all = all;
+    t_publish(f->gw_pub, T_CLOSE_TOPIC, &msg, src);
+}
+
+//  Check a numbered event's SSE text: "id: <epoch>:<seq>\nevent: <event>\n
+//  data: <JSON on one line>\n\n". Returns the JSON (caller decrefs).
+static json_t *
+t_numbered(const char *text, const char *epoch, uint64_t seq, const char *event)
+{
+    char head[256];
+    snprintf(head, sizeof head, "id: %s:%llu\nevent: %s\ndata: ", epoch, (unsigned long long) seq,
+             event);
+    if (!proto_starts_with(text, head))
+        fail_msg("expected an event starting %s, got %s", head, text);
+    const char *json = text + strlen(head);
+    size_t len = strlen(json);
+    assert_true(len > 2 && strcmp(json + len - 2, "\n\n") == 0);
+    assert_null(memchr(json, '\n', len - 2)); // one data line
+    json_error_t err;
+    json_t *doc = json_loadb(json, len - 2, 0, &err);
+    if (doc == NULL)
+        fail_msg("not JSON: %s (%s)", json, err.text);
+    return doc;
+}
+
+//  An unnumbered event's JSON (no id line). Returns it (caller decrefs).
+static json_t *
+t_unnumbered(const char *text, const char *event)
+{
+    char head[64];
+    snprintf(head, sizeof head, "event: %s\ndata: ", event);
+    if (!proto_starts_with(text, head))
+        fail_msg("expected an event starting %s, got %s", head, text);
+    const char *json = text + strlen(head);
+    size_t len = strlen(json);
+    assert_true(len > 2 && strcmp(json + len - 2, "\n\n") == 0);
+    json_t *doc = json_loadb(json, len - 2, 0, NULL);
+    if (doc == NULL)
+        fail_msg("not JSON: %s", json);
+    return doc;
+}
+
+//  An ISO 8601 UTC time with milliseconds: 2026-12-06T22:40:01.123Z.
+static void
+t_expect_iso(json_t *v)
+{
+    const char *s = json_string_value(v);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), 24);
+    assert_true(s[4] == '-' && s[10] == 'T' && s[19] == '.' && s[23] == 'Z');
+}
+
+static void
+t_expect_str(json_t *doc, const char *key, const char *want)
+{
+    const char *got = json_string_value(json_object_get(doc, key));
+    if (got == NULL || strcmp(got, want) != 0)
+        fail_msg("%s: %s, expected %s", key, got ? got : "(none)", want);
+}
+
+//  The next numbered push: check it is seq, a config event of version.
+static json_t *
+t_expect_config(t_fix_t *f, const char *epoch, uint64_t seq, uint64_t version)
+{
+    char *text = NULL;
+    uint64_t got = 0;
+    if (t_push(f, T_NUMBERED, NULL, &text, &got, T_WAIT_MS) != 0)
+        fail_msg("no config event %llu pushed", (unsigned long long) seq);
+    assert_int_equal(got, seq);
+    json_t *doc = t_numbered(text, epoch, seq, "config");
+    free(text);
+    assert_int_equal(json_integer_value(json_object_get(doc, "version")), version);
+    return doc;
+}
+
+//  Opening a stream: the answer's head and replay; HEAD, other methods and a
+//  sender that is not a gateway.
+static void
+test_events_open(void **state)
+{
+    t_fix_t *f = *state;
+    f->events = true;
+    t_start(f, "3s", true);
+    proto_msg_t resp;
+    t_events_call(f, "GET", "/api/v1/events", T_GW_SRC, NULL, &resp);
+    assert_int_equal(resp.admin_response.status, 200);
+    assert_string_equal(t_header(&resp, "content-type"), "text/event-stream");
+    const char *covers = t_header(&resp, "x-switchyard-events");
+    assert_non_null(covers);
+    // <epoch>:<seq>: the epoch names this apid's run, and nothing happened yet
+    assert_true(proto_starts_with(covers, "it-apid."));
+    const char *colon = strrchr(covers, ':');
+    assert_non_null(colon);
+    assert_string_equal(colon, ":0");
+    char epoch[128];
+    snprintf(epoch, sizeof epoch, "%.*s", (int) (colon - covers), covers);
+    char *body = t_body(&resp);
+    assert_true(proto_starts_with(body, "retry: 2000\n"));
+    assert_non_null(strstr(body, "\n: switchyard events of apid it-apid\n\n"));
+    assert_null(strstr(body, "event:")); // nothing to replay, no reset
+    free(body);
+    proto_msg_clear(&resp);
+    t_wait_counter(f, "events.streams", 1);
+
+    // the path with a trailing slash is the same stream
+    t_events_call(f, "GET", "/api/v1/events/", T_GW_SRC, NULL, &resp);
+    assert_int_equal(resp.admin_response.status, 200);
+    proto_msg_clear(&resp);
+    t_wait_counter(f, "events.streams", 2);
+
+    // HEAD: the head without a body, and no stream
+    t_events_call(f, "HEAD", "/api/v1/events", T_GW_SRC, NULL, &resp);
+    assert_int_equal(resp.admin_response.status, 200);
+    assert_string_equal(t_header(&resp, "content-type"), "text/event-stream");
+    char want[160];
+    snprintf(want, sizeof want, "%s:0", epoch);
+    assert_string_equal(t_header(&resp, "x-switchyard-events"), want);
+    assert_int_equal(resp.admin_response.body.size, 0);
+    proto_msg_clear(&resp);
+    assert_int_equal(t_pong_counter(f, "events.streams"), 2);
+    assert_int_equal(t_pong_counter(f, "events.opened"), 2);
+
+    // other methods: 405 with Allow
+    const char *wrong[] = {"POST", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        t_events_call(f, wrong[i], "/api/v1/events", T_GW_SRC, NULL, &resp);
+        t_expect_error(&resp, 405, "method_not_allowed", "");
+        assert_string_equal(t_header(&resp, "allow"), "GET, HEAD");
+        proto_msg_clear(&resp);
+    }
+
+    // a sender that is not a gateway cannot hold a stream
+    const char *not_gateways[] = {"test/it", "gateway/", "statsd/it-statsd"};
+    for (size_t i = 0; i < sizeof not_gateways / sizeof not_gateways[0]; i++) {
+        t_events_call(f, "GET", "/api/v1/events", not_gateways[i], NULL, &resp);
+        t_expect_error(&resp, 400, "bad_request", "");
+        proto_msg_clear(&resp);
+    }
+    assert_int_equal(t_pong_counter(f, "events.refused"), 3);
+    assert_int_equal(t_pong_counter(f, "events.streams"), 2);
+    assert_int_equal(t_pong_counter(f, "events.opened"), 2);
+}
+
+//  config.changed: one numbered event per new version, with who and what.
+static void
+test_events_config(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    t_config_changed(f, 5, "route", "a.test", "local", "PUT route a.test");
+    json_t *doc = t_expect_config(f, epoch, 1, 5);
+    t_expect_str(doc, "what", "route");
+    t_expect_str(doc, "key", "a.test");
+    t_expect_str(doc, "by", "local");
+    t_expect_str(doc, "summary", "PUT route a.test");
+    t_expect_iso(json_object_get(doc, "at"));
+    assert_int_equal(json_object_size(doc), 6);
+    json_decref(doc);
+
+    // the same version (every router tells it) and an older one: nothing;
+    // the next event is the next version's, numbered 2
+    t_config_changed(f, 5, "route", "a.test", "local", "PUT route a.test");
+    t_config_changed(f, 4, "route", "b.test", "local", "PUT route b.test");
+    t_config_changed(f, 6, "reload", "", NULL, NULL);
+    doc = t_expect_config(f, epoch, 2, 6);
+    t_expect_str(doc, "what", "reload");
+    t_expect_str(doc, "key", "");
+    assert_null(json_object_get(doc, "by")); // absent for reload and edge
+    assert_null(json_object_get(doc, "summary"));
+    json_decref(doc);
+
+    t_config_changed(f, 6, "reload", "", NULL, NULL);
+    t_config_changed(f, 9, "certificate", "*.example.com", "token-0123456789ab",
+                     "POST certificate *.example.com");
+    doc = t_expect_config(f, epoch, 3, 9);
+    t_expect_str(doc, "by", "token-0123456789ab");
+    json_decref(doc);
+    // empty by and summary are absent too
+    t_config_changed(f, 10, "edge", "", "", "");
+    doc = t_expect_config(f, epoch, 4, 10);
+    t_expect_str(doc, "what", "edge");
+    assert_null(json_object_get(doc, "by"));
+    assert_null(json_object_get(doc, "summary"));
+    json_decref(doc);
+}
+
+//  The next numbered push: check it is seq, a backend event; returns its JSON.
+static json_t *
+t_expect_backend(t_fix_t *f, const char *epoch, uint64_t seq, const char *backend, const char *st)
+{
+    char *text = NULL;
+    uint64_t got = 0;
+    if (t_push(f, T_NUMBERED, NULL, &text, &got, T_WAIT_MS) != 0)
+        fail_msg("no backend event %llu pushed", (unsigned long long) seq);
+    if (got != seq)
+        fail_msg("expected event %llu, got %s", (unsigned long long) seq, text);
+    json_t *doc = t_numbered(text, epoch, seq, "backend");
+    free(text);
+    t_expect_str(doc, "route", "api");
+    t_expect_str(doc, "backend", backend);
+    t_expect_str(doc, "state", st);
+    return doc;
+}
+
+static void
+t_expect_failures(json_t *doc, const char *reason, json_int_t failures)
+{
+    t_expect_str(doc, "reason", reason);
+    assert_int_equal(json_integer_value(json_object_get(doc, "failures")), failures);
+}
+
+//  backend.state: one numbered event per change of a (route, backend)'s state.
+static void
+test_events_backend(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    uint64_t since = proto_now_ms();
+    t_backend_state(f, "b1", false, "maintenance", 0, since);
+    json_t *doc = t_expect_backend(f, epoch, 1, "b1", "maintenance");
+    t_expect_failures(doc, "maintenance", 0);
+    t_expect_iso(json_object_get(doc, "since"));
+    json_decref(doc);
+
+    // the same again (healthd restarted, or a second healthd): nothing
+    t_backend_state(f, "b1", false, "maintenance", 0, since);
+    t_backend_state(f, "b1", true, "recovered", 0, since + 1000);
+    doc = t_expect_backend(f, epoch, 2, "b1", "alive");
+    t_expect_failures(doc, "recovered", 0);
+    json_decref(doc);
+
+    t_backend_state(f, "b1", true, "", 0, 0);
+    t_backend_state(f, "b1", false, "3 failures", 3, 0);
+    doc = t_expect_backend(f, epoch, 3, "b1", "dead");
+    t_expect_failures(doc, "3 failures", 3);
+    assert_null(json_object_get(doc, "since")); // none said
+    json_decref(doc);
+
+    // dead for another reason is still dead; another backend is its own
+    t_backend_state(f, "b1", false, "4 failures", 4, 0);
+    t_backend_state(f, "b2", false, "3 failures", 3, 0);
+    doc = t_expect_backend(f, epoch, 4, "b2", "dead");
+    json_decref(doc);
+    t_backend_state(f, "b1", false, "maintenance", 0, 0);
+    doc = t_expect_backend(f, epoch, 5, "b1", "maintenance");
+    json_decref(doc);
+}
+
+//  Last-Event-ID: the kept events after it, in order; another run's id or
+//  garbage: reset.
+static void
+test_events_replay(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    t_config_changed(f, 1, "route", "a.test", "local", "PUT route a.test");
+    t_backend_state(f, "b1", false, "3 failures", 3, 0);
+    t_config_changed(f, 2, "route", "a.test", "local", "DELETE route a.test");
+    char *texts[4] = {NULL};
+    for (uint64_t s = 1; s <= 3; s++) {
+        uint64_t got = 0;
+        assert_int_equal(t_push(f, T_NUMBERED, NULL, &texts[s], &got, T_WAIT_MS), 0);
+        assert_int_equal(got, s);
+    }
+    const char *preamble = "retry: 2000\n: switchyard events of apid it-apid\n\n";
+
+    // after 1: events 2 and 3, as pushed
+    char last[192], *body = NULL, want[4096];
+    snprintf(last, sizeof last, "%s:1", epoch);
+    assert_int_equal(t_open(f, last, &body, NULL), 3);
+    snprintf(want, sizeof want, "%s%s%s", preamble, texts[2], texts[3]);
+    assert_string_equal(body, want);
+    free(body);
+    // after 0: all three; after 3: none
+    snprintf(last, sizeof last, "%s:0", epoch);
+    assert_int_equal(t_open(f, last, &body, NULL), 3);
+    snprintf(want, sizeof want, "%s%s%s%s", preamble, texts[1], texts[2], texts[3]);
+    assert_string_equal(body, want);
+    free(body);
+    snprintf(last, sizeof last, "%s:3", epoch);
+    assert_int_equal(t_open(f, last, &body, NULL), 3);
+    assert_string_equal(body, preamble);
+    free(body);
+    assert_int_equal(t_pong_counter(f, "events.replayed"), 5);
+    assert_int_equal(t_pong_counter(f, "events.resets"), 0);
+
+    // ids that cannot be replayed: reset, and no event
+    char other[192], same_len[192], ahead[192], shorter[192];
+    snprintf(other, sizeof other, "it-apid.1:1");
+    // another run of the same instance: an epoch as long, one digit apart
+    snprintf(same_len, sizeof same_len, "%s:1", epoch);
+    char *digit = same_len + strlen(epoch) - 1;
+    *digit = *digit == '0' ? '1' : '0';
+    snprintf(ahead, sizeof ahead, "%s:4", epoch);
+    snprintf(shorter, sizeof shorter, "%.*s:1", (int) strlen(epoch) - 1, epoch);
+    const char *resets[] = {other, same_len, ahead, shorter, "garbage", "1", ":1", "x:y:1"};
+    size_t nresets = sizeof resets / sizeof resets[0];
+    snprintf(want, sizeof want, "%sevent: reset\ndata: {}\n\n", preamble);
+    for (size_t i = 0; i < nresets; i++) {
+        assert_int_equal(t_open(f, resets[i], &body, NULL), 3);
+        if (strcmp(body, want) != 0)
+            fail_msg("last-event-id %s: %s", resets[i], body);
+        free(body);
+    }
+    // an empty one is none
+    assert_int_equal(t_open(f, "", &body, NULL), 3);
+    assert_string_equal(body, preamble);
+    free(body);
+    assert_int_equal(t_pong_counter(f, "events.resets"), nresets);
+    assert_int_equal(t_pong_counter(f, "events.replayed"), 5);
+    for (size_t i = 0; i < 4; i++)
+        free(texts[i]);
+}
+
+//  Wait until a HEAD's x-switchyard-events says seq (apid has taken an event).
+static void
+t_wait_covers(t_fix_t *f, const char *epoch, uint64_t seq)
+{
+    char want[192];
+    snprintf(want, sizeof want, "%s:%llu", epoch, (unsigned long long) seq);
+    uint64_t deadline = it_now_ms() + T_WAIT_MS;
+    while (it_now_ms() < deadline) {
+        proto_msg_t resp;
+        t_events_call(f, "HEAD", "/api/v1/events", T_GW_SRC, NULL, &resp);
+        assert_int_equal(resp.admin_response.status, 200);
+        bool done = strcmp(t_header(&resp, "x-switchyard-events"), want) == 0;
+        proto_msg_clear(&resp);
+        if (done)
+            return;
+        t_serve_for(f, 20, false);
+    }
+    fail_msg("apid never covered %s", want);
+}
+
+//  Streams counted per gateway, closed by events.close; one push per
+//  gateway whatever its streams; none while it holds none.
+static void
+test_events_closes(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 0);
+    t_wait_counter(f, "events.streams", 2);
+
+    // two streams, one push each event (the next numbered push is the next event)
+    t_config_changed(f, 1, "route", "a.test", "local", "PUT route a.test");
+    t_config_changed(f, 2, "route", "b.test", "local", "PUT route b.test");
+    json_decref(t_expect_config(f, epoch, 1, 1));
+    json_decref(t_expect_config(f, epoch, 2, 2));
+
+    t_events_close(f, T_GW_SRC, 1, false);
+    t_wait_counter(f, "events.streams", 1);
+    // another gateway's close, or one from no gateway, is not about it-gw's
+    t_events_close(f, "gateway/other-gw", 0, true);
+    t_events_close(f, "test/it", 0, true);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 2);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 2);
+    t_wait_counter(f, "events.streams", 3);
+    // more closed than held: none left
+    t_events_close(f, T_GW_SRC, 1, false);
+    t_wait_counter(f, "events.streams", 2); // (the two others were ignored)
+    t_events_close(f, T_GW_SRC, 5, false);
+    t_wait_counter(f, "events.streams", 0);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 2);
+    t_wait_counter(f, "events.streams", 1);
+    t_events_close(f, T_GW_SRC, 0, true);
+    t_wait_counter(f, "events.streams", 0);
+
+    // no stream: an event is kept but not published
+    uint64_t pushed = t_pong_counter(f, "events.pushed");
+    t_config_changed(f, 3, "route", "c.test", "local", "PUT route c.test");
+    t_wait_covers(f, epoch, 3);
+    assert_int_equal(t_pong_counter(f, "events.pushed"), pushed);
+    // a new stream gets the next one: nothing of event 3 reached the SUB before it
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 3);
+    t_config_changed(f, 4, "route", "d.test", "local", "PUT route d.test");
+    json_decref(t_expect_config(f, epoch, 4, 4));
+    assert_true(t_pong_counter(f, "events.pushed") > pushed);
+}
+
+//  The gateway's subscription ends (it went): its streams are forgotten.
+static void
+test_events_gateway_goes(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 0);
+    t_wait_counter(f, "events.streams", 2);
+    zmq_close(f->sub);
+    f->sub = NULL;
+    t_wait_counter(f, "events.streams", 0);
+
+    // it comes back: a new stream is served and pushed to
+    char pub[256];
+    it_pub_endpoint(&f->env, "apid", f->pid, pub, sizeof pub);
+    f->sub = it_sub(&f->env, pub, T_PUSH_TOPIC);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 0);
+    t_wait_counter(f, "events.streams", 1);
+    char *text = NULL;
+    assert_int_equal(t_push(f, T_ANY, NULL, &text, NULL, T_WAIT_MS), 0);
+    free(text);
+    t_config_changed(f, 1, "route", "a.test", "local", "PUT route a.test");
+    json_decref(t_expect_config(f, epoch, 1, 1));
+}
+
+//  The unnumbered events: stats (statsd's figures, once a second) and actors
+//  (the census, with statsd's process figures).
+static void
+test_events_stats_actors(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    // a stream is open: statsd is asked at once and every second, and each
+    // answer is pushed (the first ask may find statsd not connected yet)
+    char *text = NULL;
+    json_t *stats[2] = {NULL};
+    for (int i = 0; i < 2; i++) {
+        if (t_push(f, T_NAMED, "stats", &text, NULL, i == 0 ? 3000 : T_WAIT_MS) != 0)
+            fail_msg("no stats event %d (statsd asked %llu times)", i + 1,
+                     (unsigned long long) f->stats_asked);
+        stats[i] = t_unnumbered(text, "stats");
+        free(text);
+    }
+    json_t *s = stats[1];
+    json_int_t at = json_integer_value(json_object_get(s, "at"));
+    json_int_t at0 = json_integer_value(json_object_get(stats[0], "at"));
+    assert_true(at0 > (json_int_t) T_STATS_AT && at > at0);
+    assert_true(at <= (json_int_t) (T_STATS_AT + f->stats_asked));
+    assert_int_equal(json_integer_value(json_object_get(s, "requests")), 120034);
+    assert_true(json_real_value(json_object_get(s, "rps")) == 41.2);
+    json_t *routes = json_object_get(s, "routes");
+    assert_int_equal(json_array_size(routes), 1);
+    json_t *r = json_array_get(routes, 0);
+    t_expect_str(r, "vHost", "api.example.com");
+    assert_int_equal(json_integer_value(json_object_get(r, "requests")), 1000);
+    assert_true(json_real_value(json_object_get(r, "rps")) == 12.5);
+    assert_true(json_real_value(json_object_get(r, "p50")) == 1.25);
+    assert_true(json_real_value(json_object_get(r, "p99")) == 8.5);
+    json_t *errors = json_object_get(r, "errors");
+    assert_int_equal(json_integer_value(json_object_get(errors, "4xx")), 3);
+    assert_int_equal(json_integer_value(json_object_get(errors, "5xx")), 1);
+    json_t *chat = json_object_get(s, "chat");
+    assert_int_equal(json_integer_value(json_object_get(chat, "sessions")), 2);
+    assert_int_equal(json_integer_value(json_object_get(chat, "messages")), 40);
+    assert_int_equal(json_integer_value(json_object_get(chat, "wsConnections")), 2);
+    json_decref(stats[0]);
+    json_decref(stats[1]);
+
+    // two samples of the statsd's process figures are in. With no stream the
+    // periodic asks stop; a new stream gets an actors event at once (not
+    // after the 5 s period), with apid itself and every scripted instance,
+    // and the CPU and memory statsd reported
+    t_events_close(f, T_GW_SRC, 0, true);
+    t_wait_counter(f, "events.streams", 0);
+    assert_int_equal(t_open(f, NULL, NULL, NULL), 0);
+    if (t_push(f, T_NAMED, "actors", &text, NULL, 2500) != 0)
+        fail_msg("no actors event at the stream's start");
+    json_t *doc = t_unnumbered(text, "actors");
+    free(text);
+    assert_true(json_integer_value(json_object_get(doc, "at")) > 0);
+    json_t *list = json_object_get(doc, "instances");
+    json_t *me = NULL, *statsd = NULL;
+    bool kinds[4] = {false};
+    const char *names[4] = {"router", "healthd", "gateway", "statsd"};
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *o = json_array_get(list, i);
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        assert_non_null(kind);
+        if (strcmp(kind, "apid") == 0)
+            me = o;
+        if (strcmp(kind, "statsd") == 0)
+            statsd = o;
+        for (size_t k = 0; k < 4; k++)
+            if (strcmp(kind, names[k]) == 0)
+                kinds[k] = true;
+    }
+    for (size_t k = 0; k < 4; k++)
+        if (!kinds[k])
+            fail_msg("no %s in the actors event: %s", names[k], json_dumps(doc, 0));
+    assert_non_null(me);
+    t_expect_str(me, "instance", "it-apid");
+    assert_int_equal(json_integer_value(json_object_get(me, "pid")), f->pid);
+    assert_int_equal(json_integer_value(json_object_get(me, "rssBytes")), T_APID_RSS);
+    assert_true(json_real_value(json_object_get(me, "cpu")) == 0.5);
+    assert_non_null(statsd);
+    t_expect_str(statsd, "instance", "it-statsd");
+    assert_int_equal(json_integer_value(json_object_get(statsd, "rssBytes")), T_STATSD_RSS);
+    assert_true(json_real_value(json_object_get(statsd, "cpu")) == 0.25);
+    json_decref(doc);
+}
+
+//  Gateways that subscribe (every gateway does, at start) and go without ever
+//  holding a stream give their slot back: 256 of them do not lock the stream
+//  out for good.
+static void
+test_events_slot_leak(void **state)
+{
+    t_fix_t *f = *state;
+    char epoch[128];
+    t_events_start(f, epoch);
+    char pub[256];
+    it_pub_endpoint(&f->env, "apid", f->pid, pub, sizeof pub);
+    void *sub2 = it_sub(&f->env, pub, "events.push@gw-0;");
+    char topic[64];
+    for (int i = 1; i < 256; i++) {
+        snprintf(topic, sizeof topic, "events.push@gw-%d;", i);
+        zmq_setsockopt(sub2, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    }
+    // gateways that subscribed but never held a stream fill the table
+    int k = 0, status = 200;
+    uint64_t deadline = it_now_ms() + T_WAIT_MS;
+    while (status == 200 && it_now_ms() < deadline) {
+        char src[64];
+        snprintf(src, sizeof src, "gateway/probe-%d", k++);
+        proto_msg_t resp;
+        t_events_call(f, "GET", "/api/v1/events", src, NULL, &resp);
+        status = resp.admin_response.status;
+        proto_msg_clear(&resp);
+    }
+    assert_int_equal(status, 503);
+    zmq_close(sub2); // those 256 gateways went, never having held a stream
+    deadline = it_now_ms() + 3000;
+    for (k = 0; status != 200 && it_now_ms() < deadline; k++) {
+        char src[64];
+        snprintf(src, sizeof src, "gateway/new-%d", k);
+        proto_msg_t resp;
+        t_events_call(f, "GET", "/api/v1/events", src, NULL, &resp);
+        status = resp.admin_response.status;
+        proto_msg_clear(&resp);
+        it_pause(50);
+    }
+    assert_int_equal(status, 200); // the slots of gateways gone are free again
+}
+
 int
 main(void)
 {
@@ -918,6 +1888,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_no_router, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_calls, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_drain_on_sigterm, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_open, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_config, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_backend, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_replay, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_closes, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_gateway_goes, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_stats_actors, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_events_slot_leak, t_setup, t_teardown),
     };
     return cmocka_run_group_tests_name("it_apid", tests, NULL, NULL);
 }

@@ -268,6 +268,8 @@ class Stack:
         env["INSTANCE_ID"] = "%s-e2e-%d" % (kind, self.generation.get(kind, 0))
         if kind == "router":
             env["ROUTER_STATE_FILE"] = self.state_file
+        if kind == "apid":
+            env.setdefault("APID_WEB_DIR", os.path.join(REPO, "web"))
         if kind == "gateway":
             env["GATEWAY_HTTP_ADDR"] = "127.0.0.1:%d" % self.http_port
             env["GATEWAY_ADMIN_ADDR"] = "127.0.0.1:%d" % self.admin_port

@@ -21,15 +21,14 @@ test installs them (chromium, nodejs, npm ci in tests/browser).
 """
 
 import os
-import queue
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
 
+from node_script import NodeScript
 from stack import REPO, wait_until
 from test_chat import Redis
 from test_hop import Gateway
@@ -97,68 +96,19 @@ def redis_cli(redis, *args):
     return p.stdout
 
 
-class Script:
-    """chat_page.mjs running, its output (stdout and stderr) read by a thread."""
+class Script(NodeScript):
+    """chat_page.mjs running (tests/e2e/node_script.py)."""
 
     def __init__(self, url_a, url_b, out_dir, log_path):
         env = dict(os.environ, CHAT_PAGE_HOLD="1", CHROMIUM=CHROMIUM)
-        self.log = open(log_path, "w")
-        self.lines = queue.Queue()
-        self.proc = subprocess.Popen(
-            [node_binary(), SCRIPT, url_a, url_b, out_dir],
-            cwd=BROWSER_DIR,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.output.append(line)
-            self.log.write(line)
-            self.log.flush()
-            self.lines.put(line)
-        self.lines.put(None)
+        super().__init__([node_binary(), SCRIPT, url_a, url_b, out_dir], BROWSER_DIR, env, log_path)
 
     def wait_line(self, want, deadline):
         """True when a line `want` came before the deadline; False when the script ended first."""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                return False
-            if line is None:
-                return False
-            if line.strip() == want:
-                return True
+        return self.next_line(lambda line: True if line.strip() == want else None, deadline) is True
 
     def release(self):
-        try:
-            self.proc.stdin.write("go\n")
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
-    def finish(self, timeout):
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # by its PID (Popen)
-            rc = self.proc.wait(timeout=10)
-        self.reader.join(timeout=10)
-        self.log.close()
-        return rc
-
-    def text(self):
-        return "".join(self.output)
+        self.write("go")
 
 
 def test_chat_page_two_regions(make_stack, redis, tmp_path, timings):

@@ -326,3 +326,26 @@ def test_drain_closes_streams(make_stack):
     s.terminate("gateway")
     assert ev.closed(5), "the stream held the drain"
     ev.close()
+
+
+def test_dashboard_files_without_the_token(make_stack):
+    token = "dash-token"
+    s = make_stack(gateway_env={"ADMIN_TOKEN": token})
+    r = requests.get(s.admin_url + "/dashboard", allow_redirects=False, timeout=5)
+    assert r.status_code == 301 and r.headers["Location"] == "/dashboard/", (r.status_code, r.headers)
+    r = requests.get(s.admin_url + "/dashboard/", timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert r.headers["Cache-Control"] == "no-cache" and r.headers["X-Content-Type-Options"] == "nosniff"
+    etag = r.headers["ETag"]
+    assert etag.startswith('"') and "<html" in r.text.lower()
+    r2 = requests.get(s.admin_url + "/dashboard/", headers={"If-None-Match": etag}, timeout=5)
+    assert r2.status_code == 304 and r2.content == b"" and r2.headers["ETag"] == etag
+    h = requests.head(s.admin_url + "/dashboard/", timeout=5)
+    assert h.status_code == 200 and int(h.headers["Content-Length"]) == len(r.content)
+    r = requests.get(s.admin_url + "/dashboard/app.js", timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/javascript")
+    for bad in ("/dashboard/../README.md", "/dashboard/%2e%2e/x", "/dashboard/nope.js", "/dashboard/.hidden"):
+        assert requests.get(s.admin_url + bad, timeout=5).status_code == 404, bad
+    # the data stays behind the token
+    assert requests.get(s.admin_url + "/api/v1/routes", timeout=5).status_code == 401

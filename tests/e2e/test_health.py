@@ -82,6 +82,17 @@ def test_backend_killed_under_traffic_then_back(make_stack, timings):
     timings.record("backend killed -> balancer down", time.monotonic() - t0)
     assert served_by(stack, 10) == [(200, hello_a)] * 10
 
+    # the API shows healthd's verdict as the backend's runtime state (SPEC §4)
+    def runtime(backend_id):
+        r = stack.api("GET", "/api/v1/routes/" + PAIR)
+        assert r.status_code == 200, r.text
+        return [b for b in r.json()["backends"] if b["id"] == backend_id][0]
+
+    b = wait_until(lambda: (lambda b: b if b["isDead"] else None)(runtime("backend-b")), 2, what="isDead in GET")
+    assert b["failureCount"] >= 1 and isinstance(b["deadSince"], int), b
+    assert b["deadSince"] >= int((time.time() - 10) * 1000), b
+    assert runtime("backend-a")["isDead"] is False
+
     # A too: nobody left in region 1 -> 503 VM not responding (not a 502 after
     # trying dead backends)
     t1 = time.monotonic()
@@ -111,6 +122,8 @@ def test_backend_killed_under_traffic_then_back(make_stack, timings):
     timings.record("backend restarted -> served", time.monotonic() - t2)
     assert has_line(stack, "healthd", "backend alive", level="warn", backend="backend-b")
     assert served_by(stack, 6) == [(200, hello_b)] * 6
+    b = wait_until(lambda: (lambda b: b if not b["isDead"] else None)(runtime("backend-b")), 2, what="alive in GET")
+    assert b["deadSince"] is None and b["failureCount"] == 0, b
     # and A as well
     stack.start_backend("backend-a", stack.port_a, BACKEND_A)
     stack.wait_backend(stack.port_a)

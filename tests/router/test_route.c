@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "../../router/rt_route.h"
+#include "proto_pairs.h"
 
 static rt_route_t *
 s_parse(const char *text, rt_error_t *err)
@@ -357,7 +358,7 @@ test_runtime_views_and_state(void **state)
 
     rt_route_set_maint(route, 1, true, 1700000000123ull);
     assert_true(route->pick[1].maint);
-    json_t *api = rt_route_to_api(route);
+    json_t *api = rt_route_to_api(route, NULL);
     json_t *b0 = json_array_get(json_object_get(api, "backends"), 0);
     json_t *b1 = json_array_get(json_object_get(api, "backends"), 1);
     assert_true(json_is_false(json_object_get(b0, "isDead")));
@@ -370,10 +371,39 @@ test_runtime_views_and_state(void **state)
     assert_null(json_object_get(json_array_get(json_object_get(route->doc, "backends"), 1),
                                 "isDead")); // the view is a copy
 
-    json_t *one = rt_route_backend_to_api(route, 1);
+    json_t *one = rt_route_backend_to_api(route, 1, NULL);
     assert_string_equal(json_string_value(json_object_get(one, "id")), "y");
     assert_true(json_is_true(json_object_get(one, "isDead")));
     json_decref(one);
+
+    // healthd's verdicts (by route id and backend id): x down since 5 with 3
+    // failures; y's maintenance wins over a verdict up
+    proto_pairs_t *health = proto_pairs_new(sizeof(rt_runtime_t), 16);
+    *(rt_runtime_t *) proto_pairs_put(health, "a.com", "x", NULL) =
+        (rt_runtime_t){.up = false, .since_ms = 5, .failures = 3};
+    *(rt_runtime_t *) proto_pairs_put(health, "a.com", "y", NULL) =
+        (rt_runtime_t){.up = true, .since_ms = 7, .failures = 0};
+    *(rt_runtime_t *) proto_pairs_put(health, "b.com", "x", NULL) = (rt_runtime_t){.up = true};
+    api = rt_route_to_api(route, health);
+    b0 = json_array_get(json_object_get(api, "backends"), 0);
+    b1 = json_array_get(json_object_get(api, "backends"), 1);
+    assert_true(json_is_true(json_object_get(b0, "isDead")));
+    assert_int_equal(json_integer_value(json_object_get(b0, "deadSince")), 5);
+    assert_int_equal(json_integer_value(json_object_get(b0, "failureCount")), 3);
+    assert_true(json_is_true(json_object_get(b1, "isDead")));
+    assert_int_equal(json_integer_value(json_object_get(b1, "deadSince")), 1700000000123ll);
+    json_decref(api);
+    one = rt_route_backend_to_api(route, 0, health);
+    assert_true(json_is_true(json_object_get(one, "isDead")));
+    json_decref(one);
+    // back up: alive again, its failures as healthd says
+    *(rt_runtime_t *) proto_pairs_get(health, "a.com", "x") =
+        (rt_runtime_t){.up = true, .since_ms = 9};
+    one = rt_route_backend_to_api(route, 0, health);
+    assert_true(json_is_false(json_object_get(one, "isDead")));
+    assert_true(json_is_null(json_object_get(one, "deadSince")));
+    json_decref(one);
+    proto_pairs_destroy(&health);
 
     json_t *stored = rt_route_to_store(route);
     json_t *maint = json_object_get(stored, "maintenance");
