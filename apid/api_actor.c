@@ -112,10 +112,15 @@ s_web_dir(const char *configured, char *buf, size_t cap)
     static const char *const tries[] = {"/../web", "/../share/switchyard/web"};
     for (size_t i = 0; i < PROTO_ARRAY_SIZE(tries); i++) {
         char probe[4200];
-        snprintf(buf, cap, "%s%s", exe, tries[i]);
-        snprintf(probe, sizeof probe, "%s/dashboard", buf);
-        if (access(probe, R_OK | X_OK) == 0)
+        int len = snprintf(probe, sizeof probe, "%s%s/dashboard", exe, tries[i]);
+        size_t dir_len = (size_t) len - strlen("/dashboard");
+        if (len < 0 || (size_t) len >= sizeof probe || dir_len >= cap)
+            continue; // a path too long for us is no place to look
+        if (access(probe, R_OK | X_OK) == 0) {
+            memcpy(buf, probe, dir_len);
+            buf[dir_len] = '\0';
             return buf;
+        }
     }
     return NULL;
 }
@@ -144,7 +149,8 @@ api_actor_new(const api_config_t *cfg)
     self->events = api_events_new(proto_actor_loop(self->actor), proto_actor_bus(self->actor),
                                   cfg->common.instance_id, self->health);
     api_http_set_events(self->http, self->events);
-    self->web = api_static_new(s_web_dir(cfg->web_dir, err, sizeof err));
+    char web[4200];
+    self->web = api_static_new(s_web_dir(cfg->web_dir, web, sizeof web));
     api_http_set_static(self->http, self->web);
     // the event stream's sources, and the gateways' events.close to us
     static const char *const router_topics[] = {"config.changed", NULL};
