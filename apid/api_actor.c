@@ -6,10 +6,12 @@
     stops once the calls waiting for the router are answered (they are
     bounded by APID_ROUTER_TIMEOUT); a second signal stops at once.
 */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -48,7 +50,23 @@ int
 api_config_load(api_config_t *cfg, int argc, char **argv)
 {
     proto_cfg_table_t extra = {s_opts, PROTO_ARRAY_SIZE(s_opts), cfg};
-    return proto_actor_config("apid", &cfg->common, &extra, 1, argc, argv);
+    int rc = proto_actor_config("apid", &cfg->common, &extra, 1, argc, argv);
+    if (rc != 0)
+        return rc;
+    // a folder named on purpose must be there (unset: looked for, and a
+    // missing one only means no dashboard)
+    struct stat st;
+    if (cfg->web_dir && *cfg->web_dir) {
+        const char *why = stat(cfg->web_dir, &st) != 0 ? strerror(errno)
+                          : !S_ISDIR(st.st_mode)       ? "not a directory"
+                                                       : NULL;
+        if (why) {
+            fprintf(stderr, "apid: bad value for APID_WEB_DIR: '%s' (expected a directory: %s)\n",
+                    cfg->web_dir, why);
+            return 2;
+        }
+    }
+    return 0;
 }
 
 void

@@ -93,6 +93,7 @@ static const s_row_t s_rows[] = {
     {"GATEWAY_ADMIN_TIMEOUT", "gateway", "5s", "0", NULL, false},
     {"GATEWAY_ACCESS_LOG", "gateway", "true", "sometimes", NULL, false},
     {"APID_ROUTER_TIMEOUT", "apid", "3s", "-3s", NULL, false},
+    {"APID_WEB_DIR", "apid", "unset", "/nonexistent/web", NULL, false},
     {"BALANCER_MAX_ROUTES", "balancer", "10000", "0", NULL, false},
 };
 #define S_NROWS (sizeof s_rows / sizeof s_rows[0])
