@@ -60,6 +60,7 @@ struct s_session {
     bool replaying;                // the inbox is being read
     bool missed;                   // a live entry came during the replay
     bool wait_sub;                 // the replay waits for its user channel's SUBSCRIBE
+    uint64_t room_wait[2];         // rooms[i] joined, its SUBSCRIBE not confirmed yet (bit i)
 };
 
 struct chat_hub {
@@ -482,6 +483,31 @@ s_message(chat_hub_t *self, s_session_t *s, const chat_frame_t *f)
 // --------------------------------------------------------------------------
 // Client frames (chat.in)
 
+static bool
+s_room_waits(const s_session_t *s, uint32_t i)
+{
+    return (s->room_wait[i / 64] >> (i % 64)) & 1;
+}
+
+static void
+s_room_wait(s_session_t *s, uint32_t i, bool wait)
+{
+    if (wait)
+        s->room_wait[i / 64] |= 1ull << (i % 64);
+    else
+        s->room_wait[i / 64] &= ~(1ull << (i % 64));
+}
+
+//  The session is in the room from now on: what is said there reaches it.
+//  Confirmed to the client (the chat.out join) and announced to the room.
+static void
+s_joined(chat_hub_t *self, s_session_t *s, uint32_t i)
+{
+    s_room_wait(s, i, false);
+    s_send(self, s, NULL, 0, NULL, s->rooms[i], NULL, NULL);
+    s_presence(self, s); // the room hears who came
+}
+
 static void
 s_join(chat_hub_t *self, s_session_t *s, const char *room)
 {
@@ -494,7 +520,8 @@ s_join(chat_hub_t *self, s_session_t *s, const char *room)
     }
     if (s->rooms == NULL)
         s->rooms = proto_xcalloc(CHAT_ROOMS_MAX, sizeof *s->rooms);
-    proto_strlcpy(s->rooms[s->nrooms++], room, sizeof s->rooms[0]);
+    uint32_t at = s->nrooms++;
+    proto_strlcpy(s->rooms[at], room, sizeof s->rooms[0]);
     char key[CHAT_KEY_MAX];
     s_key(s, CHAT_KEY_ROOM, room, key);
     s_listen(self, s, key);
@@ -502,8 +529,15 @@ s_join(chat_hub_t *self, s_session_t *s, const char *room)
     s_key(s, CHAT_KEY_MEMBERS, room, members);
     const char *argv[] = {"SADD", members, s->user};
     s_command(self, s_on_done, NULL, 3, argv, NULL);
-    s_send(self, s, NULL, 0, NULL, room, NULL, NULL);
-    s_presence(self, s); // the room hears who came
+    // joined once Redis confirms the room's SUBSCRIBE: confirmed earlier, a
+    // message (or the presence of someone joining after) published before
+    // the SUBSCRIBE reaches Redis on the other connection would be missed.
+    // Redis away: at once (its frames get "unavailable" meanwhile, and the
+    // subscription is made with the others when it is back)
+    if (s_up(self) && !chat_redis_subscribed(self->redis, key))
+        s_room_wait(s, at, true);
+    else
+        s_joined(self, s, at);
 }
 
 static void
@@ -518,7 +552,10 @@ s_leave(chat_hub_t *self, s_session_t *s, const char *room)
         s_key(s, CHAT_KEY_MEMBERS, room, members);
         const char *argv[] = {"SREM", members, s->user};
         s_command(self, s_on_done, NULL, 3, argv, NULL);
-        memcpy(s->rooms[i], s->rooms[--s->nrooms], sizeof s->rooms[0]);
+        uint32_t last = --s->nrooms;
+        memcpy(s->rooms[i], s->rooms[last], sizeof s->rooms[0]);
+        s_room_wait(s, i, s_room_waits(s, last));
+        s_room_wait(s, last, false);
         s_send(self, s, NULL, 0, NULL, NULL, room, NULL);
         return;
     }
@@ -747,7 +784,10 @@ chat_hub_on_state(chat_hub_t *self, int up)
     for (proto_link_t *l = self->all.head; l; l = l->next) {
         s_session_t *s = PROTO_LIST_ENTRY(l, s_session_t, all);
         s_presence(self, s);
-        s->wait_sub = false;     // up: every channel held is subscribed again
+        s->wait_sub = false; // up: every channel held is subscribed again
+        for (uint32_t i = 0; i < s->nrooms; i++)
+            if (s_room_waits(s, i))
+                s_joined(self, s, i);
         s_start_replay(self, s); // what came while Redis was away
     }
 }
@@ -760,6 +800,17 @@ chat_hub_on_subscribed(chat_hub_t *self, const char *channel)
         return; // on_state(up) replays every session
     for (uint32_t i = 0; i < c->nsubs; i++) {
         s_session_t *s = c->subs[i];
+        if (c->room) {
+            for (uint32_t r = 0; r < s->nrooms; r++) {
+                char key[CHAT_KEY_MAX];
+                if (!s_room_waits(s, r))
+                    continue;
+                s_key(s, CHAT_KEY_ROOM, s->rooms[r], key);
+                if (strcmp(key, channel) == 0)
+                    s_joined(self, s, r);
+            }
+            continue;
+        }
         if (!s->wait_sub)
             continue;
         char key[CHAT_KEY_MAX];

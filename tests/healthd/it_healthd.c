@@ -559,7 +559,9 @@ test_hundreds(void **state)
     // every verdict: alive after 2 probes (the first within the first
     // interval, the second one interval later, +-10 %), dead after 1 refused
     // (a dead pair is announced again now and then: count pairs, not events)
-    uint64_t deadline = t0 + 6000;
+    // ~2.1 s here when the machine is quiet; the bound is loose for a loaded
+    // CI (a probe of the test's own backend can time out at 500 ms then)
+    uint64_t deadline = t0 + 15000;
     bool seen[T_MANY] = {false};
     size_t verdicts = 0, down = 0, checked = 0;
     while (verdicts < T_MANY && it_now_ms() < deadline) {
