@@ -545,8 +545,8 @@ api_health_new(struct ev_loop *loop,
     self->start_us = proto_mono_us();
     char src[PROTO_SRC_MAX + 1];
     snprintf(src, sizeof src, "apid/%.40s", self->instance);
-    self->census =
-        proto_census_new(loop, cfg->bus_dir, (const char *const *) cfg->peers, src, err, errlen);
+    self->census = proto_census_new(loop, cfg->bus_dir, (const char *const *) cfg->peers,
+                                    cfg->curve, src, err, errlen);
     if (self->census == NULL)
         api_health_destroy(&self);
     return self;

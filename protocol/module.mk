@@ -7,3 +7,4 @@ PROTO_SPEC_SRCS := protocol/proto_spec.c
 PROTO_SRCS += protocol/proto_strategy.c protocol/proto_route.c
 PROTO_SRCS += protocol/proto_url.c protocol/proto_resolve.c
 PROTO_SRCS += protocol/proto_census.c protocol/proto_slab.c protocol/proto_pairs.c
+PROTO_SRCS += protocol/proto_curve.c

@@ -56,8 +56,25 @@ static const proto_cfg_opt_t s_common_opts[] = {
      "tcp://HOST:PORT: bind the bus there (requests) and on PORT+1 (events) instead of ipc",
      offsetof(proto_common_config_t, bus_bind), 0, 0, NULL, 0},
     {"BUS_INSECURE", "bus-insecure", PROTO_CFG_BOOL, "false",
-     "allow BUS_BIND on a non-loopback address without encryption",
+     "allow BUS_BIND on a non-loopback address without encryption (no BUS_CURVE_* keys)",
      offsetof(proto_common_config_t, bus_insecure), 0, 0, NULL, 0},
+    {"BUS_CURVE_SERVER_SECRET", "bus-curve-server-secret", PROTO_CFG_STR, NULL,
+     "the fleet's CURVE server secret key (Z85, or file:PATH): tcp BUS_BIND is encrypted and "
+     "only allowed clients get in",
+     offsetof(proto_common_config_t, curve_server_secret), 0, 0, NULL, PROTO_CFG_SECRET},
+    {"BUS_CURVE_SERVER_PUBLIC", "bus-curve-server-public", PROTO_CFG_STR, NULL,
+     "the fleet's CURVE server public key (Z85, or file:PATH; derived from the secret when unset)",
+     offsetof(proto_common_config_t, curve_server_public), 0, 0, NULL, 0},
+    {"BUS_CURVE_CLIENT_SECRET", "bus-curve-client-secret", PROTO_CFG_STR, NULL,
+     "this process's CURVE client secret key (Z85, or file:PATH) for its tcp peers",
+     offsetof(proto_common_config_t, curve_client_secret), 0, 0, NULL, PROTO_CFG_SECRET},
+    {"BUS_CURVE_CLIENT_PUBLIC", "bus-curve-client-public", PROTO_CFG_STR, NULL,
+     "its public key (Z85, or file:PATH; derived from the secret when unset)",
+     offsetof(proto_common_config_t, curve_client_public), 0, 0, NULL, 0},
+    {"BUS_CURVE_CLIENTS", "bus-curve-clients", PROTO_CFG_STR, NULL,
+     "client public keys allowed in besides our own (Z85 or file:PATH, comma-separated), "
+     "e.g. an operator's",
+     offsetof(proto_common_config_t, curve_clients), 0, 0, NULL, 0},
     PROTO_KINDS(S_PEER_OPT){"PROC_STATS_INTERVAL", "proc-stats-interval", PROTO_CFG_DURATION, "5s",
                             "how often proc.stats (CPU, memory, fds) is published",
                             offsetof(proto_common_config_t, proc_stats_interval_ms), 0, 0, NULL, 0},
@@ -113,7 +130,7 @@ s_loopback_bind(const char *endpoint)
 static int
 s_validate(const char *kind, proto_common_config_t *c)
 {
-    char err[256];
+    char err[512];
     if (!s_valid_region(c->region))
         return s_bad(kind, "REGION", c->region, "expected 1-64 printable characters, no spaces");
     if (c->instance_id == NULL) {
@@ -133,14 +150,25 @@ s_validate(const char *kind, proto_common_config_t *c)
     if (c->bus_dir == NULL || *c->bus_dir == '\0' || strlen(c->bus_dir) > 80)
         return s_bad(kind, "BUS_DIR", c->bus_dir ? c->bus_dir : "",
                      "expected a directory path of at most 80 bytes (unix socket paths are short)");
+    proto_curve_settings_t curve = {
+        .server_secret = c->curve_server_secret,
+        .server_public = c->curve_server_public,
+        .client_secret = c->curve_client_secret,
+        .client_public = c->curve_client_public,
+        .clients = c->curve_clients,
+    };
+    if (proto_curve_new(&curve, true, &c->curve, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", kind, err);
+        return 2;
+    }
     if (c->bus_bind) {
         char pub[PROTO_DISC_ENDPOINT_MAX];
         if (proto_disc_pub_of(c->bus_bind, pub, sizeof pub) != 0)
             return s_bad(kind, "BUS_BIND", c->bus_bind, "expected tcp://HOST:PORT, port < 65535");
-        if (!s_loopback_bind(c->bus_bind) && !c->bus_insecure)
-            return s_bad(
-                kind, "BUS_BIND", c->bus_bind,
-                "a non-loopback bus address is unencrypted: set BUS_INSECURE=1 to allow it");
+        if (!s_loopback_bind(c->bus_bind) && !c->bus_insecure && c->curve == NULL)
+            return s_bad(kind, "BUS_BIND", c->bus_bind,
+                         "a non-loopback bus address is unencrypted: set the BUS_CURVE_* keys "
+                         "(switchyard keygen) or BUS_INSECURE=1 to allow it");
     }
     if (proto_resolve_check_servers(c->dns_servers, err, sizeof err) != 0)
         return s_bad(kind, "DNS_SERVERS", c->dns_servers, err);
@@ -211,6 +239,7 @@ proto_actor_config_free(proto_common_config_t *common,
     proto_cfg_table_t tables[8];
     size_t n = s_tables(common, extra, nextra, tables, PROTO_ARRAY_SIZE(tables));
     proto_config_free(tables, n);
+    proto_curve_destroy(&common->curve);
     proto_log_shutdown();
 }
 
@@ -245,6 +274,7 @@ proto_actor_new(const char *kind, const proto_common_config_t *common, char *err
         .bus_dir = common->bus_dir,
         .bus_bind = common->bus_bind,
         .stats_interval_ms = common->proc_stats_interval_ms,
+        .curve = common->curve,
     };
     for (int k = 0; k < PROTO_KIND_COUNT; k++)
         cfg.peers[k] = common->peers[k];

@@ -16,6 +16,7 @@
 
 #include "proto_bus.h"
 #include "proto_config.h"
+#include "proto_curve.h"
 
 //  Settings every actor has (SPEC §2 and ARCHITECTURE "The bus").
 typedef struct {
@@ -26,6 +27,12 @@ typedef struct {
     char *bus_dir;                  // BUS_DIR
     char *bus_bind;                 // BUS_BIND (tcp), NULL for ipc in BUS_DIR
     bool bus_insecure;              // BUS_INSECURE: allow plain tcp on a non-loopback address
+    char *curve_server_secret;      // BUS_CURVE_SERVER_SECRET (Z85 or file:PATH)
+    char *curve_server_public;      // BUS_CURVE_SERVER_PUBLIC
+    char *curve_client_secret;      // BUS_CURVE_CLIENT_SECRET
+    char *curve_client_public;      // BUS_CURVE_CLIENT_PUBLIC
+    char *curve_clients;            // BUS_CURVE_CLIENTS: more client keys allowed in
+    proto_curve_t *curve;           // the keys read from BUS_CURVE_*, NULL: plain bus
     char *peers[PROTO_KIND_COUNT];  // BUS_PEERS_<KIND>
     int64_t proc_stats_interval_ms; // PROC_STATS_INTERVAL
     char *dns_servers;              // DNS_SERVERS: resolvers for names (unset: the system's)

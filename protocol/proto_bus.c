@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "proto_bus.h"
+#include "proto_curve.h"
 #include "proto_desc.h"
 #include "proto_disc.h"
 #include "proto_log.h"
@@ -91,7 +92,8 @@ typedef struct {
 //  Counters pong reports before the actor's own: one per drop reason but
 //  PROTO_OK, s_fixed_counters, and one per peer kind.
 static const char *const s_fixed_counters[] = {
-    "dropped.send", "replies.late", "requests.pending", "log.dropped", "taps", "monitors",
+    "dropped.send", "replies.late", "requests.pending",     "log.dropped",
+    "taps",         "monitors",     "bus.handshake_failed", "bus.refused",
 };
 #define S_BUILTIN_COUNTERS                                                                         \
     (PROTO_ERR_COUNT - 1 + PROTO_ARRAY_SIZE(s_fixed_counters) + PROTO_KIND_COUNT)
@@ -110,6 +112,8 @@ typedef struct {
 struct proto_bus {
     struct ev_loop *loop;                            // the actor's loop
     void *ctx;                                       // ZeroMQ context
+    proto_curve_t *curve;                            // CURVE keys for tcp, NULL: plain
+    proto_curve_guard_t *guard;                      // ZAP handler, failed handshakes
     void *router;                                    // requests in
     void *xpub;                                      // events out, subscriptions in
     proto_zwatch_t *router_w;                        // watcher of router
@@ -445,6 +449,8 @@ s_fill_counters(proto_bus_t *self, proto_counter_t *counters)
         proto_log_dropped(),
         (uint64_t) (self->taps > 0 ? self->taps : 0),
         (uint64_t) (self->monitors > 0 ? self->monitors : 0),
+        *proto_curve_guard_failed(self->guard),
+        *proto_curve_guard_refused(self->guard),
     };
     _Static_assert(PROTO_ARRAY_SIZE(fixed) == PROTO_ARRAY_SIZE(s_fixed_counters),
                    "a fixed counter without a name or value");
@@ -650,6 +656,8 @@ s_on_socket_event(
     proto_bus_t *self = arg;
     log_debug("socket event", LOG_S("socket", socket), LOG_S("event", event),
               LOG_S("endpoint", endpoint));
+    bool bound = strcmp(socket, "router") == 0 || strcmp(socket, "xpub") == 0;
+    proto_curve_guard_event(self->guard, socket, bound, event, endpoint, value);
     if (self->monitors <= 0)
         return; // nobody is watching: it costs nothing more
     proto_msg_t msg;
@@ -799,6 +807,13 @@ s_on_instance(void *arg, const char *kind_name, const char *req, const char *pub
     // through the watchers: a connect can consume the ZMQ_FD edge, and the SUB never sends
     int (*op)(proto_zwatch_t *, const char *) =
         added ? proto_zwatch_connect : proto_zwatch_disconnect;
+    // CURVE for a tcp peer, plain for ipc: libzmq takes the options at connect
+    if (added && peer->dealer && proto_curve_connect_opts(self->curve, peer->dealer, req) != 0)
+        log_warn("cannot set CURVE options", LOG_S("endpoint", req),
+                 LOG_S("error", zmq_strerror(zmq_errno())));
+    if (added && peer->sub && proto_curve_connect_opts(self->curve, peer->sub, pub) != 0)
+        log_warn("cannot set CURVE options", LOG_S("endpoint", pub),
+                 LOG_S("error", zmq_strerror(zmq_errno())));
     if (peer->dealer_w && op(peer->dealer_w, req) != 0)
         log_warn(added ? "connect failed" : "disconnect failed", LOG_S("endpoint", req),
                  LOG_S("error", zmq_strerror(zmq_errno())));
@@ -844,6 +859,12 @@ proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, si
         snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
+    // the ZAP handler binds before the CURVE servers it guards (tcp only)
+    self->curve = proto_curve_dup(cfg->curve);
+    bool zap = self->bus_bind && proto_curve_is_server(self->curve);
+    self->guard = proto_curve_guard_new(loop, self->ctx, zap ? self->curve : NULL, err, errlen);
+    if (self->guard == NULL)
+        goto fail;
     self->disc = proto_disc_new(loop, self->bus_dir, getpid(), s_on_instance, self);
     return self;
 fail:
@@ -886,6 +907,12 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
+    if (proto_curve_bind_opts(self->curve, self->router, req_ep) != 0
+        || proto_curve_bind_opts(self->curve, self->xpub, pub_ep) != 0) {
+        snprintf(err, errlen, "cannot make %s a CURVE server: %s", req_ep,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
     if (zmq_bind(self->router, req_ep) != 0 || zmq_bind(self->xpub, pub_ep) != 0) {
         snprintf(err, errlen, "cannot bind %s / %s: %s", req_ep, pub_ep, zmq_strerror(zmq_errno()));
         return -1;
@@ -908,7 +935,8 @@ proto_bus_start(proto_bus_t *self, char *err, size_t errlen)
     }
     ev_timer_again(self->loop, &self->stats_timer);
     self->started = true;
-    log_info("bus bound", LOG_S("requests", req_ep), LOG_S("events", pub_ep));
+    log_info("bus bound", LOG_S("requests", req_ep), LOG_S("events", pub_ep),
+             LOG_B("curve", self->curve && self->bus_bind));
     return 0;
 }
 
@@ -1261,6 +1289,7 @@ proto_bus_destroy(proto_bus_t **self_p)
     proto_zwatch_destroy(&self->xpub_w);
     s_close(&self->router);
     s_close(&self->xpub);
+    proto_curve_guard_destroy(&self->guard); // its socket before the context
     if (self->ctx) {
         zmq_ctx_term(self->ctx);
         self->ctx = NULL;
@@ -1276,6 +1305,7 @@ proto_bus_destroy(proto_bus_t **self_p)
         self->in = NULL;
     }
     proto_buf_free(&self->buf);
+    proto_curve_destroy(&self->curve);
     for (int k = 0; k < PROTO_KIND_COUNT; k++) {
         free(self->peer_specs[k]);
         self->peer_specs[k] = NULL;

@@ -6,6 +6,11 @@
     by ZeroMQ over every instance) and/or one SUB (events in), connected and
     disconnected per instance as proto_disc finds them.
 
+    With CURVE keys (proto_curve), a tcp BUS_BIND binds CURVE servers guarded
+    by a ZAP handler, and every tcp peer is connected as a CURVE client; ipc
+    stays plain. Refused peers and failed handshakes are counted in pong
+    (bus.refused, bus.handshake_failed) and logged, rate-limited.
+
     Every message in or out is counted; a malformed, oversized, unknown or
     unexpected one is dropped and counted by reason, never fatal. Requests
     carry an id and a deadline: a late or duplicate reply is dropped by id.
@@ -23,6 +28,7 @@
 #include <ev.h>
 
 #include "proto.h"
+#include "proto_curve.h"
 
 //  The actor kinds. PROTO_KIND_CLI is the operator CLI (never bound).
 #define PROTO_KINDS(X)                                                                             \
@@ -91,6 +97,7 @@ typedef struct {
     const char *bus_bind;                // BUS_BIND or NULL for ipc in bus_dir
     const char *peers[PROTO_KIND_COUNT]; // BUS_PEERS_<KIND> or NULL
     int64_t stats_interval_ms;           // proc.stats period
+    const proto_curve_t *curve;          // CURVE keys for tcp (copied), NULL: plain
 } proto_bus_config_t;
 
 //  Create the bus for an actor (sockets are bound by proto_bus_start).

@@ -46,6 +46,7 @@ struct proto_census {
     void *ctx;                          // our own ZeroMQ context
     proto_disc_t *disc;                 // every kind
     char *src;                          // pings' sender
+    proto_curve_t *curve;               // CURVE keys for tcp instances, NULL: plain
     char **endpoints[PROTO_KIND_COUNT]; // known ROUTER endpoints per kind
     size_t counts[PROTO_KIND_COUNT];    // how many
     s_round_t *rounds;                  // in progress
@@ -85,6 +86,7 @@ proto_census_t *
 proto_census_new(struct ev_loop *loop,
                  const char *bus_dir,
                  const char *const *peers,
+                 const proto_curve_t *curve,
                  const char *src,
                  char *err,
                  size_t errlen)
@@ -92,6 +94,7 @@ proto_census_new(struct ev_loop *loop,
     proto_census_t *self = proto_xcalloc(1, sizeof *self);
     self->loop = loop;
     self->src = proto_xstrdup(src);
+    self->curve = proto_curve_dup(curve);
     self->ctx = zmq_ctx_new();
     self->disc = self->ctx ? proto_disc_new(loop, bus_dir, getpid(), s_on_instance, self) : NULL;
     if (self->disc == NULL) {
@@ -240,7 +243,9 @@ proto_census_round(proto_census_t *self, int64_t timeout_ms, proto_census_fn *do
         int zero = 0;
         zmq_setsockopt(slot->sock, ZMQ_LINGER, &zero, sizeof zero);
         slot->watch = proto_zwatch_new(self->loop, slot->sock, ZMQ_POLLIN, s_on_readable, slot);
-        if (slot->watch == NULL || zmq_connect(slot->sock, r->entries[i].endpoint) != 0)
+        if (slot->watch == NULL
+            || proto_curve_connect_opts(self->curve, slot->sock, r->entries[i].endpoint) != 0
+            || zmq_connect(slot->sock, r->entries[i].endpoint) != 0)
             continue;
         proto_zwatch_start(slot->watch);
         proto_msg_t ping;
@@ -280,6 +285,7 @@ proto_census_destroy(proto_census_t **self_p)
     }
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    proto_curve_destroy(&self->curve);
     free(self->src);
     free(self);
     *self_p = NULL;

@@ -23,6 +23,7 @@
 
 #include "proto.h"
 #include "proto_bus.h"
+#include "proto_curve.h"
 #include "proto_disc.h"
 
 #define PROTO_CENSUS_MAX 512 // instances in one round (all kinds)
@@ -43,11 +44,13 @@ typedef struct proto_census proto_census_t;
 typedef void(proto_census_fn)(void *arg, const proto_census_entry_t *entries, size_t n);
 
 //  Watch every kind in bus_dir (or peers[kind], a BUS_PEERS_<KIND> value,
-//  when set). src is the sender name pings carry. Returns NULL with a
-//  one-line reason in err.
+//  when set). curve: the process's CURVE keys (copied; NULL: plain), used
+//  for tcp instances. src is the sender name pings carry. Returns NULL with
+//  a one-line reason in err.
 proto_census_t *proto_census_new(struct ev_loop *loop,
                                  const char *bus_dir,
                                  const char *const *peers,
+                                 const proto_curve_t *curve,
                                  const char *src,
                                  char *err,
                                  size_t errlen);

@@ -28,6 +28,40 @@ const proto_cfg_opt_t cli_bus_opts[] = {{"BUS_DIR", "bus-dir", PROTO_CFG_STR, "r
                                         PROTO_KINDS(S_PEER_OPT)};
 const size_t cli_bus_opts_count = PROTO_ARRAY_SIZE(cli_bus_opts);
 
+const proto_cfg_opt_t cli_curve_opts[] = {
+    {"BUS_CURVE_SERVER_PUBLIC", "bus-curve-server-public", PROTO_CFG_STR, NULL,
+     "the fleet's CURVE server public key (Z85, or file:PATH): tcp peers are reached with CURVE",
+     offsetof(cli_curve_config_t, server_public), 0, 0, NULL, 0},
+    {"BUS_CURVE_SERVER_SECRET", "bus-curve-server-secret", PROTO_CFG_STR, NULL,
+     "or the fleet's server secret key, the public key derived from it (an actor's .env)",
+     offsetof(cli_curve_config_t, server_secret), 0, 0, NULL, PROTO_CFG_SECRET},
+    {"BUS_CURVE_CLIENT_SECRET", "bus-curve-client-secret", PROTO_CFG_STR, NULL,
+     "our CURVE client secret key (Z85, or file:PATH); its public key must be allowed by the "
+     "actors (their own, or in their BUS_CURVE_CLIENTS)",
+     offsetof(cli_curve_config_t, client_secret), 0, 0, NULL, PROTO_CFG_SECRET},
+    {"BUS_CURVE_CLIENT_PUBLIC", "bus-curve-client-public", PROTO_CFG_STR, NULL,
+     "its public key (checked against the secret when set)",
+     offsetof(cli_curve_config_t, client_public), 0, 0, NULL, 0},
+};
+const size_t cli_curve_opts_count = PROTO_ARRAY_SIZE(cli_curve_opts);
+
+int
+cli_curve_load(const char *command, cli_curve_config_t *cfg)
+{
+    proto_curve_settings_t settings = {
+        .server_secret = cfg->server_secret,
+        .server_public = cfg->server_public,
+        .client_secret = cfg->client_secret,
+        .client_public = cfg->client_public,
+    };
+    char err[512];
+    if (proto_curve_new(&settings, false, &cfg->curve, err, sizeof err) != 0) {
+        fprintf(stderr, "switchyard %s: %s\n", command, err);
+        return 2;
+    }
+    return 0;
+}
+
 int
 cli_config(const char *command, proto_cfg_table_t *tables, size_t ntables, int argc, char **argv)
 {

@@ -17,9 +17,10 @@
 #include "proto_util.h"
 
 typedef struct {
-    cli_bus_config_t bus; // where the bus is
-    bool verbose;         // print counters
-    int64_t timeout_ms;   // how long to wait for pongs
+    cli_bus_config_t bus;     // where the bus is
+    cli_curve_config_t curve; // CURVE keys for tcp instances
+    bool verbose;             // print counters
+    int64_t timeout_ms;       // how long to wait for pongs
 } s_config_t;
 
 static const proto_cfg_opt_t s_opts[] = {
@@ -66,9 +67,12 @@ cli_ping(int argc, char **argv)
     s_config_t cfg = {0};
     proto_cfg_table_t tables[] = {
         {cli_bus_opts, cli_bus_opts_count, &cfg.bus},
+        {cli_curve_opts, cli_curve_opts_count, &cfg.curve},
         {s_opts, PROTO_ARRAY_SIZE(s_opts), &cfg},
     };
     int rc = cli_config("ping", tables, PROTO_ARRAY_SIZE(tables), argc, argv);
+    if (rc == 0)
+        rc = cli_curve_load("ping", &cfg.curve);
     if (rc != 0) {
         proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
         return rc == 1 ? 0 : 2;
@@ -78,6 +82,7 @@ cli_ping(int argc, char **argv)
     if (n == 0) {
         fprintf(stderr, "switchyard ping: no actor found (BUS_DIR %s)\n", cfg.bus.bus_dir);
         free(inst);
+        proto_curve_destroy(&cfg.curve.curve);
         proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
         return 1;
     }
@@ -93,6 +98,9 @@ cli_ping(int argc, char **argv)
         int zero = 0;
         probes[i].sock = zmq_socket(ctx, ZMQ_DEALER);
         zmq_setsockopt(probes[i].sock, ZMQ_LINGER, &zero, sizeof zero);
+        if (proto_curve_connect_opts(cfg.curve.curve, probes[i].sock, inst[i].req) != 0)
+            fprintf(stderr, "switchyard ping: %s: cannot set CURVE options: %s\n", inst[i].req,
+                    zmq_strerror(zmq_errno()));
         zmq_connect(probes[i].sock, inst[i].req);
         proto_msg_t ping;
         proto_msg_init(&ping, PROTO_PING);
@@ -145,6 +153,7 @@ cli_ping(int argc, char **argv)
     free(items);
     free(probes);
     free(inst);
+    proto_curve_destroy(&cfg.curve.curve);
     proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
     return answered == n ? 0 : 1;
 }

@@ -27,11 +27,12 @@
 #include "proto_zwatch.h"
 
 typedef struct {
-    cli_bus_config_t bus; // where the bus is
-    char *actor;          // only this kind, or NULL
-    char *type;           // glob on the message type, or NULL
-    char *rid;            // only messages about this request id, or NULL
-    int64_t count;        // stop after this many lines (0: never)
+    cli_bus_config_t bus;     // where the bus is
+    cli_curve_config_t curve; // CURVE keys for tcp instances
+    char *actor;              // only this kind, or NULL
+    char *type;               // glob on the message type, or NULL
+    char *rid;                // only messages about this request id, or NULL
+    int64_t count;            // stop after this many lines (0: never)
 } s_config_t;
 
 static const proto_cfg_opt_t s_opts[] = {
@@ -63,6 +64,9 @@ s_on_instance(void *arg, const char *kind, const char *req, const char *pub, boo
     (void) kind;
     (void) req;
     s_tap_t *tap = arg;
+    if (added && proto_curve_connect_opts(tap->cfg->curve.curve, tap->sub, pub) != 0)
+        log_warn("cannot set CURVE options", LOG_S("endpoint", pub),
+                 LOG_S("error", zmq_strerror(zmq_errno())));
     // through the watcher: a connect can consume the ZMQ_FD edge, and a SUB never sends
     int rc =
         added ? proto_zwatch_connect(tap->watch, pub) : proto_zwatch_disconnect(tap->watch, pub);
@@ -159,9 +163,12 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
     s_config_t cfg = {0};
     proto_cfg_table_t tables[] = {
         {cli_bus_opts, cli_bus_opts_count, &cfg.bus},
+        {cli_curve_opts, cli_curve_opts_count, &cfg.curve},
         {s_opts, PROTO_ARRAY_SIZE(s_opts), &cfg},
     };
     int rc = cli_config(command, tables, PROTO_ARRAY_SIZE(tables), argc, argv);
+    if (rc == 0)
+        rc = cli_curve_load(command, &cfg.curve);
     int kind = -1;
     if (rc == 0 && cfg.actor && (kind = proto_kind_by_name(cfg.actor)) < 0) {
         fprintf(stderr, "switchyard %s: bad value for --actor: '%s' (expected an actor kind)\n",
@@ -169,6 +176,7 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
         rc = 2;
     }
     if (rc != 0) {
+        proto_curve_destroy(&cfg.curve.curve);
         proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
         return rc == 1 ? 0 : 2;
     }
@@ -213,6 +221,7 @@ s_watch(const char *command, bool monitor, int argc, char **argv)
     ev_loop_destroy(tap.loop);
     cli_json_free(&tap.json);
     proto_msg_clear(&tap.msg);
+    proto_curve_destroy(&cfg.curve.curve);
     proto_config_free(tables, PROTO_ARRAY_SIZE(tables));
     return 0;
 }

@@ -5,6 +5,7 @@
     monitor  the actors' ZeroMQ socket events as JSON lines
     run   the whole stack in the foreground (make run)
     routes  list/get/apply/delete routes through the control API
+    keygen  new CURVE keys for the bus (a .env, or files)
 */
 #include <stdio.h>
 #include <string.h>
@@ -32,10 +33,13 @@ s_usage(FILE *out)
         "                                      routes; Ctrl-C stops everything\n"
         "  routes list|get VHOST|apply FILE|delete VHOST\n"
         "                                      the control API's routes from a terminal\n"
-        "                                      (--admin URL, --token T; `routes --help`)\n\n"
+        "                                      (--admin URL, --token T; `routes --help`)\n"
+        "  keygen [--client] [--out DIR]       new CURVE keys for the bus: a fleet's .env\n"
+        "                                      (BUS_CURVE_*), or files for file:PATH values\n\n"
         "Every command reads BUS_DIR (default run/bus) and BUS_PEERS_<KIND> from flags,\n"
         "the environment or .env, like the actors (routes reads GATEWAY_ADMIN_ADDR and\n"
-        "ADMIN_TOKEN instead). `switchyard COMMAND --help` lists them.\n");
+        "ADMIN_TOKEN instead), and on tcp the BUS_CURVE_* keys (docs/bus-security.md).\n"
+        "`switchyard COMMAND --help` lists them.\n");
 }
 
 int
@@ -57,6 +61,8 @@ main(int argc, char **argv)
         rc = cli_run(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "routes") == 0) {
         rc = cli_routes(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "keygen") == 0) {
+        rc = cli_keygen(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "switchyard: unknown command '%s'\n", argv[1]);
         s_usage(stderr);

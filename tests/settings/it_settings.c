@@ -88,6 +88,11 @@ static const s_row_t s_rows[] = {
     {"CHAT_IDLE_TIMEOUT", "gateway", "60s", "-60s", NULL, true},
     //  the actors' own, beyond SPEC
     {"BUS_INSECURE", S_ALL, "false", "maybe", NULL, false},
+    {"BUS_CURVE_SERVER_SECRET", S_ALL, "unset", "s3cret-too-short", "s3cret", false},
+    {"BUS_CURVE_SERVER_PUBLIC", S_ALL, "unset", "tooshort", NULL, false},
+    {"BUS_CURVE_CLIENT_SECRET", S_ALL, "unset", "s3cret-too-short", "s3cret", false},
+    {"BUS_CURVE_CLIENT_PUBLIC", S_ALL, "unset", "tooshort", NULL, false},
+    {"BUS_CURVE_CLIENTS", S_ALL, "unset", "notakey", NULL, false},
     {"PROC_STATS_INTERVAL", S_ALL, "5s", "5", NULL, false},
     {"DNS_SERVERS", S_ALL, "unset", "10.0.0.1:notaport", NULL, false},
     {"GATEWAY_ADMIN_TIMEOUT", "gateway", "5s", "0", NULL, false},
