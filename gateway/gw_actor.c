@@ -3,9 +3,10 @@
     Sockets: the public listener (GATEWAY_HTTP_ADDR) and the admin listener
     (GATEWAY_ADMIN_ADDR), both TCP; on the bus its ROUTER and XPUB, a DEALER
     to router (decide), apid (admin.request), statsd (/metrics) and balancer
-    (/ready), and a SUB to router's config.changed. On SIGTERM it stops
-    accepting, lets in-flight requests finish for GATEWAY_DRAIN_TIMEOUT,
-    then closes everything and exits 0.
+    (/ready), and a SUB to router's config.changed. The listeners share
+    their ports with other gateways (SO_REUSEPORT). On SIGTERM it accepts
+    what is queued, stops accepting, lets in-flight requests finish for
+    GATEWAY_DRAIN_TIMEOUT, then closes everything and exits 0.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -355,6 +356,11 @@ gw_actor_random(gw_actor_t *self)
     return self->rng[1] + s0;
 }
 
+//  Every listener binds with SO_REUSEPORT: several gateways of one user on
+//  one host share its ports (the kernel spreads new connections over them),
+//  and a replacement starts before the gateway it replaces drains
+//  (docs/operations-replace.md). A port held by a socket without
+//  SO_REUSEPORT, or by another user's, still fails with EADDRINUSE.
 static int
 s_listen(const proto_addr_t *addr, const char *name)
 {
@@ -378,9 +384,18 @@ s_listen(const proto_addr_t *addr, const char *name)
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+            log_warn("no SO_REUSEPORT: the port cannot be shared", LOG_S("listener", name),
+                     LOG_ERRNO(errno));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-            log_error("cannot listen", LOG_S("listener", name), LOG_S("host", addr->host),
-                      LOG_I("port", addr->port), LOG_ERRNO(errno));
+            if (errno == EADDRINUSE)
+                log_error("cannot listen", LOG_S("listener", name), LOG_S("host", addr->host),
+                          LOG_I("port", addr->port), LOG_ERRNO(errno),
+                          LOG_S("hint", "held by a socket without SO_REUSEPORT (not a gateway) "
+                                        "or by another user"));
+            else
+                log_error("cannot listen", LOG_S("listener", name), LOG_S("host", addr->host),
+                          LOG_I("port", addr->port), LOG_ERRNO(errno));
             close(fd);
             fd = -1;
         }
@@ -390,6 +405,27 @@ s_listen(const proto_addr_t *addr, const char *name)
         log_info("listening", LOG_S("listener", name), LOG_S("host", addr->host),
                  LOG_I("port", addr->port));
     return fd;
+}
+
+//  A listener that closes while sharing its port resets the connections in
+//  its own accept queue unless the kernel moves them to another listener of
+//  the group (net.ipv4.tcp_migrate_req, Linux 5.14). Said once at start:
+//  the gateway reads the setting, never writes it.
+static void
+s_check_migrate(void)
+{
+    char v[8] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "re");
+    if (f == NULL) {
+        log_warn("no net.ipv4.tcp_migrate_req (Linux < 5.14): replacing a gateway under load "
+                 "may reset connections queued on the old one",
+                 LOG_ERRNO(errno));
+        return;
+    }
+    if (fgets(v, sizeof v, f) != NULL && v[0] == '0')
+        log_warn("set net.ipv4.tcp_migrate_req=1 for zero-downtime replacement",
+                 LOG_S("doc", "docs/operations-replace.md"));
+    fclose(f);
 }
 
 static void
@@ -601,6 +637,18 @@ s_on_signal(proto_actor_t *actor, int signum, void *arg)
         return;
     }
     self->draining = true;
+    //  What the kernel already queued on our listeners is ours (the client
+    //  has connected): accept it all (gw_conn accepts until EAGAIN while
+    //  draining) and serve it with Connection: close, instead of the reset
+    //  a close would give it. New connections go to the other gateways on
+    //  the port; what arrives between this and the close is moved to them
+    //  by the kernel only with net.ipv4.tcp_migrate_req=1.
+    if (self->http_fd >= 0)
+        gw_conn_accept(self, self->http_fd, false);
+    if (self->https_fd >= 0)
+        gw_conn_accept_tls(self, self->https_fd);
+    if (self->admin_fd >= 0)
+        gw_conn_accept(self, self->admin_fd, true);
     s_close_listeners(self);
     gw_chat_drain(self->chat);     // WebSockets close with 1001; each connection goes after it
     gw_events_drain(self->events); // event streams end: their clients reconnect elsewhere
@@ -751,6 +799,7 @@ gw_actor_new(const gw_config_t *cfg)
     self->http_io.data = self->admin_io.data = self;
     ev_io_start(self->loop, &self->http_io);
     ev_io_start(self->loop, &self->admin_io);
+    s_check_migrate();
     ev_timer_init(&self->certs_timer, s_on_certs_timer, 0., 0.);
     self->certs_timer.data = self;
     if (cfg->https_addr.port != 0) {

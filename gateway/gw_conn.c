@@ -689,16 +689,39 @@ gw_req_tunnel(gw_req_t *req, int backend_fd, const void *pending, size_t len)
     gw_tunnel_start(conn->tunnel);
 }
 
+//  A connection quiet for less than this when the drain begins is not cut:
+//  its client may be sending a request right now, which a close would fail
+//  (a client may retry only idempotent requests on a reused connection).
+#define S_DRAIN_QUIET_MS 1000
+
 void
 gw_conn_drain(gw_actor_t *gw)
 {
     gw_conn_t *conn = gw->conns;
     while (conn) {
         gw_conn_t *next = conn->next;
-        // idle: no request, nothing to write, no partial head read
+        // quiet: no request, nothing to write, no partial head read
         if (conn->req == NULL && gw_buf_len(&conn->out) == 0 && gw_buf_len(&conn->in) == 0
-            && !conn->lingering)
-            s_close(conn);
+            && !conn->lingering) {
+            // its timer runs from the last response (idle) or from accept
+            int64_t armed_ms =
+                conn->served > 0 ? gw->cfg->idle_timeout_ms : gw->cfg->header_timeout_ms;
+            int64_t left_ms = 0, quiet_ms = S_DRAIN_QUIET_MS;
+            if (ev_is_active(&conn->timer)) {
+                left_ms = (int64_t) (ev_timer_remaining(gw->loop, &conn->timer) * 1000.0);
+                quiet_ms = armed_ms - left_ms;
+            }
+            // a request that arrived but is not read yet is served (Connection: close)
+            char peek;
+            bool waiting = recv(conn->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0
+                           || (conn->ssl && SSL_has_pending(conn->ssl));
+            if (!waiting && quiet_ms >= S_DRAIN_QUIET_MS)
+                s_close(conn);
+            else if (!waiting && conn->served > 0 && S_DRAIN_QUIET_MS - quiet_ms < left_ms)
+                s_arm_timer(conn, S_DRAIN_QUIET_MS - quiet_ms); // keep-alive: closed when quiet
+            // else: connected, the request not yet read (or a TLS handshake):
+            // served with Connection: close, within the header timeout
+        }
         conn = next;
     }
 }
@@ -1259,10 +1282,14 @@ gw_conn_accept_tls(gw_actor_t *gw, int listen_fd)
     s_accept(gw, listen_fd, false, true);
 }
 
+//  At most 64 a call (the loop comes back for more), except when draining:
+//  then everything queued (a backlog's worth, bounded), as the listener
+//  closes next (gw_actor).
 static void
 s_accept(gw_actor_t *gw, int listen_fd, bool admin, bool tls)
 {
-    for (int i = 0; i < 64; i++) {
+    int most = gw->draining ? 65536 : 64;
+    for (int i = 0; i < most; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(listen_fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
