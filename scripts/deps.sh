@@ -17,8 +17,11 @@ build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-d
 # websocket (client) and websockets (echo backend): tests/e2e/test_websocket.py;
 # cryptography: test certificates (tests/e2e/test_tls.py)
 # chromium, nodejs (+ npm): the chat page's real-browser test (tests/browser, tests/e2e/test_chat_page.py)
+# docker-compose, python3-yaml: tests/e2e/test_deploy.py checks compose.yaml (`docker-compose config`,
+# no Docker engine needed) and deploy/k8s
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
-    procps postgresql python3-psycopg2 python3-websocket python3-websockets python3-cryptography chromium nodejs)
+    procps postgresql python3-psycopg2 python3-websocket python3-websockets python3-cryptography chromium nodejs
+    docker-compose python3-yaml)
 run_pkgs=(redis-server curl)
 bench_pkgs=(wrk nginx-light haproxy curl redis-server openssl) # redis-server: chat and rate-limit rows; openssl: TLS rows
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
