@@ -6,5 +6,5 @@ PROTO_SRCS += protocol/proto.c protocol/proto_desc.c protocol/proto_mp.c protoco
 PROTO_SPEC_SRCS := protocol/proto_spec.c
 PROTO_SRCS += protocol/proto_strategy.c protocol/proto_route.c
 PROTO_SRCS += protocol/proto_url.c protocol/proto_resolve.c
-PROTO_SRCS += protocol/proto_census.c protocol/proto_slab.c protocol/proto_pairs.c
+PROTO_SRCS += protocol/proto_census.c protocol/proto_slab.c protocol/proto_pairs.c protocol/proto_hold.c
 PROTO_SRCS += protocol/proto_curve.c

@@ -26,6 +26,7 @@
 #include "proto_monitor.h"
 #include "proto_proc.h"
 #include "proto_util.h"
+#include "proto_hold.h"
 #include "proto_zwatch.h"
 
 #define S_PENDING_BUCKETS 4096
@@ -57,6 +58,7 @@ proto_kind_by_name(const char *name)
 #define S_PARKED_RETRY_MS 5 // how often a request waiting for a peer tries again
 
 static void s_on_parked_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void s_on_hold_timer(struct ev_loop *loop, ev_timer *t, int revents);
 
 typedef struct s_pending {
     uint64_t id;             // request message id
@@ -92,8 +94,8 @@ typedef struct {
 //  Counters pong reports before the actor's own: one per drop reason but
 //  PROTO_OK, s_fixed_counters, and one per peer kind.
 static const char *const s_fixed_counters[] = {
-    "dropped.send", "replies.late", "requests.pending",     "log.dropped",
-    "taps",         "monitors",     "bus.handshake_failed", "bus.refused",
+    "dropped.send", "replies.late",         "requests.pending", "log.dropped", "taps",
+    "monitors",     "bus.handshake_failed", "bus.refused",      "bus.held",    "bus.hold_dropped",
 };
 #define S_BUILTIN_COUNTERS                                                                         \
     (PROTO_ERR_COUNT - 1 + PROTO_ARRAY_SIZE(s_fixed_counters) + PROTO_KIND_COUNT)
@@ -150,6 +152,8 @@ struct proto_bus {
     int taps;                                        // tap subscriptions
     s_subwatch_t subwatch[S_SUBWATCH_MAX];           // subscribers to addressed events
     size_t nsubwatch;                                // how many
+    proto_hold_t *hold;                              // addressed events waiting for a subscription
+    ev_timer hold_timer;                             // expires them while some are held
     int monitors;                                    // socket.event subscriptions
     proto_monitor_t *mons[2 + 2 * PROTO_KIND_COUNT]; // socket event sources
     size_t nmons;                                    // how many
@@ -451,6 +455,8 @@ s_fill_counters(proto_bus_t *self, proto_counter_t *counters)
         (uint64_t) (self->monitors > 0 ? self->monitors : 0),
         *proto_curve_guard_failed(self->guard),
         *proto_curve_guard_refused(self->guard),
+        proto_hold_count(self->hold),
+        proto_hold_dropped(self->hold),
     };
     _Static_assert(PROTO_ARRAY_SIZE(fixed) == PROTO_ARRAY_SIZE(s_fixed_counters),
                    "a fixed counter without a name or value");
@@ -683,6 +689,20 @@ s_monitor(proto_bus_t *self, void *sock, const char *name)
         self->mons[self->nmons++] = m;
 }
 
+//  Send an addressed event that was held for its subscription (proto_hold).
+static int
+s_send_held(void *arg, const char *topic, size_t tlen, const void *body, size_t len)
+{
+    proto_bus_t *self = arg;
+    int rc = s_send(self->xpub, topic, tlen, body, len);
+    s_touch(self, self->xpub);
+    if (rc == 0)
+        self->msgs_out++;
+    else
+        self->send_failed++;
+    return rc;
+}
+
 //  An addressed event's subscription ("<wire>@<instance>;") came or went:
 //  tell the watch of its type, with the instance.
 static void
@@ -702,6 +722,8 @@ s_subscriber(proto_bus_t *self, const char *topic, size_t tlen, bool subscribed)
         instance[ilen] = '\0';
         log_debug(subscribed ? "subscriber came" : "subscriber went", LOG_S("type", wire),
                   LOG_S("instance", instance));
+        // what waited for this subscription goes before anything the watch sends
+        proto_hold_subscription(self->hold, topic, tlen, subscribed, s_send_held, self);
         self->subwatch[i].fn(self, instance, subscribed, self->subwatch[i].arg);
         return;
     }
@@ -854,6 +876,9 @@ proto_bus_new(struct ev_loop *loop, const proto_bus_config_t *cfg, char *err, si
     self->pending_timer.data = self;
     ev_timer_init(&self->parked_timer, s_on_parked_timer, 0., S_PARKED_RETRY_MS / 1000.);
     self->parked_timer.data = self;
+    self->hold = proto_hold_new();
+    ev_timer_init(&self->hold_timer, s_on_hold_timer, 0., 1.);
+    self->hold_timer.data = self;
     self->ctx = zmq_ctx_new();
     if (self->ctx == NULL) {
         snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
@@ -1168,6 +1193,29 @@ proto_bus_address(char *out, size_t cap, proto_type_t type, const char *instance
     return wlen + 2 + ilen;
 }
 
+//  True when somebody watches the subscriptions of type's addresses.
+static bool
+s_watched(const proto_bus_t *self, proto_type_t type)
+{
+    for (size_t i = 0; i < self->nsubwatch; i++)
+        if (self->subwatch[i].type == type)
+            return true;
+    return false;
+}
+
+static void
+s_on_hold_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) revents;
+    proto_bus_t *self = t->data;
+    size_t n = proto_hold_expire(self->hold, proto_now_ms());
+    if (n)
+        log_warn("addressed events dropped: their instance did not subscribe in time",
+                 LOG_U("events", n), LOG_I("hold_ms", PROTO_HOLD_MS));
+    if (proto_hold_count(self->hold) == 0)
+        ev_timer_stop(loop, t);
+}
+
 int
 proto_bus_publish_to(proto_bus_t *self, proto_msg_t *msg, const char *instance)
 {
@@ -1177,6 +1225,17 @@ proto_bus_publish_to(proto_bus_t *self, proto_msg_t *msg, const char *instance)
         return -1;
     if (s_encode(self, msg, true) != 0)
         return -1;
+    if (s_watched(self, msg->type) && !proto_hold_reachable(self->hold, topic, tlen)) {
+        // nobody would get it now: held until the instance subscribes
+        int kept = proto_hold_keep(self->hold, topic, tlen, self->buf.data, self->buf.size,
+                                   proto_now_ms());
+        if (kept == 0 && !ev_is_active(&self->hold_timer))
+            ev_timer_again(self->loop, &self->hold_timer);
+        if (kept != 0)
+            log_debug("addressed event dropped: too much held",
+                      LOG_S("type", proto_type_name(msg->type)), LOG_S("instance", instance));
+        return kept;
+    }
     int rc = s_send(self->xpub, topic, tlen, self->buf.data, self->buf.size);
     s_touch(self, self->xpub);
     s_sent(self, rc, msg);
@@ -1275,6 +1334,8 @@ proto_bus_destroy(proto_bus_t **self_p)
         s_pending_free(self, &p);
     }
     ev_timer_stop(self->loop, &self->parked_timer);
+    ev_timer_stop(self->loop, &self->hold_timer);
+    proto_hold_destroy(&self->hold);
     proto_disc_destroy(&self->disc);
     for (size_t i = 0; i < self->nmons; i++)
         proto_monitor_destroy(&self->mons[i]);

@@ -2,7 +2,7 @@
 UNIT_TESTS += tests/protocol/test_proto tests/protocol/test_log tests/protocol/test_config \
         tests/protocol/test_disc tests/protocol/test_zwatch tests/protocol/test_url \
         tests/protocol/test_route_model tests/protocol/test_resolve
-UNIT_TESTS += tests/protocol/test_bus tests/protocol/test_util tests/protocol/test_slab tests/protocol/test_pairs
+UNIT_TESTS += tests/protocol/test_bus tests/protocol/test_util tests/protocol/test_slab tests/protocol/test_pairs tests/protocol/test_hold
 UNIT_TESTS += tests/protocol/test_curve
 tests/protocol/test_curve_SRCS := tests/lib/t_loop.c
 tests/protocol/test_resolve_SRCS := tests/lib/t_dns.c tests/lib/t_loop.c
