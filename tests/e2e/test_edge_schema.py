@@ -174,7 +174,14 @@ def seed_factory(db_url):
 
 
 def edge_env(db_url):
-    return {"DATABASE_URL": db_url, "ROUTER_EDGE_SCHEMA": "on", "ROUTER_REFRESH_INTERVAL": "200ms"}
+    # a backend the test starts after the stack may be probed (refused: dead)
+    # before it listens: coming back then takes two recovery probes, quick here
+    return {
+        "DATABASE_URL": db_url,
+        "ROUTER_EDGE_SCHEMA": "on",
+        "ROUTER_REFRESH_INTERVAL": "200ms",
+        "HEALTHD_RECOVERY_INTERVAL": "200ms",
+    }
 
 
 # ---------------------------------------------------------------------- helpers
