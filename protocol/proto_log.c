@@ -19,7 +19,6 @@
     does not take now stays held for the next flush, and only a line that
     finds the buffer full is dropped (and counted).
 */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -99,6 +98,14 @@ static const char *const s_level_labels[] = {"ERROR", "WARN ", "INFO ", "DEBUG"}
 //  --------------------------------------------------------------------------
 //  Names and redaction
 
+//  ASCII lower case without the locale machinery of tolower(3), which
+//  costs a call per byte of every field name of every log line.
+static inline unsigned char
+s_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char) (c | 0x20) : c;
+}
+
 static bool
 s_span_equals(const char *s, size_t len, const char *word)
 {
@@ -107,7 +114,7 @@ s_span_equals(const char *s, size_t len, const char *word)
         return false;
     }
     for (size_t i = 0; i < len; i++) {
-        if (tolower((unsigned char) s[i]) != word[i]) {
+        if (s_lower((unsigned char) s[i]) != word[i]) {
             return false;
         }
     }
@@ -122,7 +129,7 @@ s_word_at(const char *s, size_t len, size_t i, const char *word, size_t wlen)
         return false;
     }
     for (size_t k = 1; k < wlen; k++) {
-        if (tolower((unsigned char) s[i + k]) != word[k]) {
+        if (s_lower((unsigned char) s[i + k]) != word[k]) {
             return false;
         }
     }
@@ -134,12 +141,13 @@ s_word_at(const char *s, size_t len, size_t i, const char *word, size_t wlen)
 static bool
 s_is_secret_span(const char *name, size_t len)
 {
-    if (s_span_equals(name, len, "authorization") || s_span_equals(name, len, "cookie")
-        || s_span_equals(name, len, "set-cookie")) {
+    if ((len == 13 && s_span_equals(name, len, "authorization"))
+        || (len == 6 && s_span_equals(name, len, "cookie"))
+        || (len == 10 && s_span_equals(name, len, "set-cookie"))) {
         return true;
     }
     for (size_t i = 0; i < len; i++) {
-        switch (tolower((unsigned char) name[i])) {
+        switch (s_lower((unsigned char) name[i])) {
             case 'p':
                 if (s_word_at(name, len, i, PROTO_LIT("password"))) {
                     return true;
@@ -305,6 +313,14 @@ s_utf8_length(const unsigned char *p, size_t avail)
     return n;
 }
 
+//  Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
+static const bool s_plain[256] = {
+    [0x20] = 1,
+    [0x21] = 1,
+    [0x23 ... 0x5b] = 1,
+    [0x5d ... 0x7e] = 1,
+};
+
 //  Writes the escaped form of s (len bytes), without quotes, to out (room
 //  bytes, no NUL). Only whole units are written (a UTF-8 sequence or an
 //  escape), so a cut never leaves half an escape. Sets *used to the input
@@ -317,6 +333,20 @@ s_escape(char *out, size_t room, const char *s, size_t len, size_t *used)
     size_t i = 0;
     size_t o = 0;
     while (i < len) {
+        // a run of bytes that need no escape (most of a line) is copied at
+        // once: every byte is a whole unit, so the run may be cut anywhere
+        size_t run = i;
+        while (run < len && s_plain[p[run]])
+            run++;
+        if (run > i) {
+            size_t n = run - i < room - o ? run - i : room - o;
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+            if (i < run)
+                break; // out of room
+            continue;
+        }
         unsigned char c = p[i];
         char unit[6];
         const char *src = unit;
