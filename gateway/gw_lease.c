@@ -4,6 +4,15 @@
     current lease (a reference), whether an ask is in flight, and the list of
     requests waiting on that ask. Entries with an ask in flight or waiters
     are never evicted (the bus calls back exactly once per ask).
+
+    Stale-while-revalidate: a lease past its TTL, still of the current
+    configuration, serves at once while one ask refreshes it in the
+    background. A lease invalidated (newer configuration, routes read again,
+    a backend down, a recovered backend it lacks) or any lease with TTL 0
+    makes requests wait for an ask, as a key never decided does, until an
+    ask after the invalidation has failed: from then on the router or
+    balancer is known to be away, and the lease serves at once, stale, with
+    at most one ask per retry pause (s_failed) until one is answered.
 */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +29,8 @@
 
 #define S_BUCKETS   16384
 #define S_MAX_CANDS 64
+#define S_RETRY_MIN 50   // ms: the least pause between two failed asks of a key
+#define S_RETRY_MAX 1000 // ms: the longest (the decision timeout in between)
 
 typedef struct s_entry {
     char *key;             // host '\n' region '\n' ('L' local, '-' not)
@@ -27,8 +38,12 @@ typedef struct s_entry {
     char *region;          // the requested region
     bool local;            // asked with decide's local (a trusted hop marker)
     gw_lease_t *lease;     // last lease, or NULL
-    uint64_t expires_ms;   // reuse until (monotonic ms)
+    uint64_t expires_ms;   // fresh until (monotonic ms); then refreshed while it serves
+    bool must_ask;         // invalidated: not reused before an answer (or a failed ask)
     bool asking;           // a decide is in flight
+    bool failed;           // the last ask failed, none answered since: serve stale at once
+    uint64_t failed_ver;   // min_version when it failed (a newer configuration forgets it)
+    uint64_t retry_ms;     // after a failed ask, none before this (monotonic ms)
     gw_waiter_t *waiters;  // requests waiting for the answer
     struct s_entry *hnext; // hash chain
     proto_link_t lru;      // in the LRU list, most recent first
@@ -346,6 +361,22 @@ s_wake(gw_leases_t *self, s_entry_t *e, bool stale)
     }
 }
 
+//  An ask of e failed (no answer within the deadline, an error, or no router
+//  to take it): with a lease to fall back on, the key is in failure mode
+//  (served stale at once) and not asked again before the retry pause.
+static void
+s_failed(gw_leases_t *self, s_entry_t *e)
+{
+    if (e->lease == NULL)
+        return; // a key never decided asks on every request, as before
+    self->stale++;
+    e->failed = true;
+    e->failed_ver = self->min_version;
+    int64_t pause = self->cfg.timeout_ms;
+    pause = pause < S_RETRY_MIN ? S_RETRY_MIN : pause > S_RETRY_MAX ? S_RETRY_MAX : pause;
+    e->retry_ms = s_now_ms() + (uint64_t) pause;
+}
+
 static void
 s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
 {
@@ -359,13 +390,15 @@ s_on_reply(proto_bus_t *bus, proto_in_t *in, void *arg)
         gw_lease_unref(&e->lease);
         e->lease = lease;
         e->expires_ms = s_now_ms() + (uint64_t) self->cfg.ttl_ms;
+        e->must_ask = false;
+        e->failed = false;
+        e->retry_ms = 0;
         if (e->lease->version > self->min_version)
             self->min_version = e->lease->version;
     } else {
         // no answer, or an error: the last lease (if any) keeps serving
         stale = e->lease != NULL;
-        if (stale)
-            self->stale++;
+        s_failed(self, e);
         log_warn(
             "no routing decision", LOG_S("host", e->host), LOG_S("region", e->region),
             LOG_S("reason", in ? (in->msg.type == PROTO_ERROR ? in->msg.error.code : "unexpected")
@@ -426,6 +459,31 @@ gw_leases_new(struct ev_loop *loop,
     return self;
 }
 
+//  How a request may use the lease of e now.
+typedef enum {
+    S_USE_FRESH, // within its TTL, of the current configuration
+    S_USE_STALE, // at once, while (or after) an ask refreshes it
+    S_USE_WAIT,  // wait for an ask (none yet, or invalidated, or TTL 0)
+} s_use_t;
+
+static s_use_t
+s_use(gw_leases_t *self, const s_entry_t *e, uint64_t now)
+{
+    if (e->lease == NULL)
+        return S_USE_WAIT;
+    bool current = !e->must_ask && e->lease->version >= self->min_version;
+    if (current && now < e->expires_ms)
+        return S_USE_FRESH;
+    // only its TTL ran out: still this configuration's decision
+    if (current && self->cfg.ttl_ms > 0)
+        return S_USE_STALE;
+    // invalidated, or TTL 0: a fresh answer first, unless an ask made since
+    // the invalidation (the configuration now known) has failed
+    if (e->failed && e->failed_ver >= self->min_version)
+        return S_USE_STALE;
+    return S_USE_WAIT;
+}
+
 gw_lease_t *
 gw_leases_get(gw_leases_t *self,
               const char *host,
@@ -451,13 +509,26 @@ gw_leases_get(gw_leases_t *self,
     else
         proto_list_to_front(&self->lru, &e->lru);
     uint64_t now = s_now_ms();
-    if (e->lease && !e->asking && now < e->expires_ms && e->lease->version >= self->min_version)
-        return gw_lease_ref(e->lease);
+    switch (s_use(self, e, now)) {
+        case S_USE_FRESH:
+            return gw_lease_ref(e->lease);
+        case S_USE_STALE:
+            // served at once; one ask at a time refreshes it, and after a
+            // failed one none before the retry pause (never one per request)
+            if (!e->asking && now >= e->retry_ms && !s_ask(self, e, client, rid))
+                s_failed(self, e);
+            // stale only once the router or balancer failed to answer: a
+            // lease served during its refresh is at most one round trip late
+            *stale = e->failed;
+            return gw_lease_ref(e->lease);
+        case S_USE_WAIT:
+            break;
+    }
     if (!e->asking && !s_ask(self, e, client, rid)) {
         // no router connected at all: the last lease, stale, or none (503)
         if (e->lease == NULL)
             return NULL;
-        self->stale++;
+        s_failed(self, e);
         *stale = true;
         return gw_lease_ref(e->lease);
     }
@@ -496,17 +567,30 @@ gw_leases_on_config(gw_leases_t *self, uint64_t version)
         self->min_version = version;
 }
 
+//  e's lease is not reused before an answer; a failure seen before this
+//  does not count (the next ask is made, and waited for, first).
+static void
+s_must_ask(s_entry_t *e)
+{
+    e->must_ask = true;
+    e->failed = false;
+    e->retry_ms = 0;
+}
+
 void
 gw_leases_expire_all(gw_leases_t *self)
 {
     for (proto_link_t *l = self->lru.head; l; l = l->next)
-        S_ENTRY(l)->expires_ms = 0;
+        s_must_ask(S_ENTRY(l));
 }
 
 //  healthd's verdict on backend of route, in every cached lease of route:
-//  its candidate is marked failed (down) or not (up). Down expires the
-//  leases that hold it; up expires every lease of the route (one decided
-//  while the backend was down does not hold it). Returns how many expired.
+//  its candidate is marked failed (down) or not (up). Down invalidates the
+//  leases that hold it (an answer is waited for). Up invalidates the leases
+//  that lack it (decided while it was down: perhaps no_backend), but keeps
+//  a failure seen (the router away, serving it stale costs nothing more
+//  than before); a lease that holds it only expires (refreshed while it
+//  serves, the backend no longer skipped). Returns how many expired.
 static size_t
 s_backend_state(gw_leases_t *self, const char *route, const char *backend, bool up)
 {
@@ -524,10 +608,16 @@ s_backend_state(gw_leases_t *self, const char *route, const char *backend, bool 
                 l->cands[i].failed = !up;
                 held = true;
             }
-        if (up || held) {
+        if (!up && held) {
+            s_must_ask(e);
+        } else if (up && held) {
             e->expires_ms = 0;
-            n++;
+        } else if (up) {
+            e->must_ask = true;
+            e->retry_ms = 0;
         }
+        if (up || held)
+            n++;
     }
     return n;
 }

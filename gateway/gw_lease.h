@@ -1,13 +1,18 @@
 /*  gw_lease - routing decisions as leases, cached per (Host, requested region, local).
 
     The first request for a key asks the router (`decide`); requests arriving
-    while that ask is in flight wait on it (coalesced). The answer is kept for
-    GATEWAY_LEASE_TTL (0: only the requests that waited for it use it) or
-    until config.changed announces a newer version. If an ask fails (router
-    or balancer slow or gone), the last lease of that key keeps serving,
-    marked stale; a key never decided gets no lease (503). The cache is
-    bounded (least recently used entries are dropped). Leases are reference
-    counted: a request keeps its lease while it runs, whatever the cache does.
+    while that ask is in flight wait on it (coalesced). The answer is fresh
+    for GATEWAY_LEASE_TTL (0: only the requests that waited for it use it)
+    or until config.changed announces a newer version. Past its TTL a lease
+    keeps serving at once while one background ask refreshes it
+    (stale-while-revalidate); an invalidated lease (newer configuration,
+    routes read again, a backend down) is not reused before an answer. If an
+    ask fails (router or balancer slow or gone), the last lease of that key
+    keeps serving, marked stale, at once and with one ask per retry pause
+    (the decision timeout, 50 ms to 1 s) until one is answered, in both
+    modes; a key never decided gets no lease (503). The cache is bounded
+    (least recently used entries are dropped). Leases are reference counted:
+    a request keeps its lease while it runs, whatever the cache does.
 */
 #ifndef GW_LEASE_H
 #define GW_LEASE_H
@@ -98,7 +103,7 @@ typedef struct gw_waiter {
 } gw_waiter_t;
 
 //  The decision arrived: lease is a new reference (caller unrefs), or NULL
-//  when no decision could be had (503). stale: served after a failed ask.
+//  when no decision could be had (503). stale: served because an ask failed.
 typedef void(gw_lease_fn)(gw_waiter_t *waiter, gw_lease_t *lease, bool stale, void *arg);
 
 typedef struct {
@@ -120,10 +125,14 @@ gw_leases_t *gw_leases_new(struct ev_loop *loop,
 //  peer's X-Switchyard-Hop (another region forwarded it here), so the decide
 //  asks for our own region's backends only, never a hop (decide's local);
 //  such a lease is cached apart from the usual one. Returns a new reference
-//  when a fresh one is cached, or when no ask can be sent and an old one
-//  exists (*stale set).
-//  Otherwise queues waiter on an ask (started or joined), sets *pending and
-//  returns NULL: fn is called later, exactly once, unless cancelled. NULL
+//  at once when a fresh one is cached; when one past its TTL is (started or
+//  joined: one background ask refreshes it; *stale not set while no ask has
+//  failed); when the last ask failed and the lease may serve stale (*stale
+//  set: no new ask before the retry pause); or when no ask can be sent and
+//  an old one exists (*stale set).
+//  Otherwise (no lease yet, an invalidated one, TTL 0) queues waiter on an
+//  ask (started or joined), sets *pending and returns NULL: fn is called
+//  later, never from this call, exactly once, unless cancelled. NULL
 //  without *pending: no decision can be had (503).
 gw_lease_t *gw_leases_get(gw_leases_t *self,
                           const char *host,
@@ -139,30 +148,32 @@ gw_lease_t *gw_leases_get(gw_leases_t *self,
 void gw_leases_cancel(gw_leases_t *self, gw_waiter_t *waiter);
 
 //  A newer configuration exists: leases of older versions are not reused
-//  (but still serve as stale fallback).
+//  before an answer (but serve stale once an ask made since has failed).
 void gw_leases_on_config(gw_leases_t *self, uint64_t version);
 
 //  Routes changed without a new version (seed 002's tables, read again by
-//  the router): every lease is asked again before its next use (each still
-//  serves as stale fallback).
+//  the router): every lease is asked again before its next use (each serves
+//  stale once that ask has failed).
 void gw_leases_expire_all(gw_leases_t *self);
 
 //  healthd says backend of route went down: every cached lease of that
-//  route holding it is asked again before its next use, and the backend is
-//  marked failed in it, so requests already holding the lease skip it and
-//  the lease, if it must serve stale (no router), never sends to it.
-//  Returns how many leases were expired.
+//  route holding it is asked again before its next use (waited for, as
+//  after config.changed), and the backend is marked failed in it, so
+//  requests already holding the lease skip it and the lease, if it must
+//  serve stale (no router), never sends to it. Returns how many leases
+//  were expired.
 size_t gw_leases_backend_down(gw_leases_t *self, const char *route, const char *backend);
 
 //  healthd says backend of route is alive again: every cached lease of that
-//  route is asked again before its next use (the recovered backend is not in
-//  a lease decided while it was down), and a lease that still holds it no
-//  longer skips it (so a stale lease serves it again). Returns how many
-//  leases were expired.
+//  route is asked again: before its next use when it lacks the backend
+//  (decided while it was down; unless the router is known away, then it
+//  serves stale at once), in the background (stale-while-revalidate) when
+//  it holds it, and then no longer skips it (so a stale lease serves it
+//  again). Returns how many leases were expired.
 size_t gw_leases_backend_up(gw_leases_t *self, const char *route, const char *backend);
 
-//  Asks that failed with an old lease served instead (also in pong as
-//  leases.stale, with leases.asks).
+//  Asks that failed with an old lease to serve instead, whether sent or
+//  not sendable (also in pong as leases.stale, with leases.asks).
 uint64_t gw_leases_stale(gw_leases_t *self);
 size_t gw_leases_size(gw_leases_t *self);
 

@@ -4,7 +4,10 @@
     ROUTER socket in this process (BUS_PEERS_ROUTER=tcp://127.0.0.1:PORT):
     keying by (Host, region, local), reuse within the TTL, TTL 0, coalesced asks,
     config.changed, stale fallback when the router is silent, and 503 (no
-    lease) for a Host never decided.
+    lease) for a Host never decided; stale-while-revalidate: a lease past
+    its TTL handed out at once while one ask refreshes it, a failed refresh
+    serving on without an ask per request, and the invalidations that are
+    waited for (config.changed) served stale only once an ask has failed.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,6 +71,42 @@ s_spin(t_state_t *t, const int *counter, int want)
         ev_run(t->loop, EVRUN_ONCE);
     ev_timer_stop(t->loop, &tick);
     return *counter >= want;
+}
+
+//  Run the loop for about ms (the bus's timers and replies are handled).
+static void
+s_run(t_state_t *t, int ms)
+{
+    ev_timer tick;
+    ev_timer_init(&tick, s_tick, 0.005, 0.005);
+    ev_timer_start(t->loop, &tick);
+    uint64_t deadline = it_now_ms() + (uint64_t) ms;
+    while (it_now_ms() < deadline)
+        ev_run(t->loop, EVRUN_ONCE);
+    ev_timer_stop(t->loop, &tick);
+}
+
+//  Run the loop until the cache has counted want failed asks or 5 s pass.
+static bool
+s_spin_stale(t_state_t *t, uint64_t want)
+{
+    uint64_t deadline = it_now_ms() + 5000;
+    while (gw_leases_stale(t->leases) < want && it_now_ms() < deadline)
+        s_run(t, 5);
+    return gw_leases_stale(t->leases) >= want;
+}
+
+//  A request that must be answered at once (no wait): its lease, and whether
+//  it was served stale.
+static gw_lease_t *
+s_get_now(t_state_t *t, const char *host, bool *stale)
+{
+    bool pending = true;
+    gw_lease_t *l = gw_leases_get(t->leases, host, "1", false, "10.0.0.1", "rid-now",
+                                  &t->waiters[7], &pending, stale);
+    assert_false(pending);
+    assert_non_null(l);
+    return l;
 }
 
 //  Receive one decide on the scripted router (waiting up to 5 s).
@@ -169,6 +208,12 @@ static int
 s_setup_ttl0(void **state)
 {
     return s_setup(state, 0);
+}
+
+static int
+s_setup_ttl_short(void **state)
+{
+    return s_setup(state, 100);
 }
 
 static int
@@ -352,6 +397,40 @@ test_backend_down(void **state)
     assert_true(s_router_recv(t, &decide, id, &idlen));
     s_router_answer(t, id, idlen, decide.id, 1, "ok");
     assert_true(s_spin(t, &t->calls, 3));
+
+    // up for a backend the (fresh) lease holds: nothing in it is wrong, so
+    // it serves at once while one ask revalidates it in the background
+    gw_lease_t *before = t->last;
+    assert_int_equal(gw_leases_backend_up(t->leases, "r1", "a"), 1);
+    l = s_get_now(t, "a.example.com", &stale);
+    assert_ptr_equal(l, before);
+    assert_false(stale);
+    gw_lease_unref(&l);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    l = s_get_now(t, "a.example.com", &stale); // the refresh is running: no other ask
+    gw_lease_unref(&l);
+    assert_true(s_router_idle(t, 50));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    uint64_t deadline = it_now_ms() + 5000;
+    for (;;) {
+        s_run(t, 5);
+        l = s_get_now(t, "a.example.com", &stale);
+        if (l != before)
+            break;
+        gw_lease_unref(&l);
+        assert_true(it_now_ms() < deadline);
+    }
+    gw_lease_unref(&l);
+    // up for a backend it lacks (decided while that one was down): waited for
+    assert_int_equal(gw_leases_backend_up(t->leases, "r1", "zz"), 1);
+    l = gw_leases_get(t->leases, "a.example.com", "1", false, "10.0.0.1", "rid-6", &t->waiters[5],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 4));
+    assert_false(t->last_stale);
     gw_lease_unref(&held);
     proto_msg_clear(&decide);
 }
@@ -430,14 +509,250 @@ test_ttl0_and_stale(void **state)
     assert_true(t->last_stale);
     assert_int_equal(gw_leases_stale(t->leases), 1);
 
+    // the router is known away now: the lease serves at once, stale, and
+    // nobody asks again before the retry pause (the decision timeout, 300 ms)
+    uint64_t failed_at = it_now_ms();
+    for (int i = 0; i < 5; i++) {
+        l = s_get_now(t, "d.example.com", &stale);
+        assert_ptr_equal(l, t->last);
+        assert_true(stale);
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_idle(t, 100));
+    // past the pause: still at once, and one ask in the background
+    s_run(t, (int) (failed_at + 350 - it_now_ms()));
+    l = s_get_now(t, "d.example.com", &stale);
+    assert_true(stale);
+    gw_lease_unref(&l);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_string_equal(decide.decide.host, "d.example.com");
+    l = s_get_now(t, "d.example.com", &stale); // joins that ask: at once
+    gw_lease_unref(&l);
+    assert_true(s_router_idle(t, 50));
+    s_router_answer(t, id, idlen, decide.id, 2, "ok");
+    // once answered, TTL 0 again: every request waits for its own ask
+    uint64_t deadline = it_now_ms() + 5000;
+    for (;;) {
+        s_run(t, 5);
+        l = gw_leases_get(t->leases, "d.example.com", "1", false, "10.0.0.1", "r", &t->waiters[1],
+                          &pending, &stale);
+        if (pending)
+            break;
+        assert_non_null(l);
+        assert_true(stale); // not answered yet (no new ask while one runs)
+        gw_lease_unref(&l);
+        assert_true(it_now_ms() < deadline);
+    }
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 2, "ok");
+    assert_true(s_spin(t, &t->calls, 3));
+    assert_false(t->last_stale);
+    assert_int_equal(t->last->version, 2);
+
     // a Host never decided gets nothing when the router is silent: 503
     l = gw_leases_get(t->leases, "never.example.com", "1", false, "10.0.0.1", "r", &t->waiters[2],
                       &pending, &stale);
     assert_null(l);
     assert_true(pending);
     assert_true(s_router_recv(t, &decide, id, &idlen));
-    assert_true(s_spin(t, &t->calls, 3));
+    assert_true(s_spin(t, &t->calls, 4));
     assert_null(t->last);
+    // ...and its next request waits for an ask again (no retry pause without
+    // a lease to serve meanwhile)
+    l = gw_leases_get(t->leases, "never.example.com", "1", false, "10.0.0.1", "r", &t->waiters[2],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    gw_leases_cancel(t->leases, &t->waiters[2]);
+    proto_msg_clear(&decide);
+}
+
+//  Stale-while-revalidate: past its TTL (100 ms here) a lease is handed out
+//  at once, from the call itself, while exactly one ask refreshes it; the
+//  answer replaces it.
+static void
+test_swr_expired_served_at_once(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "s.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    gw_lease_t *first = t->last;
+    assert_true(s_router_idle(t, 150)); // past the TTL, nobody asked
+
+    // many requests: every one served at once with the old lease, one ask
+    bool stale;
+    for (int i = 0; i < 6; i++) {
+        gw_lease_t *l = s_get_now(t, "s.example.com", &stale);
+        assert_ptr_equal(l, first);
+        assert_false(stale); // no ask has failed: a refresh, not a fault
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_int_equal(decide.type, PROTO_DECIDE);
+    assert_string_equal(decide.decide.host, "s.example.com");
+    assert_string_equal(decide.rid, "rid-now"); // the request that found it expired
+    for (int i = 0; i < 6; i++) {               // while it runs too
+        s_run(t, 2);
+        gw_lease_t *l = s_get_now(t, "s.example.com", &stale);
+        assert_ptr_equal(l, first);
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_idle(t, 100)); // one ask for twelve requests
+    assert_int_equal(t->calls, 1);      // nobody waited
+
+    // the answer replaces the lease (fresh again: no ask within the TTL)
+    s_router_answer(t, id, idlen, decide.id, 2, "ok");
+    uint64_t deadline = it_now_ms() + 5000;
+    gw_lease_t *l = NULL;
+    for (;;) {
+        s_run(t, 5);
+        l = s_get_now(t, "s.example.com", &stale);
+        if (l->version == 2)
+            break;
+        gw_lease_unref(&l);
+        assert_true(it_now_ms() < deadline);
+    }
+    assert_ptr_not_equal(l, first);
+    assert_false(stale);
+    gw_lease_unref(&l);
+    assert_int_equal(gw_leases_stale(t->leases), 0);
+    assert_int_equal(t->calls, 1);
+    proto_msg_clear(&decide);
+}
+
+//  A refresh the router does not answer: the lease keeps serving at once,
+//  marked stale once the ask has failed, and the key is asked again only
+//  after the retry pause (the decision timeout, 300 ms), never per request.
+static void
+test_swr_failed_refresh(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "f.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+    gw_lease_t *first = t->last;
+    assert_true(s_router_idle(t, 150)); // past the TTL
+
+    bool stale;
+    ev_now_update(t->loop); // the bus's deadline counts from the loop's time
+    uint64_t t0 = it_now_ms();
+    gw_lease_t *l = s_get_now(t, "f.example.com", &stale);
+    assert_false(stale);
+    gw_lease_unref(&l);
+    assert_true(s_router_recv(t, &decide, id, &idlen)); // the refresh: never answered
+    assert_true(s_spin_stale(t, 1));                    // it fails at its deadline
+    uint64_t failed_at = it_now_ms();
+    assert_true(failed_at - t0 >= 250);
+    for (int i = 0; i < 10; i++) {
+        l = s_get_now(t, "f.example.com", &stale);
+        assert_ptr_equal(l, first);
+        assert_true(stale);
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_idle(t, 100)); // ten requests, no ask
+    assert_int_equal(gw_leases_stale(t->leases), 1);
+
+    // past the pause: one ask again, still served at once
+    s_run(t, (int) (failed_at + 350 - it_now_ms()));
+    for (int i = 0; i < 4; i++) {
+        l = s_get_now(t, "f.example.com", &stale);
+        assert_true(stale);
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_true(s_router_idle(t, 50));
+    // the router is back: the answer replaces the lease, not stale any more
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    uint64_t deadline = it_now_ms() + 5000;
+    for (;;) {
+        s_run(t, 5);
+        l = s_get_now(t, "f.example.com", &stale);
+        if (l != first)
+            break;
+        gw_lease_unref(&l);
+        assert_true(it_now_ms() < deadline);
+    }
+    assert_false(stale);
+    gw_lease_unref(&l);
+    assert_int_equal(t->calls, 1); // nobody ever waited
+    proto_msg_clear(&decide);
+}
+
+//  config.changed is an invalidation, not an expiry: the next request waits
+//  for the new decision (never the old lease while an answer comes in
+//  time); the old lease serves, stale, only once that ask has failed, and
+//  then at once until the next configuration.
+static void
+test_config_change_waits(void **state)
+{
+    t_state_t *t = *state;
+    s_get_pending(t, "v.example.com", "1", &t->waiters[0]);
+    proto_msg_t decide;
+    proto_msg_init(&decide, PROTO_NONE);
+    uint8_t id[256];
+    size_t idlen;
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 1, "ok");
+    assert_true(s_spin(t, &t->calls, 1));
+
+    // a new version, answered in time: every request gets the new lease
+    gw_leases_on_config(t->leases, 2);
+    bool pending, stale;
+    for (int i = 1; i < 3; i++) {
+        gw_lease_t *l = gw_leases_get(t->leases, "v.example.com", "1", false, "10.0.0.1", "r",
+                                      &t->waiters[i], &pending, &stale);
+        assert_null(l);
+        assert_true(pending);
+    }
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 2, "ok");
+    assert_true(s_spin(t, &t->calls, 3));
+    assert_false(t->last_stale);
+    assert_int_equal(t->last->version, 2);
+    gw_lease_t *v2 = t->last;
+
+    // another version, and the router silent: the request waits the
+    // deadline, then gets the old lease, stale; the next ones get it at once
+    gw_leases_on_config(t->leases, 3);
+    gw_lease_t *l = gw_leases_get(t->leases, "v.example.com", "1", false, "10.0.0.1", "r",
+                                  &t->waiters[3], &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    assert_true(s_spin(t, &t->calls, 4));
+    assert_ptr_equal(t->last, v2);
+    assert_true(t->last_stale);
+    for (int i = 0; i < 5; i++) {
+        l = s_get_now(t, "v.example.com", &stale);
+        assert_ptr_equal(l, v2);
+        assert_true(stale);
+        gw_lease_unref(&l);
+    }
+    assert_true(s_router_idle(t, 100));
+
+    // a newer configuration forgets that failure: waited for again
+    gw_leases_on_config(t->leases, 4);
+    l = gw_leases_get(t->leases, "v.example.com", "1", false, "10.0.0.1", "r", &t->waiters[4],
+                      &pending, &stale);
+    assert_null(l);
+    assert_true(pending);
+    assert_true(s_router_recv(t, &decide, id, &idlen));
+    s_router_answer(t, id, idlen, decide.id, 4, "ok");
+    assert_true(s_spin(t, &t->calls, 5));
+    assert_false(t->last_stale);
+    assert_int_equal(t->last->version, 4);
     proto_msg_clear(&decide);
 }
 
@@ -511,6 +826,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cancelled_waiter, s_setup_ttl, s_teardown),
         cmocka_unit_test_setup_teardown(test_ttl0_and_stale, s_setup_ttl0, s_teardown),
         cmocka_unit_test_setup_teardown(test_eviction_bound, s_setup_ttl, s_teardown),
+        cmocka_unit_test_setup_teardown(test_swr_expired_served_at_once, s_setup_ttl_short,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_swr_failed_refresh, s_setup_ttl_short, s_teardown),
+        cmocka_unit_test_setup_teardown(test_config_change_waits, s_setup_ttl, s_teardown),
     };
     return cmocka_run_group_tests_name("gw_lease", tests, NULL, NULL);
 }
