@@ -350,3 +350,22 @@ def test_dashboard_files_without_the_token(make_stack):
         assert requests.get(s.admin_url + bad, timeout=5).status_code == 404, bad
     # the data stays behind the token
     assert requests.get(s.admin_url + "/api/v1/routes", timeout=5).status_code == 401
+
+
+def test_heartbeat_comment_every_15_s(stack):
+    """A quiet stream still carries a comment line every 15 s (proxies and
+    browsers keep it open; the page counts 45 s of silence as a drop)."""
+    ev = SSE(stack.admin_port)
+    try:
+        t0 = time.monotonic()
+        while "heartbeat" not in ev.comments:
+            assert time.monotonic() - t0 < 17.5, "no heartbeat comment within 17.5 s: %s" % ev.comments
+            try:
+                ev.next(max(0.1, 17.5 - (time.monotonic() - t0)))  # stats/actors events come meanwhile
+            except TimeoutError:
+                break
+        took = time.monotonic() - t0
+        assert "heartbeat" in ev.comments, ev.comments
+        assert 10.0 < took < 17.5, took  # 15 s after the stream opened, not at once
+    finally:
+        ev.close()
