@@ -27,6 +27,8 @@
 #include <string.h>
 
 #include <ev.h>
+#include <sys/socket.h>
+
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -217,6 +219,9 @@ s_on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
     s_cmd_unlink(cmd);
 }
 
+static void s_abort_links(chat_redis_t *self);
+static void s_fail(chat_redis_t *self, const char *what, const char *detail);
+
 static void
 s_on_cmd_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -228,9 +233,21 @@ s_on_cmd_timer(struct ev_loop *loop, ev_timer *w, int revents)
         s_cmd_unlink(cmd);
         return;
     }
-    // hiredis keeps the callback: the late reply (or the context's end) frees cmd
-    cmd->owner->stats.timeouts++;
+    // hiredis keeps the callback: the context's end frees cmd
+    chat_redis_t *self = cmd->owner;
+    self->stats.timeouts++;
     s_cmd_answer(cmd, NULL, CHAT_REDIS_ERR_TIMEOUT);
+    // no reply in time on a connection that looks up: treat it as gone. A cut
+    // network keeps a TCP connection "up" for many minutes (nothing is said
+    // when a path dies), and what is queued on it would run whenever the path
+    // came back, after its caller was told it failed (a chat message answered
+    // "unavailable", then delivered). So: abort (RST, nothing unsent leaves
+    // later), tell everyone waiting, and reconnect with the backoff, as
+    // redis-py does on a socket timeout.
+    if (self->state == S_UP && !self->destroying) {
+        s_abort_links(self);
+        s_fail(self, "command timeout", "no reply within the command timeout");
+    }
 }
 
 int
@@ -372,6 +389,18 @@ s_close_links(chat_redis_t *self)
     }
     self->sub_pending = 0;
     ev_timer_stop(self->loop, &self->attempt_timer);
+}
+
+//  Make the links' closes resets: what the kernel still holds to send is
+//  dropped rather than delivered when the path comes back.
+static void
+s_abort_links(chat_redis_t *self)
+{
+    s_link_t *links[2] = {&self->cmd, &self->sub};
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    for (size_t i = 0; i < 2; i++)
+        if (links[i]->ac && links[i]->ac->c.fd >= 0)
+            (void) setsockopt(links[i]->ac->c.fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
 }
 
 //  An attempt failed or a connection was lost: close, wait, try again.
