@@ -19,11 +19,13 @@ build_pkgs=(gcc make pkg-config libev-dev libzmq3-dev libmsgpack-dev libc-ares-d
 # chromium, nodejs (+ npm): the chat page's real-browser test (tests/browser, tests/e2e/test_chat_page.py)
 # docker-compose, python3-yaml: tests/e2e/test_deploy.py checks compose.yaml (`docker-compose config`,
 # no Docker engine needed) and deploy/k8s
+# iproute2, dnsmasq-base: tests/e2e/test_multihost.py's hosts in network namespaces (veths, a bridge)
+# and their DNS (dnsmasq's binary only: no system service is started)
 test_pkgs=(libcmocka-dev clang-format redis-server curl python3 python3-pytest python3-requests
     procps postgresql python3-psycopg2 python3-websocket python3-websockets python3-cryptography chromium nodejs
-    docker-compose python3-yaml)
+    docker-compose python3-yaml iproute2 dnsmasq-base)
 run_pkgs=(redis-server curl)
-bench_pkgs=(wrk nginx-light haproxy curl redis-server openssl) # redis-server: chat and rate-limit rows; openssl: TLS rows
+bench_pkgs=(wrk nginx-light haproxy curl redis-server openssl valgrind) # redis-server: chat and rate-limit rows; openssl: TLS rows; valgrind: the policy rows in instructions
 fuzz_pkgs=(clang libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes of clang 14
 
 # tests/browser's npm modules (playwright-core, pinned by its package-lock.json): `npm ci`
