@@ -51,6 +51,7 @@
 #   BENCH_TLS_ROUNDS     rounds of the HTTPS/policy rows (default BENCH_ROUNDS; 1-20, < 3 only for a look)
 #   BENCH_TLS_CLIENTS    openssl s_time processes run in parallel per handshake run (default 2)
 #   BENCH_TLS_HS_SECONDS seconds per handshake run (default BENCH_DURATION, at most 5)
+#   BENCH_TLS_IR_REQUESTS  route-policy rows: requests per route counted under callgrind (default 2000)
 #   BENCH_TLS_POLICY_DELAY_MS  route-policy rows: each wrk connection waits this long between
 #                        its requests (default 5: ~7,000 req/s at 50 connections; 0: flat out)
 # The chat rows (issue 10): bench/chat_load.c (bin/chat-load) against a stack of
@@ -84,6 +85,7 @@ TLS_ROUNDS=${BENCH_TLS_ROUNDS:-$ROUNDS}
 TLS_CLIENTS=${BENCH_TLS_CLIENTS:-2}
 TLS_HS_SECONDS=${BENCH_TLS_HS_SECONDS:-$((DURATION < 5 ? DURATION : 5))}
 TLS_POLICY_DELAY=${BENCH_TLS_POLICY_DELAY_MS:-5}
+TLS_IR_REQUESTS=${BENCH_TLS_IR_REQUESTS:-2000}
 PROFILE=${BENCH_PROFILE:-always}
 KEEP=${BENCH_KEEP:-0}
 PROFILER=${BENCH_PROFILER:-auto}
@@ -815,7 +817,7 @@ tls_bench() {
     TLS_BUS=$TMP/tlsbus
     mkdir -p "$tb/nginx-tmp" "$tb/wrk" "$tb/hs" "$TLS_BUS"
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    TLS_HTTPS=$tb/https.tsv TLS_HS=$tb/handshakes.tsv TLS_POL=$tb/policy.tsv
+    TLS_HTTPS=$tb/https.tsv TLS_HS=$tb/handshakes.tsv TLS_POL=$tb/policy.tsv TLS_POLIR=$tb/policy-ir.tsv
     : >"$TLS_HTTPS"
     : >"$TLS_HS"
     : >"$TLS_POL"
@@ -882,6 +884,7 @@ tls_bench() {
     wait_http tls-haproxy "${TLS_URL[haproxy]}"
 
     # redis-server and the Switchyard stack
+    TLS_REDIS_PORT=$pr
     start tls-redis "$tb/redis.log" redis-server --port "$pr" --bind 127.0.0.1 --save "" \
         --appendonly no --dir "$tb" --maxclients 1000
     for ((i = 0; i < 100; i++)); do
@@ -1008,7 +1011,56 @@ tls_bench() {
             tls_policy "$r" plain "$DURATION"
         done
     done
+    tls_policy_ir
     tls_table
+}
+
+# tls_policy_ir: the policy's cost in instructions, which do not wander with the machine's
+# load as CPU time does (the wrk rows' run-to-run spread is about ±3 µs on a 25 µs
+# request). A second gateway on the same bus runs under callgrind; each route gets
+# TLS_IR_REQUESTS keep-alive requests from one curl (URL globbing), the counters zeroed
+# before and dumped after (callgrind_control), so each route's instructions per request
+# are the gateway's own for that route; every route is sent the same Authorization
+# header (the bearer one; basic: its own), so only the policy differs.
+tls_policy_ir() {
+    local tb=$TLS_TMP pcg pcga rt n f ir i
+    command -v callgrind_control >/dev/null || die "tls: callgrind_control not found (scripts/deps.sh bench installs valgrind)"
+    free_port pcg
+    free_port pcga
+    start tls-gwcg "$tb/gwcg.log" env BUS_DIR="$TLS_BUS" LOG_FORMAT=json REGION=1 LOG_LEVEL=info \
+        INSTANCE_ID=tls-gwcg GATEWAY_HTTP_ADDR="127.0.0.1:$pcg" GATEWAY_ADMIN_ADDR="127.0.0.1:$pcga" \
+        GATEWAY_LEASE_TTL=60s GATEWAY_ACCESS_LOG=true REDIS_URL="redis://127.0.0.1:$TLS_REDIS_PORT" \
+        valgrind --tool=callgrind --callgrind-out-file="$tb/cg.out.%p" "$BIN/gateway"
+    for ((i = 0; i < 600; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pcga/ready") == 200 ]] && break
+        alive tls-gwcg || die "tls: the callgrind gateway exited: $(tail -n 5 "$tb/gwcg.log")"
+        sleep 0.1
+    done
+    ((i < 600)) || die "tls: the callgrind gateway is not ready within 60 s"
+    : >"$TLS_POLIR"
+    for rt in "${POLICY_ROUTES[@]}"; do
+        local auth=${POL_AUTH[bearer]}
+        [[ $rt == basic ]] && auth=${POL_AUTH[basic]}
+        local -a hdr=(-H "Host: ${POL_HOST[$rt]}" -H "Authorization: $auth")
+        # warm: lease, credentials' cache, buffers
+        curl -s -o /dev/null "${hdr[@]}" "http://127.0.0.1:$pcg/?w=[1-200]" || die "tls: curl (warm-up) failed on $rt"
+        callgrind_control -z "${PID[tls-gwcg]}" >/dev/null || die "tls: callgrind_control -z failed"
+        curl -s -o /dev/null -w '%{http_code}\n' "${hdr[@]}" "http://127.0.0.1:$pcg/?n=[1-$TLS_IR_REQUESTS]" \
+            >"$tb/cg-codes.txt" || die "tls: curl failed on $rt"
+        n=$(grep -c '^200$' "$tb/cg-codes.txt")
+        ((n == TLS_IR_REQUESTS)) || die "tls: $rt: $n of $TLS_IR_REQUESTS requests answered 200 under callgrind"
+        callgrind_control -d "${PID[tls-gwcg]}" >/dev/null || die "tls: callgrind_control -d failed"
+        f=$(ls -t "$tb"/cg.out.* | head -n 1)
+        ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+        [[ -n $ir ]] || die "tls: no instruction count in $f"
+        printf '%s\t%s\n' "$rt" "$(awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%.0f", ir / n }')" >>"$TLS_POLIR"
+        say "tls: callgrind: $rt $(tail -n 1 "$TLS_POLIR" | cut -f 2) gateway instructions per request"
+    done
+    kill "${PID[tls-gwcg]}" 2>/dev/null
+    wait "${PID[tls-gwcg]}" 2>/dev/null || true
+    local -a keep=()
+    for n in "${STARTED[@]}"; do [[ $n == tls-gwcg ]] || keep+=("$n"); done
+    STARTED=("${keep[@]}")
 }
 
 # the HTTPS/policy report (TLS_TEXT) from TLS_HTTPS, TLS_HS and TLS_POL
@@ -1070,6 +1122,32 @@ tls_table() {
         fi
         pol_tab+=$'\n'"| ${POL_HOST[$rt]} | ${POL_WHAT[$rt]} | $(fmt "$(tls_med "$TLS_POL" 3 "$cond")" %.0f) | $(fmt "$(tls_med "$TLS_POL" 4 "$cond")" %.2f) | $(fmt "$(tls_med "$TLS_POL" 7 "$cond")" %.2f) | $dg | $dgr | $rng | $([[ $rt == plain ]] && echo - || tls_pass "$dgr" '<' 2) | $(fmt "$(tls_med "$TLS_POL" 8 "$cond")" %.3f) | $(fmt "$(tls_med "$TLS_POL" 9 "$cond")" %.2f) | $(awk -F'\t' "$cond {s += \$6} END {print s + 0}" "$TLS_POL") |"
     done
+
+    # instructions (callgrind): extra per request over plain, and in µs at the rate the plain
+    # route's instructions ran natively in the wrk rows (gateway µs/req ÷ instructions/req)
+    local ir_tab="| route | gateway instructions per request (callgrind) | extra vs plain | ≈ extra µs (× plain's native µs per instruction) | target < 2 µs |
+| --- | ---: | ---: | ---: | --- |" ir_plain us_plain
+    ir_plain=$(awk -F'\t' '$1 == "plain" { print $2 }' "$TLS_POLIR")
+    us_plain=$(tls_med "$TLS_POL" 7 '$2 == "plain"')
+    for rt in "${POLICY_ROUTES[@]}"; do
+        local ir ex us
+        ir=$(awk -F'\t' -v rt="$rt" '$1 == rt { print $2 }' "$TLS_POLIR")
+        if [[ $rt == plain || -z $ir || -z $ir_plain ]]; then
+            ex="-" us="-"
+        else
+            ex=$(awk -v a="$ir" -v b="$ir_plain" 'BEGIN { printf "%+d", a - b }')
+            us=$(awk -v a="$ir" -v b="$ir_plain" -v u="$us_plain" 'BEGIN { if (b > 0 && u > 0) printf "%+.2f", (a - b) * u / b; else print "nan" }')
+        fi
+        ir_tab+=$'\n'"| ${POL_HOST[$rt]} | ${ir:--} | $ex | $us | $([[ $rt == plain ]] && echo - || tls_pass "${us#+}" '<' 2) |"
+    done
+    TLS_IR_TEXT="Instructions per request (the same routes, a second gateway on the same bus under \`valgrind
+--tool=callgrind\`, $TLS_IR_REQUESTS keep-alive requests per route from one \`curl\`, the counters zeroed
+before and dumped after with \`callgrind_control\`; every route sent the same \`Authorization\` header so
+that only the policy differs). Instruction counts do not move with the machine's load as CPU time
+does; \"≈ extra µs\" prices them at the plain route's native cost per instruction in the rows above
+(its gateway µs/req ÷ its instructions/req).
+
+$ir_tab"
 
     local pol_script="" pol_rate="wrk flat out: the rates differ, and with them how many requests share one wakeup."
     if ((TLS_POLICY_DELAY > 0)); then
@@ -1144,7 +1222,9 @@ shared 2-CPU machine is of the order of the target: read each run's extra (the r
 token's SHA-256 (hex); the basic route's hash is SHA-512 crypt (\`openssl passwd -6\`), and the gateway
 caches verified Basic headers, so its steady state is a SHA-256 and a lookup too.
 
-$pol_tab"
+$pol_tab
+
+$TLS_IR_TEXT"
 }
 
 if [[ $ONLY == tls ]]; then
