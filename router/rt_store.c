@@ -303,17 +303,23 @@ s_write_all(int fd, const char *text, size_t len)
         ssize_t n = write(fd, text, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; // no progress and no errno: never a stale one
             return -1;
+        }
         text += n;
         len -= (size_t) n;
     }
     return 0;
 }
 
+//  On failure, errno is the cause (kept across the cleanup): s_file_commit
+//  tells a full disk from another failure by it.
 int
 rt_store_save(const char *path, const rt_store_data_t *data, char *err, size_t errlen)
 {
+    int e;
     char dir[PATH_MAX], tmp[PATH_MAX];
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
@@ -323,40 +329,53 @@ rt_store_save(const char *path, const rt_store_data_t *data, char *err, size_t e
     else
         snprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path);
     int n = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, slash ? slash + 1 : path);
-    if (n < 0 || (size_t) n >= sizeof tmp)
+    if (n < 0 || (size_t) n >= sizeof tmp) {
+        errno = ENAMETOOLONG;
         return s_fail(err, errlen, "state file path too long: '%s'", path);
+    }
     if (s_mkdirs(dir) != 0)
         return s_fail(err, errlen, "cannot create directory '%s': %s", dir, strerror(errno));
 
     json_t *doc = rt_store_document(data);
     char *text = json_dumps(doc, JSON_INDENT(2));
     json_decref(doc);
-    if (text == NULL)
+    if (text == NULL) {
+        errno = ENOMEM;
         return s_fail(err, errlen, "cannot encode the configuration as JSON");
+    }
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        s_fail(err, errlen, "cannot create a temp file in '%s': %s", dir, strerror(errno));
+        e = errno;
+        s_fail(err, errlen, "cannot create a temp file in '%s': %s", dir, strerror(e));
         free(text);
+        errno = e;
         return -1;
     }
     int rc = s_write_all(fd, text, strlen(text));
     if (rc == 0)
         rc = s_write_all(fd, PROTO_LIT("\n"));
+    e = errno;
     free(text);
     if (rc != 0 || fsync(fd) != 0) {
-        s_fail(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        e = rc != 0 ? e : errno;
+        s_fail(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
         close(fd);
         unlink(tmp);
+        errno = e;
         return -1;
     }
     if (close(fd) != 0) {
-        s_fail(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        e = errno;
+        s_fail(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
         unlink(tmp);
+        errno = e;
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        s_fail(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        e = errno;
+        s_fail(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
         unlink(tmp);
+        errno = e;
         return -1;
     }
     // the rename is done: the new file is the configuration now, so a
@@ -449,7 +468,13 @@ s_file_commit(void *store,
     (void) entry; // the whole document holds it
     char err[512] = "";
     int rc = rt_store_save(store, next, err, sizeof err);
-    done(done_arg, rc == 0 ? RT_STORE_OK : RT_STORE_FAILED, err);
+    // a full disk (or quota) is the store being unavailable for now, not a
+    // fault of the change: 503 (nothing changed, the old file intact), not 500
+    if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+        rc = RT_STORE_UNAVAILABLE;
+    else if (rc != 0)
+        rc = RT_STORE_FAILED;
+    done(done_arg, rc, err);
 }
 
 rt_store_ops_t

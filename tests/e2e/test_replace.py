@@ -132,14 +132,14 @@ class NetNs:
 def migrate_ns():
     """A network namespace with net.ipv4.tcp_migrate_req=1 for this test."""
     if not os.path.exists(MIGRATE):
-        pytest.skip("kernel without net.ipv4.tcp_migrate_req (Linux < 5.14)")
+        pytest.fail("kernel without net.ipv4.tcp_migrate_req (Linux < 5.14): the replacement cannot be shown")
     ns = NetNs()
     try:
         ns.__enter__()
     except OSError as e:
         if e.errno != errno.EPERM:
             raise
-        pytest.skip("needs root for a network namespace (unshare: %s)" % e)
+        pytest.fail("needs root for a network namespace (unshare: %s); make test runs as root, as CI does" % e)
     try:
         with open(MIGRATE, "w") as f:  # this namespace's, not the host's
             f.write("1")
