@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -789,7 +790,15 @@ s_on_batch_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop;
     (void) revents;
-    s_fail(w->data, "timeout", "no answer to a batch");
+    gw_rl_t *self = w->data;
+    // the batch's counts go back to be sent again: the connection is reset
+    // (SO_LINGER 0) so that the old batch, still queued in the kernel on a
+    // path that died silently, cannot reach Redis later and count twice
+    if (self->ac && self->ac->c.fd >= 0) {
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        (void) setsockopt(self->ac->c.fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    }
+    s_fail(self, "timeout", "no answer to a batch");
 }
 
 //  --------------------------------------------------------------------------
