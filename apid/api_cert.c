@@ -328,23 +328,6 @@ s_check_match(s_cert_t *c, api_error_t *err)
 // --------------------------------------------------------------------------
 // The OCSP response
 
-//  The value of a base64 digit (standard alphabet), or -1.
-static int
-s_b64_digit(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
-
 //  How many bytes the base64 text s (len bytes) holds: whitespace anywhere
 //  is skipped (base64(1) wraps its lines), "=" only as the one or two last
 //  digits of the last quantum. Returns -1 if s is not that.
@@ -357,7 +340,7 @@ s_b64_size(const char *s, size_t len)
             continue;
         if (s[i] == '=')
             pads++;
-        else if (pads > 0 || s_b64_digit(s[i]) < 0)
+        else if (pads > 0 || proto_b64_digit(s[i]) < 0)
             return -1;
         else
             digits++;
@@ -375,7 +358,7 @@ s_b64_decode(const char *s, size_t len, unsigned char *out)
     int bits = 0;
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
-        int d = s_b64_digit(s[i]);
+        int d = proto_b64_digit(s[i]);
         if (d < 0)
             continue; // whitespace, or the padding
         acc = (acc << 6 | (unsigned long) d) & 0xffffff;

@@ -147,3 +147,17 @@ proto_iso8601_ms(uint64_t ms, char *out, size_t cap)
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, cap, "%.20s.%03uZ", date, (unsigned) (ms % 1000));
 }
+
+int
+proto_b64_digit(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    return c == '/' ? 63 : -1;
+}

@@ -30,6 +30,9 @@ void proto_iso8601_ms(uint64_t ms, char *out, size_t cap);
 //  The value of a hexadecimal digit (either case), or -1.
 int proto_hex_digit(char c);
 
+//  The value of a base64 digit (RFC 4648 standard alphabet), or -1.
+int proto_b64_digit(char c);
+
 //  True if s starts with prefix.
 bool proto_starts_with(const char *s, const char *prefix);
 

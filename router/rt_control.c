@@ -361,21 +361,6 @@ rt_control_cert_public(const json_t *cert)
     return out;
 }
 
-//  The value of a base64 digit (standard alphabet), or -1.
-static int
-s_b64_digit(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    return ch == '/' ? 63 : -1;
-}
-
 int
 rt_control_ocsp_decode(const char *text, size_t max, uint8_t **der, size_t *len)
 {
@@ -393,7 +378,7 @@ rt_control_ocsp_decode(const char *text, size_t max, uint8_t **der, size_t *len)
     uint32_t acc = 0;
     size_t bits = 0, k = 0;
     for (size_t i = 0; i < n - pads; i++) {
-        int d = s_b64_digit(text[i]);
+        int d = proto_b64_digit(text[i]);
         if (d < 0) {
             free(out);
             return -1;
