@@ -113,25 +113,6 @@ s_pong(void *dealer, proto_msg_t *pong, int timeout_ms)
     return false;
 }
 
-//  Ping until a pong's counter is at least want (bounded); its last value.
-static uint64_t
-s_counter_at_least(void *dealer, const char *name, uint64_t want, int timeout_ms)
-{
-    uint64_t deadline = it_now_ms() + (uint64_t) timeout_ms, value = UINT64_MAX;
-    proto_msg_t pong;
-    proto_msg_init(&pong, PROTO_NONE);
-    while (it_now_ms() < deadline) {
-        if (it_ping(dealer, &pong, 1000) == 0) {
-            value = it_counter(&pong, name);
-            if (value != UINT64_MAX && value >= want)
-                break;
-        }
-        it_pause(20);
-    }
-    proto_msg_clear(&pong);
-    return value;
-}
-
 //  Wait until <name>.out holds needle (bounded).
 static bool
 s_wait_line(it_env_t *env, const char *name, const char *needle, int timeout_ms)
@@ -348,7 +329,7 @@ test_fleet_talks_and_refuses(void **state)
         fail();
     }
     free(out);
-    assert_true(s_counter_at_least(op, "bus.handshake_failed", 2, 10000) >= 2);
+    assert_true(it_wait_counter(op, "bus.handshake_failed", 2, 10000) >= 2);
     assert_true(s_wait_line(env, "router", "bus peer failed its handshake", 5000));
     assert_true(s_wait_line(env, "router", "\"level\":\"warn\"", 5000));
 
@@ -368,7 +349,7 @@ test_fleet_talks_and_refuses(void **state)
         fail();
     }
     free(out);
-    uint64_t refused = s_counter_at_least(op, "bus.refused", 4, 10000);
+    uint64_t refused = it_wait_counter(op, "bus.refused", 4, 10000);
     assert_true(refused >= 4 && refused != UINT64_MAX);
     char client[96];
     snprintf(client, sizeof client, "\"client\":\"%.8s\"", fx->stranger.public);
@@ -387,7 +368,7 @@ test_fleet_talks_and_refuses(void **state)
     const char *cli_mon[] = {rpeer, cs, cc, NULL};
     pid_t mon = it_spawn(env, "switchyard", "monitor", cli_mon, mon_args);
     assert_true(mon > 0);
-    assert_int_equal(s_counter_at_least(op, "monitors", 1, 10000), 1);
+    assert_int_equal(it_wait_counter(op, "monitors", 1, 10000), 1);
     (void) s_dealer(fx, rendpoint, NULL);
     assert_int_equal(it_wait_exit(env, mon, 15000), 0);
     out = it_read_file(env, "monitor", "out");

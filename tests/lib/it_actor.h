@@ -23,4 +23,8 @@ void it_actor_test_lifecycle(void **state);
         cmocka_unit_test_prestate(it_actor_test_bad_settings, (void *) (kind)),                    \
         cmocka_unit_test_prestate(it_actor_test_lifecycle, (void *) (kind))
 
+//  Ping until the pong's counter name reaches at least want, at most
+//  timeout_ms; its last value (a counter not reported counts as 0).
+uint64_t it_wait_counter(void *dealer, const char *name, uint64_t want, int timeout_ms);
+
 #endif
